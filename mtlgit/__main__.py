@@ -1,0 +1,5 @@
+import sys
+
+from mtlgit.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import click
+
+from mtlgit.cli.main import echo_json, open_pool
+from mtlgit.cli.options import json_option
+
+
+@click.command()
+@click.argument("ref")
+@json_option
+def edit(ref: str, as_json: bool) -> None:
+    """Edit a memory in $EDITOR; the result is validated before it replaces the file.
+
+    Nothing is lost: if the edited text does not validate, it stays in a draft file whose path is printed.
+
+    \b
+    Example:
+        EDITOR=nano mtlgit edit 01JDQ2V6
+    """
+    from mtlgit import frontmatter
+    from mtlgit.cli.drafts import draft_path, interactive, run_editor
+    from mtlgit.errors import InvalidMemoryError, MtlgitError
+
+    pool = open_pool()
+    memory = pool.get(ref)
+    original = (pool.root / memory.path).read_text(encoding="utf-8")
+    draft = draft_path(pool.repo.state_dir, f"EDIT_{memory.id}.md")
+    draft.write_text(original, encoding="utf-8")
+    while True:
+        text = run_editor(draft)
+        if text == original:
+            draft.unlink(missing_ok=True)
+            click.echo(f"No change to {memory.path}")
+            return
+        try:
+            doc = frontmatter.parse(text)
+            if str(doc.meta.get("id", "")).strip() != memory.id:
+                raise MtlgitError(f"the id changed: it must stay {memory.id}")
+            updated = pool.replace_text(memory, text)
+            break
+        except (InvalidMemoryError, MtlgitError, frontmatter.FrontMatterError) as exc:
+            problems = getattr(exc, "problems", [])
+            lines = [f"  {p.message}" for p in problems if p.is_error] or [f"  {exc}"]
+            click.echo("The edited memory has errors:\n" + "\n".join(lines), err=True)
+            if interactive() and click.confirm("Edit again?", default=True, err=True):
+                continue
+            raise MtlgitError(f"{memory.path} was not changed; your edit is kept in {draft}") from None
+    draft.unlink(missing_ok=True)
+    if as_json:
+        echo_json(updated.to_json())
+    else:
+        click.echo(f"Updated {updated.id} {updated.path}")

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import click
+
+from mtlgit.cli.main import open_pool
+
+
+@click.command()
+@click.option("--memories", "folder", default="memories", show_default=True, help="Folder for the memory files.")
+def init(folder: str) -> None:
+    """Set up mtlgit in the current git repository.
+
+    Writes .mtlgit.yaml and creates the memories folder. An existing .mtlgit.yaml is never overwritten.
+
+    \b
+    Example:
+        git init myproject && cd myproject
+        mtlgit init
+    """
+    from mtlgit.config import CONFIG_NAME, DEFAULT_CONFIG_TEXT
+    from mtlgit.errors import MtlgitError
+    from mtlgit.repo import find_repo
+
+    repo = find_repo()
+    config_path = repo.root / CONFIG_NAME
+    if config_path.exists():
+        raise MtlgitError(f"{CONFIG_NAME} already exists in {repo.root}: nothing changed (edit it by hand)")
+    text = DEFAULT_CONFIG_TEXT.replace("memories: memories", f"memories: {folder}")
+    config_path.write_text(text, encoding="utf-8")
+    pool = open_pool()
+    pool.memories_dir.mkdir(parents=True, exist_ok=True)
+    click.echo(f"Initialised mtlgit in {repo.root}: {CONFIG_NAME}, {pool.config.memories}/")
+    click.echo("Next: mtlgit add --help")

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mtlgit.cli.main import echo_json, open_pool
+from mtlgit.cli.options import json_option
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@click.option("--fix-ids", is_flag=True, help="Give a new id to files whose id is missing or duplicated.")
+@json_option
+def lint(paths: tuple[Path, ...], strict: bool, fix_ids: bool, as_json: bool) -> None:
+    """Check memory files: front matter, fields, content, duplicate ids.
+
+    Exits 1 when there are errors (or warnings, with --strict), 0 otherwise.
+
+    \b
+    Example:
+        mtlgit lint
+        mtlgit lint memories/insight/run-tests-first-4k9b2c1d.md --json
+    """
+    from mtlgit.lint import fix_ids as do_fix_ids
+    from mtlgit.lint import lint_pool
+
+    pool = open_pool()
+    if fix_ids:
+        for path, new_id in do_fix_ids(pool):
+            click.echo(f"{path}: new id {new_id}")
+    report = lint_pool(pool, list(paths) if paths else None)
+    if as_json:
+        echo_json(
+            {
+                "files": report.files,
+                "errors": len(report.errors),
+                "warnings": len(report.warnings),
+                "problems": [p.to_json() for p in report.problems],
+            }
+        )
+    else:
+        for problem in report.problems:
+            click.echo(str(problem))
+        click.echo(
+            f"{report.files} file(s) checked: {len(report.errors)} error(s), {len(report.warnings)} warning(s)",
+            err=bool(report.problems),
+        )
+    if report.failed(strict):
+        raise click.exceptions.Exit(1)

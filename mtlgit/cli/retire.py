@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import click
+
+from mtlgit.cli.main import echo_json, open_pool
+from mtlgit.cli.options import json_option
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--superseded-by", metavar="ID", help="The memory that replaces this one.")
+@json_option
+def retire(ref: str, superseded_by: str | None, as_json: bool) -> None:
+    """Retire a memory: recall stops returning it; the file and its history stay.
+
+    \b
+    Example:
+        mtlgit retire 01JDQ2V6
+        mtlgit retire 01JDQ2V6 --superseded-by 01JF0000
+    """
+    pool = open_pool()
+    memory = pool.retire(ref, superseded_by=superseded_by)
+    if as_json:
+        echo_json(memory.to_json())
+    elif memory.superseded_by:
+        click.echo(f"Superseded {memory.id} by {memory.superseded_by} ({memory.path})")
+    else:
+        click.echo(f"Retired {memory.id} ({memory.path})")

@@ -1,0 +1,345 @@
+"""Markdown with front matter: split, parse and edit it without disturbing a byte the edit does not touch.
+
+A thin layer over PyYAML's safe loader rather than python-frontmatter: that package re-dumps the whole
+front matter on every write (losing comments, quoting and layout), whereas a memory edited by mtlgit must
+change only the lines of the fields it sets. YAML (``---``) is the memory format; TOML (``+++``) and JSON
+(a leading ``{``) front matter are read too, so files written for other tools load.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import yaml
+
+try:
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = yaml.SafeLoader
+
+FENCE_RE = re.compile(r"^-{3,}[ \t]*\r?$")
+TOML_FENCE_RE = re.compile(r"^\+{3,}[ \t]*\r?$")
+MAX_FRONT_MATTER = 64 * 1024
+MAX_DEPTH = 20
+
+
+class FrontMatterError(ValueError):
+    """The front matter cannot be read; ``line`` is the 1-based line in the file (0 if unknown)."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+@dataclass
+class Document:
+    """A parsed Markdown file: its front matter as data, its body, and where each lies in the text."""
+
+    text: str
+    kind: str  # "yaml" | "toml" | "json" | "none"
+    meta: dict[str, Any] = field(default_factory=dict)
+    fm_start: int = 0  # index in ``lines`` of the first front-matter line
+    fm_end: int = 0  # index in ``lines`` of the closing fence
+    body: str = ""
+    body_line: int = 1  # 1-based line of the first body line
+
+    @property
+    def content(self) -> str:
+        """The body without surrounding blank space: what a memory says."""
+        return self.body.strip()
+
+
+def _lines(text: str) -> list[str]:
+    # Split on "\n" only: str.splitlines() also breaks on \x0b, \x1c, \u2028..., which YAML and git do not.
+    return text.split("\n")
+
+
+def parse(text: str) -> Document:
+    """Split ``text`` into front matter and body and load the front matter.
+
+    :param text: the whole file, already decoded.
+    :return: the parsed document; ``kind`` is "none" when there is no front matter.
+    :raises FrontMatterError: when front matter is present but cannot be read, or is not a mapping.
+    """
+    bom = 1 if text.startswith("\ufeff") else 0
+    lines = _lines(text[bom:])
+    first = lines[0] if lines else ""
+    if FENCE_RE.match(first):
+        return _parse_fenced(text, lines, "yaml", FENCE_RE)
+    if TOML_FENCE_RE.match(first):
+        return _parse_fenced(text, lines, "toml", TOML_FENCE_RE)
+    if first.startswith("{"):
+        return _parse_json(text, lines)
+    return Document(text=text, kind="none", body=text[bom:], body_line=1)
+
+
+def _parse_fenced(text: str, lines: list[str], kind: str, fence: re.Pattern[str]) -> Document:
+    end = next((i for i in range(1, len(lines)) if fence.match(lines[i])), None)
+    if end is None:
+        raise FrontMatterError(
+            f"front matter opened on line 1 is never closed: add a line '{lines[0].strip()[:3]}' after the last key",
+            1,
+        )
+    fm_text = "\n".join(lines[1:end]) + "\n"
+    if len(fm_text) > MAX_FRONT_MATTER:
+        raise FrontMatterError(
+            f"front matter is {len(fm_text) // 1024} KiB; the limit is {MAX_FRONT_MATTER // 1024} KiB: "
+            "move long text into the body",
+            1,
+        )
+    meta = load_yaml(fm_text, first_line=2) if kind == "yaml" else _load_toml(fm_text)
+    return Document(
+        text=text,
+        kind=kind,
+        meta=meta,
+        fm_start=1,
+        fm_end=end,
+        body="\n".join(lines[end + 1 :]),
+        body_line=end + 2,
+    )
+
+
+def _parse_json(text: str, lines: list[str]) -> Document:
+    end = next((i for i, line in enumerate(lines) if line.rstrip() == "}"), None)
+    if end is None:
+        raise FrontMatterError("JSON front matter opened on line 1 is never closed by a line '}'", 1)
+    try:
+        meta = json.loads("\n".join(lines[: end + 1]))
+    except (json.JSONDecodeError, RecursionError) as exc:
+        line = getattr(exc, "lineno", 1)
+        raise FrontMatterError(f"JSON front matter is invalid: {getattr(exc, 'msg', exc)}", line) from None
+    return Document(
+        text=text,
+        kind="json",
+        meta=_check_mapping(meta, 1),
+        fm_start=0,
+        fm_end=end,
+        body="\n".join(lines[end + 1 :]),
+        body_line=end + 2,
+    )
+
+
+def load_yaml(fm_text: str, first_line: int) -> dict[str, Any]:
+    try:
+        data = yaml.load(fm_text, Loader=_Loader)  # noqa: S506 - the loader is the safe one
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        # libyaml puts an error at the end of the text on the line after it: that is the closing fence.
+        last = first_line + max(fm_text.rstrip("\n").count("\n"), 0)
+        line = min(first_line + mark.line, last) if mark is not None else first_line
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise FrontMatterError(f"front matter is not valid YAML: {problem}{_yaml_hint(fm_text, mark)}", line) from None
+    except yaml.YAMLError as exc:
+        raise FrontMatterError(f"front matter is not valid YAML: {exc}", first_line) from None
+    except RecursionError:
+        raise FrontMatterError("front matter nests too deeply to be read", first_line) from None
+    return _check_mapping(data, first_line)
+
+
+def _yaml_hint(fm_text: str, mark: Any) -> str:
+    if mark is None:
+        return ""
+    lines = fm_text.split("\n")
+    if 0 <= mark.line < len(lines):
+        line = lines[mark.line]
+        if re.match(r"^\s*[\w-]+:\s*[*&!%@`|>]", line) or ": " in line.split(":", 1)[-1]:
+            return ' (quote the value, e.g. key: "...")'
+    return ""
+
+
+def _load_toml(fm_text: str) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        data = tomllib.loads(fm_text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        line = 1 + int(match.group(1)) if match else 1
+        raise FrontMatterError(f"TOML front matter is invalid: {exc}", line) from None
+    return data
+
+
+def _check_mapping(data: Any, line: int) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FrontMatterError(
+            f"front matter is a {_type_name(data)}, not a mapping: write one 'key: value' per line", line
+        )
+    _check_shape(data, 0, set())
+    return {str(k) if not isinstance(k, str) else k: v for k, v in data.items()}
+
+
+def _check_shape(value: Any, depth: int, seen: set[int]) -> None:
+    """Refuse self-referencing or absurdly deep values (YAML anchors can build both)."""
+    if depth > MAX_DEPTH:
+        raise FrontMatterError(f"front matter nests deeper than {MAX_DEPTH} levels", 0)
+    if isinstance(value, (dict, list)):
+        if id(value) in seen:
+            raise FrontMatterError("front matter refers to itself through a YAML alias; write the value out", 0)
+        seen.add(id(value))
+        children = value.values() if isinstance(value, dict) else value
+        for child in children:
+            _check_shape(child, depth + 1, seen)
+        seen.discard(id(value))
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
+
+
+# --- writing -------------------------------------------------------------------------------------------
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, datetime):
+        return _datetime_text(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    dumped = yaml.safe_dump(value, allow_unicode=True, width=2**31 - 1, default_flow_style=True)
+    dumped = dumped.rstrip("\n")
+    if dumped.endswith("\n..."):
+        dumped = dumped[: -len("\n...")]
+    return dumped
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, date))
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+
+
+def _key(key: str) -> str:
+    return key if _PLAIN_KEY.match(key) and key.lower() not in _YAML_WORDS else _scalar(key)
+
+
+def dump_field(key: str, value: Any, indent: str = "") -> list[str]:
+    """Render one ``key: value`` pair as lines: lists of scalars in flow style, mappings in block style."""
+    key = _key(key)
+    if isinstance(value, dict):
+        if not value:
+            return [f"{indent}{key}: {{}}"]
+        lines = [f"{indent}{key}:"]
+        for sub_key, sub_value in value.items():
+            lines.extend(dump_field(str(sub_key), sub_value, indent + "  "))
+        return lines
+    if isinstance(value, (list, tuple)):
+        if all(_is_scalar(item) for item in value):
+            return [f"{indent}{key}: [{', '.join(_flow_item(item) for item in value)}]"]
+        dumped = yaml.safe_dump(list(value), allow_unicode=True, sort_keys=False, width=2**31 - 1)
+        return [f"{indent}{key}:"] + [f"{indent}  {line}" for line in dumped.rstrip("\n").split("\n")]
+    if isinstance(value, str) and "\n" in value:
+        body = value if value.endswith("\n") else value + "\n"
+        if not body.startswith((" ", "\t")) and all(not line.endswith((" ", "\t")) for line in body.split("\n")):
+            chomp = "" if value.endswith("\n") else "-"
+            return [f"{indent}{key}: |{chomp}"] + [
+                f"{indent}  {line}" if line else "" for line in body[:-1].split("\n")
+            ]
+    return [f"{indent}{key}: {_scalar(value)}"]
+
+
+def _flow_item(item: Any) -> str:
+    dumped = yaml.safe_dump([item], allow_unicode=True, width=2**31 - 1, default_flow_style=True).strip()
+    return dumped[1:-1]
+
+
+def render(meta: dict[str, Any], body: str) -> str:
+    """A new Markdown file with YAML front matter: keys in the order given, body after a blank line."""
+    lines = ["---"]
+    for key, value in meta.items():
+        lines.extend(dump_field(key, value))
+    lines.append("---")
+    text = "\n".join(lines) + "\n"
+    body = body.strip("\n")
+    return text + body + "\n" if body else text
+
+
+DELETE = object()
+"""Pass as a value to :func:`set_fields` to remove the key."""
+
+
+def set_fields(text: str, updates: dict[str, Any]) -> str:
+    """Return ``text`` with the top-level front-matter keys in ``updates`` set, every other byte kept.
+
+    A key already present has its line (and its continuation lines) replaced; a new key is added before
+    the closing fence. The result is parsed again and compared with the expected data, so an edit that
+    would change anything else is refused rather than written.
+
+    :raises FrontMatterError: when the file has no YAML front matter or a key cannot be edited in place.
+    """
+    doc = parse(text)
+    if doc.kind != "yaml":
+        raise FrontMatterError("only YAML front matter (between '---' lines) can be edited in place", 1)
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    lines = _lines(text[len(bom) :])
+    newline_cr = lines[0].endswith("\r")
+    fm = lines[doc.fm_start : doc.fm_end]
+    expected = dict(doc.meta)
+    for key, value in updates.items():
+        span = _key_span(fm, key)
+        new = [] if value is DELETE else dump_field(key, value)
+        if newline_cr:
+            new = [line + "\r" for line in new]
+        if span is None:
+            if key in doc.meta:
+                raise FrontMatterError(
+                    f"cannot edit '{key}' in place: its front matter is not in plain 'key: value' block style", 1
+                )
+            fm.extend(new)
+        else:
+            fm[span[0] : span[1]] = new
+        if value is DELETE:
+            expected.pop(key, None)
+        else:
+            expected[key] = value
+    new_text = bom + "\n".join(lines[: doc.fm_start] + fm + lines[doc.fm_end :])
+    check = parse(new_text)
+    if _normalise(check.meta) != _normalise(expected) or check.body != doc.body:
+        raise FrontMatterError("the edit would change more than the fields asked for; edit the file by hand", 1)
+    return new_text
+
+
+def _key_span(fm: list[str], key: str) -> tuple[int, int] | None:
+    pattern = re.compile(rf"^(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')[ \t]*:(?:[ \t]|\r?$)")
+    for start, line in enumerate(fm):
+        if pattern.match(line):
+            end = start + 1
+            while end < len(fm) and (fm[end][:1] in (" ", "\t") or fm[end].startswith("-") or not fm[end].strip()):
+                end += 1
+            while end > start + 1 and not fm[end - 1].strip():
+                end -= 1
+            return start, end
+    return None
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    if isinstance(value, date):
+        return _datetime_text(value) if isinstance(value, datetime) else value.isoformat()
+    return value
+
+
+def _datetime_text(value: datetime) -> str:
+    """UTC times as ``2026-11-25T14:03:11Z`` (what YAML reads back as a timestamp), others in ISO form."""
+    offset = value.utcoffset()
+    if offset is not None and not offset:
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.isoformat()

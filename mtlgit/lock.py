@@ -1,0 +1,43 @@
+"""An exclusive lock on a file under ``.git/mtlgit/``, held by one process at a time (``flock``)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mtlgit.errors import MtlgitError
+
+
+@contextmanager
+def file_lock(path: Path, timeout: float = 60.0, shared: bool = False) -> Iterator[None]:
+    """Hold a lock on ``path`` (created if missing) for the duration of the block.
+
+    The kernel drops a ``flock`` when its holder dies, so a crashed process never leaves a stale lock.
+
+    :raises MtlgitError: when the lock is not free within ``timeout`` seconds.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    try:
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise MtlgitError(
+                        f"{path} is locked by another mtlgit process for more than {timeout:.0f} s: "
+                        "wait for it to finish, or check for a hung process"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,461 @@
+"""The memory file, format v1: reading one file into a :class:`Memory`, validating it, writing a new one.
+
+The format is specified in docs/format.md; this module is its executable form. Reading never raises for a
+bad file: it returns the problems found, each naming the file, the line and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from mtlgit import frontmatter
+from mtlgit.errors import Problem
+from mtlgit.ids import is_ulid
+from mtlgit.schema import (
+    DEFAULT_SCOPE,
+    FORMATS,
+    KNOWN_KEYS,
+    OUTCOMES,
+    SCOPES,
+    SOURCE_TEXT_KEYS,
+    STATUSES,
+)
+
+MAX_FILE_BYTES = 1024 * 1024
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CONFLICT_RE = re.compile(r"^(?:<{7}|>{7})(?: |\r?$)|^={7}\r?$|^\|{7}(?: |\r?$)", re.MULTILINE)
+SENTENCE_END_RE = re.compile(r"[.!?](?:\s|$)")
+
+
+@dataclass
+class Memory:
+    """One memory: its front-matter fields, its content, and where it came from."""
+
+    id: str
+    title: str
+    format: str
+    content: str
+    description: str = ""
+    goal: str = ""
+    scope: str = "task-agnostic"
+    domains: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    outcome: str = "unknown"
+    status: str = "active"
+    superseded_by: str | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+    created: str | None = None
+    path: str = ""
+    blob: str = ""
+    pool: str = "local"
+    meta: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+    def search_text(self) -> str:
+        """The text the index sees: title, description/goal, content, tags and domains."""
+        parts = [self.title, self.description, self.goal, self.content, " ".join(self.tags), " ".join(self.domains)]
+        return "\n".join(part for part in parts if part)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "title": self.title,
+            "description": self.description,
+            "format": self.format,
+            "scope": self.scope,
+            "domains": list(self.domains),
+            "tags": list(self.tags),
+            "outcome": self.outcome,
+            "status": self.status,
+            "superseded_by": self.superseded_by,
+            "source": _jsonable(self.source),
+            "created": self.created,
+            "content": self.content,
+            "path": self.path,
+            "pool": self.pool,
+        }
+        if self.goal:
+            data["goal"] = self.goal
+        return data
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return frontmatter._normalise(value)
+    return value
+
+
+def blob_id(data: bytes) -> str:
+    """The git blob id of ``data``: the key of every cached vector."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git's own object id
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+def read_file(path: Path, rel: str, root: Path | None = None) -> tuple[Memory | None, list[Problem]]:
+    """Read and validate one memory file.
+
+    :param path: the file on disk.
+    :param rel: the path to show in messages (repository-relative, with forward slashes).
+    :param root: when given, a symlink must resolve inside it.
+    :return: the memory (None when the file has errors) and every problem found.
+    """
+    try:
+        if path.is_symlink():
+            target = path.resolve()
+            if root is not None and not target.is_relative_to(root.resolve()):
+                return None, [
+                    _error(
+                        rel,
+                        0,
+                        "symlink",
+                        f"symlink points outside the repository (to {target}): "
+                        "copy the file into the memories folder instead",
+                    )
+                ]
+            if not target.exists():
+                return None, [_error(rel, 0, "symlink", "broken symlink: remove it or point it at a memory file")]
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return None, [
+                _error(
+                    rel,
+                    0,
+                    "too-large",
+                    f"file is {size / 1048576:.1f} MiB; a memory may be at most "
+                    f"{MAX_FILE_BYTES // 1048576} MiB: keep the lesson, cut the trace",
+                )
+            ]
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, [_error(rel, 0, "unreadable", f"cannot read the file: {exc.strerror or exc}")]
+    return parse_bytes(data, rel)
+
+
+def parse_bytes(data: bytes, rel: str, pool: str = "local") -> tuple[Memory | None, list[Problem]]:
+    """Validate the bytes of one memory file (from disk or from a git object)."""
+    if len(data) > MAX_FILE_BYTES:
+        return None, [
+            _error(
+                rel,
+                0,
+                "too-large",
+                f"file is {len(data) / 1048576:.1f} MiB; a memory may be at "
+                f"most {MAX_FILE_BYTES // 1048576} MiB: keep the lesson, cut the trace",
+            )
+        ]
+    if b"\0" in data:
+        return None, [_error(rel, 0, "binary", "binary file, not Markdown: move it out of the memories folder")]
+    if not data.strip():
+        return None, [_error(rel, 0, "empty", "empty file: write a memory (see `mtlgit add --help`) or delete it")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return None, [
+            _error(rel, line, "encoding", f"not UTF-8 (byte 0x{data[exc.start]:02x}): re-save the file as UTF-8")
+        ]
+    conflict = CONFLICT_RE.search(text)
+    if conflict:
+        line = text.count("\n", 0, conflict.start()) + 1
+        return None, [
+            _error(
+                rel,
+                line,
+                "conflict",
+                "unresolved merge conflict marker: keep one version of the memory and delete the marker lines",
+            )
+        ]
+    try:
+        doc = frontmatter.parse(text)
+    except frontmatter.FrontMatterError as exc:
+        return None, [_error(rel, exc.line, "front-matter", exc.message)]
+    if doc.kind == "none":
+        return None, [
+            _error(
+                rel,
+                1,
+                "front-matter",
+                "no front matter: a memory starts with a '---' line, "
+                "then 'key: value' lines (id, title, format...), then '---'",
+            )
+        ]
+    memory, problems = validate(doc, rel)
+    if memory is not None:
+        memory.blob = blob_id(data)
+        memory.pool = pool
+    return memory, problems
+
+
+def _error(path: str, line: int, code: str, message: str) -> Problem:
+    return Problem(path, line, "error", code, message)
+
+
+def _warning(path: str, line: int, code: str, message: str) -> Problem:
+    return Problem(path, line, "warning", code, message)
+
+
+def key_line(doc: frontmatter.Document, key: str, sub_key: str | None = None) -> int:
+    """The 1-based line of a top-level front-matter key, or of ``sub_key`` below it (1 when not found)."""
+    pattern = re.compile(rf"^[\"']?{re.escape(key)}[\"']?[ \t]*:")
+    lines = doc.text.split("\n")
+    for index in range(doc.fm_start, doc.fm_end):
+        if pattern.match(lines[index]):
+            if sub_key is None:
+                return index + 1
+            sub = re.compile(rf"^[ \t]+[\"']?{re.escape(sub_key)}[\"']?[ \t]*:")
+            for inner in range(index + 1, doc.fm_end):
+                if sub.match(lines[inner]):
+                    return inner + 1
+            return index + 1
+    return 1
+
+
+class _Checker:
+    """Collects problems while reading typed fields out of a front-matter mapping."""
+
+    def __init__(self, doc: frontmatter.Document, rel: str) -> None:
+        self.doc = doc
+        self.meta = doc.meta
+        self.rel = rel
+        self.problems: list[Problem] = []
+
+    def error(self, key: str, code: str, message: str, sub_key: str | None = None) -> None:
+        self.problems.append(_error(self.rel, key_line(self.doc, key, sub_key), code, message))
+
+    def warn(self, key: str, code: str, message: str) -> None:
+        self.problems.append(_warning(self.rel, key_line(self.doc, key), code, message))
+
+    def text(self, key: str, required: bool = False, why: str = "") -> str:
+        value = self.meta.get(key)
+        if value is None:
+            if required:
+                self.error(key, "missing", f"missing required field '{key}'{why}")
+            return ""
+        if isinstance(value, str):
+            if required and not value.strip():
+                self.error(key, "missing", f"'{key}' is empty{why}")
+            return value.strip()
+        if isinstance(value, (bool, int, float, datetime, date)):
+            self.error(key, "type", f"'{key}' must be text, but YAML read {value!r}: put the value in quotes")
+        else:
+            self.error(key, "type", f"'{key}' must be text, not a {frontmatter._type_name(value)}")
+        return ""
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: str, required: bool = False) -> str:
+        value = self.meta.get(key)
+        if value is None:
+            if required:
+                self.error(key, "missing", f"missing required field '{key}': one of {', '.join(allowed)}")
+            return default
+        if not isinstance(value, str) or value.strip().lower() not in allowed:
+            hint = difflib.get_close_matches(str(value).lower(), allowed, n=1)
+            did = f" (did you mean '{hint[0]}'?)" if hint else ""
+            self.error(key, "value", f"'{key}' is {value!r}; it must be one of {', '.join(allowed)}{did}")
+            return default
+        return value.strip().lower()
+
+    def words(self, key: str, meta: dict[str, Any] | None = None) -> tuple[str, ...]:
+        value = (self.meta if meta is None else meta).get(key)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.error(key, "type", f"'{key}' must be a list of text, e.g. {key}: [python, testing]")
+            return ()
+        return tuple(item.strip() for item in value if item.strip())
+
+
+def validate(doc: frontmatter.Document, rel: str) -> tuple[Memory | None, list[Problem]]:
+    """Check a parsed document against format v1 and build the memory when it has no errors."""
+    check = _Checker(doc, rel)
+    meta = doc.meta
+    memory_id = check.text("id", required=True, why=": every memory needs a unique id (mtlgit add writes a ULID)")
+    if memory_id and not ID_RE.match(memory_id):
+        check.error("id", "id", f"id {memory_id!r} may hold only letters, digits, '.', '_' and '-' (64 at most)")
+    elif memory_id and not is_ulid(memory_id):
+        check.warn("id", "id", f"id {memory_id!r} is not a ULID; ids written by `mtlgit add` are")
+    title = check.text("title", required=True, why=": a short statement of the lesson")
+    if "\n" in title:
+        check.warn("title", "title", "the title spans several lines; keep it to one")
+    fmt = check.choice("format", FORMATS, "insight", required=True)
+    description = check.text("description", required=fmt == "insight", why=": one sentence saying when it applies")
+    goal = check.text("goal", required=fmt == "workflow", why=": what the workflow achieves")
+    scope = check.choice("scope", SCOPES, DEFAULT_SCOPE[fmt])
+    domains = check.words("domains")
+    tags = check.words("tags")
+    outcome = check.choice("outcome", OUTCOMES, "unknown")
+    status = check.choice("status", STATUSES, "active")
+    superseded_by = check.text("superseded_by") or None
+    if status == "superseded" and not superseded_by:
+        check.warn("status", "superseded", "status is 'superseded' but 'superseded_by' names no memory")
+    source = _check_source(check, meta.get("source"))
+    created = _check_created(check, meta.get("created"))
+    content = doc.content
+    if not content:
+        check.problems.append(
+            _error(rel, doc.body_line, "content", "the memory has no content: write it below the closing '---'")
+        )
+    _check_body(check, fmt, content, doc.body_line)
+    for key in meta:
+        if key not in KNOWN_KEYS:
+            close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.75)
+            if close:
+                check.warn(key, "unknown-key", f"unknown key '{key}' (did you mean '{close[0]}'?)")
+    if any(p.is_error for p in check.problems):
+        return None, check.problems
+    memory = Memory(
+        id=memory_id,
+        title=title,
+        format=fmt,
+        content=content,
+        description=description,
+        goal=goal,
+        scope=scope,
+        domains=domains,
+        tags=tags,
+        outcome=outcome,
+        status=status,
+        superseded_by=superseded_by,
+        source=source,
+        created=created,
+        path=rel,
+        meta=meta,
+    )
+    return memory, check.problems
+
+
+def _check_source(check: _Checker, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        check.error("source", "type", "'source' must be a mapping (task, agent, model, commit, paths)")
+        return {}
+    source: dict[str, Any] = dict(value)
+    for key in SOURCE_TEXT_KEYS:
+        item = value.get(key)
+        if item is not None and not isinstance(item, str):
+            check.error(
+                "source", "type", f"'source.{key}' must be text, but YAML read {item!r}: put it in quotes", sub_key=key
+            )
+    if "paths" in value:
+        source["paths"] = list(check.words("paths", value))
+    return source
+
+
+def _check_created(check: _Checker, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (datetime, date)):
+        return str(frontmatter._normalise(value))
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            check.error("created", "type", f"'created' is {value!r}, not a date: write e.g. 2026-11-25T14:03:11Z")
+            return None
+        return value
+    check.error("created", "type", "'created' must be a date and time, e.g. 2026-11-25T14:03:11Z")
+    return None
+
+
+def _check_body(check: _Checker, fmt: str, content: str, line: int) -> None:
+    if not content:
+        return
+    if fmt == "insight":
+        sentences = len(SENTENCE_END_RE.findall(content))
+        if sentences > 5 or len(content) > 1200:
+            check.problems.append(
+                _warning(
+                    check.rel,
+                    line,
+                    "long-insight",
+                    "an insight is 1-3 sentences; this one is longer: keep the transferable lesson, drop the story",
+                )
+            )
+    elif fmt == "workflow":
+        if not re.search(r"^\s*\d+[.)]\s", content, re.MULTILINE):
+            check.problems.append(
+                _warning(check.rel, line, "workflow-steps", "a workflow lists numbered steps ('1. ...'); none found")
+            )
+    elif fmt == "summary":
+        missing = [h for h in ("## Task", "## Experience") if not re.search(rf"^{h}\b", content, re.MULTILINE)]
+        if missing:
+            check.problems.append(
+                _warning(
+                    check.rel,
+                    line,
+                    "summary-sections",
+                    f"a summary has '## Task' and '## Experience' sections; missing: {', '.join(missing)}",
+                )
+            )
+
+
+# --- writing -------------------------------------------------------------------------------------------
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def new_meta(
+    memory_id: str,
+    title: str,
+    format: str,
+    description: str = "",
+    goal: str = "",
+    scope: str | None = None,
+    domains: tuple[str, ...] | list[str] = (),
+    tags: tuple[str, ...] | list[str] = (),
+    outcome: str = "unknown",
+    source: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The front matter of a new memory, keys in the canonical order."""
+    meta: dict[str, Any] = {"id": memory_id, "title": title.strip()}
+    if description:
+        meta["description"] = description.strip()
+    if goal:
+        meta["goal"] = goal.strip()
+    meta["format"] = format
+    meta["scope"] = scope or DEFAULT_SCOPE.get(format, "task-agnostic")
+    meta["domains"] = list(domains)
+    meta["tags"] = list(tags)
+    meta["outcome"] = outcome
+    kept_source = {k: v for k, v in (source or {}).items() if v not in (None, "", [], ())}
+    if kept_source:
+        meta["source"] = kept_source
+    meta["created"] = now_utc()
+    meta["status"] = "active"
+    meta["superseded_by"] = None
+    for key, value in (extra or {}).items():
+        meta.setdefault(key, value)
+    return meta
+
+
+def slugify(title: str, limit: int = 60) -> str:
+    """A file-name-safe slug: lower-case ASCII letters, digits and single dashes; never empty, never a path."""
+    ascii_text = title.encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
+    slug = slug[:limit].rstrip("-")
+    return slug or "memory"
+
+
+def relpath(path: Path, root: Path) -> str:
+    return os.path.relpath(path, root).replace(os.sep, "/")

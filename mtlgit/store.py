@@ -1,0 +1,392 @@
+"""The pool of one repository: finding, loading, adding and changing memory files.
+
+Loading never fails as a whole: every file that cannot be used is reported as a :class:`Problem` and the
+rest load. Writes are atomic (a temporary file, then a hard link or rename), a new memory can never take
+an existing file, and a rewrite is refused if the file changed since it was read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mtlgit import frontmatter
+from mtlgit.config import Config, load_config
+from mtlgit.errors import InvalidMemoryError, MemoryNotFoundError, MtlgitError, Problem
+from mtlgit.ids import new_ulid
+from mtlgit.lock import file_lock
+from mtlgit.memory import (
+    Memory,
+    blob_id,
+    new_meta,
+    parse_bytes,
+    read_file,
+    relpath,
+    slugify,
+)
+from mtlgit.repo import Repo, find_repo
+from mtlgit.schema import FORMATS
+
+SKIPPED_NAMES = frozenset({"readme.md"})
+
+
+@dataclass
+class LoadResult:
+    memories: list[Memory] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def iter_memory_files(folder: Path, root: Path) -> Iterator[Path]:
+    """Every ``*.md`` file below ``folder``, in a stable order.
+
+    Hidden files and folders are skipped (temporary files of writers are hidden), and so is README.md.
+    Symlinked folders are followed only when they stay inside ``root``, each real folder once, so a
+    symlink loop ends.
+    """
+    root_real = root.resolve()
+    seen: set[str] = set()
+
+    def walk(path: Path) -> Iterator[Path]:
+        real = os.path.realpath(path)
+        if real in seen:
+            return
+        seen.add(real)
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from walk(Path(entry.path))
+            elif entry.is_symlink() and os.path.isdir(entry.path):
+                if Path(os.path.realpath(entry.path)).is_relative_to(root_real):
+                    yield from walk(Path(entry.path))
+            elif entry.name.lower().endswith(".md") and entry.name.lower() not in SKIPPED_NAMES:
+                yield Path(entry.path)
+
+    if folder.is_dir():
+        yield from walk(folder)
+
+
+class Pool:
+    """The memories of one repository, as files in its memories folder.
+
+    >>> pool = Pool.open()                                   # doctest: +SKIP
+    >>> pool.add(title="...", description="...", content="...")  # doctest: +SKIP
+    """
+
+    def __init__(self, repo: Repo, config: Config) -> None:
+        self.repo = repo
+        self.config = config
+        self._loaded: LoadResult | None = None
+
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> Pool:
+        """Open the pool of the repository containing ``path`` (default: the current directory).
+
+        :raises NotARepositoryError: outside a git repository.
+        :raises MtlgitError: when ``.mtlgit.yaml`` is invalid.
+        """
+        repo = find_repo(Path(path) if path is not None else None)
+        return cls(repo, load_config(repo.root))
+
+    @property
+    def root(self) -> Path:
+        return self.repo.root
+
+    @property
+    def memories_dir(self) -> Path:
+        return self.repo.root / self.config.memories
+
+    def rel(self, path: Path) -> str:
+        return relpath(path, self.repo.root)
+
+    def files(self) -> list[Path]:
+        return list(iter_memory_files(self.memories_dir, self.repo.root))
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    def load(self, refresh: bool = False) -> LoadResult:
+        """Read every memory file; cached until ``refresh`` or a write through this object."""
+        if self._loaded is None or refresh:
+            self._loaded = self.load_paths(self.files())
+        return self._loaded
+
+    def load_paths(self, paths: Iterable[Path]) -> LoadResult:
+        result = LoadResult()
+        for path in paths:
+            memory, problems = read_file(path, self.rel(path), self.repo.root)
+            result.problems.extend(problems)
+            if memory is not None:
+                result.memories.append(memory)
+        result.memories, duplicates = dedupe_ids(result.memories)
+        result.problems.extend(duplicates)
+        return result
+
+    @property
+    def memories(self) -> list[Memory]:
+        return self.load().memories
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.load().problems
+
+    def get(self, ref: str) -> Memory:
+        """The memory whose id is ``ref``, starts with ``ref`` (case-insensitive), or whose file is ``ref``.
+
+        :raises MemoryNotFoundError: when nothing or more than one memory matches.
+        """
+        return resolve(self.memories, ref, self.repo.root)
+
+    def select(
+        self,
+        formats: Iterable[str] = (),
+        domains: Iterable[str] = (),
+        exclude_domains: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        scopes: Iterable[str] = (),
+        statuses: Iterable[str] = ("active",),
+    ) -> list[Memory]:
+        """The memories that pass every filter given (an empty filter passes everything)."""
+        return select(self.memories, formats, domains, exclude_domains, tags, scopes, statuses)
+
+    # --- writing ---------------------------------------------------------------------------------------
+
+    def add(
+        self,
+        title: str,
+        content: str,
+        format: str = "insight",
+        description: str = "",
+        goal: str = "",
+        scope: str | None = None,
+        domains: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        outcome: str = "unknown",
+        source: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Memory:
+        """Write a new memory file and return it.
+
+        The file is named ``<memories>/<format>/<slug>-<id suffix>.md``; it is validated exactly as a
+        file read from disk would be, and nothing is written when it has errors.
+
+        :raises InvalidMemoryError: listing the problems when the memory does not validate.
+        """
+        if format not in FORMATS:
+            raise InvalidMemoryError(f"format {format!r} is not one of {', '.join(FORMATS)}")
+        folder = self.memories_dir / format
+        for _attempt in range(8):
+            memory_id = new_ulid()
+            meta = new_meta(
+                memory_id,
+                title,
+                format,
+                description=description,
+                goal=goal,
+                scope=scope,
+                domains=[d.strip() for d in domains if d.strip()],
+                tags=[t.strip() for t in tags if t.strip()],
+                outcome=outcome,
+                source=source,
+                extra=extra,
+            )
+            text = frontmatter.render(meta, content)
+            path = folder / f"{slugify(title)}-{memory_id[-8:].lower()}.md"
+            memory = self._validated(text, path)
+            folder.mkdir(parents=True, exist_ok=True)
+            if write_new_file(path, text.encode("utf-8")):
+                self._loaded = None
+                return memory
+        raise MtlgitError(f"could not find a free file name in {self.rel(folder)}")  # pragma: no cover
+
+    def _validated(self, text: str, path: Path) -> Memory:
+        memory, problems = parse_bytes(text.encode("utf-8"), self.rel(path))
+        errors = [p for p in problems if p.is_error]
+        if memory is None or errors:
+            detail = "; ".join(p.message for p in errors) or "invalid memory"
+            raise InvalidMemoryError(f"memory not written: {detail}", problems)
+        return memory
+
+    def update(self, ref: str | Memory, updates: dict[str, Any]) -> Memory:
+        """Set front-matter fields of a memory, rewriting only their lines."""
+        memory = ref if isinstance(ref, Memory) else self.get(ref)
+        path = self.repo.root / memory.path
+        with file_lock(self.repo.state_dir / "write.lock"):
+            current = _read_if_unchanged(path, memory)
+            try:
+                text = frontmatter.set_fields(current.decode("utf-8"), updates)
+            except frontmatter.FrontMatterError as exc:
+                raise MtlgitError(f"{memory.path}: {exc.message}") from None
+            updated = self._validated(text, path)
+            replace_file(path, text.encode("utf-8"))
+        self._loaded = None
+        return updated
+
+    def replace_text(self, memory: Memory, text: str) -> Memory:
+        """Replace a memory file's whole text (after ``edit``), refusing text that does not validate."""
+        path = self.repo.root / memory.path
+        with file_lock(self.repo.state_dir / "write.lock"):
+            _read_if_unchanged(path, memory)
+            updated = self._validated(text, path)
+            replace_file(path, text.encode("utf-8"))
+        self._loaded = None
+        return updated
+
+    def retire(self, ref: str, superseded_by: str | None = None) -> Memory:
+        """Mark a memory retired (or superseded by another); the file stays, recall skips it."""
+        memory = self.get(ref)
+        if superseded_by is not None:
+            successor = self.get(superseded_by)
+            if successor.id == memory.id:
+                raise MtlgitError("a memory cannot supersede itself")
+            return self.update(memory, {"status": "superseded", "superseded_by": successor.id})
+        return self.update(memory, {"status": "retired"})
+
+
+def _read_if_unchanged(path: Path, memory: Memory) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MtlgitError(f"{memory.path}: cannot read it: {exc.strerror}") from None
+    if memory.blob and blob_id(data) != memory.blob:
+        raise MtlgitError(f"{memory.path} changed on disk since it was read: run the command again")
+    return data
+
+
+def dedupe_ids(memories: list[Memory]) -> tuple[list[Memory], list[Problem]]:
+    """Keep the first memory of each id (by path order); report the others."""
+    first: dict[str, Memory] = {}
+    kept: list[Memory] = []
+    problems: list[Problem] = []
+    for memory in memories:
+        key = memory.id.upper()
+        if key in first:
+            problems.append(
+                Problem(
+                    memory.path,
+                    1,
+                    "error",
+                    "duplicate-id",
+                    f"id {memory.id} is also the id of {first[key].path}: a copied file keeps its id; "
+                    "give this one a new id (`mtlgit lint --fix-ids` does it)",
+                )
+            )
+            continue
+        first[key] = memory
+        kept.append(memory)
+    return kept, problems
+
+
+def resolve(memories: list[Memory], ref: str, root: Path | None = None) -> Memory:
+    ref = ref.strip()
+    if not ref:
+        raise MemoryNotFoundError("give a memory id, an id prefix, or a file path")
+    upper = ref.upper()
+    exact = [m for m in memories if m.id.upper() == upper]
+    if exact:
+        return exact[0]
+    by_prefix = [m for m in memories if m.id.upper().startswith(upper)]
+    if len(by_prefix) == 1:
+        return by_prefix[0]
+    if len(by_prefix) > 1:
+        listing = ", ".join(f"{m.id} ({m.title[:40]})" for m in by_prefix[:5])
+        raise MemoryNotFoundError(f"'{ref}' matches {len(by_prefix)} memories: {listing}; give more of the id")
+    if root is not None:
+        candidate = Path(ref)
+        wanted = (candidate if candidate.is_absolute() else Path.cwd() / candidate).resolve()
+        for memory in memories:
+            if (root / memory.path).resolve() == wanted:
+                return memory
+    raise MemoryNotFoundError(f"no memory has the id or id prefix '{ref}': `mtlgit list` shows the ids")
+
+
+def _folded(values: Iterable[str]) -> set[str]:
+    return {v.strip().lower() for v in values if v.strip()}
+
+
+def select(
+    memories: Iterable[Memory],
+    formats: Iterable[str] = (),
+    domains: Iterable[str] = (),
+    exclude_domains: Iterable[str] = (),
+    tags: Iterable[str] = (),
+    scopes: Iterable[str] = (),
+    statuses: Iterable[str] = ("active",),
+) -> list[Memory]:
+    want_formats, want_domains, drop_domains = _folded(formats), _folded(domains), _folded(exclude_domains)
+    want_tags, want_scopes, want_statuses = _folded(tags), _folded(scopes), _folded(statuses)
+    out = []
+    for m in memories:
+        mine = {d.lower() for d in m.domains}
+        if want_formats and m.format not in want_formats:
+            continue
+        if want_domains and not mine & want_domains:
+            continue
+        if drop_domains and mine & drop_domains:
+            continue
+        if want_tags and not {t.lower() for t in m.tags} & want_tags:
+            continue
+        if want_scopes and m.scope not in want_scopes:
+            continue
+        if want_statuses and m.status not in want_statuses:
+            continue
+        out.append(m)
+    return out
+
+
+def write_new_file(path: Path, data: bytes) -> bool:
+    """Create ``path`` with ``data`` atomically; False (and nothing written) when it already exists.
+
+    The data goes to a hidden temporary file first, which is then hard-linked to the final name: the link
+    fails if the name is taken, so two writers can never share a file, and a reader never sees half of one.
+    """
+    tmp = _temp_path(path)
+    try:
+        _write_synced(tmp, data)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:
+            # Filesystems without hard links: exclusive create, then write.
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically, keeping its permission bits."""
+    tmp = _temp_path(path)
+    try:
+        _write_synced(tmp, data)
+        try:
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        except OSError:
+            pass
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _temp_path(path: Path) -> Path:
+    return path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())

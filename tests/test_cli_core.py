@@ -1,0 +1,309 @@
+"""The core commands, run as real subprocesses in real git repositories."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import VALID, git, run_cli, write
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file below ``folder`` with the hash of its bytes: to prove nothing was changed."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.is_symlink() and ".git" not in p.parts
+    }
+
+
+def add(cli, title: str = "Reproduce the bug with a failing test first", **extra: str):  # type: ignore[no-untyped-def]
+    args = [
+        "add",
+        "--title",
+        title,
+        "--description",
+        "Before fixing anything, see the failure.",
+        "--content",
+        "Write the smallest test that fails for the reported reason; only then change code.",
+        "--json",
+    ]
+    for key, value in extra.items():
+        args += [f"--{key.replace('_', '-')}", value]
+    result = cli(*args)
+    assert result.code == 0, result.output
+    return json.loads(result.out)
+
+
+def test_init_creates_config_and_folder_and_refuses_to_clobber(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    write(tmp_path / "README.md", "existing project\n")
+    first = run_cli(tmp_path, "init")
+    assert first.code == 0, first.output
+    assert (tmp_path / ".mtlgit.yaml").read_text().count("memories: memories") == 1
+    assert (tmp_path / "memories").is_dir()
+    (tmp_path / ".mtlgit.yaml").write_text("memories: notes\n")
+    second = run_cli(tmp_path, "init")
+    assert second.code == 1
+    assert ".mtlgit.yaml already exists" in second.err
+    assert (tmp_path / ".mtlgit.yaml").read_text() == "memories: notes\n"
+
+
+def test_init_outside_a_repository_is_a_clear_error(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "init")
+    assert result.code == 1
+    assert "not inside a git repository" in result.err and "git init" in result.err
+    assert "Traceback" not in result.output
+
+
+def test_add_writes_a_valid_file_named_by_format_slug_and_id(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    memory = add(cli, domain="python,swe-bench", tag="testing", source_commit="0123456", source_path="a b.py")
+    path = repo / memory["path"]
+    assert path.parent == repo / "memories" / "insight"
+    assert path.name == f"reproduce-the-bug-with-a-failing-test-first-{memory['id'][-8:].lower()}.md"
+    text = path.read_text()
+    assert text.startswith(f"---\nid: {memory['id']}\ntitle: Reproduce the bug")
+    assert "domains: [python, swe-bench]" in text and "commit: '0123456'" in text
+    assert memory["source"] == {"commit": "0123456", "paths": ["a b.py"]}
+    assert cli("lint").code == 0
+    shown = cli("show", memory["id"][:10])
+    assert shown.code == 0 and shown.out.endswith(text)
+
+
+def test_add_reads_content_from_stdin(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli(
+        "add",
+        "-t",
+        "Bisect a flaky test",
+        "-d",
+        "When a test fails only sometimes.",
+        "-c",
+        "-",
+        "--json",
+        input="Run it 50 times in a loop and record the seed of each failure.\n",
+    )
+    assert result.code == 0, result.output
+    assert json.loads(result.out)["content"] == "Run it 50 times in a loop and record the seed of each failure."
+
+
+def test_add_without_content_off_a_terminal_says_what_is_missing(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("add", "--title", "x")
+    assert result.code == 1
+    assert "missing --content" in result.err
+    assert list((repo / "memories").rglob("*.md")) == []
+
+
+def _editor(tmp_path: Path, script: str) -> dict[str, str]:
+    """An $EDITOR that is a real program: it runs ``script`` with the file's path as sys.argv[1]."""
+    path = write(tmp_path / "editor.py", "import sys\nfrom pathlib import Path\np = Path(sys.argv[1])\n" + script)
+    return {"EDITOR": f"{sys.executable} {path}", "VISUAL": ""}
+
+
+def test_add_with_editor_uses_the_template(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = _editor(
+        tmp_path,
+        (
+            "t = p.read_text()\n"
+            "t = t.replace('title: \\n', 'title: Pin the interpreter\\n')\n"
+            "t = t.replace('description: \\n', 'description: When a venv exists, use its python.\\n')\n"
+            "p.write_text(t.replace('<!--', 'Call .venv/bin/python, never a bare python.\\n<!--'))\n"
+        ),
+    )
+    result = cli("add", "--edit", "--domain", "python", "--json", env=env)
+    assert result.code == 0, result.output
+    memory = json.loads(result.out)
+    assert memory["title"] == "Pin the interpreter"
+    assert memory["content"] == "Call .venv/bin/python, never a bare python."
+    assert memory["domains"] == ["python"]
+    assert list((repo / ".git" / "mtlgit" / "drafts").iterdir()) == []
+
+
+def test_edit_validates_and_rewrites_only_what_changed(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    memory = add(cli)
+    path = repo / memory["path"]
+    before = path.read_text()
+    env = _editor(tmp_path, "p.write_text(p.read_text().replace('title: Reproduce', 'title: Always reproduce'))\n")
+    result = cli("edit", memory["id"], env=env)
+    assert result.code == 0, result.output
+    after = path.read_text()
+    assert after == before.replace("title: Reproduce", "title: Always reproduce")
+
+
+def test_a_broken_edit_changes_nothing_and_keeps_the_draft(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    memory = add(cli)
+    path = repo / memory["path"]
+    before = path.read_text()
+    env = _editor(tmp_path, "p.write_text(p.read_text().replace('format: insight', 'format: poem'))\n")
+    result = cli("edit", memory["id"], env=env)
+    assert result.code == 1
+    assert "'format' is 'poem'" in result.err and "your edit is kept in" in result.err
+    assert path.read_text() == before
+    draft = Path(result.err.split("your edit is kept in ")[1].strip())
+    assert "format: poem" in draft.read_text()
+
+
+def test_retire_changes_one_line_and_hides_the_memory(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    old, new = add(cli), add(cli, title="Reproduce first, then fix")
+    path = repo / old["path"]
+    before = path.read_text()
+    result = cli("retire", old["id"][:12], "--superseded-by", new["id"])
+    assert result.code == 0, result.output
+    changed = [(a, b) for a, b in zip(before.splitlines(), path.read_text().splitlines(), strict=True) if a != b]
+    assert changed == [("status: active", "status: superseded"), ("superseded_by: null", f"superseded_by: {new['id']}")]
+    listed = json.loads(cli("list", "--json").out)
+    assert [m["id"] for m in listed] == [new["id"]]
+    assert {m["id"] for m in json.loads(cli("list", "--all", "--json").out)} == {old["id"], new["id"]}
+
+
+def test_list_filters(cli) -> None:  # type: ignore[no-untyped-def]
+    py = add(cli, title="Python one", domain="python", tag="testing")
+    add(cli, title="Go one", domain="go", tag="build")
+    assert [m["id"] for m in json.loads(cli("list", "--domain", "PYTHON", "--json").out)] == [py["id"]]
+    assert [m["id"] for m in json.loads(cli("list", "--exclude-domain", "go", "--json").out)] == [py["id"]]
+    assert [m["id"] for m in json.loads(cli("list", "--tag", "testing", "--json").out)] == [py["id"]]
+    assert json.loads(cli("list", "--format", "workflow", "--json").out) == []
+    text = cli("list").out
+    assert "Python one" in text and "Go one" in text
+
+
+def test_show_unknown_and_ambiguous_ids(cli) -> None:  # type: ignore[no-untyped-def]
+    add(cli, title="one")
+    add(cli, title="two")
+    unknown = cli("show", "ZZZZ")
+    assert unknown.code == 1 and "no memory has the id or id prefix 'ZZZZ'" in unknown.err
+    ambiguous = cli("show", "0")
+    assert ambiguous.code == 1 and "matches 2 memories" in ambiguous.err
+
+
+def test_usage_errors_exit_2(cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("list", "--format", "poem").code == 2
+    assert cli("frobnicate").code == 2
+
+
+def test_every_command_has_help_with_an_example(cli) -> None:  # type: ignore[no-untyped-def]
+    from mtlgit.cli.main import COMMANDS
+
+    for name in COMMANDS:
+        result = cli(name, "--help")
+        assert result.code == 0, name
+        assert "Example:" in result.out, name
+
+
+BAD_FILES: dict[str, bytes] = {
+    "no-front-matter.md": b"Just some notes.\n",
+    "not-a-mapping.md": b"---\n- a\n- b\n---\nbody\n",
+    "bad-yaml.md": b"---\ntitle: [oops\n---\nbody\n",
+    "wrong-type.md": VALID.replace("title: Validate", "title: 12 #").replace("4K9B", "4K9C").encode(),
+    "unknown-format.md": VALID.replace("format: insight", "format: poem").replace("4K9B", "4K9D").encode(),
+    "duplicate.md": VALID.encode(),
+    "latin1.md": VALID.replace("4K9B", "4K9E").encode().replace(b"behaviour", b"behavio\xfcr"),
+    "empty.md": b"",
+    "huge.md": b"---\nid: 01JDQ2V6R3J8Z6TT4M0S3W4K9F\n---\n" + b"x" * (10 * 1024 * 1024),
+    "image.md": b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+    "conflict.md": VALID.replace("4K9B", "4K9G")
+    .replace("status: active", "<<<<<<< ours\nstatus: active\n=======\nstatus: x\n>>>>>>> theirs")
+    .encode(),
+}
+
+
+def test_bad_files_are_reported_and_the_rest_of_the_pool_loads(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    good = add(cli)
+    write(repo / "memories" / "a-original.md", VALID)
+    for name, data in BAD_FILES.items():
+        write(repo / "memories" / "bad" / name, data)
+    outside = write(tmp_path / "outside.md", VALID.replace("4K9B", "4K9H"))
+    os.symlink(outside, repo / "memories" / "bad" / "link-outside.md")
+    before = snapshot(repo)
+
+    result = cli("lint", "--json")
+    assert result.code == 1
+    report = json.loads(result.out)
+    by_file = {p["path"].rsplit("/", 1)[-1]: p for p in report["problems"] if p["severity"] == "error"}
+    expected = {
+        "no-front-matter.md": "no front matter",
+        "not-a-mapping.md": "not a mapping",
+        "bad-yaml.md": "not valid YAML",
+        "wrong-type.md": "'title' must be text",
+        "unknown-format.md": "'format' is 'poem'",
+        "duplicate.md": "also the id of memories/a-original.md",
+        "latin1.md": "not UTF-8",
+        "empty.md": "empty file",
+        "huge.md": "10.0 MiB",
+        "image.md": "binary file",
+        "conflict.md": "merge conflict",
+        "link-outside.md": "symlink points outside the repository",
+    }
+    for name, words in expected.items():
+        assert words in by_file[name]["message"], (name, by_file.get(name))
+    assert by_file["bad-yaml.md"]["line"] == 2
+    assert by_file["conflict.md"]["line"] == 17
+
+    text = cli("lint")
+    assert "memories/bad/unknown-format.md:5: error: 'format' is 'poem'" in text.out
+    assert "Traceback" not in text.output
+
+    listed = {m["id"] for m in json.loads(cli("list", "--json").out)}
+    assert listed == {good["id"], "01JDQ2V6R3J8Z6TT4M0S3W4K9B"}
+    assert snapshot(repo) == before
+
+
+def test_a_hostile_title_cannot_escape_the_memories_folder(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    memory = add(cli, title="../../../../x")
+    assert memory["path"].startswith("memories/insight/x-")
+    assert not (repo.parent / "x.md").exists()
+
+
+def test_lint_fix_ids_gives_a_copy_a_new_id(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    write(repo / "memories" / "a.md", VALID)
+    write(repo / "memories" / "b.md", VALID)
+    assert cli("lint").code == 1
+    fixed = cli("lint", "--fix-ids")
+    assert fixed.code == 0, fixed.output
+    assert "memories/b.md: new id" in fixed.out
+    assert (repo / "memories" / "a.md").read_text() == VALID
+    assert len(json.loads(cli("list", "--json").out)) == 2
+
+
+def test_lint_strict_fails_on_warnings(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    write(repo / "memories" / "a.md", VALID.replace("id: 01JDQ2V6R3J8Z6TT4M0S3W4K9B", "id: hand-written"))
+    assert cli("lint").code == 0
+    strict = cli("lint", "--strict")
+    assert strict.code == 1 and "is not a ULID" in strict.out
+
+
+def test_concurrent_adds_never_share_a_file(repo: Path) -> None:
+    script = (
+        "import sys\nfrom mtlgit import Pool\npool = Pool.open(sys.argv[1])\n"
+        "for i in range(15):\n"
+        "    pool.add(title='same title', description='d', content=f'c {i}')\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(repo)]) for _ in range(4)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    files = list((repo / "memories" / "insight").glob("*.md"))
+    assert len(files) == 60
+    assert len(json.loads(run_cli(repo, "list", "--json").out)) == 60
+    assert not [p for p in (repo / "memories").rglob(".*")]
+
+
+def test_config_errors_name_the_line(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    write(repo / ".mtlgit.yaml", "model: default\nmemories: ../elsewhere\n")
+    result = cli("list")
+    assert result.code == 1
+    assert ".mtlgit.yaml:2: 'memories: ../elsewhere' points outside the repository" in result.err
+    write(repo / ".mtlgit.yaml", "recall:\n  k: [1\n")
+    result = cli("list")
+    assert result.code == 1 and ".mtlgit.yaml:" in result.err and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("where", ["root", "subfolder"])
+def test_commands_work_from_a_subfolder(repo: Path, where: str) -> None:
+    cwd = repo if where == "root" else repo / "memories"
+    result = run_cli(cwd, "add", "-t", "t", "-d", "d", "-c", "c")
+    assert result.code == 0, result.output
+    assert "memories/insight/t-" in result.out
