@@ -10,6 +10,7 @@ import difflib
 import hashlib
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -31,7 +32,8 @@ from mtlgit.schema import (
 MAX_FILE_BYTES = 1024 * 1024
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CONFLICT_RE = re.compile(r"^(?:<{7}|>{7})(?: |\r?$)|^={7}\r?$|^\|{7}(?: |\r?$)", re.MULTILINE)
-SENTENCE_END_RE = re.compile(r"[.!?](?:\s|$)")
+# A sentence ends at . ! or ? before a capital letter or the end: "e.g. a", "vs. b" and "3.5" do not count.
+SENTENCE_END_RE = re.compile(r"[.!?](?:\s+(?=[A-Z\"'`(\[])|\s*$)")
 
 
 @dataclass
@@ -296,6 +298,12 @@ def validate(doc: frontmatter.Document, rel: str) -> tuple[Memory | None, list[P
         check.warn("title", "title", "the title spans several lines; keep it to one")
     fmt = check.choice("format", FORMATS, "insight", required=True)
     description = check.text("description", required=fmt == "insight", why=": one sentence saying when it applies")
+    if len(SENTENCE_END_RE.findall(description)) > 2 or len(description) > 400:
+        check.warn(
+            "description",
+            "long-description",
+            "the description is one sentence saying when the memory applies; put the rest in the content",
+        )
     goal = check.text("goal", required=fmt == "workflow", why=": what the workflow achieves")
     scope = check.choice("scope", SCOPES, DEFAULT_SCOPE[fmt])
     domains = check.words("domains")
@@ -450,10 +458,15 @@ def new_meta(
 
 
 def slugify(title: str, limit: int = 60) -> str:
-    """A file-name-safe slug: lower-case ASCII letters, digits and single dashes; never empty, never a path."""
-    ascii_text = title.encode("ascii", "ignore").decode().lower()
+    """A file-name-safe slug: lower-case ASCII letters, digits and single dashes; never empty, never a path.
+
+    Accented letters lose their accents ("Ünïcode" -> "unicode"); a long title is cut at a word boundary.
+    """
+    ascii_text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
-    slug = slug[:limit].rstrip("-")
+    if len(slug) > limit:
+        cut = slug[: limit + 1].rsplit("-", 1)[0] if "-" in slug[: limit + 1] else slug[:limit]
+        slug = cut.rstrip("-")
     return slug or "memory"
 
 

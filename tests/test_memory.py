@@ -108,7 +108,24 @@ def test_ulids_are_sortable_and_decode_to_their_time() -> None:
 
 @pytest.mark.parametrize(
     ("title", "slug"),
-    [("../../x", "x"), ("Use `git bisect` — fast!", "use-git-bisect-fast"), ("...", "memory"), ("Ünïcode", "ncode")],
+    [
+        ("../../x", "x"),
+        ("Use `git bisect` — fast!", "use-git-bisect-fast"),
+        ("...", "memory"),
+        ("Ünïcödé — title", "unicode-title"),
+        ("word " * 20, "word-word-word-word-word-word-word-word-word-word-word-word"),
+        ("x" * 70, "x" * 60),
+    ],
 )
 def test_slugs_are_safe_file_names(title: str, slug: str) -> None:
     assert slugify(title) == slug
+
+
+def test_abbreviations_do_not_count_as_sentences() -> None:
+    content = "Check the inputs first, e.g. the types vs. the values, i.e. 3.5 etc. before use. Then run it."
+    text = VALID.split("---\nWrite")[0] + "---\n" + content + "\n"
+    memory, problems = parse_bytes(text.encode(), "m.md")
+    assert memory is not None and problems == []
+    long = VALID.split("---\nWrite")[0] + "---\n" + "One. Two. Three. Four. Five. Six.\n"
+    _memory, problems = parse_bytes(long.encode(), "m.md")
+    assert [p.code for p in problems] == ["long-insight"]

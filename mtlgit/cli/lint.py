@@ -43,9 +43,6 @@ def lint(paths: tuple[Path, ...], strict: bool, fix_ids: bool, as_json: bool) ->
     else:
         for problem in report.problems:
             click.echo(str(problem))
-        click.echo(
-            f"{report.files} file(s) checked: {len(report.errors)} error(s), {len(report.warnings)} warning(s)",
-            err=bool(report.problems),
-        )
+        click.echo(f"{report.files} file(s) checked: {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
     if report.failed(strict):
         raise click.exceptions.Exit(1)

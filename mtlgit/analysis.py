@@ -1,0 +1,60 @@
+"""Text analysis for the lexical half of the index: the same function for memories and for queries.
+
+Lower-cased word tokens (letters and digits; ``snake_case`` and ``camelCase`` identifiers also split into
+their parts), English stop words removed, Snowball-stemmed with PyStemmer (a C extension: ~1 ms to import).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+ANALYZER_VERSION = "a1"
+MAX_TOKEN_CHARS = 40
+
+# bm25s's English list plus pronouns and auxiliaries that carry no topic in agent-written text.
+STOP_WORDS = frozenset(
+    """a an and are as at be but by for if in into is it no not of on or such that the their then there these
+    they this to was will with i me my we our you your he she him her its them what which who whom when where
+    why how do does did done doing have has had having been being am were would should could can may might
+    must shall so than too very just also any all some each both few more most other own same only out over
+    under up down off about above below again further once here from""".split()
+)
+
+_WORD = re.compile(r"[^\W_]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+@lru_cache(maxsize=1)
+def _stemmer():  # type: ignore[no-untyped-def]
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens before stemming; identifiers add their parts after themselves."""
+    out: list[str] = []
+    for raw in re.split(r"\s+", text):
+        if not raw:
+            continue
+        parts = _WORD.findall(raw)
+        if not parts:
+            continue
+        for part in parts:
+            lower = part.lower()
+            out.append(lower)
+            if part != lower and not part.isupper():
+                sub = _CAMEL.split(part)
+                if len(sub) > 1:
+                    out.extend(s.lower() for s in sub)
+    return [w for w in out if 1 < len(w) <= MAX_TOKEN_CHARS and w not in STOP_WORDS]
+
+
+def analyze(text: str) -> list[str]:
+    """The stemmed terms of ``text``, in order, repeats kept (they are the term frequencies)."""
+    tokens = words(text)
+    if not tokens:
+        return []
+    stemmed: list[str] = _stemmer().stemWords(tokens)
+    return stemmed

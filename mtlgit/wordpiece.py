@@ -1,0 +1,141 @@
+"""BERT's WordPiece tokenizer in pure Python, for one short query at a time.
+
+It reproduces the ``tokenizers`` library's BertNormalizer + BertPreTokenizer + WordPiece model exactly
+(tests compare the two on thousands of real texts) and is used only for tokenizer.json files of that exact
+configuration; anything else goes to the library.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+
+def _is_punctuation(char: str) -> bool:
+    cp = ord(char)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(char).startswith("P")
+
+
+def _is_chinese(cp: int) -> bool:
+    return (
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2B73F
+        or 0x2B740 <= cp <= 0x2B81F
+        or 0x2B820 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
+    )
+
+
+def _is_control(char: str) -> bool:
+    if char in "\t\n\r":
+        return False
+    return unicodedata.category(char) in ("Cc", "Cf", "Cn", "Co", "Cs")  # noqa: RUF005
+
+
+# Unicode's White_Space property less the control characters, which cleaning has already removed.
+_WHITESPACE = frozenset(" \t\n\r\u00a0\u1680\u202f\u205f\u3000\u2028\u2029" + "".join(map(chr, range(0x2000, 0x200B))))
+
+
+class WordPiece:
+    """Lower-casing, accent-stripping BERT WordPiece over a fixed vocabulary."""
+
+    def __init__(self, vocab: dict[str, int], unk_token: str, prefix: str, max_chars: int, specials: list[str]):
+        self.vocab = vocab
+        self.unk_id = vocab.get(unk_token)
+        self.prefix = prefix
+        self.max_chars = max_chars
+        self.specials = specials
+
+    @classmethod
+    def from_tokenizer_json(cls, data: dict[str, Any]) -> WordPiece | None:
+        """A WordPiece for this tokenizer.json, or None when its configuration is not plain BERT."""
+        model = data.get("model") or {}
+        normalizer = data.get("normalizer") or {}
+        pre = data.get("pre_tokenizer") or {}
+        plain_bert = (
+            model.get("type") == "WordPiece"
+            and normalizer.get("type") == "BertNormalizer"
+            and normalizer.get("clean_text", True)
+            and normalizer.get("handle_chinese_chars", True)
+            and normalizer.get("lowercase", True)
+            and normalizer.get("strip_accents") in (None, True)
+            and pre.get("type") == "BertPreTokenizer"
+            and isinstance(model.get("vocab"), dict)
+        )
+        if not plain_bert:
+            return None
+        specials = [t["content"] for t in data.get("added_tokens") or [] if t.get("content")]
+        return cls(
+            model["vocab"],
+            model.get("unk_token", "[UNK]"),
+            model.get("continuing_subword_prefix", "##"),
+            int(model.get("max_input_chars_per_word", 100)),
+            specials,
+        )
+
+    def handles(self, text: str) -> bool:
+        """False when the text holds an added token (``[CLS]``...), which only the library splits out."""
+        return not any(special in text for special in self.specials)
+
+    def normalize(self, text: str) -> str:
+        chars = []
+        for char in text:
+            cp = ord(char)
+            if cp == 0 or cp == 0xFFFD or _is_control(char):
+                continue
+            if char in _WHITESPACE:
+                chars.append(" ")
+            elif _is_chinese(cp):
+                chars.append(f" {char} ")
+            else:
+                chars.append(char)
+        text = "".join(chars)
+        if not text.isascii():
+            text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+        # Lower-case char by char like the library: str.lower() would give a word-final sigma its own form.
+        return text.lower() if "\u03a3" not in text else "".join(c.lower() for c in text)
+
+    def words(self, text: str) -> list[str]:
+        out: list[str] = []
+        for chunk in self.normalize(text).split():
+            start = 0
+            for i, char in enumerate(chunk):
+                if _is_punctuation(char):
+                    if start < i:
+                        out.append(chunk[start:i])
+                    out.append(char)
+                    start = i + 1
+            if start < len(chunk):
+                out.append(chunk[start:])
+        return out
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``, without special tokens and without the unknown token."""
+        ids: list[int] = []
+        vocab = self.vocab
+        for word in self.words(text):
+            if len(word) > self.max_chars:
+                continue
+            pieces: list[int] = []
+            start = 0
+            while start < len(word):
+                end = len(word)
+                found = None
+                while start < end:
+                    piece = word[start:end] if start == 0 else self.prefix + word[start:end]
+                    found = vocab.get(piece)
+                    if found is not None:
+                        break
+                    end -= 1
+                if found is None:
+                    pieces = []
+                    break
+                pieces.append(found)
+                start = end
+            ids.extend(pieces)
+        return [i for i in ids if i != self.unk_id]
