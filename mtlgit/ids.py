@@ -6,6 +6,7 @@ the generator is a dozen lines and the python-ulid package costs ~60 ms to impor
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -35,3 +36,8 @@ def ulid_time_ms(ulid: str) -> int:
     for ch in ulid[:10].upper():
         value = value * 32 + CROCKFORD.index(ch)
     return value
+
+
+def blob_id(data: bytes) -> str:
+    """The git blob id of ``data`` (``git hash-object``): the key of everything cached about a file."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git's own object id

@@ -7,7 +7,6 @@ bad file: it returns the problems found, each naming the file, the line and the 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 import re
 import unicodedata
@@ -18,7 +17,7 @@ from typing import Any
 
 from mtlgit import frontmatter
 from mtlgit.errors import Problem
-from mtlgit.ids import is_ulid
+from mtlgit.ids import blob_id, is_ulid
 from mtlgit.schema import (
     DEFAULT_SCOPE,
     FORMATS,
@@ -65,8 +64,7 @@ class Memory:
 
     def search_text(self) -> str:
         """The text the index sees: title, description/goal, content, tags and domains."""
-        parts = [self.title, self.description, self.goal, self.content, " ".join(self.tags), " ".join(self.domains)]
-        return "\n".join(part for part in parts if part)
+        return search_text(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -91,6 +89,19 @@ class Memory:
         return data
 
 
+def search_text(record: dict[str, Any]) -> str:
+    """The text both halves of the index see, from a memory's JSON record."""
+    parts = [
+        record.get("title", ""),
+        record.get("description", ""),
+        record.get("goal", ""),
+        record.get("content", ""),
+        " ".join(record.get("tags", ())),
+        " ".join(record.get("domains", ())),
+    ]
+    return "\n".join(part for part in parts if part)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -99,11 +110,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
         return frontmatter._normalise(value)
     return value
-
-
-def blob_id(data: bytes) -> str:
-    """The git blob id of ``data``: the key of every cached vector."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git's own object id
 
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -134,15 +140,7 @@ def read_file(path: Path, rel: str, root: Path | None = None) -> tuple[Memory | 
                 return None, [_error(rel, 0, "symlink", "broken symlink: remove it or point it at a memory file")]
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            return None, [
-                _error(
-                    rel,
-                    0,
-                    "too-large",
-                    f"file is {size / 1048576:.1f} MiB; a memory may be at most "
-                    f"{MAX_FILE_BYTES // 1048576} MiB: keep the lesson, cut the trace",
-                )
-            ]
+            return None, [too_large(rel, size)]
         data = path.read_bytes()
     except OSError as exc:
         return None, [_error(rel, 0, "unreadable", f"cannot read the file: {exc.strerror or exc}")]
@@ -152,15 +150,7 @@ def read_file(path: Path, rel: str, root: Path | None = None) -> tuple[Memory | 
 def parse_bytes(data: bytes, rel: str, pool: str = "local") -> tuple[Memory | None, list[Problem]]:
     """Validate the bytes of one memory file (from disk or from a git object)."""
     if len(data) > MAX_FILE_BYTES:
-        return None, [
-            _error(
-                rel,
-                0,
-                "too-large",
-                f"file is {len(data) / 1048576:.1f} MiB; a memory may be at "
-                f"most {MAX_FILE_BYTES // 1048576} MiB: keep the lesson, cut the trace",
-            )
-        ]
+        return None, [too_large(rel, len(data))]
     if b"\0" in data:
         return None, [_error(rel, 0, "binary", "binary file, not Markdown: move it out of the memories folder")]
     if not data.strip():
@@ -202,6 +192,16 @@ def parse_bytes(data: bytes, rel: str, pool: str = "local") -> tuple[Memory | No
         memory.blob = blob_id(data)
         memory.pool = pool
     return memory, problems
+
+
+def too_large(rel: str, size: int) -> Problem:
+    return _error(
+        rel,
+        0,
+        "too-large",
+        f"file is {size / 1048576:.1f} MiB; a memory may be at most {MAX_FILE_BYTES // 1048576} MiB: "
+        "keep the lesson, cut the trace",
+    )
 
 
 def _error(path: str, line: int, code: str, message: str) -> Problem:

@@ -7,7 +7,6 @@ subprocess costs ~5 ms; git itself is asked only when the environment overrides 
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +94,8 @@ def run_git(cwd: Path, *args: str, check: bool = True, input: bytes | None = Non
 
     :raises MtlgitError: when git is missing, or fails and ``check`` is set; the message carries git's own words.
     """
+    import subprocess
+
     try:
         proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, check=False)
     except FileNotFoundError:

@@ -39,8 +39,8 @@ class LoadResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-def iter_memory_files(folder: Path, root: Path) -> Iterator[Path]:
-    """Every ``*.md`` file below ``folder``, in a stable order.
+def scan_memories(folder: Path, root: Path) -> tuple[list[Path], list[Path]]:
+    """Every ``*.md`` file below ``folder`` in a stable order, and every folder visited (``folder`` first).
 
     Hidden files and folders are skipped (temporary files of writers are hidden), and so is README.md.
     Symlinked folders are followed only when they stay inside ``root``, each real folder once, so a
@@ -48,8 +48,10 @@ def iter_memory_files(folder: Path, root: Path) -> Iterator[Path]:
     """
     root_real = root.resolve()
     seen: set[str] = set()
+    files: list[Path] = []
+    folders: list[Path] = []
 
-    def walk(path: Path) -> Iterator[Path]:
+    def walk(path: Path) -> None:
         real = os.path.realpath(path)
         if real in seen:
             return
@@ -59,19 +61,26 @@ def iter_memory_files(folder: Path, root: Path) -> Iterator[Path]:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError:
             return
+        folders.append(path)
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             if entry.is_dir(follow_symlinks=False):
-                yield from walk(Path(entry.path))
+                walk(Path(entry.path))
             elif entry.is_symlink() and os.path.isdir(entry.path):
                 if Path(os.path.realpath(entry.path)).is_relative_to(root_real):
-                    yield from walk(Path(entry.path))
+                    walk(Path(entry.path))
             elif entry.name.lower().endswith(".md") and entry.name.lower() not in SKIPPED_NAMES:
-                yield Path(entry.path)
+                files.append(Path(entry.path))
 
     if folder.is_dir():
-        yield from walk(folder)
+        walk(folder)
+    return files, folders
+
+
+def iter_memory_files(folder: Path, root: Path) -> Iterator[Path]:
+    """The memory files below ``folder`` (see :func:`scan_memories`)."""
+    yield from scan_memories(folder, root)[0]
 
 
 class Pool:
@@ -262,26 +271,35 @@ def _read_if_unchanged(path: Path, memory: Memory) -> bytes:
 
 def dedupe_ids(memories: list[Memory]) -> tuple[list[Memory], list[Problem]]:
     """Keep the first memory of each id (by path order); report the others."""
-    first: dict[str, Memory] = {}
-    kept: list[Memory] = []
-    problems: list[Problem] = []
-    for memory in memories:
-        key = memory.id.upper()
+    kept, duplicates = first_of_each_id([(m.id, m.path) for m in memories])
+    problems = [duplicate_problem(memories[i].path, memories[i].id, first) for i, first in duplicates]
+    return [memories[i] for i in kept], problems
+
+
+def first_of_each_id(items: list[tuple[str, str]]) -> tuple[list[int], list[tuple[int, str]]]:
+    """Given (id, path) pairs in path order: the indexes kept, and (index, path of the first) of each repeat."""
+    first: dict[str, str] = {}
+    kept: list[int] = []
+    duplicates: list[tuple[int, str]] = []
+    for index, (memory_id, path) in enumerate(items):
+        key = memory_id.upper()
         if key in first:
-            problems.append(
-                Problem(
-                    memory.path,
-                    1,
-                    "error",
-                    "duplicate-id",
-                    f"id {memory.id} is also the id of {first[key].path}: a copied file keeps its id; "
-                    "give this one a new id (`mtlgit lint --fix-ids` does it)",
-                )
-            )
-            continue
-        first[key] = memory
-        kept.append(memory)
-    return kept, problems
+            duplicates.append((index, first[key]))
+        else:
+            first[key] = path
+            kept.append(index)
+    return kept, duplicates
+
+
+def duplicate_problem(path: str, memory_id: str, first_path: str) -> Problem:
+    return Problem(
+        path,
+        1,
+        "error",
+        "duplicate-id",
+        f"id {memory_id} is also the id of {first_path}: a copied file keeps its id; "
+        "give this one a new id (`mtlgit lint --fix-ids` does it)",
+    )
 
 
 def resolve(memories: list[Memory], ref: str, root: Path | None = None) -> Memory:

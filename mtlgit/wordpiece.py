@@ -34,7 +34,7 @@ def _is_chinese(cp: int) -> bool:
 def _is_control(char: str) -> bool:
     if char in "\t\n\r":
         return False
-    return unicodedata.category(char) in ("Cc", "Cf", "Cn", "Co", "Cs")  # noqa: RUF005
+    return unicodedata.category(char) in ("Cc", "Cf", "Cn", "Co", "Cs")
 
 
 # Unicode's White_Space property less the control characters, which cleaning has already removed.

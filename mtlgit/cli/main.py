@@ -25,6 +25,10 @@ COMMANDS: dict[str, str] = {
     "edit": "mtlgit.cli.edit:edit",
     "retire": "mtlgit.cli.retire:retire",
     "lint": "mtlgit.cli.lint:lint",
+    "recall": "mtlgit.cli.recall:recall",
+    "index": "mtlgit.cli.index_cmd:index",
+    "eval": "mtlgit.cli.eval_cmd:eval_",
+    "demo": "mtlgit.cli.demo:demo",
 }
 
 

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from mtlgit.cli.options import filter_options, split_words
+from mtlgit.recall import MODES
+
+
+@click.command()
+@click.argument("query", nargs=-1)
+@click.option(
+    "--query-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the query from a file ('-' as QUERY reads standard input).",
+)
+@click.option("-k", "k", type=click.IntRange(1, 1000), help="How many memories (default 3, or recall.k).")
+@click.option("--mode", type=click.Choice(MODES), help="Retrieval: hybrid (default), bm25 or dense.")
+@filter_options
+@click.option("--include-retired", is_flag=True, help="Also recall retired and superseded memories.")
+@click.option("--trajectories", "include_trajectories", is_flag=True, help="Also recall trajectories.")
+@click.option("--json", "output", flag_value="json", help="Print JSON.")
+@click.option("--paths", "output", flag_value="paths", help="Print only the file paths.")
+@click.option("--prompt", "output", flag_value="prompt", help="Print the block to paste into an agent's prompt.")
+def recall(
+    query: tuple[str, ...],
+    query_file: Path | None,
+    k: int | None,
+    mode: str | None,
+    formats: tuple[str, ...],
+    domains: tuple[str, ...],
+    exclude_domains: tuple[str, ...],
+    tags: tuple[str, ...],
+    scopes: tuple[str, ...],
+    include_retired: bool,
+    include_trajectories: bool,
+    output: str | None,
+) -> None:
+    """Recall the memories most relevant to a task (top 3, hybrid BM25 + embedding).
+
+    The index is checked against the files first, so a memory added or edited a moment ago is found.
+
+    \b
+    Example:
+        mtlgit recall "fix a failing pytest test in a django project"
+        mtlgit recall --prompt -k 5 "migrate the build to pyproject.toml"
+        echo "the task text" | mtlgit recall - --json
+    """
+    from mtlgit import render
+    from mtlgit.errors import MtlgitError
+    from mtlgit.recall import Filters
+    from mtlgit.recall import recall as run_recall
+
+    if query_file is not None:
+        text = query_file.read_text(encoding="utf-8", errors="replace")
+    elif query in ((), ("-",)):
+        if query == () and sys.stdin.isatty():
+            raise click.UsageError('give a query: mtlgit recall "describe the task"')
+        text = sys.stdin.read()
+    else:
+        text = " ".join(query)
+    if not text.strip():
+        raise MtlgitError("the query is empty: describe the task to recall memories for")
+    filters = Filters(
+        formats=formats,
+        domains=split_words(domains),
+        exclude_domains=split_words(exclude_domains),
+        tags=split_words(tags),
+        scopes=scopes,
+        include_retired=include_retired,
+        include_trajectories=include_trajectories,
+    )
+    result = run_recall(text, k=k, mode=mode, filters=filters)
+    if output == "json":
+        import json
+
+        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    elif output == "paths":
+        if result.hits:
+            click.echo(render.paths(result.hits))
+    elif output == "prompt":
+        if result.hits:
+            click.echo(render.prompt(result.hits))
+    else:
+        click.echo(render.text(result.hits))
+    if result.problem_files and output != "json":
+        click.echo(f"note: {result.problem_files} memory file(s) could not be read; `mtlgit lint` says why", err=True)

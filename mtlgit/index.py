@@ -1,0 +1,579 @@
+"""The index: immutable snapshots of a set of memories, kept fresh by file stats, rebuilt from git.
+
+A snapshot is a folder of named numpy arrays plus ``manifest.json``; ``CURRENT`` names the live one. A
+refresh writes a new folder under a lock, then replaces ``CURRENT`` atomically, so a reader never sees
+half an index and a crash leaves the last good one. Arrays are memory-mapped on read.
+
+The working-tree snapshot records every memory file's (size, mtime_ns, inode), like git's own index;
+:func:`is_fresh` re-checks them on every recall, and a refresh re-reads only the files whose stat changed,
+and re-parses or re-embeds only contents (blob ids) the cache has never seen.
+
+This module is on the recall path: reading and checking a snapshot imports only numpy and the standard
+library. Building one imports the parser, the cache and the model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mtlgit.schema import FORMATS, OUTCOMES, SCOPES, STATUSES
+
+if TYPE_CHECKING:
+    from mtlgit.cache import BlobCache
+    from mtlgit.embed import StaticModel
+    from mtlgit.repo import Repo
+
+INDEX_VERSION = 1
+K1, B = 1.5, 0.75  # BM25 parameters (Lucene's defaults; bm25s uses the same)
+RACY_NS = 3_000_000_000  # a file changed this close to its stat may change again unseen: hash it
+ATTRS = (("format", FORMATS), ("status", STATUSES), ("scope", SCOPES), ("outcome", OUTCOMES))
+
+
+class IndexCorrupt(Exception):
+    """A snapshot folder is missing a file, has a truncated one, or was written by another version."""
+
+
+class Snapshot:
+    """One immutable index folder, read through memory maps."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        try:
+            self.manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_bytes())
+        except (OSError, ValueError) as exc:
+            raise IndexCorrupt(f"{folder.name}: manifest unreadable ({exc})") from None
+        if self.manifest.get("version") != INDEX_VERSION:
+            raise IndexCorrupt(f"{folder.name}: written by index version {self.manifest.get('version')}")
+        for name, size in self.manifest["sizes"].items():
+            try:
+                actual = os.stat(folder / name).st_size
+            except OSError:
+                raise IndexCorrupt(f"{folder.name}/{name} is missing") from None
+            if actual != size:
+                raise IndexCorrupt(f"{folder.name}/{name} is {actual} bytes, not {size}")
+        self._arrays: dict[str, np.ndarray] = {}
+        self._files: list[str] | None = None
+
+    @property
+    def n_docs(self) -> int:
+        return int(self.manifest["docs"])
+
+    def array(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            try:
+                self._arrays[name] = np.load(self.folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise IndexCorrupt(f"{self.folder.name}/{name}.npy unreadable ({exc})") from None
+        return self._arrays[name]
+
+    @property
+    def files(self) -> list[str]:
+        if self._files is None:
+            text = (self.folder / "files.txt").read_text(encoding="utf-8")
+            self._files = text.split("\n") if text else []
+        return self._files
+
+    def record_lines(self, rows: Iterable[int]) -> list[bytes]:
+        offsets = self.array("records.off")
+        with open(self.folder / "records.jsonl", "rb") as handle:
+            out = []
+            for row in rows:
+                start, end = int(offsets[row]), int(offsets[row + 1])
+                handle.seek(start)
+                out.append(handle.read(end - start))
+        return out
+
+    def records(self, rows: Iterable[int]) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.record_lines(rows)]
+
+    def doc_paths(self, rows: Iterable[int]) -> list[str]:
+        doc_file = self.array("docs.file")
+        return [self.files[int(doc_file[row])] for row in rows]
+
+    def problems(self) -> list[dict[str, Any]]:
+        path = self.folder / "problems.json"
+        return json.loads(path.read_bytes()) if path.exists() else []  # type: ignore[no-any-return]
+
+
+# --- where snapshots live ---------------------------------------------------------------------------------
+
+
+def open_current(index_dir: Path) -> Snapshot | None:
+    """The live snapshot of ``index_dir``, or None when there is none or it is damaged."""
+    try:
+        name = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    if not name or "/" in name or name.startswith("."):
+        return None
+    try:
+        return Snapshot(index_dir / name)
+    except IndexCorrupt:
+        return None
+
+
+def _stat_key(path: Path | str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def is_fresh(snapshot: Snapshot, root: Path) -> bool:
+    """True when no memory file, folder or the configuration changed since ``snapshot`` was written."""
+    manifest = snapshot.manifest
+    if _stat_key(root / ".mtlgit.yaml") != manifest["config_stat"]:
+        return False
+    for rel, mtime_ns in manifest["dirs"]:
+        try:
+            if os.stat(os.path.join(root, rel)).st_mtime_ns != mtime_ns:
+                return False
+        except OSError:
+            return False
+    files = snapshot.files
+    if files:
+        expected = snapshot.array("files.stat").tolist()
+        stat = os.stat
+        join = os.path.join
+        base = str(root)
+        try:
+            for rel, want in zip(files, expected, strict=True):
+                st = stat(join(base, rel))
+                if st.st_mtime_ns != want[1] or st.st_size != want[0] or st.st_ino != want[2]:
+                    return False
+        except OSError:
+            return False
+    racy = manifest.get("racy") or []
+    if racy:
+        from mtlgit.ids import blob_id
+
+        blobs = snapshot.array("files.blob")
+        for index in racy:
+            try:
+                data = (root / files[index]).read_bytes()
+            except OSError:
+                return False
+            if bytes.fromhex(blob_id(data)) != bytes(blobs[index]):
+                return False
+    return True
+
+
+# --- building ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DocInput:
+    """One memory to put in a snapshot: from the previous snapshot (``old_row``) or freshly analysed."""
+
+    file_index: int
+    blob: str
+    old_row: int | None = None
+    record: dict[str, Any] | None = None
+    terms: list[str] | None = None
+    vector: np.ndarray | None = None
+
+
+@dataclass
+class FileInput:
+    rel: str
+    stat: list[int]
+    blob: str
+    doc: int = -1  # row in the snapshot's docs, -1 for a file that is not a memory
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+
+def write_snapshot(
+    index_dir: Path,
+    files: Sequence[FileInput],
+    docs: Sequence[DocInput],
+    old: Snapshot | None,
+    manifest: dict[str, Any],
+    dim: int,
+) -> Snapshot:
+    """Write a new snapshot folder from its files and docs, make it CURRENT, and drop stale folders."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    tmp = index_dir / f".tmp-{os.getpid()}-{os.urandom(4).hex()}"
+    tmp.mkdir()
+    try:
+        arrays = _doc_arrays(docs, old, dim)
+        arrays["files.stat"] = np.array([f.stat for f in files], dtype=np.int64).reshape(len(files), 3)
+        arrays["files.blob"] = np.array([bytes.fromhex(f.blob) for f in files], dtype="S20")
+        arrays["files.doc"] = np.array([f.doc for f in files], dtype=np.int32)
+        arrays["docs.file"] = np.array([d.file_index for d in docs], dtype=np.int32)
+        for name, array in arrays.items():
+            if name in ("records", "labels", "vocab_list"):
+                continue
+            np.save(tmp / f"{name}.npy", array, allow_pickle=False)
+        (tmp / "files.txt").write_text("\n".join(f.rel for f in files), encoding="utf-8")
+        (tmp / "records.jsonl").write_bytes(b"".join(arrays["records"]))
+        problems = [p for f in files for p in f.problems]
+        (tmp / "problems.json").write_text(json.dumps(problems, ensure_ascii=False), encoding="utf-8")
+        manifest = {
+            **manifest,
+            "version": INDEX_VERSION,
+            "docs": len(docs),
+            "files": len(files),
+            "problem_files": sum(1 for f in files if f.problems and f.doc < 0),
+            "labels": arrays["labels"].tolist(),
+            "dim": dim,
+        }
+        manifest["sizes"] = {p.name: p.stat().st_size for p in tmp.iterdir()}
+        (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        name = f"snap-{time.time_ns():x}-{os.urandom(2).hex()}"
+        os.rename(tmp, index_dir / name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    pointer = index_dir / f".CURRENT.{os.getpid()}"
+    pointer.write_text(name, encoding="utf-8")
+    os.replace(pointer, index_dir / "CURRENT")
+    _drop_old_snapshots(index_dir, keep={name, old.folder.name if old else ""})
+    return Snapshot(index_dir / name)
+
+
+def _drop_old_snapshots(index_dir: Path, keep: set[str]) -> None:
+    """Remove snapshot folders other than the live one and its predecessor (a reader may still use it),
+    and temporary folders of writers that died."""
+    now = time.time()
+    for entry in index_dir.iterdir():
+        if entry.name in keep or not entry.is_dir():
+            continue
+        if entry.name.startswith(".tmp-") and now - entry.stat().st_mtime < 3600:
+            continue  # perhaps a live writer
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _doc_arrays(docs: Sequence[DocInput], old: Snapshot | None, dim: int) -> dict[str, Any]:
+    n = len(docs)
+    old_rows = [d.old_row for d in docs if d.old_row is not None]
+    if old_rows and old is None:
+        raise ValueError("docs refer to an old snapshot that was not given")
+
+    # Terms: the new vocabulary is every term still in use; old rows are remapped, not re-analysed.
+    new_terms = sorted({t for d in docs if d.old_row is None for t in (d.terms or ())})
+    old_vocab = old.array("vocab") if old is not None and old_rows else np.array([], dtype="S1")
+    vocab = np.union1d(old_vocab, np.array([t.encode("utf-8") for t in new_terms], dtype=bytes))
+    rows_terms: list[np.ndarray] = []
+    rows_counts: list[np.ndarray] = []
+    old_map = np.searchsorted(vocab, old_vocab) if len(old_vocab) else np.zeros(0, dtype=np.int64)
+    if old is not None and old_rows:
+        tf_ptr, tf_term, tf_count = old.array("tf.ptr"), old.array("tf.term"), old.array("tf.count")
+    for d in docs:
+        if d.old_row is not None:
+            start, end = int(tf_ptr[d.old_row]), int(tf_ptr[d.old_row + 1])
+            rows_terms.append(old_map[tf_term[start:end]])
+            rows_counts.append(np.asarray(tf_count[start:end]))
+        else:
+            terms, counts = np.unique(
+                np.array([t.encode("utf-8") for t in d.terms or ()], dtype=bytes), return_counts=True
+            )
+            rows_terms.append(np.searchsorted(vocab, terms) if len(terms) else np.zeros(0, dtype=np.int64))
+            rows_counts.append(counts)
+    lengths = np.array([len(t) for t in rows_terms], dtype=np.int64)
+    tf_ptr_new = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=tf_ptr_new[1:])
+    term_ids = np.concatenate(rows_terms).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
+    counts = np.concatenate(rows_counts).astype(np.uint32) if n else np.zeros(0, dtype=np.uint32)
+    # Drop terms no document uses any more.
+    used = np.zeros(len(vocab), dtype=bool)
+    used[term_ids] = True
+    remap = np.cumsum(used) - 1
+    vocab = vocab[used]
+    term_ids = remap[term_ids]
+
+    arrays: dict[str, Any] = {
+        "vocab": vocab if len(vocab) else np.array([], dtype="S1"),
+        "tf.ptr": tf_ptr_new,
+        "tf.term": term_ids.astype(np.int32),
+        "tf.count": counts,
+    }
+    arrays.update(_bm25(tf_ptr_new, term_ids, counts, len(vocab), n))
+
+    vectors = np.zeros((n, dim), dtype=np.float16)
+    if old is not None and old_rows:
+        old_vectors = old.array("vectors")
+        positions = [i for i, d in enumerate(docs) if d.old_row is not None]
+        vectors[positions] = old_vectors[old_rows]
+    for i, d in enumerate(docs):
+        if d.old_row is None and d.vector is not None:
+            vectors[i] = d.vector
+    arrays["vectors"] = vectors
+
+    # Records, attributes and labels (domains and tags).
+    old_lines = dict(zip(old_rows, old.record_lines(old_rows), strict=True)) if old is not None else {}
+    old_labels: list[str] = old.manifest["labels"] if old is not None else []
+    records: list[bytes] = []
+    attrs = np.zeros((n, len(ATTRS)), dtype=np.uint8)
+    label_ids: dict[str, int] = {}
+    label_rows: list[list[int]] = []
+    if old is not None and old_rows:
+        old_attrs, lab_ptr, lab_ids = old.array("attrs"), old.array("labels.ptr"), old.array("labels.ids")
+    for i, d in enumerate(docs):
+        if d.old_row is not None:
+            records.append(old_lines[d.old_row])
+            attrs[i] = old_attrs[d.old_row]
+            names = [old_labels[j] for j in lab_ids[int(lab_ptr[d.old_row]) : int(lab_ptr[d.old_row + 1])]]
+        else:
+            record = d.record or {}
+            records.append(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+            for column, (key, values) in enumerate(ATTRS):
+                value = record.get(key)
+                attrs[i, column] = values.index(value) if value in values else 0
+            names = [f"d:{v.lower()}" for v in record.get("domains", ())]
+            names += [f"t:{v.lower()}" for v in record.get("tags", ())]
+        label_rows.append([label_ids.setdefault(name, len(label_ids)) for name in dict.fromkeys(names)])
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in records], out=offsets[1:])
+    labels_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in label_rows], out=labels_ptr[1:])
+    arrays.update(
+        {
+            "records": records,
+            "records.off": offsets,
+            "attrs": attrs,
+            "labels.ptr": labels_ptr,
+            "labels.ids": np.array([j for r in label_rows for j in r], dtype=np.int32),
+            "labels": np.array(list(label_ids), dtype=object),
+        }
+    )
+    return arrays
+
+
+def _bm25(tf_ptr: np.ndarray, term_ids: np.ndarray, counts: np.ndarray, n_terms: int, n_docs: int) -> dict[str, Any]:
+    """BM25 (Lucene's variant, as bm25s computes it) of every (term, doc) pair, stored term by term.
+
+    A query's scores are then the sum of its terms' columns: numpy only, no per-document work.
+    """
+    doc_of = np.repeat(np.arange(n_docs, dtype=np.int32), np.diff(tf_ptr))
+    doc_len = np.zeros(n_docs, dtype=np.float64)
+    np.add.at(doc_len, doc_of, counts)
+    avgdl = float(doc_len.mean()) if n_docs else 1.0
+    df = np.bincount(term_ids, minlength=n_terms).astype(np.float64)
+    idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+    tf = counts.astype(np.float64)
+    norm = K1 * (1.0 - B + B * doc_len[doc_of] / max(avgdl, 1e-9))
+    score = idf[term_ids] * tf / (tf + norm)  # Lucene 8+ drops the constant (k1 + 1) factor
+    order = np.argsort(term_ids, kind="stable")
+    ptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(np.bincount(term_ids, minlength=n_terms), out=ptr[1:])
+    return {
+        "bm25.data": score[order].astype(np.float32),
+        "bm25.doc": doc_of[order],
+        "bm25.ptr": ptr,
+    }
+
+
+# --- the working tree ---------------------------------------------------------------------------------------
+
+
+class WorktreeIndex:
+    """The index of a repository's working tree: snapshot per worktree, cache shared by all."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self.dir = repo.worktree_state_dir / "index"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.repo.worktree_state_dir / "index.lock"
+
+    def current(self) -> Snapshot | None:
+        return open_current(self.dir)
+
+    def fresh(self) -> Snapshot:
+        """The live snapshot, refreshed first if anything changed: never stale."""
+        snapshot = self.current()
+        if snapshot is not None and is_fresh(snapshot, self.repo.root):
+            return snapshot
+        return self.refresh()
+
+    def refresh(self, rebuild: bool = False, progress: bool = False) -> Snapshot:
+        """Bring the snapshot up to date under the index lock (``rebuild``: ignore the previous one)."""
+        from mtlgit.lock import file_lock
+
+        self.repo.worktree_state_dir.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.lock_path, timeout=300):
+            old = None if rebuild else self.current()
+            if old is not None and not rebuild and is_fresh(old, self.repo.root):
+                return old  # another process refreshed it while this one waited
+            return self._build(old, progress)
+
+    def _build(self, old: Snapshot | None, progress: bool) -> Snapshot:
+        from mtlgit.cache import BlobCache
+        from mtlgit.config import load_config
+        from mtlgit.embed import load_model
+        from mtlgit.store import scan_memories
+
+        root = self.repo.root
+        config = load_config(root)
+        model = load_model(config.model, root, self.repo.state_dir)
+        if old is not None and (
+            old.manifest.get("model_key") != model.key or old.manifest.get("memories") != config.memories
+        ):
+            old = None
+        started = time.time_ns()
+        paths, folders = scan_memories(root / config.memories, root)
+        old_index = {rel: i for i, rel in enumerate(old.files)} if old is not None else {}
+        old_racy = set(old.manifest.get("racy") or []) if old is not None else set()
+        old_stat = old.array("files.stat") if old is not None else None
+        old_blob = old.array("files.blob") if old is not None else None
+        old_doc = old.array("files.doc") if old is not None else None
+        old_problems: dict[str, list[dict[str, Any]]] = {}
+        if old is not None:
+            for problem in old.problems():
+                old_problems.setdefault(problem["path"], []).append(problem)
+
+        from mtlgit.memory import MAX_FILE_BYTES, blob_id, relpath, too_large
+
+        files: list[FileInput] = []
+        fresh_data: dict[int, bytes] = {}
+        reuse_row: dict[int, int] = {}
+        for path in paths:
+            rel = relpath(path, root)
+            key = _stat_key(path)
+            if key is None:
+                continue
+            i = old_index.get(rel)
+            if i is not None and old_stat is not None and old_stat[i].tolist() == key and i not in old_racy:
+                assert old_blob is not None and old_doc is not None
+                files.append(FileInput(rel, key, bytes(old_blob[i]).hex(), problems=old_problems.get(rel, [])))
+                if old_doc[i] >= 0:
+                    reuse_row[len(files) - 1] = int(old_doc[i])
+                continue
+            if key[0] > MAX_FILE_BYTES:
+                # Never read whole: reported by size, with a stand-in blob id.
+                stand_in = blob_id(f"too-large:{key}".encode())
+                files.append(FileInput(rel, key, stand_in, problems=[too_large(rel, key[0]).to_json()]))
+                continue
+            data = path.read_bytes()
+            files.append(FileInput(rel, key, blob_id(data)))
+            fresh_data[len(files) - 1] = data
+
+        cache = BlobCache(self.repo.state_dir / "cache.sqlite")
+        try:
+            docs_by_blob = self._analyse(cache, files, fresh_data, progress)
+            docs = self._docs(files, reuse_row, docs_by_blob, old)
+            self._embed(cache, model, docs, progress)
+        finally:
+            cache.close()
+        racy = [i for i, f in enumerate(files) if f.stat[1] >= started - RACY_NS]
+        manifest = {
+            "kind": "worktree",
+            "memories": config.memories,
+            "model": config.model,
+            "model_key": model.key,
+            "k": config.k,
+            "mode": config.mode,
+            "reviewed_ref": config.reviewed_ref,
+            "config_stat": _stat_key(root / ".mtlgit.yaml"),
+            "dirs": [[relpath(f, root), f.stat().st_mtime_ns] for f in folders] or [[config.memories, 0]],
+            "racy": racy,
+            "built_ns": started,
+        }
+        return write_snapshot(self.dir, files, docs, old, manifest, model.dim)
+
+    def _analyse(
+        self, cache: BlobCache, files: list[FileInput], fresh: dict[int, bytes], progress: bool
+    ) -> dict[str, dict[str, Any]]:
+        """Parse and analyse every fresh content the cache has not seen; return all fresh analyses."""
+        from mtlgit.analysis import analyze
+        from mtlgit.memory import parse_bytes, search_text
+
+        blobs = {files[i].blob for i in fresh}
+        known = cache.docs(blobs)
+        todo = {files[i].blob: i for i in fresh if files[i].blob not in known}
+        new: dict[str, dict[str, Any]] = {}
+        for blob, i in _progress(todo.items(), progress and len(todo) > 2000, "Reading memories"):
+            memory, problems = parse_bytes(fresh[i], files[i].rel)
+            record = None
+            terms: list[str] = []
+            if memory is not None:
+                record = memory.to_json()
+                del record["path"], record["pool"]
+                terms = analyze(search_text(record))
+            new[blob] = {"record": record, "terms": terms, "problems": [p.to_json() for p in problems]}
+        if new:
+            cache.put_docs(new)
+        return {**known, **new}
+
+    def _docs(
+        self,
+        files: list[FileInput],
+        reuse_row: dict[int, int],
+        analysed: dict[str, dict[str, Any]],
+        old: Snapshot | None,
+    ) -> list[DocInput]:
+        """The memories of the new snapshot: one per id, the first in path order; repeats are reported."""
+        from mtlgit.store import duplicate_problem, first_of_each_id
+
+        candidates: list[DocInput] = []
+        for index, file in enumerate(files):
+            if index in reuse_row:
+                candidates.append(DocInput(index, file.blob, old_row=reuse_row[index]))
+                continue
+            if file.blob in analysed:
+                analysis = analysed[file.blob]
+                file.problems = [{**p, "path": file.rel} for p in analysis["problems"]]
+                if analysis["record"] is not None:
+                    candidates.append(DocInput(index, file.blob, record=analysis["record"], terms=analysis["terms"]))
+        reused = [d.old_row for d in candidates if d.old_row is not None]
+        old_ids = {row: r["id"] for row, r in zip(reused, old.records(reused), strict=True)} if old else {}
+        ids = [
+            ((d.record or {}).get("id", "") if d.old_row is None else old_ids[d.old_row], files[d.file_index].rel)
+            for d in candidates
+        ]
+        kept, duplicates = first_of_each_id(ids)
+        for index, first in duplicates:
+            file = files[candidates[index].file_index]
+            file.problems = [*file.problems, duplicate_problem(file.rel, ids[index][0], first).to_json()]
+        out = [candidates[i] for i in kept]
+        for row, doc in enumerate(out):
+            files[doc.file_index].doc = row
+        return out
+
+    def _embed(self, cache: BlobCache, model: StaticModel, docs: list[DocInput], progress: bool) -> None:
+        from mtlgit.memory import search_text
+
+        need = [d for d in docs if d.old_row is None]
+        if not need:
+            return
+        cached = cache.vectors(model.key, (d.blob for d in need))
+        todo: dict[str, DocInput] = {}
+        for d in need:
+            if d.blob in cached:
+                d.vector = cached[d.blob]
+            else:
+                todo.setdefault(d.blob, d)
+        if todo:
+            texts = [search_text(d.record or {}) for d in todo.values()]
+            vectors = np.zeros((len(texts), model.dim), dtype=np.float32)
+            batch = 512
+            steps = range(0, len(texts), batch)
+            for start in _progress(steps, progress and len(texts) > 2000, "Embedding memories"):
+                vectors[start : start + batch] = model.encode(texts[start : start + batch])
+            fresh = {blob: vectors[i].astype(np.float16) for i, blob in enumerate(todo)}
+            cache.put_vectors(model.key, fresh)
+            cached.update(fresh)
+        for d in need:
+            if d.vector is None:
+                d.vector = cached[d.blob]
+
+
+def _progress(items: Iterable[Any], show: bool, label: str) -> Iterable[Any]:
+    if not show:
+        return items
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm comes with model2vec
+        return items
+    return tqdm(items, desc=label, unit="", leave=False)  # type: ignore[no-any-return]
