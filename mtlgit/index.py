@@ -18,13 +18,14 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mtlgit.errors import MtlgitError
 from mtlgit.schema import FORMATS, OUTCOMES, SCOPES, STATUSES
 
 if TYPE_CHECKING:
@@ -373,6 +374,155 @@ def _bm25(tf_ptr: np.ndarray, term_ids: np.ndarray, counts: np.ndarray, n_terms:
     }
 
 
+# --- analysing contents ---------------------------------------------------------------------------------
+
+
+def analyse(
+    cache: BlobCache,
+    items: Sequence[tuple[str, str]],
+    read: Callable[[list[int]], dict[int, bytes]],
+    progress: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """The analysis (record, terms, problems) of each (path, blob) item: from the cache, or parsed now and cached.
+
+    :param read: returns the bytes of the given item indexes (called only for contents never analysed).
+    """
+    from mtlgit.analysis import analyze
+    from mtlgit.memory import parse_bytes, search_text
+
+    known = cache.docs(blob for _rel, blob in items)
+    todo: dict[str, int] = {}
+    for i, (_rel, blob) in enumerate(items):
+        if blob not in known:
+            todo.setdefault(blob, i)
+    data = read(list(todo.values())) if todo else {}
+    new: dict[str, dict[str, Any]] = {}
+    for blob, i in _progress(todo.items(), progress and len(todo) > 2000, "Reading memories"):
+        memory, problems = parse_bytes(data[i], items[i][0])
+        record = None
+        terms: list[str] = []
+        if memory is not None:
+            record = memory.to_json()
+            del record["path"], record["pool"]
+            terms = analyze(search_text(record))
+        new[blob] = {"record": record, "terms": terms, "problems": [p.to_json() for p in problems]}
+    if new:
+        cache.put_docs(new)
+    return {**known, **new}
+
+
+# --- building from a source -------------------------------------------------------------------------------
+
+
+ReadBlobs = Callable[[list[int]], dict[int, bytes]]
+
+
+class Builder:
+    """Turns a list of files (with blob ids) into a snapshot, analysing only contents the cache lacks."""
+
+    def __init__(self, repo: Repo, model: StaticModel, progress: bool = False) -> None:
+        self.repo = repo
+        self.model = model
+        self.progress = progress
+
+    def build(
+        self,
+        index_dir: Path,
+        files: list[FileInput],
+        read: ReadBlobs,
+        manifest: dict[str, Any],
+        old: Snapshot | None = None,
+        reuse_row: dict[int, int] | None = None,
+    ) -> Snapshot:
+        """Write a snapshot of ``files``.
+
+        :param read: returns the bytes of the given file indexes (called only for contents never analysed).
+        :param reuse_row: file index -> row of ``old`` for files known unchanged (nothing is recomputed).
+        """
+        from mtlgit.cache import BlobCache
+
+        reuse_row = reuse_row or {}
+        cache = BlobCache(self.repo.state_dir / "cache.sqlite")
+        try:
+            need = [i for i, f in enumerate(files) if i not in reuse_row and not f.problems]
+            items = [(files[i].rel, files[i].blob) for i in need]
+
+            def read_items(wanted: list[int]) -> dict[int, bytes]:
+                contents = read([need[j] for j in wanted])
+                return {j: contents[need[j]] for j in wanted}
+
+            analysed = analyse(cache, items, read_items, self.progress)
+            docs = self._docs(files, reuse_row, analysed, old)
+            self._embed(cache, docs)
+        finally:
+            cache.close()
+        manifest = {**manifest, "model_key": self.model.key}
+        return write_snapshot(index_dir, files, docs, old, manifest, self.model.dim)
+
+    def _docs(
+        self,
+        files: list[FileInput],
+        reuse_row: dict[int, int],
+        analysed: dict[str, dict[str, Any]],
+        old: Snapshot | None,
+    ) -> list[DocInput]:
+        """The memories of the new snapshot: one per id, the first in path order; repeats are reported."""
+        from mtlgit.store import duplicate_problem, first_of_each_id
+
+        candidates: list[DocInput] = []
+        for index, file in enumerate(files):
+            if index in reuse_row:
+                candidates.append(DocInput(index, file.blob, old_row=reuse_row[index]))
+                continue
+            if file.blob in analysed and not file.problems:
+                analysis = analysed[file.blob]
+                file.problems = [{**p, "path": file.rel} for p in analysis["problems"]]
+                if analysis["record"] is not None:
+                    candidates.append(DocInput(index, file.blob, record=analysis["record"], terms=analysis["terms"]))
+        reused = [d.old_row for d in candidates if d.old_row is not None]
+        old_ids = {row: r["id"] for row, r in zip(reused, old.records(reused), strict=True)} if old else {}
+        ids = [
+            ((d.record or {}).get("id", "") if d.old_row is None else old_ids[d.old_row], files[d.file_index].rel)
+            for d in candidates
+        ]
+        kept, duplicates = first_of_each_id(ids)
+        for index, first in duplicates:
+            file = files[candidates[index].file_index]
+            file.problems = [*file.problems, duplicate_problem(file.rel, ids[index][0], first).to_json()]
+        out = [candidates[i] for i in kept]
+        for row, doc in enumerate(out):
+            files[doc.file_index].doc = row
+        return out
+
+    def _embed(self, cache: BlobCache, docs: list[DocInput]) -> None:
+        from mtlgit.memory import search_text
+
+        model = self.model
+        need = [d for d in docs if d.old_row is None]
+        if not need:
+            return
+        cached = cache.vectors(model.key, (d.blob for d in need))
+        todo: dict[str, DocInput] = {}
+        for d in need:
+            if d.blob in cached:
+                d.vector = cached[d.blob]
+            else:
+                todo.setdefault(d.blob, d)
+        if todo:
+            texts = [search_text(d.record or {}) for d in todo.values()]
+            vectors = np.zeros((len(texts), model.dim), dtype=np.float32)
+            batch = 512
+            steps = range(0, len(texts), batch)
+            for start in _progress(steps, self.progress and len(texts) > 2000, "Embedding memories"):
+                vectors[start : start + batch] = model.encode(texts[start : start + batch])
+            fresh = {blob: vectors[i].astype(np.float16) for i, blob in enumerate(todo)}
+            cache.put_vectors(model.key, fresh)
+            cached.update(fresh)
+        for d in need:
+            if d.vector is None:
+                d.vector = cached[d.blob]
+
+
 # --- the working tree ---------------------------------------------------------------------------------------
 
 
@@ -409,9 +559,10 @@ class WorktreeIndex:
             return self._build(old, progress)
 
     def _build(self, old: Snapshot | None, progress: bool) -> Snapshot:
-        from mtlgit.cache import BlobCache
         from mtlgit.config import load_config
         from mtlgit.embed import load_model
+        from mtlgit.ids import blob_id
+        from mtlgit.memory import MAX_FILE_BYTES, relpath, too_large
         from mtlgit.store import scan_memories
 
         root = self.repo.root
@@ -425,18 +576,11 @@ class WorktreeIndex:
         paths, folders = scan_memories(root / config.memories, root)
         old_index = {rel: i for i, rel in enumerate(old.files)} if old is not None else {}
         old_racy = set(old.manifest.get("racy") or []) if old is not None else set()
-        old_stat = old.array("files.stat") if old is not None else None
-        old_blob = old.array("files.blob") if old is not None else None
-        old_doc = old.array("files.doc") if old is not None else None
-        old_problems: dict[str, list[dict[str, Any]]] = {}
         if old is not None:
-            for problem in old.problems():
-                old_problems.setdefault(problem["path"], []).append(problem)
-
-        from mtlgit.memory import MAX_FILE_BYTES, blob_id, relpath, too_large
+            old_stat, old_blob, old_doc = old.array("files.stat"), old.array("files.blob"), old.array("files.doc")
 
         files: list[FileInput] = []
-        fresh_data: dict[int, bytes] = {}
+        data: dict[int, bytes] = {}
         reuse_row: dict[int, int] = {}
         for path in paths:
             rel = relpath(path, root)
@@ -444,9 +588,8 @@ class WorktreeIndex:
             if key is None:
                 continue
             i = old_index.get(rel)
-            if i is not None and old_stat is not None and old_stat[i].tolist() == key and i not in old_racy:
-                assert old_blob is not None and old_doc is not None
-                files.append(FileInput(rel, key, bytes(old_blob[i]).hex(), problems=old_problems.get(rel, [])))
+            if i is not None and old_stat[i].tolist() == key and i not in old_racy:
+                files.append(FileInput(rel, key, bytes(old_blob[i]).hex()))
                 if old_doc[i] >= 0:
                     reuse_row[len(files) - 1] = int(old_doc[i])
                 continue
@@ -455,118 +598,86 @@ class WorktreeIndex:
                 stand_in = blob_id(f"too-large:{key}".encode())
                 files.append(FileInput(rel, key, stand_in, problems=[too_large(rel, key[0]).to_json()]))
                 continue
-            data = path.read_bytes()
-            files.append(FileInput(rel, key, blob_id(data)))
-            fresh_data[len(files) - 1] = data
+            content = path.read_bytes()
+            files.append(FileInput(rel, key, blob_id(content)))
+            data[len(files) - 1] = content
 
-        cache = BlobCache(self.repo.state_dir / "cache.sqlite")
-        try:
-            docs_by_blob = self._analyse(cache, files, fresh_data, progress)
-            docs = self._docs(files, reuse_row, docs_by_blob, old)
-            self._embed(cache, model, docs, progress)
-        finally:
-            cache.close()
-        racy = [i for i, f in enumerate(files) if f.stat[1] >= started - RACY_NS]
+        def read(indexes: list[int]) -> dict[int, bytes]:
+            return {i: data[i] if i in data else (root / files[i].rel).read_bytes() for i in indexes}
+
         manifest = {
             "kind": "worktree",
             "memories": config.memories,
             "model": config.model,
-            "model_key": model.key,
             "k": config.k,
             "mode": config.mode,
             "reviewed_ref": config.reviewed_ref,
             "config_stat": _stat_key(root / ".mtlgit.yaml"),
             "dirs": [[relpath(f, root), f.stat().st_mtime_ns] for f in folders] or [[config.memories, 0]],
-            "racy": racy,
+            "racy": [i for i, f in enumerate(files) if f.stat[1] >= started - RACY_NS],
             "built_ns": started,
         }
-        return write_snapshot(self.dir, files, docs, old, manifest, model.dim)
+        builder = Builder(self.repo, model, progress)
+        return builder.build(self.dir, files, read, manifest, old, reuse_row)
 
-    def _analyse(
-        self, cache: BlobCache, files: list[FileInput], fresh: dict[int, bytes], progress: bool
-    ) -> dict[str, dict[str, Any]]:
-        """Parse and analyse every fresh content the cache has not seen; return all fresh analyses."""
-        from mtlgit.analysis import analyze
-        from mtlgit.memory import parse_bytes, search_text
 
-        blobs = {files[i].blob for i in fresh}
-        known = cache.docs(blobs)
-        todo = {files[i].blob: i for i in fresh if files[i].blob not in known}
-        new: dict[str, dict[str, Any]] = {}
-        for blob, i in _progress(todo.items(), progress and len(todo) > 2000, "Reading memories"):
-            memory, problems = parse_bytes(fresh[i], files[i].rel)
-            record = None
-            terms: list[str] = []
-            if memory is not None:
-                record = memory.to_json()
-                del record["path"], record["pool"]
-                terms = analyze(search_text(record))
-            new[blob] = {"record": record, "terms": terms, "problems": [p.to_json() for p in problems]}
-        if new:
-            cache.put_docs(new)
-        return {**known, **new}
+# --- a git revision -------------------------------------------------------------------------------------------
 
-    def _docs(
-        self,
-        files: list[FileInput],
-        reuse_row: dict[int, int],
-        analysed: dict[str, dict[str, Any]],
-        old: Snapshot | None,
-    ) -> list[DocInput]:
-        """The memories of the new snapshot: one per id, the first in path order; repeats are reported."""
-        from mtlgit.store import duplicate_problem, first_of_each_id
 
-        candidates: list[DocInput] = []
-        for index, file in enumerate(files):
-            if index in reuse_row:
-                candidates.append(DocInput(index, file.blob, old_row=reuse_row[index]))
-                continue
-            if file.blob in analysed:
-                analysis = analysed[file.blob]
-                file.problems = [{**p, "path": file.rel} for p in analysis["problems"]]
-                if analysis["record"] is not None:
-                    candidates.append(DocInput(index, file.blob, record=analysis["record"], terms=analysis["terms"]))
-        reused = [d.old_row for d in candidates if d.old_row is not None]
-        old_ids = {row: r["id"] for row, r in zip(reused, old.records(reused), strict=True)} if old else {}
-        ids = [
-            ((d.record or {}).get("id", "") if d.old_row is None else old_ids[d.old_row], files[d.file_index].rel)
-            for d in candidates
-        ]
-        kept, duplicates = first_of_each_id(ids)
-        for index, first in duplicates:
-            file = files[candidates[index].file_index]
-            file.problems = [*file.problems, duplicate_problem(file.rel, ids[index][0], first).to_json()]
-        out = [candidates[i] for i in kept]
-        for row, doc in enumerate(out):
-            files[doc.file_index].doc = row
-        return out
+def rev_snapshot(repo: Repo, rev: str, progress: bool = False) -> Snapshot:
+    """The pool exactly as it was at ``rev``, read from git objects (no checkout), cached by tree id.
 
-    def _embed(self, cache: BlobCache, model: StaticModel, docs: list[DocInput], progress: bool) -> None:
-        from mtlgit.memory import search_text
+    The memories folder and model are those of the configuration at ``rev`` (or the defaults).
+    :raises MtlgitError: when ``rev`` is not a commit of the repository.
+    """
+    from mtlgit import gitobjects
+    from mtlgit.config import CONFIG_NAME, Config, parse_config
+    from mtlgit.embed import load_model
+    from mtlgit.frontmatter import FrontMatterError, load_yaml
 
-        need = [d for d in docs if d.old_row is None]
-        if not need:
-            return
-        cached = cache.vectors(model.key, (d.blob for d in need))
-        todo: dict[str, DocInput] = {}
-        for d in need:
-            if d.blob in cached:
-                d.vector = cached[d.blob]
-            else:
-                todo.setdefault(d.blob, d)
-        if todo:
-            texts = [search_text(d.record or {}) for d in todo.values()]
-            vectors = np.zeros((len(texts), model.dim), dtype=np.float32)
-            batch = 512
-            steps = range(0, len(texts), batch)
-            for start in _progress(steps, progress and len(texts) > 2000, "Embedding memories"):
-                vectors[start : start + batch] = model.encode(texts[start : start + batch])
-            fresh = {blob: vectors[i].astype(np.float16) for i, blob in enumerate(todo)}
-            cache.put_vectors(model.key, fresh)
-            cached.update(fresh)
-        for d in need:
-            if d.vector is None:
-                d.vector = cached[d.blob]
+    commit = gitobjects.resolve_commit(repo, rev)
+    config_text = gitobjects.read_path(repo, commit, CONFIG_NAME)
+    config = Config()
+    if config_text is not None:
+        try:
+            config = parse_config(load_yaml(config_text, 1), config_text, repo.root, repo.root / CONFIG_NAME)
+        except FrontMatterError as exc:
+            raise MtlgitError(f"{CONFIG_NAME} at {rev}:{exc.line}: {exc.message}") from None
+    model = load_model(config.model, repo.root, repo.state_dir)
+    entries = gitobjects.memory_entries(repo, commit, config.memories)
+    tree = gitobjects.tree_id(repo, commit, config.memories)
+    index_dir = repo.state_dir / "revs" / f"{tree}-{model.key}"
+    snapshot = open_current(index_dir)
+    if snapshot is not None:
+        return snapshot
+    files = [FileInput(rel, [size, 0, 0], blob) for rel, blob, size in entries]
+    for file in files:
+        if file.stat[0] > 1024 * 1024:
+            from mtlgit.memory import too_large
+
+            file.problems = [too_large(file.rel, file.stat[0]).to_json()]
+
+    def read(indexes: list[int]) -> dict[int, bytes]:
+        contents = gitobjects.read_blobs(repo, [files[i].blob for i in indexes])
+        return {i: contents[files[i].blob] for i in indexes}
+
+    from mtlgit.lock import file_lock
+
+    with file_lock(repo.state_dir / "revs.lock", timeout=300):
+        snapshot = open_current(index_dir)
+        if snapshot is not None:
+            return snapshot
+        manifest = {
+            "kind": "rev",
+            "rev": rev,
+            "commit": commit,
+            "memories": config.memories,
+            "model": config.model,
+            "k": config.k,
+            "mode": config.mode,
+            "reviewed_ref": config.reviewed_ref,
+        }
+        return Builder(repo, model, progress).build(index_dir, files, read, manifest)
 
 
 def _progress(items: Iterable[Any], show: bool, label: str) -> Iterable[Any]:

@@ -144,14 +144,18 @@ def search(
     mode: str = "hybrid",
     filters: Filters | None = None,
     dense_weight: float = DENSE_WEIGHT,
+    allowed: np.ndarray | None = None,
 ) -> list[Hit]:
     """The top ``k`` memories of ``snapshot`` for ``query``.
 
     :param query_vector: the query's embedding, or a callable returning it (called only when needed).
+    :param allowed: a boolean mask over the snapshot's memories; only those may be returned.
     """
     if snapshot.n_docs == 0 or k <= 0:
         return []
     mask = candidate_mask(snapshot, filters or Filters())
+    if allowed is not None:
+        mask &= allowed
     rows = np.flatnonzero(mask)
     if not len(rows):
         return []
@@ -203,24 +207,35 @@ def recall(
     mode: str | None = None,
     filters: Filters | None = None,
     start: Any = None,
+    rev: str | None = None,
+    reviewed: bool = False,
 ) -> RecallResult:
     """Recall from the working tree of the repository containing ``start`` (default: the current directory).
 
     The index is checked against the files first and refreshed if anything changed, so the answer is never
     stale. ``k`` and ``mode`` default to the repository's configuration (3, hybrid).
+
+    :param rev: recall from the pool exactly as it was at this commit instead (read from git objects).
+    :param reviewed: keep only memories whose content is on the reviewed ref (``reviewed_ref``).
     """
     from mtlgit.embed import load_model
 
     repo = find_repo(start)
     index = WorktreeIndex(repo)
-    snapshot = index.fresh()
+    if rev is not None:
+        from mtlgit.index import rev_snapshot
+
+        snapshot = rev_snapshot(repo, rev)
+    else:
+        snapshot = index.fresh()
     manifest = snapshot.manifest
+    allowed = _reviewed_mask(repo, snapshot) if reviewed else None
     k = int(manifest["k"]) if k is None else k
     mode = str(manifest["mode"]) if mode is None else mode
     model = None
     if mode != "bm25" and snapshot.n_docs:
         model = load_model(manifest["model"], repo.root, repo.state_dir)
-        if model.key != manifest["model_key"]:
+        if model.key != manifest["model_key"] and rev is None:
             snapshot = index.refresh()
     hits = search(
         snapshot,
@@ -229,5 +244,24 @@ def recall(
         k=k,
         mode=mode,
         filters=filters,
+        allowed=allowed,
     )
     return RecallResult(query, mode, k, hits, snapshot, int(snapshot.manifest.get("problem_files", 0)))
+
+
+def _reviewed_mask(repo: Any, snapshot: Snapshot) -> np.ndarray:
+    """Memories whose exact content (blob) is in the reviewed ref's pool: what passed review."""
+    from mtlgit.errors import MtlgitError
+    from mtlgit.gitobjects import blobs_at
+
+    ref = str(snapshot.manifest.get("reviewed_ref") or "origin/main")
+    try:
+        blobs = blobs_at(repo, ref, str(snapshot.manifest["memories"]))
+    except MtlgitError:
+        raise MtlgitError(
+            f"the reviewed ref '{ref}' does not exist here: fetch it (`git fetch`), or set reviewed_ref in "
+            ".mtlgit.yaml to the branch that holds reviewed memories"
+        ) from None
+    doc_blobs = snapshot.array("files.blob")[snapshot.array("docs.file")]
+    wanted = np.array([bytes.fromhex(b) for b in blobs], dtype="S20")
+    return np.isin(doc_blobs, wanted)

@@ -16,11 +16,10 @@ from typing import Any
 from mtlgit import frontmatter
 from mtlgit.config import Config, load_config
 from mtlgit.errors import InvalidMemoryError, MemoryNotFoundError, MtlgitError, Problem
-from mtlgit.ids import new_ulid
+from mtlgit.ids import blob_id, new_ulid
 from mtlgit.lock import file_lock
 from mtlgit.memory import (
     Memory,
-    blob_id,
     new_meta,
     parse_bytes,
     read_file,

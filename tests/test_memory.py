@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mtlgit.ids import is_ulid, new_ulid, ulid_time_ms
-from mtlgit.memory import blob_id, parse_bytes, slugify
+from mtlgit.ids import blob_id, is_ulid, new_ulid, ulid_time_ms
+from mtlgit.memory import parse_bytes, slugify
 from tests.conftest import VALID
 
 

@@ -18,18 +18,34 @@ from mtlgit.repo import find_repo
 from tests.conftest import git, run_cli, write
 
 MEMORIES = [
-    ("Reproduce the bug with a failing test first", "Before changing code to fix a reported bug.",
-     "Write the smallest test that fails for the reported reason and watch it fail; only then fix the code.",
-     "python", "testing"),
-    ("Quote the here-doc delimiter when writing files from the shell", "When a shell command writes a file.",
-     "Use cat > file <<'EOF' so dollar signs and backticks are written literally instead of expanded.",
-     "shell", "editing"),
-    ("Check the library version before calling an API", "When an API call fails with an unexpected argument.",
-     "Print the installed version and read that version's signature; do not trust memory of a newer release.",
-     "javascript", "api"),
-    ("Read the harness's answer format before finishing", "When a task says how the answer must be submitted.",
-     "Find the exact output format the grader expects and produce exactly that, nothing more.",
-     "terminal", "protocol"),
+    (
+        "Reproduce the bug with a failing test first",
+        "Before changing code to fix a reported bug.",
+        "Write the smallest test that fails for the reported reason and watch it fail; only then fix the code.",
+        "python",
+        "testing",
+    ),
+    (
+        "Quote the here-doc delimiter when writing files from the shell",
+        "When a shell command writes a file.",
+        "Use cat > file <<'EOF' so dollar signs and backticks are written literally instead of expanded.",
+        "shell",
+        "editing",
+    ),
+    (
+        "Check the library version before calling an API",
+        "When an API call fails with an unexpected argument.",
+        "Print the installed version and read that version's signature; do not trust memory of a newer release.",
+        "javascript",
+        "api",
+    ),
+    (
+        "Read the harness's answer format before finishing",
+        "When a task says how the answer must be submitted.",
+        "Find the exact output format the grader expects and produce exactly that, nothing more.",
+        "terminal",
+        "protocol",
+    ),
 ]
 
 
@@ -59,8 +75,9 @@ def test_recall_finds_the_relevant_memory_first(cli) -> None:  # type: ignore[no
     assert results[0]["title"] == MEMORIES[0][0]
     assert results[0]["scores"]["bm25"] > 0 and results[0]["scores"]["dense"] > 0
     for mode in ("bm25", "dense"):
-        assert recall_json(cli, "--mode", mode, "shell here-doc delimiter expands dollar signs")[0]["title"] == (
-            MEMORIES[1][0]
+        assert (
+            recall_json(cli, "--mode", mode, "shell here-doc delimiter expands dollar signs")[0]["title"]
+            == (MEMORIES[1][0])
         )
 
 
@@ -68,8 +85,16 @@ def test_recall_is_never_stale(repo: Path, cli) -> None:  # type: ignore[no-unty
     added = add_all(cli)
     assert cli("index").code == 0
     # A memory added after indexing is recalled at once.
-    new = cli("add", "-t", "Pin the interpreter of the virtual environment", "-d", "When a project has a venv.",
-              "-c", "Call .venv/bin/python instead of a bare python so the right packages load.", "--json")
+    new = cli(
+        "add",
+        "-t",
+        "Pin the interpreter of the virtual environment",
+        "-d",
+        "When a project has a venv.",
+        "-c",
+        "Call .venv/bin/python instead of a bare python so the right packages load.",
+        "--json",
+    )
     assert titles(recall_json(cli, "which python interpreter virtual environment", "-k", "1")) == [
         "Pin the interpreter of the virtual environment"
     ]
@@ -103,8 +128,15 @@ def test_filters(cli) -> None:  # type: ignore[no-untyped-def]
 
 def test_trajectories_are_left_out_unless_asked(cli) -> None:  # type: ignore[no-untyped-def]
     add_all(cli)
-    result = cli("add", "-f", "trajectory", "-t", "Attempt at the flaky network test", "-c",
-                 "ran pytest -x; saw ConnectionError; retried with a mock server; passed")
+    result = cli(
+        "add",
+        "-f",
+        "trajectory",
+        "-t",
+        "Attempt at the flaky network test",
+        "-c",
+        "ran pytest -x; saw ConnectionError; retried with a mock server; passed",
+    )
     assert result.code == 0, result.output
     assert "Attempt at the flaky network test" not in titles(recall_json(cli, "flaky network test", "-k", "10"))
     assert titles(recall_json(cli, "flaky network test", "-k", "1", "--trajectories")) == [
@@ -179,8 +211,9 @@ def _snapshot_dir(repo: Path) -> Path:
     return snapshot.folder
 
 
-@pytest.mark.parametrize("damage", ["truncate-vectors", "delete-records", "garbage-manifest", "old-version",
-                                    "bad-current"])
+@pytest.mark.parametrize(
+    "damage", ["truncate-vectors", "delete-records", "garbage-manifest", "old-version", "bad-current"]
+)
 def test_a_damaged_index_is_detected_and_rebuilt(repo: Path, cli, damage: str) -> None:  # type: ignore[no-untyped-def]
     add_all(cli)
     assert cli("index").code == 0
@@ -255,11 +288,23 @@ def test_refresh_reanalyses_only_what_changed(repo: Path, cli) -> None:  # type:
 def test_racing_recalls_during_a_refresh_all_answer(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
     add_all(cli)
     assert cli("index").code == 0
-    cli("add", "-t", "Cache the dependency download in CI", "-d", "When CI installs packages on every run.",
-        "-c", "Key the cache on the lock file so a change of dependencies refreshes it.")
+    cli(
+        "add",
+        "-t",
+        "Cache the dependency download in CI",
+        "-d",
+        "When CI installs packages on every run.",
+        "-c",
+        "Key the cache on the lock file so a change of dependencies refreshes it.",
+    )
     procs = [
-        subprocess.Popen([sys.executable, "-m", "mtlgit", "recall", "cache dependency download CI", "--json"],
-                         cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "mtlgit", "recall", "cache dependency download CI", "--json"],
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(6)
     ]
     for proc in procs:
@@ -271,12 +316,19 @@ def test_racing_recalls_during_a_refresh_all_answer(repo: Path, cli) -> None:  #
 @pytest.mark.slow
 def test_kill_during_a_build_leaves_a_working_index(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
     for i in range(300):
-        write(repo / "memories" / f"m{i:03d}.md", f"---\nid: M{i:03d}\ntitle: memory number {i}\nformat: insight\n"
-              f"description: about topic {i}\n---\nThe content of memory {i} mentions word{i}.\n")
+        write(
+            repo / "memories" / f"m{i:03d}.md",
+            f"---\nid: M{i:03d}\ntitle: memory number {i}\nformat: insight\n"
+            f"description: about topic {i}\n---\nThe content of memory {i} mentions word{i}.\n",
+        )
     assert cli("index").code == 0
     for delay in (0.05, 0.2, 0.4, 0.6, 0.9):
-        proc = subprocess.Popen([sys.executable, "-m", "mtlgit", "index", "--rebuild"], cwd=repo,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mtlgit", "index", "--rebuild"],
+            cwd=repo,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -7,7 +7,13 @@ from mtlgit.cli.main import open_pool
 
 @click.command()
 @click.option("--memories", "folder", default="memories", show_default=True, help="Folder for the memory files.")
-def init(folder: str) -> None:
+@click.option(
+    "--hooks/--no-hooks",
+    "with_hooks",
+    default=None,
+    help="Install the git hooks (asked on a terminal; not installed otherwise).",
+)
+def init(folder: str, with_hooks: bool | None) -> None:
     """Set up mtlgit in the current git repository.
 
     Writes .mtlgit.yaml and creates the memories folder. An existing .mtlgit.yaml is never overwritten.
@@ -15,8 +21,9 @@ def init(folder: str) -> None:
     \b
     Example:
         git init myproject && cd myproject
-        mtlgit init
+        mtlgit init --hooks
     """
+    from mtlgit.cli.drafts import interactive
     from mtlgit.config import CONFIG_NAME, DEFAULT_CONFIG_TEXT
     from mtlgit.errors import MtlgitError
     from mtlgit.repo import find_repo
@@ -30,4 +37,16 @@ def init(folder: str) -> None:
     pool = open_pool()
     pool.memories_dir.mkdir(parents=True, exist_ok=True)
     click.echo(f"Initialised mtlgit in {repo.root}: {CONFIG_NAME}, {pool.config.memories}/")
+    if with_hooks is None and interactive():
+        with_hooks = click.confirm(
+            "Install git hooks (lint memories before each commit, refresh the index after commits and checkouts)?",
+            default=True,
+        )
+    if with_hooks:
+        from mtlgit import hooks
+
+        for line in hooks.install(repo):
+            click.echo(f"  hook {line}")
+    else:
+        click.echo("Git hooks not installed: `mtlgit hooks install` adds them.")
     click.echo("Next: mtlgit add --help")

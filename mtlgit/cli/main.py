@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "index": "mtlgit.cli.index_cmd:index",
     "eval": "mtlgit.cli.eval_cmd:eval_",
     "demo": "mtlgit.cli.demo:demo",
+    "hooks": "mtlgit.cli.hooks_cmd:hooks",
+    "hook-run": "mtlgit.cli.hooks_cmd:hook_run",
 }
 
 

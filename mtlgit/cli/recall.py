@@ -21,6 +21,8 @@ from mtlgit.recall import MODES
 @filter_options
 @click.option("--include-retired", is_flag=True, help="Also recall retired and superseded memories.")
 @click.option("--trajectories", "include_trajectories", is_flag=True, help="Also recall trajectories.")
+@click.option("--rev", metavar="REF", help="Recall from the pool as it was at this commit (read from git).")
+@click.option("--reviewed", is_flag=True, help="Only memories whose content is on the reviewed branch.")
 @click.option("--json", "output", flag_value="json", help="Print JSON.")
 @click.option("--paths", "output", flag_value="paths", help="Print only the file paths.")
 @click.option("--prompt", "output", flag_value="prompt", help="Print the block to paste into an agent's prompt.")
@@ -36,6 +38,8 @@ def recall(
     scopes: tuple[str, ...],
     include_retired: bool,
     include_trajectories: bool,
+    rev: str | None,
+    reviewed: bool,
     output: str | None,
 ) -> None:
     """Recall the memories most relevant to a task (top 3, hybrid BM25 + embedding).
@@ -47,6 +51,7 @@ def recall(
         mtlgit recall "fix a failing pytest test in a django project"
         mtlgit recall --prompt -k 5 "migrate the build to pyproject.toml"
         echo "the task text" | mtlgit recall - --json
+        mtlgit recall --rev v1.2 "reproduce the run of last week"
     """
     from mtlgit import render
     from mtlgit.errors import MtlgitError
@@ -72,7 +77,7 @@ def recall(
         include_retired=include_retired,
         include_trajectories=include_trajectories,
     )
-    result = run_recall(text, k=k, mode=mode, filters=filters)
+    result = run_recall(text, k=k, mode=mode, filters=filters, rev=rev, reviewed=reviewed)
     if output == "json":
         import json
 

@@ -1,0 +1,89 @@
+"""Reading memories straight from git objects: a commit's tree, its blobs, without a checkout."""
+
+from __future__ import annotations
+
+import subprocess
+
+from mtlgit.errors import MtlgitError
+from mtlgit.repo import Repo
+from mtlgit.store import SKIPPED_NAMES
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+def resolve_commit(repo: Repo, rev: str) -> str:
+    """The commit id ``rev`` names.
+
+    :raises MtlgitError: when it names no commit (a name starting with '-' is never taken as an option).
+    """
+    out = repo.git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False).strip()
+    if not out:
+        raise MtlgitError(f"'{rev}' is not a commit of this repository: check the name (`git log --oneline`)")
+    return out
+
+
+def read_path(repo: Repo, commit: str, path: str) -> str | None:
+    """The text of ``path`` at ``commit``, or None when it does not exist there."""
+    proc = subprocess.run(
+        ["git", "cat-file", "blob", f"{commit}:{path}"], cwd=repo.root, capture_output=True, check=False
+    )
+    return proc.stdout.decode("utf-8", "replace") if proc.returncode == 0 else None
+
+
+def tree_id(repo: Repo, commit: str, folder: str) -> str:
+    out = repo.git("rev-parse", "--verify", "--quiet", f"{commit}:{folder}", check=False).strip()
+    return out or EMPTY_TREE
+
+
+def memory_entries(repo: Repo, commit: str, folder: str) -> list[tuple[str, str, int]]:
+    """(path, blob id, size) of every memory file below ``folder`` at ``commit``, by the working tree's rules:
+    ``*.md``, no hidden file or folder, no README.md; symlinks and submodules are not memories."""
+    out = repo.git("ls-tree", "-r", "-z", "--long", commit, "--", folder)
+    entries = []
+    for item in out.split("\0"):
+        if not item:
+            continue
+        info, path = item.split("\t", 1)
+        mode, kind, blob, size = info.split()
+        name = path.rsplit("/", 1)[-1].lower()
+        hidden = any(part.startswith(".") for part in path.split("/"))
+        if kind != "blob" or mode not in ("100644", "100755") or hidden:
+            continue
+        if not name.endswith(".md") or name in SKIPPED_NAMES:
+            continue
+        entries.append((path, blob, int(size)))
+    return sorted(entries)
+
+
+def read_blobs(repo: Repo, blobs: list[str]) -> dict[str, bytes]:
+    """The contents of many blobs through one ``git cat-file --batch``."""
+    unique = list(dict.fromkeys(blobs))
+    if not unique:
+        return {}
+    proc = subprocess.run(
+        ["git", "cat-file", "--batch"],
+        cwd=repo.root,
+        input=("\n".join(unique) + "\n").encode(),
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise MtlgitError(f"git cat-file failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
+    out = proc.stdout
+    contents: dict[str, bytes] = {}
+    position = 0
+    for blob in unique:
+        end = out.index(b"\n", position)
+        header = out[position:end].split()
+        position = end + 1
+        if len(header) < 3 or header[1] == b"missing":
+            raise MtlgitError(f"git object {blob} is missing: the repository may be shallow or damaged")
+        size = int(header[2])
+        contents[blob] = out[position : position + size]
+        position += size + 1
+    return contents
+
+
+def blobs_at(repo: Repo, ref: str, folder: str) -> set[str]:
+    """Blob ids of the memory files at ``ref``."""
+    return {blob for _path, blob, _size in memory_entries(repo, resolve_commit(repo, ref), folder)}
