@@ -87,3 +87,17 @@ def read_blobs(repo: Repo, blobs: list[str]) -> dict[str, bytes]:
 def blobs_at(repo: Repo, ref: str, folder: str) -> set[str]:
     """Blob ids of the memory files at ``ref``."""
     return {blob for _path, blob, _size in memory_entries(repo, resolve_commit(repo, ref), folder)}
+
+
+def object_ids(repo: Repo, names: list[str]) -> list[str]:
+    """The object id of each ``rev:path`` name ("" when it does not exist), through one cat-file."""
+    if not names:
+        return []
+    proc = subprocess.run(
+        ["git", "cat-file", "--batch-check=%(objectname)"],
+        cwd=repo.root,
+        input=("\n".join(names) + "\n").encode(),
+        capture_output=True,
+        check=True,
+    )
+    return ["" if line.endswith(" missing") else line for line in proc.stdout.decode().splitlines()]

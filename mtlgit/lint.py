@@ -9,6 +9,7 @@ from pathlib import Path
 from mtlgit import frontmatter
 from mtlgit.errors import Problem
 from mtlgit.ids import new_ulid
+from mtlgit.staleness import stale_notes
 from mtlgit.store import Pool, replace_file
 
 
@@ -33,11 +34,16 @@ def lint_pool(pool: Pool, paths: Iterable[Path] | None = None) -> LintReport:
     """Lint the whole pool, or only ``paths`` (still checked against the whole pool for duplicate ids)."""
     result = pool.load(refresh=True)
     files = pool.files()
-    if paths is None:
-        return LintReport(len(files), sorted(result.problems, key=_order))
-    wanted = {pool.rel(Path(p).resolve()) for p in paths}
-    problems = [p for p in result.problems if p.path in wanted]
-    return LintReport(len(wanted), sorted(problems, key=_order))
+    problems = list(result.problems)
+    memories = result.memories
+    if paths is not None:
+        wanted = {pool.rel(Path(p).resolve()) for p in paths}
+        problems = [p for p in problems if p.path in wanted]
+        memories = [m for m in memories if m.path in wanted]
+    notes = stale_notes(pool.root, [m.to_json() for m in memories])
+    for index, note in notes.items():
+        problems.append(Problem(memories[index].path, 0, "warning", "stale", f"{note}: check it still holds"))
+    return LintReport(len(files) if paths is None else len(wanted), sorted(problems, key=_order))
 
 
 def _order(problem: Problem) -> tuple[str, int]:

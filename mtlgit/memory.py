@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mtlgit import frontmatter
+from mtlgit.abstraction import specificity
 from mtlgit.errors import Problem
 from mtlgit.ids import blob_id, is_ulid
 from mtlgit.schema import (
@@ -397,6 +398,11 @@ def _check_body(check: _Checker, fmt: str, content: str, line: int) -> None:
                     "an insight is 1-3 sentences; this one is longer: keep the transferable lesson, drop the story",
                 )
             )
+        title = str(check.meta.get("title") or "")
+        description = str(check.meta.get("description") or "")
+        found = specificity(f"{title}\n{description}\n{content}")
+        if found.too_specific:
+            check.problems.append(_warning(check.rel, line, "too-specific", f"this insight {found.hint()}"))
     elif fmt == "workflow":
         if not re.search(r"^\s*\d+[.)]\s", content, re.MULTILINE):
             check.problems.append(

@@ -246,6 +246,12 @@ def recall(
         filters=filters,
         allowed=allowed,
     )
+    if any((hit.memory.get("source") or {}).get("commit") for hit in hits):
+        from mtlgit.staleness import stale_notes
+
+        head = str(manifest.get("commit", "HEAD")) if rev is not None else "HEAD"
+        for position, note in stale_notes(repo.root, [hit.memory for hit in hits], head).items():
+            hits[position].notes.append(note)
     return RecallResult(query, mode, k, hits, snapshot, int(snapshot.manifest.get("problem_files", 0)))
 
 

@@ -319,3 +319,99 @@ def test_a_conflicted_memory_is_reported_and_skipped(repo: Path) -> None:
     lint = run_cli(repo, "lint")
     assert lint.code == 1 and f"{memory['path']}:" in lint.out and "merge conflict" in lint.out
     assert recall_titles(repo, "lesson") == []
+
+
+# --- review, log, staleness ------------------------------------------------------------------------------
+
+
+def test_review_reports_a_branch_for_a_pull_request(repo: Path) -> None:
+    base = add(repo, "Reproduce the failure before changing code", "Run the reported steps and see them fail.")
+    retiring = add(repo, "Prefer print debugging over guessing", "Print the values where the bug shows.")
+    assert commit(repo, "base").returncode == 0
+    git(repo, "checkout", "-qb", "feature")
+    add(
+        repo,
+        "Patch line 1203 of query.py",
+        "In django/db/models/sql/query.py line 1203 reset alias_refcount (commit 4f2c1a9, django__django-16032).",
+    )
+    add(repo, "Reproduce the failure before changing any code", "Run the reported steps and see them fail first.")
+    assert run_cli(repo, "retire", retiring["id"]).code == 0
+    write(repo / "memories" / "broken.md", "---\ntitle: no id\n---\nbody\n")
+    assert commit(repo, "feature").returncode == 0
+    result = run_cli(repo, "review", "main..feature")
+    assert result.code == 0, result.output
+    report = result.out
+    assert report.startswith("## mtlgit review: 3 added, 1 retired")
+    assert "- **Patch line 1203 of query.py** (insight · python)" in report
+    assert "reads as task-specific" in report
+    assert f'**near-duplicate** of "{base["title"]}"' in report
+    assert "### Retired\n\n- **Prefer print debugging over guessing**" in report
+    assert "❌ line 1: missing required field 'id'" in report
+    assert "**1 error(s)**" in report or "error(s)**" in report
+    assert run_cli(repo, "review", "main..feature", "--check").code == 1
+    data = json.loads(run_cli(repo, "review", "main...feature", "--json").out)
+    assert {c["kind"] for c in data["changes"]} == {"added", "retired"}
+    clean = run_cli(repo, "review", "main..main", "--check")
+    assert clean.code == 0 and "no memory changes" in clean.out
+
+
+def test_review_without_a_range_needs_the_reviewed_ref(repo: Path) -> None:
+    add(repo, "A lesson")
+    assert commit(repo, "one").returncode == 0
+    result = run_cli(repo, "review")
+    assert result.code == 1 and "give one, e.g. `mtlgit review main..HEAD`" in result.err
+
+
+def test_log_follows_a_memory_across_renames_and_retirement(repo: Path) -> None:
+    memory = add(repo, "Keep the diff small")
+    assert commit(repo, "add it").returncode == 0
+    target = repo / "memories" / "moved" / "keep-the-diff-small.md"
+    target.parent.mkdir()
+    (repo / memory["path"]).rename(target)
+    assert commit(repo, "move it").returncode == 0
+    assert run_cli(repo, "retire", memory["id"]).code == 0
+    assert commit(repo, "retire it").returncode == 0
+    history = json.loads(run_cli(repo, "log", memory["id"][:12], "--json").out)
+    assert history["id"] == memory["id"]
+    assert [(e["subject"], e["change"], e["status"]) for e in history["history"]] == [
+        ("retire it", "retired", "retired"),
+        ("move it", f"renamed from {memory['path']}", "active"),
+        ("add it", "added", "active"),
+    ]
+    target.unlink()
+    assert commit(repo, "delete it").returncode == 0
+    gone = json.loads(run_cli(repo, "log", memory["id"], "--json").out)
+    assert [e["change"] for e in gone["history"]][0] == "deleted"
+
+
+def test_a_memory_about_changed_code_is_flagged_possibly_stale(repo: Path) -> None:
+    write(repo / "src" / "parser.py", "def parse(text):\n    return text.split()\n")
+    assert commit(repo, "code").returncode == 0
+    learned_at = git(repo, "rev-parse", "HEAD").strip()
+    result = run_cli(
+        repo,
+        "add",
+        "-t",
+        "The parser splits on whitespace",
+        "-d",
+        "When parsing input.",
+        "-c",
+        "Tokens are separated by any whitespace.",
+        "--source-commit",
+        learned_at,
+        "--source-path",
+        "src/parser.py",
+        "--json",
+    )
+    assert result.code == 0, result.output
+    assert commit(repo, "memory").returncode == 0
+    fresh = json.loads(run_cli(repo, "recall", "parser whitespace", "--json").out)["results"][0]
+    assert fresh["notes"] == []
+    write(repo / "src" / "parser.py", "def parse(text):\n    return text.split(',')\n")
+    assert commit(repo, "change the parser").returncode == 0
+    stale = json.loads(run_cli(repo, "recall", "parser whitespace", "--json").out)["results"][0]
+    assert stale["notes"] == [f"possibly stale: src/parser.py changed since {learned_at[:10]}"]
+    assert "! possibly stale: src/parser.py" in run_cli(repo, "recall", "parser whitespace").out
+    assert "possibly stale: src/parser.py" in run_cli(repo, "recall", "parser whitespace", "--prompt").out
+    lint = run_cli(repo, "lint")
+    assert lint.code == 0 and "warning: possibly stale: src/parser.py" in lint.out

@@ -30,6 +30,9 @@ COMMANDS: dict[str, str] = {
     "eval": "mtlgit.cli.eval_cmd:eval_",
     "demo": "mtlgit.cli.demo:demo",
     "hooks": "mtlgit.cli.hooks_cmd:hooks",
+    "review": "mtlgit.cli.git_cmds:review",
+    "log": "mtlgit.cli.git_cmds:log",
+    "dedup": "mtlgit.cli.dedup_cmd:dedup",
     "hook-run": "mtlgit.cli.hooks_cmd:hook_run",
 }
 

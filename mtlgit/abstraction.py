@@ -1,0 +1,97 @@
+"""How task-specific a memory is: a score from 0 (abstract, transferable) to 1 (tied to one task).
+
+Memory Transfer Learning found that abstract insights transfer across tasks while concrete details
+(file names, exact strings, commands of one run) anchor an agent in the wrong domain. The score counts the
+concrete things a text mentions, each kind with a weight, per 100 words, and maps the sum to 0..1:
+
+    specificity = 1 - exp(-weighted_count_per_100_words / 12)
+
+| kind | weight | examples |
+|---|---|---|
+| file path (two or more slashes) or file name with an extension | 3 | ``django/db/models``, ``evaluate.py`` |
+| line reference | 3 | ``line 42``, ``query.py:118`` |
+| commit hash or other long hex id | 3 | ``4f2c1a9``, ``e3b0c44298fc`` |
+| issue or task id | 3 | ``#1234``, ``JIRA-881``, ``django__django-16032`` |
+| URL | 2 | ``https://...`` |
+| code identifier | 1 | ``snake_case_name``, ``CamelCase``, ``obj.method()`` |
+| command with flags | 1 | ``ls -la data``, ``nl -ba`` |
+| long inline code or code block (over 40 characters) | 2 each | |
+| quoted literal string | 1 | ``"expected 3 rows"`` |
+
+An insight scoring above 0.5 gets a warning with a hint (``--strict`` makes it an error); workflows,
+summaries and trajectories are allowed to be concrete. A short generic command (an inline ``python -``
+here-doc) is not penalised much: it is the point of some insights.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+THRESHOLD = 0.5
+SCALE = 12.0
+
+_PATTERNS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
+    (
+        "path",
+        3.0,
+        re.compile(
+            r"(?<![\w/.-])(?:\.{0,2}/)?(?:[\w.-]+/){2,}[\w.-]+|(?<![\w.-])[\w/.-]*[\w-]+\.(?:py|pyi|js|jsx|ts|tsx|go|rs|java|kt|c|h|cc|cpp|"
+            r"hpp|cs|rb|php|swift|m|scala|sh|bash|zsh|ps1|json|ya?ml|toml|ini|cfg|conf|lock|txt|csv|tsv|md|rst|html|"
+            r"css|scss|sql|xml|proto|ipynb|env|dockerfile|gradle|mk)\b"
+        ),
+    ),
+    ("line", 3.0, re.compile(r"\blines?\s+\d+\b|(?<=\w)\:\d+\b", re.IGNORECASE)),
+    ("hash", 3.0, re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,64}\b")),
+    ("issue", 3.0, re.compile(r"(?<![\w&])#\d+\b|\b[A-Z][A-Z0-9]+-\d+\b|\b\w+__\w+-\d+\b")),
+    ("url", 2.0, re.compile(r"\b(?:https?|ftp|file)://\S+")),
+    (
+        "identifier",
+        1.0,
+        re.compile(r"\b[a-z]+(?:_[a-z0-9]+){1,}\b|\b[a-z]+[A-Z]\w*\b|\b[A-Z][a-z]+[A-Z]\w*\b|\b\w+\.\w+\(\)|\b\w+\(\)"),
+    ),
+    ("command", 1.0, re.compile(r"(?:^|[\s`;&|(])[a-z][\w.-]*(?:\s+-{1,2}[A-Za-z][\w-]*)+")),
+    ("literal", 1.0, re.compile(r"\"[^\"\n]{3,}\"|'[^'\n]{3,}'")),
+)
+_CODE = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
+
+
+@dataclass
+class Specificity:
+    score: float
+    words: int
+    found: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def too_specific(self) -> bool:
+        return self.score > THRESHOLD
+
+    def hint(self) -> str:
+        kinds = ", ".join(f"{kind} ({', '.join(dict.fromkeys(items))[:60]})" for kind, items in self.found.items())
+        return (
+            f"reads as task-specific (score {self.score:.2f} > {THRESHOLD}): it names {kinds}. Say what to do "
+            "in general terms -- the lesson that would help on a different task -- and drop names of files, "
+            "lines, commits and issues"
+        )
+
+
+def specificity(text: str) -> Specificity:
+    """Score ``text`` (title, description and content together) for how tied it is to one task."""
+    words = max(len(re.findall(r"\w+", text)), 1)
+    found: dict[str, list[str]] = {}
+    weighted = 0.0
+    for match in _CODE.finditer(text):
+        code = match.group(0).strip("`")
+        if len(code) > 40:
+            found.setdefault("long code", []).append(code[:30] + "...")
+            weighted += 2.0
+    for kind, weight, pattern in _PATTERNS:
+        hits = [m.group(0).strip() for m in pattern.finditer(text)]
+        if kind == "literal":
+            hits = [h for h in hits if not re.fullmatch(r"['\"][\w-]+['\"]", h)]
+        if hits:
+            found[kind] = hits
+            weighted += weight * len(hits)
+    density = weighted * 100.0 / max(words, 20)
+    return Specificity(round(1.0 - math.exp(-density / SCALE), 3), words, found)
