@@ -381,7 +381,7 @@ def test_log_follows_a_memory_across_renames_and_retirement(repo: Path) -> None:
     target.unlink()
     assert commit(repo, "delete it").returncode == 0
     gone = json.loads(run_cli(repo, "log", memory["id"], "--json").out)
-    assert [e["change"] for e in gone["history"]][0] == "deleted"
+    assert gone["history"][0]["change"] == "deleted"
 
 
 def test_a_memory_about_changed_code_is_flagged_possibly_stale(repo: Path) -> None:
