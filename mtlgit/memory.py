@@ -28,6 +28,7 @@ from mtlgit.schema import (
     SOURCE_TEXT_KEYS,
     STATUSES,
 )
+from mtlgit.secrets import ALLOW, find_secrets
 
 MAX_FILE_BYTES = 1024 * 1024
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -190,6 +191,22 @@ def parse_bytes(data: bytes, rel: str, pool: str = "local") -> tuple[Memory | No
         ]
     memory, problems = validate(doc, rel)
     if memory is not None:
+        # Scan everything but the lines mtlgit writes itself: an id or a date is not a secret.
+        lines = text.split("\n")
+        for index in range(doc.fm_start, doc.fm_end):
+            if re.match(r"(?:id|created)\s*:", lines[index]):
+                lines[index] = ""
+        secrets = find_secrets("\n".join(lines))
+        if secrets:
+            return None, problems + [
+                _error(
+                    rel,
+                    f.line,
+                    "secret",
+                    f"contains {f.describe()}: remove it (or, for a false positive, put '{ALLOW}' on that line)",
+                )
+                for f in secrets
+            ]
         memory.blob = blob_id(data)
         memory.pool = pool
     return memory, problems

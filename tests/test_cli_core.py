@@ -24,14 +24,15 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 def add(cli, title: str = "Reproduce the bug with a failing test first", **extra: str):  # type: ignore[no-untyped-def]
+    """Add a memory whose every field derives from its title, so two titles never make near-duplicates."""
     args = [
         "add",
         "--title",
         title,
         "--description",
-        "Before fixing anything, see the failure.",
+        f"When {title.lower()} matters.",
         "--content",
-        "Write the smallest test that fails for the reported reason; only then change code.",
+        f"{title}: this is the whole lesson, in words of its own.",
         "--json",
     ]
     for key, value in extra.items():
@@ -162,19 +163,19 @@ def test_retire_changes_one_line_and_hides_the_memory(repo: Path, cli) -> None: 
 
 
 def test_list_filters(cli) -> None:  # type: ignore[no-untyped-def]
-    py = add(cli, title="Python one", domain="python", tag="testing")
-    add(cli, title="Go one", domain="go", tag="build")
+    py = add(cli, title="Pin the interpreter of the virtual environment", domain="python", tag="testing")
+    add(cli, title="Vendor modules before an offline build", domain="go", tag="build")
     assert [m["id"] for m in json.loads(cli("list", "--domain", "PYTHON", "--json").out)] == [py["id"]]
     assert [m["id"] for m in json.loads(cli("list", "--exclude-domain", "go", "--json").out)] == [py["id"]]
     assert [m["id"] for m in json.loads(cli("list", "--tag", "testing", "--json").out)] == [py["id"]]
     assert json.loads(cli("list", "--format", "workflow", "--json").out) == []
     text = cli("list").out
-    assert "Python one" in text and "Go one" in text
+    assert "Pin the interpreter" in text and "Vendor modules" in text
 
 
 def test_show_unknown_and_ambiguous_ids(cli) -> None:  # type: ignore[no-untyped-def]
-    add(cli, title="one")
-    add(cli, title="two")
+    add(cli, title="Measure before optimising the hot loop")
+    add(cli, title="Quote every shell variable expansion")
     unknown = cli("show", "ZZZZ")
     assert unknown.code == 1 and "no memory has the id or id prefix 'ZZZZ'" in unknown.err
     ambiguous = cli("show", "0")

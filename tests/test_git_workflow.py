@@ -33,6 +33,7 @@ def add(repo: Path, title: str, content: str = "", domain: str = "python") -> di
         "--domain",
         domain,
         "--json",
+        "--force",  # similar titles on purpose: these tests are about git, not duplicates
     )
     assert result.code == 0, result.output
     return json.loads(result.out)  # type: ignore[no-any-return]

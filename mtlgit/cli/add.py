@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from mtlgit.cli.main import echo_json, open_pool
-from mtlgit.cli.options import json_option, split_words
+from mtlgit.cli.options import split_words
 from mtlgit.schema import FORMATS, OUTCOMES, SCOPES
 
 
@@ -41,7 +41,17 @@ from mtlgit.schema import FORMATS, OUTCOMES, SCOPES
     help="Take the fields and content from a Markdown file with front matter.",
 )
 @click.option("-e", "--edit", "use_editor", is_flag=True, help="Open $EDITOR on the memory before adding it.")
-@json_option
+@click.option("--force", is_flag=True, help="Add even when a near-duplicate exists.")
+@click.option(
+    "--json",
+    "json_arg",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[FILE|-]",
+    help="Print the result as JSON. With FILE (or - for standard input): add the memory items of that JSON "
+    "(see `mtlgit prompt extract`).",
+)
 def add(
     title: str | None,
     description: str,
@@ -59,7 +69,8 @@ def add(
     source_paths: tuple[str, ...],
     from_file: Path | None,
     use_editor: bool,
-    as_json: bool,
+    force: bool,
+    json_arg: str | None,
 ) -> None:
     """Add a memory to the pool.
 
@@ -73,11 +84,17 @@ def add(
           --content "Run a here-doc test covering the normal case, an edge case and the bug." \\
           --domain python --tag testing
         echo "Steps..." | mtlgit add -t "Bisect flaky tests" -d "When a test fails only sometimes." -c -
+        mtlgit prompt extract --outcome failure   # give this to the agent, then:
+        mtlgit add --json - < agent-answer.json
     """
     from mtlgit.cli.drafts import HINT, draft_path, interactive, run_editor
-    from mtlgit.errors import InvalidMemoryError, MtlgitError
+    from mtlgit.errors import MtlgitError
 
     pool = open_pool()
+    if json_arg:
+        _add_json(pool, json_arg, force)
+        return
+    as_json = json_arg is not None
     if content == "-":
         content = sys.stdin.read()
     fields: dict[str, Any] = {
@@ -133,18 +150,51 @@ def add(
         if not text.strip():
             raise MtlgitError("empty draft: nothing added")
         fields = _fields_from_text(text, str(draft), fields)
-    try:
-        memory = pool.add(**fields)
-    except InvalidMemoryError as exc:
-        details = "\n".join(f"  {p.message}" for p in exc.problems if p.is_error) or f"  {exc}"
-        kept = f"\nyour text is kept in {draft}: fix it and run `mtlgit add --file {draft}`" if draft else ""
-        raise MtlgitError(f"memory not added:\n{details}{kept}") from None
+    from mtlgit.intake import add_one
+
+    result = add_one(pool, fields, force=force)
+    if result.memory is None:
+        details = "\n".join(f"  {reason}" for reason in result.reasons)
+        kept = ""
+        if draft is not None:
+            kept = f"\nyour text is kept in {draft}: fix it there and run `mtlgit add --file {draft}`"
+        raise MtlgitError(f"memory not added:\n{details}{kept}")
     if draft is not None:
         draft.unlink(missing_ok=True)
     if as_json:
-        echo_json(memory.to_json())
+        echo_json({**result.memory.to_json(), "warnings": result.warnings})
     else:
-        click.echo(f"Added {memory.id} {memory.path}")
+        click.echo(f"Added {result.memory.id} {result.memory.path}")
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+
+
+def _add_json(pool: Any, source: str, force: bool) -> None:
+    """Add every item of a JSON answer; print one JSON report; exit 1 when any item was rejected."""
+    from mtlgit.errors import MtlgitError
+    from mtlgit.extract import parse_items
+    from mtlgit.intake import add_items
+
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise MtlgitError(f"cannot read {source}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise MtlgitError(f"{source} is not UTF-8 text") from None
+    results = add_items(pool, parse_items(text), force=force)
+    added = [r for r in results if r.memory is not None]
+    echo_json(
+        {
+            "added": len(added),
+            "rejected": len(results) - len(added),
+            "items": [r.to_json() for r in results],
+        }
+    )
+    if len(added) != len(results):
+        raise click.exceptions.Exit(1)
 
 
 def _fields_from_text(text: str, origin: str, defaults: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from mtlgit.cli.main import open_pool
@@ -13,7 +15,8 @@ from mtlgit.cli.main import open_pool
     default=None,
     help="Install the git hooks (asked on a terminal; not installed otherwise).",
 )
-def init(folder: str, with_hooks: bool | None) -> None:
+@click.option("--starter", is_flag=True, help="Copy mtlgit's starter pool of task-agnostic memories in.")
+def init(folder: str, with_hooks: bool | None, starter: bool) -> None:
     """Set up mtlgit in the current git repository.
 
     Writes .mtlgit.yaml and creates the memories folder. An existing .mtlgit.yaml is never overwritten.
@@ -21,7 +24,7 @@ def init(folder: str, with_hooks: bool | None) -> None:
     \b
     Example:
         git init myproject && cd myproject
-        mtlgit init --hooks
+        mtlgit init --hooks --starter
     """
     from mtlgit.cli.drafts import interactive
     from mtlgit.config import CONFIG_NAME, DEFAULT_CONFIG_TEXT
@@ -37,6 +40,10 @@ def init(folder: str, with_hooks: bool | None) -> None:
     pool = open_pool()
     pool.memories_dir.mkdir(parents=True, exist_ok=True)
     click.echo(f"Initialised mtlgit in {repo.root}: {CONFIG_NAME}, {pool.config.memories}/")
+    if starter:
+        copied, kept = copy_starter(pool.memories_dir)
+        note = f" ({kept} already there, left alone)" if kept else ""
+        click.echo(f"Copied {copied} starter memories into {pool.config.memories}/{note}")
     if with_hooks is None and interactive():
         with_hooks = click.confirm(
             "Install git hooks (lint memories before each commit, refresh the index after commits and checkouts)?",
@@ -50,3 +57,22 @@ def init(folder: str, with_hooks: bool | None) -> None:
     else:
         click.echo("Git hooks not installed: `mtlgit hooks install` adds them.")
     click.echo("Next: mtlgit add --help")
+
+
+def copy_starter(target: Path) -> tuple[int, int]:
+    """Copy the starter pool into ``target``; an existing file is never overwritten. (copied, left alone)"""
+    import shutil
+
+    from mtlgit.resources import starter_dir
+
+    source = starter_dir()
+    copied = kept = 0
+    for path in sorted(source.rglob("*.md")):
+        destination = target / path.relative_to(source)
+        if destination.exists():
+            kept += 1
+            continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, destination)
+        copied += 1
+    return copied, kept

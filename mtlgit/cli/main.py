@@ -33,6 +33,10 @@ COMMANDS: dict[str, str] = {
     "review": "mtlgit.cli.git_cmds:review",
     "log": "mtlgit.cli.git_cmds:log",
     "dedup": "mtlgit.cli.dedup_cmd:dedup",
+    "prompt": "mtlgit.cli.transfer_cmds:prompt",
+    "import": "mtlgit.cli.transfer_cmds:import_",
+    "export": "mtlgit.cli.transfer_cmds:export",
+    "stats": "mtlgit.cli.transfer_cmds:stats",
     "hook-run": "mtlgit.cli.hooks_cmd:hook_run",
 }
 

@@ -1,0 +1,131 @@
+"""Commands for moving memories in and out: prompt extract, import, export, stats."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from mtlgit.cli.main import echo_json, open_pool
+from mtlgit.cli.options import json_option
+
+
+@click.group()
+def prompt() -> None:
+    """Instructions for agents.
+
+    \b
+    Example:
+        mtlgit prompt extract --outcome failure
+    """
+
+
+@prompt.command()
+@click.option("--outcome", type=click.Choice(["success", "failure"]), required=True, help="How the attempt ended.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["insight", "workflow", "summary"]), default="insight", show_default=True
+)
+@click.option("--max-items", default=3, show_default=True, type=click.IntRange(1, 20))
+def extract(outcome: str, fmt: str, max_items: int) -> None:
+    """Print what an agent follows to turn a finished attempt into memory items (JSON for `add --json -`).
+
+    \b
+    Example:
+        mtlgit prompt extract --outcome success > extract.txt
+        # the agent answers with JSON; store it:
+        mtlgit add --json - < answer.json
+    """
+    from mtlgit.extract import extraction_prompt
+
+    click.echo(extraction_prompt(outcome, fmt, max_items), nl=False)
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--domain", help="Set this domain on every imported memory (default: from the folder name).")
+@click.option("--force", is_flag=True, help="Import near-duplicates too.")
+@click.option("--dry-run", is_flag=True, help="Show what would be imported; write nothing.")
+@json_option
+def import_(path: Path, domain: str | None, force: bool, dry_run: bool, as_json: bool) -> None:
+    """Import guidance written for other tools as memories.
+
+    Reads ReasoningBank-style JSONL (title/description/content), Cursor rules (.mdc files, .cursorrules) and
+    the bullet sections of CLAUDE.md / AGENTS.md, in a file or a folder. Each item is checked like `mtlgit add`
+    (validation, secrets, near-duplicates); skipped ones are listed with the reason.
+
+    \b
+    Example:
+        mtlgit import ~/src/awesome-cursorrules/rules --dry-run
+        mtlgit import memories.jsonl --domain web
+    """
+    from mtlgit.importers import import_path
+
+    report = import_path(open_pool(), path, domain=domain, force=force, dry_run=dry_run)
+    if as_json:
+        echo_json(report.to_json())
+        return
+    for source, reason in report.skipped:
+        click.echo(f"skipped {source}: {reason}")
+    verb = "would import" if dry_run else "imported"
+    click.echo(f"{verb} {len(report.imported)}, skipped {len(report.skipped)}")
+
+
+@click.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
+@click.option("--all", "include_all", is_flag=True, help="Include retired and superseded memories.")
+def export(output: Path | None, include_all: bool) -> None:
+    """Export the pool as JSON lines (title, description, content and every other field).
+
+    \b
+    Example:
+        mtlgit export -o pool.jsonl
+        mtlgit export --all | jq .title
+    """
+    import json
+
+    pool = open_pool()
+    memories = pool.select(statuses=() if include_all else ("active",))
+    lines = "".join(json.dumps(m.to_json(), ensure_ascii=False, default=str) + "\n" for m in memories)
+    if output is None:
+        sys.stdout.write(lines)
+    else:
+        output.write_text(lines, encoding="utf-8")
+        click.echo(f"exported {len(memories)} memories to {output}", err=True)
+
+
+@click.command()
+@json_option
+def stats(as_json: bool) -> None:
+    """Count the pool's memories by format, scope, outcome, status and domain.
+
+    Transfer grows with the pool's size and the diversity of its domains.
+
+    \b
+    Example:
+        mtlgit stats
+        mtlgit stats --json
+    """
+    from collections import Counter
+
+    pool = open_pool()
+    memories = pool.memories
+    counts = {
+        "memories": len(memories),
+        "unreadable_files": len({p.path for p in pool.problems if p.is_error}),
+    }
+    groups = {
+        key: dict(Counter(getattr(m, key) for m in memories).most_common())
+        for key in ("format", "scope", "outcome", "status")
+    }
+    groups["domain"] = dict(Counter(d.lower() for m in memories for d in m.domains or ("(none)",)).most_common())
+    groups["pool"] = dict(Counter(m.pool for m in memories).most_common())
+    if as_json:
+        echo_json({**counts, **groups})
+        return
+    click.echo(
+        f"{counts['memories']} memories"
+        + (f", {counts['unreadable_files']} unreadable file(s)" if counts["unreadable_files"] else "")
+    )
+    for key, values in groups.items():
+        click.echo(f"{key + ':':<9} " + ", ".join(f"{name} {n}" for name, n in values.items()))

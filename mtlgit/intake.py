@@ -1,0 +1,187 @@
+"""Adding memories the way agents do: several items at once, each checked on its own.
+
+Every item is validated exactly like a file on disk, checked against the pool for near-duplicates (refused
+unless forced), and written; a bad item is rejected with its reasons and the good ones are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mtlgit.errors import InvalidMemoryError, MtlgitError
+from mtlgit.memory import Memory
+from mtlgit.schema import KNOWN_KEYS
+from mtlgit.store import Pool
+
+# Keys an item may not set: mtlgit assigns them.
+ASSIGNED = ("id", "created", "status", "superseded_by")
+TEXT_KEYS = ("title", "description", "goal", "format", "scope", "outcome")
+
+
+@dataclass
+class Result:
+    index: int
+    title: str
+    memory: Memory | None = None
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"item": self.index, "title": self.title, "added": self.memory is not None}
+        if self.memory is not None:
+            data.update(id=self.memory.id, path=self.memory.path)
+        if self.reasons:
+            data["reasons"] = self.reasons
+        if self.warnings:
+            data["warnings"] = self.warnings
+        return data
+
+
+def fields_of(item: Any) -> tuple[dict[str, Any], list[str]]:
+    """The keyword arguments of :meth:`Pool.add` for one JSON item, and what was wrong with it."""
+    if not isinstance(item, dict):
+        return {}, [f"an item must be a JSON object with title, description and content, not {type(item).__name__}"]
+    problems: list[str] = []
+    fields: dict[str, Any] = {}
+    for key in TEXT_KEYS:
+        value = item.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            problems.append(f"'{key}' must be a string")
+        else:
+            fields[key] = value
+    content = item.get("content", "")
+    if isinstance(content, list) and all(isinstance(step, str) for step in content):
+        content = "\n".join(f"{n}. {step}" for n, step in enumerate(content, 1))
+    if not isinstance(content, str):
+        problems.append("'content' must be a string (or a list of steps)")
+        content = ""
+    fields["content"] = content
+    for key in ("domains", "tags"):
+        value = item.get(key, [])
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problems.append(f"'{key}' must be a list of strings")
+            value = []
+        fields[key] = value
+    source = item.get("source")
+    if source is not None:
+        if isinstance(source, dict):
+            fields["source"] = source
+        else:
+            problems.append("'source' must be an object (task, agent, model, commit, paths)")
+    ignored = [key for key in ASSIGNED if key in item]
+    if ignored:
+        problems.append(f"{', '.join(ignored)} cannot be set: mtlgit assigns them")
+    extra = {k: v for k, v in item.items() if k not in KNOWN_KEYS and k != "content"}
+    if extra:
+        fields["extra"] = extra
+    fields.setdefault("format", "insight")
+    fields["outcome"] = fields.get("outcome", "unknown")
+    if not str(fields.get("title", "")).strip():
+        problems.append("'title' is missing")
+    return fields, problems
+
+
+class _Checker:
+    """Near-duplicate checks against the pool as it was when the batch started plus what the batch added.
+
+    The index is refreshed once per batch, not once per item: an import of a thousand rules stays fast.
+    """
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.snapshot: Any = None
+        self.model: Any = None
+        self.added: list[tuple[Any, set[str], dict[str, Any], str]] = []
+        self.last: tuple[Any, set[str]] = (None, set())
+
+    def duplicates(self, text: str) -> list[Any]:
+        import numpy as np
+
+        from mtlgit.analysis import analyze
+        from mtlgit.dedup import Similar, closest
+        from mtlgit.embed import load_model
+        from mtlgit.index import WorktreeIndex
+
+        if self.snapshot is None:
+            self.snapshot = WorktreeIndex(self.pool.repo).fresh()
+            self.model = load_model(str(self.snapshot.manifest["model"]), self.pool.root, self.pool.repo.state_dir)
+        vector = self.model.encode([text])[0]
+        terms = analyze(text)
+        found = [s for s in closest(self.snapshot, vector, terms, 3) if s.duplicate]
+        mine = set(terms)
+        for other, their_terms, record, path in self.added:
+            union = mine | their_terms
+            similar = Similar(
+                float(np.dot(vector, other)), len(mine & their_terms) / len(union) if union else 0.0, record, path
+            )
+            if similar.duplicate:
+                found.append(similar)
+        self.last = (vector, mine)
+        return sorted(found, key=lambda s: -max(s.cosine, s.jaccard))
+
+    def remember(self, memory: Memory) -> None:
+        """Count a memory this batch just wrote in later checks."""
+        if self.snapshot is not None:
+            vector, terms = self.last
+            self.added.append((vector, terms, memory.to_json(), memory.path))
+
+
+def add_one(
+    pool: Pool, fields: dict[str, Any], force: bool = False, checker: _Checker | None = None, index: int = 1
+) -> Result:
+    """Write one memory from :meth:`Pool.add` keyword arguments, unless it is a near-duplicate (and not
+    ``force``d) or does not validate (a secret in it, a missing field...)."""
+    from mtlgit.memory import search_text
+
+    result = Result(index, str(fields.get("title", ""))[:120])
+    record = {k: fields.get(k) or "" for k in ("title", "description", "goal", "content")}
+    record.update(domains=fields.get("domains", []), tags=fields.get("tags", []))
+    checker = checker or _Checker(pool)
+    if not force:
+        similar = checker.duplicates(search_text(record))
+        if similar:
+            best = similar[0]
+            result.reasons = [
+                f'near-duplicate of {best.memory["id"]} "{best.memory["title"]}" ({best.path}, cosine '
+                f"{best.cosine:.2f}, shared terms {best.jaccard:.2f}): improve that one (`mtlgit edit`) or "
+                "add with --force"
+            ]
+            return result
+    try:
+        memory = pool.add(**fields)
+    except InvalidMemoryError as exc:
+        result.reasons = [p.message for p in exc.problems if p.is_error] or [str(exc)]
+        return result
+    except MtlgitError as exc:
+        result.reasons = [str(exc)]
+        return result
+    result.memory = memory
+    if not force:
+        checker.remember(memory)
+    _memory, found = _lint(pool, memory)
+    result.warnings = [p.message for p in found if not p.is_error]
+    return result
+
+
+def add_items(pool: Pool, items: list[Any], force: bool = False) -> list[Result]:
+    """Validate, de-duplicate and write each JSON item; return one result per item, in order."""
+    checker = _Checker(pool)
+    results: list[Result] = []
+    for index, item in enumerate(items, 1):
+        fields, problems = fields_of(item)
+        if problems:
+            results.append(Result(index, str(fields.get("title", ""))[:120], reasons=problems))
+            continue
+        results.append(add_one(pool, fields, force, checker, index))
+    return results
+
+
+def _lint(pool: Pool, memory: Memory) -> tuple[Memory | None, list[Any]]:
+    from mtlgit.memory import read_file
+
+    return read_file(pool.root / memory.path, memory.path, pool.root)

@@ -1,0 +1,112 @@
+"""Planted secrets of many kinds: none may reach a memory file, the index, the cache, a log or a message."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mtlgit.secrets import find_secrets
+from tests.conftest import SHARED_DATA, VALID, git, write
+
+# Fake values in the formats real credentials have (assembled so no scanner mistakes this file for a leak).
+PLANTED = {
+    "aws access key": "AKIA" + "QYLPMN5HZ3KX7RWA",
+    "aws secret key": "aws_secret_access_key = " + "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq8Qe2Lm4Y",
+    "github token": "ghp_" + "Xq7Lm2Np9Rs4Tv6Wy8Za1Bc3De5Fg7Hi9Jk0L",
+    "github fine-grained": "github_pat_" + "11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS",
+    "gitlab token": "glpat-" + "x9Yz8Wv7Ut6Sr5Qp4On3",
+    "slack token": "xoxb-" + "123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+    "stripe key": "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc9Qx",
+    "openai key": "OPENAI_API_KEY=sk-proj-" + "Tq8Wm3Xz9Kp2Lr7Vn4Bs6Hd1Jf5Gc0Ya",
+    "anthropic key": "sk-ant-" + "api03-Zr9Qm2Xn7Kp4Lt8Vw3Bs6Hd1Jf5Gc0Ya",
+    "hugging face token": "hf_" + "QzRmXnKpLtVwBsHdJfGcYaUeIoPlMkNjBh",
+    "google api key": "AIza" + "SyD3x9Qm2Xn7Kp4Lt8Vw3Bs6Hd1Jf5Gc0Ya",
+    "private key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7Zq\n-----END RSA PRIVATE KEY-----",
+    "password in a url": "postgres://admin:" + "Hunter2Secret9@db.internal.example:5432/app",
+    "jwt": "Authorization: Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+    + "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+    "password assignment": "DB_PASSWORD=" + "Zq8!mX2#pL9vR4tK",
+    "api token assignment": "export API_TOKEN=" + "3f9a7c2e8b1d4f6a0c5e9b2d7f1a3c8e",
+    "npm token": "//registry.npmjs.org/:_authToken=npm_" + "Ab3Cd5Ef7Gh9Ij1Kl3Mn5Op7Qr9St1Uv3Wx5Y",
+    "sendgrid key": "SG." + "ngeVfQFYQlKU0ufo8x5d1A.TwL2iGABf9DHoTf-09kqeF8tAmbihYzrnopKc-1s5cr",
+}
+ALLOWED_PROSE = [
+    "Rotate the API token after every incident and keep passwords in the vault, never in the repository.",
+    "The key insight: a token bucket limits the rate; the password prompt must not echo.",
+    "Use uuid4 for ids like 3fa85f64-5717-4562-b3fc-2c963f66afa6 and compare hashes with hmac.compare_digest.",
+    "Immunohistochemistry and CEM15/APOBEC3G-dependent deamination were measured.",
+]
+
+
+@pytest.mark.parametrize("kind", sorted(PLANTED))
+def test_each_planted_secret_is_found(kind: str) -> None:
+    found = find_secrets(f"A lesson about deployment.\nWhat the agent saw: {PLANTED[kind]}\nMore text.")
+    assert found and found[0].line == 2, (kind, found)
+
+
+@pytest.mark.parametrize("text", ALLOWED_PROSE)
+def test_prose_about_secrets_is_not_a_secret(text: str) -> None:
+    assert find_secrets(text) == []
+
+
+def test_the_allow_marker_lets_a_false_positive_through() -> None:
+    line = f"example value {PLANTED['github token']} <!-- pragma: allowlist secret -->"
+    assert find_secrets(line) == []
+
+
+def test_no_planted_secret_gets_into_the_pool_the_index_or_a_commit(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert cli("hooks", "install").code == 0
+    cli("add", "-t", "A clean memory", "-d", "When testing.", "-c", "Nothing secret here.")
+    caught = 0
+    for number, (kind, secret) in enumerate(sorted(PLANTED.items())):
+        value = secret.split("=", 1)[-1]
+        # 1. add with options
+        result = cli("add", "-t", f"Deploy lesson {number}", "-d", "When deploying.", "-c", f"Saw {secret} in env.")
+        assert result.code == 1 and "contains a" in result.err, (kind, result.output)
+        assert value not in result.output
+        # 2. add --json from an agent
+        item = {"title": f"Deploy lesson {number}", "description": "When deploying.", "content": secret}
+        answer = cli("add", "--json", "-", input=json.dumps([item]))
+        assert answer.code == 1 and json.loads(answer.out)["rejected"] == 1, kind
+        assert value not in answer.output
+        # 3. import
+        source = write(tmp_path / f"import-{number}" / "bank.jsonl", json.dumps(item) + "\n")
+        imported = json.loads(cli("import", str(source.parent), "--json").out)
+        assert imported["imported"] == 0 and "contains a" in imported["skips"][0]["reason"], kind
+        caught += 1
+    assert caught == len(PLANTED)
+    assert [p.name for p in (repo / "memories").rglob("*.md")] == [
+        p.name for p in (repo / "memories").rglob("*.md") if "a-clean-memory" in p.name
+    ]
+    # 4. a hand-written file: reported by lint, left out of the index, blocked at commit
+    for number, secret in enumerate(PLANTED.values()):
+        text = VALID.replace("4K9B", f"4K{number:02d}").replace("Write a short battery", f"Got {secret}. Write a short")
+        write(repo / "memories" / "hand" / f"m{number}.md", text)
+    lint = cli("lint", "--json")
+    report = json.loads(lint.out)
+    flagged = {p["path"] for p in report["problems"] if p["code"] == "secret"}
+    assert len(flagged) == len(PLANTED)
+    assert all(p["line"] > 0 for p in report["problems"] if p["code"] == "secret")
+    recall = cli("recall", "deploy secret token key password", "--json", "-k", "50")
+    assert recall.code == 0
+    git(repo, "add", "-A")
+    commit = subprocess.run(["git", "commit", "-qm", "leak"], cwd=repo, capture_output=True, text=True)
+    assert commit.returncode == 1 and "commit blocked" in commit.stderr
+    state = repo / ".git" / "mtlgit"
+    everything = b"".join(p.read_bytes() for p in state.rglob("*") if p.is_file())
+    everything += (lint.out + recall.out + commit.stderr).encode()
+    for secret in PLANTED.values():
+        assert secret.split("=", 1)[-1].encode() not in everything
+    assert git(repo, "log", "--all", "--format=%H").strip().count("\n") == 0  # nothing was ever committed
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "scifact").is_dir(), reason="third-party data not found")
+def test_real_text_is_not_flagged() -> None:
+    lines = (SHARED_DATA / "scifact" / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:1500]
+    flagged = [row for row in lines if find_secrets(json.loads(row)["text"])]
+    assert flagged == []
+    starter = Path(__file__).resolve().parent.parent / "memories"
+    assert [p for p in starter.rglob("*.md") if find_secrets(p.read_text())] == []

@@ -1,0 +1,224 @@
+"""Memory transfer: formats, extraction prompts, agent JSON, abstraction lint, dedup, import/export, stats."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from mtlgit.abstraction import specificity
+from tests.conftest import SHARED_DATA, git, run_cli, write
+
+HEREDOC_INSIGHT = (
+    "Validate a fix with a self-contained here-doc test. Before calling a fix done, run a minimal inline test "
+    "of the changed behaviour. Write a short battery of checks in an inline `python - <<'EOF'` block covering "
+    "the normal case, an edge case and the reported failure; run it before and after the change."
+)
+TRAJECTORY_STEP = (
+    "ls -la data && nl -ba evaluate.py | sed -n '1,120p'. Observation: evaluate.py reads data/test.csv and "
+    "computes accuracy at line 42, so I ran python evaluate.py --split test."
+)
+GOOD_ITEM = {
+    "title": "Check the installed version before using an API",
+    "description": "When a library call fails with an unexpected keyword or attribute.",
+    "content": "Print the installed version and read that version's documentation or signature first.",
+    "format": "insight",
+    "domains": ["javascript"],
+    "tags": ["api"],
+    "outcome": "failure",
+}
+
+
+def added(cli, title: str, content: str, *flags: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    args = ["add", "-t", title, "-d", "When it applies.", "-c", content, "--json", *flags]
+    result = cli(*args)
+    assert result.code == 0, result.output
+    return json.loads(result.out)  # type: ignore[no-any-return]
+
+
+def test_the_paper_examples_score_as_expected() -> None:
+    assert specificity(HEREDOC_INSIGHT).score < 0.1
+    trajectory = specificity(TRAJECTORY_STEP)
+    assert trajectory.score > 0.9
+    assert {"path", "line", "command"} <= set(trajectory.found)
+
+
+def test_lint_warns_about_task_specific_insights_only(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    specific = added(cli, "Patch line 42 of evaluate.py", TRAJECTORY_STEP, "--force")
+    assert "reads as task-specific" in " ".join(specific["warnings"])  # type: ignore[arg-type]
+    lint = cli("lint")
+    assert lint.code == 0 and "reads as task-specific (score" in lint.out and "too-specific" in lint.out
+    assert cli("lint", "--strict").code == 1
+    trajectory = cli("add", "-f", "trajectory", "-t", "A run on the evaluation task", "-c", TRAJECTORY_STEP, "--force")
+    assert trajectory.code == 0
+    assert "memories/trajectory/" not in cli("lint").out
+
+
+def test_extract_prompt_then_agent_json_then_recall_prompt(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    instructions = cli("prompt", "extract", "--outcome", "failure")
+    assert instructions.code == 0
+    text = instructions.out
+    assert "The attempt FAILED" in text and "would have prevented" in text
+    assert "Never mention file names" in text and "mtlgit add --json -" in text
+    example = json.loads(text[text.index("[\n") : text.index("\n]") + 2])
+    assert example[0]["format"] == "insight" and example[0]["outcome"] == "failure"
+    answer = (
+        "Here are my memories:\n```json\n"
+        + json.dumps(
+            [
+                GOOD_ITEM,
+                {"description": "no title here", "content": "x"},
+                {**GOOD_ITEM, "id": "01JDQ2V6R3J8Z6TT4M0S3W4K9B", "title": "With an id"},
+                {"title": "Workflow without a goal", "description": "d", "content": "1. a", "format": "workflow"},
+            ]
+        )
+        + "\n```\n"
+    )
+    stored = cli("add", "--json", "-", input=answer)
+    assert stored.code == 1
+    report = json.loads(stored.out)
+    assert (report["added"], report["rejected"]) == (1, 3)
+    reasons = [" ".join(item.get("reasons", [])) for item in report["items"]]
+    assert reasons[0] == ""
+    assert "'title' is missing" in reasons[1]
+    assert "id cannot be set" in reasons[2]
+    assert "missing required field 'goal'" in reasons[3]
+    recalled = cli("recall", "library call fails with an unexpected keyword", "--prompt", "-k", "1").out
+    assert "# Memory Item 1\n## Note\nLearned from a failed attempt.\n## Title\n" + GOOD_ITEM["title"] in recalled
+    again = cli("add", "--json", "-", input=json.dumps(GOOD_ITEM))
+    assert again.code == 1 and "near-duplicate of" in json.loads(again.out)["items"][0]["reasons"][0]
+
+
+@pytest.mark.parametrize("fmt", ["workflow", "summary"])
+def test_other_formats_get_their_templates_and_prompt_warnings(cli, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    instructions = cli("prompt", "extract", "--outcome", "success", "--format", fmt).out
+    assert ("numbered steps" in instructions) if fmt == "workflow" else ("## Experience" in instructions)
+    item = {
+        "title": f"A {fmt} about flaky network tests",
+        "description": "When tests flake.",
+        "format": fmt,
+        "content": ["Rerun the test in a loop", "Record failures"]
+        if fmt == "workflow"
+        else "## Task\nStabilise flaky network tests.\n## Experience\nMocking the server fixed it.",
+        "goal": "Make the suite deterministic",
+    }
+    result = cli("add", "--json", "-", input=json.dumps([item]))
+    assert result.code == 0, result.output
+    prompt = cli("recall", "flaky network tests", "--prompt", "-k", "1").out
+    if fmt == "workflow":
+        assert "## Goal\nMake the suite deterministic" in prompt and "1. Rerun the test in a loop" in prompt
+        assert "check each step before you follow it" in prompt
+    else:
+        assert "\\## Task" in prompt and "\\## Experience" in prompt
+
+
+def test_dedup_and_supersede(cli) -> None:  # type: ignore[no-untyped-def]
+    first = added(cli, "Reproduce the failure before changing code", "Run the reported steps and watch them fail.")
+    added(cli, "Quote shell variables", "Put double quotes around every variable expansion in shell scripts.")
+    refused = cli(
+        "add",
+        "-t",
+        "Reproduce the failure before changing code",
+        "-d",
+        "When it applies.",
+        "-c",
+        "Run the reported steps and watch them fail.",
+    )
+    assert refused.code == 1 and f"near-duplicate of {first['id']}" in refused.err and "--force" in refused.err
+    second = added(
+        cli, "Reproduce the failure before changing code", "Run the reported steps and watch them fail.", "--force"
+    )
+    pairs = json.loads(cli("dedup", "--json").out)
+    assert len(pairs) == 1 and {pairs[0]["a"]["id"], pairs[0]["b"]["id"]} == {first["id"], second["id"]}
+    assert cli("retire", str(second["id"]), "--superseded-by", str(first["id"])).code == 0
+    assert json.loads(cli("dedup", "--json").out) == []
+    assert "No near-duplicates among" in cli("dedup").out
+
+
+def test_import_reads_three_kinds_and_changes_no_source(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    source = tmp_path / "sources"
+    write(
+        source / "bank.jsonl",
+        json.dumps(GOOD_ITEM)
+        + "\nnot json\n"
+        + json.dumps(
+            {
+                "memory_items": [
+                    {
+                        "title": "Read the docs of the exact version",
+                        "description": "When using a library.",
+                        "content": "Open the documentation of the version you have installed.",
+                    }
+                ]
+            }
+        )
+        + "\n",
+    )
+    write(
+        source / "react-cursorrules-prompt-file" / "hooks.mdc",
+        "---\ndescription: Rules for React hooks.\nglobs: **/*.tsx\n---\n- Call hooks at the top level only.\n"
+        "- Name custom hooks with a use prefix.\n",
+    )
+    write(
+        source / "react-cursorrules-prompt-file" / ".cursorrules",
+        "# Style\nPrefer function components over classes.\n\n# Testing\nTest behaviour with Testing Library.\n",
+    )
+    write(
+        source / "CLAUDE.md",
+        "# Project\nThis is a web app.\n\n## Conventions\n- Run the linter before "
+        "committing.\n- Keep functions under fifty lines.\n",
+    )
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in source.rglob("*") if p.is_file()}
+    result = cli("import", str(source), "--json")
+    assert result.code == 0, result.output
+    report = json.loads(result.out)
+    assert report["imported"] == 6
+    skips = {s["source"]: s["reason"] for s in report["skips"]}
+    assert skips["bank.jsonl:2"].startswith("not JSON")
+    assert skips["CLAUDE.md#1"] == "section without a bullet list"
+    hooks = json.loads(cli("recall", "react hooks top level", "--json", "-k", "1").out)["results"][0]
+    assert hooks["title"] == "Rules for React hooks." and hooks["domains"] == ["react"]
+    assert hooks["description"] == "Rules for React hooks."
+    after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in source.rglob("*") if p.is_file()}
+    assert after == before
+    again = json.loads(cli("import", str(source), "--json").out)
+    assert again["imported"] == 0 and all(
+        "near-duplicate" in s["reason"] or "not JSON" in s["reason"] or "bullet" in s["reason"] for s in again["skips"]
+    )
+
+
+def test_export_stats_and_the_starter_pool(tmp_path: Path) -> None:
+    repo = tmp_path / "starter"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    init = run_cli(repo, "init", "--no-hooks", "--starter")
+    assert init.code == 0 and "Copied" in init.out
+    assert run_cli(repo, "lint", "--strict").code == 0
+    stats = json.loads(run_cli(repo, "stats", "--json").out)
+    assert stats["memories"] >= 40
+    assert stats["format"]["insight"] >= 40
+    assert len(stats["domain"]) >= 8
+    exported = run_cli(repo, "export").out.splitlines()
+    assert len(exported) == stats["memories"]
+    first = json.loads(exported[0])
+    assert {"title", "description", "content", "id", "format"} <= set(first)
+    assert "pool" in stats and stats["pool"] == {"local": stats["memories"]}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "cursor-rules").is_dir(), reason="third-party data not found")
+def test_import_every_cursor_rule(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    rules = SHARED_DATA / "cursor-rules" / "rules"
+    result = cli("import", str(rules), "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    files = [p for p in rules.rglob("*") if p.is_file()]
+    sources = {m["source"].split("#")[0] for m in report["memories"]} | {
+        s["source"].split("#")[0].split(":")[0] for s in report["skips"]
+    }
+    assert len(sources) == len(files)
+    assert report["imported"] > 500
+    assert all(s["reason"] for s in report["skips"])
+    assert cli("lint").code == 0
