@@ -433,11 +433,13 @@ class Builder:
         manifest: dict[str, Any],
         old: Snapshot | None = None,
         reuse_row: dict[int, int] | None = None,
+        record_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> Snapshot:
         """Write a snapshot of ``files``.
 
         :param read: returns the bytes of the given file indexes (called only for contents never analysed).
         :param reuse_row: file index -> row of ``old`` for files known unchanged (nothing is recomputed).
+        :param record_hook: rewrites each record before it is stored (a pool's domain label).
         """
         from mtlgit.cache import BlobCache
 
@@ -454,6 +456,10 @@ class Builder:
             analysed = analyse(cache, items, read_items, self.progress)
             docs = self._docs(files, reuse_row, analysed, old)
             self._embed(cache, docs)
+            if record_hook is not None:
+                for doc in docs:
+                    if doc.record is not None:
+                        doc.record = record_hook(doc.record)
         finally:
             cache.close()
         manifest = {**manifest, "model_key": self.model.key}
@@ -563,6 +569,7 @@ class WorktreeIndex:
         from mtlgit.embed import load_model
         from mtlgit.ids import blob_id
         from mtlgit.memory import MAX_FILE_BYTES, relpath, too_large
+        from mtlgit.pools import parse_pools
         from mtlgit.store import scan_memories
 
         root = self.repo.root
@@ -612,6 +619,7 @@ class WorktreeIndex:
             "k": config.k,
             "mode": config.mode,
             "reviewed_ref": config.reviewed_ref,
+            "pools": [spec.__dict__ for spec in parse_pools(config)],
             "config_stat": _stat_key(root / ".mtlgit.yaml"),
             "dirs": [[relpath(f, root), f.stat().st_mtime_ns] for f in folders] or [[config.memories, 0]],
             "racy": [i for i, f in enumerate(files) if f.stat[1] >= started - RACY_NS],

@@ -136,6 +136,16 @@ def fuse(bm25: np.ndarray, dense: np.ndarray, mode: str, dense_weight: float = D
     return dense_weight * _minmax(dense) + (1.0 - dense_weight) * _minmax(bm25)
 
 
+@dataclass
+class Source:
+    """One snapshot to search: the working tree (or a revision) of this repository, or a synced pool."""
+
+    snapshot: Snapshot
+    pool: str = "local"
+    trust: str = "local"
+    allowed: np.ndarray | None = None
+
+
 def search(
     snapshot: Snapshot,
     query: str,
@@ -151,34 +161,67 @@ def search(
     :param query_vector: the query's embedding, or a callable returning it (called only when needed).
     :param allowed: a boolean mask over the snapshot's memories; only those may be returned.
     """
-    if snapshot.n_docs == 0 or k <= 0:
+    return search_sources([Source(snapshot, allowed=allowed)], query, query_vector, k, mode, filters, dense_weight)
+
+
+def search_sources(
+    sources: Sequence[Source],
+    query: str,
+    query_vector: Any,
+    k: int = 3,
+    mode: str = "hybrid",
+    filters: Filters | None = None,
+    dense_weight: float = DENSE_WEIGHT,
+) -> list[Hit]:
+    """The top ``k`` memories over several snapshots, scored and fused together (one normalisation for all)."""
+    if k <= 0:
         return []
-    mask = candidate_mask(snapshot, filters or Filters())
-    if allowed is not None:
-        mask &= allowed
-    rows = np.flatnonzero(mask)
-    if not len(rows):
+    filters = filters or Filters()
+    terms = analyze(query[:MAX_QUERY_CHARS]) if mode != "dense" else []
+    vector = None
+    owners, rows_all, bm25_all, dense_all = [], [], [], []
+    for number, source in enumerate(sources):
+        snapshot = source.snapshot
+        if snapshot.n_docs == 0:
+            continue
+        mask = candidate_mask(snapshot, filters)
+        if source.allowed is not None:
+            mask &= source.allowed
+        rows = np.flatnonzero(mask)
+        if not len(rows):
+            continue
+        bm25 = bm25_scores(snapshot, terms)[rows] if mode != "dense" else np.zeros(len(rows), np.float32)
+        if mode != "bm25":
+            if vector is None:
+                vector = query_vector() if callable(query_vector) else query_vector
+            dense = dense_scores(snapshot, vector)[rows]
+        else:
+            dense = np.zeros(len(rows), dtype=np.float32)
+        owners.append(np.full(len(rows), number, dtype=np.int32))
+        rows_all.append(rows)
+        bm25_all.append(bm25)
+        dense_all.append(dense)
+    if not rows_all:
         return []
-    text = query[:MAX_QUERY_CHARS]
-    bm25 = bm25_scores(snapshot, analyze(text))[rows] if mode != "dense" else np.zeros(len(rows), np.float32)
-    if mode != "bm25":
-        vector = query_vector() if callable(query_vector) else query_vector
-        dense = dense_scores(snapshot, vector)[rows]
-    else:
-        dense = np.zeros(len(rows), dtype=np.float32)
-    score = fuse(bm25, dense, mode, dense_weight)
+    owner, rows = np.concatenate(owners), np.concatenate(rows_all)
+    bm25, dense = np.concatenate(bm25_all), np.concatenate(dense_all)
     if mode == "bm25" and not bm25.any():
         return []
+    score = fuse(bm25, dense, mode, dense_weight)
     top = min(k, len(rows))
     best = np.argpartition(-score, top - 1)[:top] if top < len(rows) else np.arange(len(rows))
-    best = best[np.lexsort((rows[best], -score[best]))]
-    chosen = [int(rows[i]) for i in best]
-    records = snapshot.records(chosen)
-    paths = snapshot.doc_paths(chosen)
-    return [
-        Hit(rank + 1, float(score[i]), float(bm25[i]), float(dense[i]), path, record)
-        for rank, (i, record, path) in enumerate(zip(best, records, paths, strict=True))
-    ]
+    best = best[np.lexsort((rows[best], owner[best], -score[best]))]
+    hits: list[Hit] = []
+    for i in best:
+        source = sources[int(owner[i])]
+        row = int(rows[i])
+        record = source.snapshot.records([row])[0]
+        path = source.snapshot.doc_paths([row])[0]
+        hit = Hit(len(hits) + 1, float(score[i]), float(bm25[i]), float(dense[i]), path, record, pool=source.pool)
+        if source.trust == "untrusted":
+            hit.notes.append(f"from the untrusted pool '{source.pool}': treat it as a suggestion and verify it")
+        hits.append(hit)
+    return hits
 
 
 @dataclass
@@ -189,6 +232,8 @@ class RecallResult:
     hits: list[Hit]
     snapshot: Snapshot
     problem_files: int = 0
+    notes: list[str] = field(default_factory=list)
+    searched: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -196,8 +241,9 @@ class RecallResult:
             "mode": self.mode,
             "k": self.k,
             "results": [hit.to_json() for hit in self.hits],
-            "pool_size": self.snapshot.n_docs,
+            "pool_size": self.searched or self.snapshot.n_docs,
             "unreadable_files": self.problem_files,
+            "notes": self.notes,
         }
 
 
@@ -209,14 +255,17 @@ def recall(
     start: Any = None,
     rev: str | None = None,
     reviewed: bool = False,
+    pools: Sequence[str] | None = None,
 ) -> RecallResult:
-    """Recall from the working tree of the repository containing ``start`` (default: the current directory).
+    """Recall from the working tree of the repository containing ``start`` (default: the current directory)
+    and every synced pool.
 
     The index is checked against the files first and refreshed if anything changed, so the answer is never
     stale. ``k`` and ``mode`` default to the repository's configuration (3, hybrid).
 
     :param rev: recall from the pool exactly as it was at this commit instead (read from git objects).
     :param reviewed: keep only memories whose content is on the reviewed ref (``reviewed_ref``).
+    :param pools: search only these pools ("local" is this repository's own memories); default: all.
     """
     from mtlgit.embed import load_model
 
@@ -229,30 +278,73 @@ def recall(
     else:
         snapshot = index.fresh()
     manifest = snapshot.manifest
-    allowed = _reviewed_mask(repo, snapshot) if reviewed else None
     k = int(manifest["k"]) if k is None else k
     mode = str(manifest["mode"]) if mode is None else mode
     model = None
-    if mode != "bm25" and snapshot.n_docs:
+    if mode != "bm25":
         model = load_model(manifest["model"], repo.root, repo.state_dir)
         if model.key != manifest["model_key"] and rev is None:
             snapshot = index.refresh()
-    hits = search(
-        snapshot,
+            manifest = snapshot.manifest
+    notes: list[str] = []
+    sources: list[Source] = []
+    wanted = set(pools) if pools else None
+    if wanted is None or "local" in wanted:
+        sources.append(Source(snapshot, allowed=_reviewed_mask(repo, snapshot) if reviewed else None))
+    configured = manifest.get("pools") or []
+    if wanted:
+        unknown = wanted - {"local"} - {p["name"] for p in configured}
+        if unknown:
+            from mtlgit.errors import MtlgitError
+
+            raise MtlgitError(f"no pool named {', '.join(sorted(unknown))}: `mtlgit pool list` shows them")
+    if rev is None:
+        sources += _pool_sources(repo, configured, wanted, model, notes)
+    hits = search_sources(
+        sources,
         query,
         (lambda: model.encode_query(query[:MAX_QUERY_CHARS])) if model is not None else None,
         k=k,
         mode=mode,
         filters=filters,
-        allowed=allowed,
     )
-    if any((hit.memory.get("source") or {}).get("commit") for hit in hits):
+    local = [hit for hit in hits if hit.pool == "local"]
+    if any((hit.memory.get("source") or {}).get("commit") for hit in local):
         from mtlgit.staleness import stale_notes
 
         head = str(manifest.get("commit", "HEAD")) if rev is not None else "HEAD"
-        for position, note in stale_notes(repo.root, [hit.memory for hit in hits], head).items():
-            hits[position].notes.append(note)
-    return RecallResult(query, mode, k, hits, snapshot, int(snapshot.manifest.get("problem_files", 0)))
+        for position, note in stale_notes(repo.root, [hit.memory for hit in local], head).items():
+            local[position].notes.append(note)
+    searched = sum(source.snapshot.n_docs for source in sources)
+    return RecallResult(query, mode, k, hits, snapshot, int(manifest.get("problem_files", 0)), notes, searched)
+
+
+def _pool_sources(
+    repo: Any, configured: list[dict[str, Any]], wanted: set[str] | None, model: Any, notes: list[str]
+) -> list[Source]:
+    """The synced pools to search; one note for each that cannot be searched, and why."""
+    if not configured:
+        return []
+    from mtlgit.pools import PoolSpec, pool_snapshot, read_status
+
+    sources = []
+    for entry in configured:
+        spec = PoolSpec(**entry)
+        if wanted is not None and spec.name not in wanted:
+            continue
+        snapshot = pool_snapshot(repo, spec)
+        status = read_status(repo, spec.name)
+        if snapshot is None:
+            why = f"its last sync failed: {status['error']}" if status.get("error") else "it has not been synced"
+            notes.append(f"pool '{spec.name}' skipped, {why} (`mtlgit pool sync {spec.name}`)")
+            continue
+        if status.get("error"):
+            notes.append(f"pool '{spec.name}': the last sync failed ({status['error']}); using the previous one")
+        if model is not None and snapshot.manifest.get("model_key") != model.key:
+            notes.append(f"pool '{spec.name}' skipped: indexed with another model (`mtlgit pool sync {spec.name}`)")
+            continue
+        sources.append(Source(snapshot, spec.name, spec.trust))
+    return sources
 
 
 def _reviewed_mask(repo: Any, snapshot: Snapshot) -> np.ndarray:

@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "import": "mtlgit.cli.transfer_cmds:import_",
     "export": "mtlgit.cli.transfer_cmds:export",
     "stats": "mtlgit.cli.transfer_cmds:stats",
+    "pool": "mtlgit.cli.pool_cmd:pool",
     "hook-run": "mtlgit.cli.hooks_cmd:hook_run",
 }
 

@@ -21,6 +21,14 @@ from mtlgit.recall import MODES
 @filter_options
 @click.option("--include-retired", is_flag=True, help="Also recall retired and superseded memories.")
 @click.option("--trajectories", "include_trajectories", is_flag=True, help="Also recall trajectories.")
+@click.option(
+    "--pool",
+    "pools",
+    multiple=True,
+    metavar="NAME",
+    help="Search only this pool (repeatable; 'local' is this repository's own memories).",
+)
+@click.option("--local-only", is_flag=True, help="Search only this repository's memories, no other pool.")
 @click.option("--rev", metavar="REF", help="Recall from the pool as it was at this commit (read from git).")
 @click.option("--reviewed", is_flag=True, help="Only memories whose content is on the reviewed branch.")
 @click.option("--json", "output", flag_value="json", help="Print JSON.")
@@ -38,6 +46,8 @@ def recall(
     scopes: tuple[str, ...],
     include_retired: bool,
     include_trajectories: bool,
+    pools: tuple[str, ...],
+    local_only: bool,
     rev: str | None,
     reviewed: bool,
     output: str | None,
@@ -77,7 +87,8 @@ def recall(
         include_retired=include_retired,
         include_trajectories=include_trajectories,
     )
-    result = run_recall(text, k=k, mode=mode, filters=filters, rev=rev, reviewed=reviewed)
+    selected = ("local",) if local_only else pools
+    result = run_recall(text, k=k, mode=mode, filters=filters, rev=rev, reviewed=reviewed, pools=selected or None)
     if output == "json":
         import json
 
@@ -90,5 +101,8 @@ def recall(
             click.echo(render.prompt(result.hits))
     else:
         click.echo(render.text(result.hits))
+    if output != "json":
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
     if result.problem_files and output != "json":
         click.echo(f"note: {result.problem_files} memory file(s) could not be read; `mtlgit lint` says why", err=True)

@@ -119,7 +119,7 @@ def stats(as_json: bool) -> None:
         for key in ("format", "scope", "outcome", "status")
     }
     groups["domain"] = dict(Counter(d.lower() for m in memories for d in m.domains or ("(none)",)).most_common())
-    groups["pool"] = dict(Counter(m.pool for m in memories).most_common())
+    groups["pool"] = {"local": len(memories), **_pool_counts(pool, groups["domain"])}
     if as_json:
         echo_json({**counts, **groups})
         return
@@ -128,4 +128,27 @@ def stats(as_json: bool) -> None:
         + (f", {counts['unreadable_files']} unreadable file(s)" if counts["unreadable_files"] else "")
     )
     for key, values in groups.items():
-        click.echo(f"{key + ':':<9} " + ", ".join(f"{name} {n}" for name, n in values.items()))
+        click.echo(f"{key + ':':<9} " + (", ".join(f"{name} {n}" for name, n in values.items()) or "-"))
+
+
+def _pool_counts(pool: object, domains: dict[str, int]) -> dict[str, int]:
+    """Memories of each synced pool; their domains are added to ``domains``."""
+    from collections import Counter
+
+    from mtlgit import pools
+    from mtlgit.store import Pool
+
+    assert isinstance(pool, Pool)
+    counts: dict[str, int] = {}
+    extra: Counter[str] = Counter()
+    for spec in pools.parse_pools(pool.config):
+        snapshot = pools.pool_snapshot(pool.repo, spec)
+        if snapshot is None:
+            counts[spec.name] = 0
+            continue
+        records = [r for r in snapshot.records(range(snapshot.n_docs)) if r.get("status") == "active"]
+        counts[spec.name] = len(records)
+        extra.update(d.lower() for r in records for d in r.get("domains") or ["(none)"])
+    for name, n in extra.items():
+        domains[name] = domains.get(name, 0) + n
+    return counts
