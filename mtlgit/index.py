@@ -130,8 +130,13 @@ def _stat_key(path: Path | str) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
-def is_fresh(snapshot: Snapshot, root: Path) -> bool:
-    """True when no memory file, folder or the configuration changed since ``snapshot`` was written."""
+def quick_fresh(snapshot: Snapshot, root: Path) -> bool:
+    """The cheap part of :func:`is_fresh`: the configuration, every folder's mtime (files added, deleted or
+    renamed) and the files written last. An edit in place of an older file is not seen."""
+    return _config_and_folders_unchanged(snapshot, root) and _racy_unchanged(snapshot, root)
+
+
+def _config_and_folders_unchanged(snapshot: Snapshot, root: Path) -> bool:
     manifest = snapshot.manifest
     if _stat_key(root / ".mtlgit.yaml") != manifest["config_stat"]:
         return False
@@ -141,6 +146,13 @@ def is_fresh(snapshot: Snapshot, root: Path) -> bool:
                 return False
         except OSError:
             return False
+    return True
+
+
+def is_fresh(snapshot: Snapshot, root: Path) -> bool:
+    """True when no memory file, folder or the configuration changed since ``snapshot`` was written."""
+    if not _config_and_folders_unchanged(snapshot, root):
+        return False
     files = snapshot.files
     if files:
         expected = snapshot.array("files.stat").tolist()
@@ -154,18 +166,25 @@ def is_fresh(snapshot: Snapshot, root: Path) -> bool:
                     return False
         except OSError:
             return False
-    racy = manifest.get("racy") or []
-    if racy:
-        from mtlgit.ids import blob_id
+    return _racy_unchanged(snapshot, root)
 
-        blobs = snapshot.array("files.blob")
-        for index in racy:
-            try:
-                data = (root / files[index]).read_bytes()
-            except OSError:
-                return False
-            if bytes.fromhex(blob_id(data)) != bytes(blobs[index]):
-                return False
+
+def _racy_unchanged(snapshot: Snapshot, root: Path) -> bool:
+    """Files written too close to the snapshot for their stat to prove anything: compare their content."""
+    racy = snapshot.manifest.get("racy") or []
+    if not racy:
+        return True
+    from mtlgit.ids import blob_id
+
+    files = snapshot.files
+    blobs = snapshot.array("files.blob")
+    for index in racy:
+        try:
+            data = (root / files[index]).read_bytes()
+        except OSError:
+            return False
+        if bytes.fromhex(blob_id(data)) != bytes(blobs[index]):
+            return False
     return True
 
 

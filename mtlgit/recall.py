@@ -247,6 +247,97 @@ class RecallResult:
         }
 
 
+class Recaller:
+    """Recall for one repository, keeping what it loaded (snapshot, model) between calls.
+
+    The command line makes one per process; the MCP server keeps one alive, so a recall there costs only the
+    scoring. ``quick`` freshness looks only at the configuration, the folders and recently written files
+    (new, deleted and renamed files are seen at once); the server re-checks every file's stat in the background.
+    """
+
+    def __init__(self, start: Any = None) -> None:
+        self.repo = find_repo(start)
+        self.index = WorktreeIndex(self.repo)
+        self._snapshot: Snapshot | None = None
+        self._model: Any = None
+
+    def snapshot(self, quick: bool = False) -> Snapshot:
+        from mtlgit.index import is_fresh, quick_fresh
+
+        current = self._snapshot
+        if current is not None and (quick_fresh if quick else is_fresh)(current, self.repo.root):
+            return current
+        self._snapshot = self.index.fresh()
+        return self._snapshot
+
+    def model(self, spec: str) -> Any:
+        from mtlgit.embed import load_model
+
+        if self._model is None or self._model.name != spec:
+            self._model = load_model(spec, self.repo.root, self.repo.state_dir)
+        return self._model
+
+    def recall(
+        self,
+        query: str,
+        k: int | None = None,
+        mode: str | None = None,
+        filters: Filters | None = None,
+        rev: str | None = None,
+        reviewed: bool = False,
+        pools: Sequence[str] | None = None,
+        quick: bool = False,
+    ) -> RecallResult:
+        """See :func:`recall`."""
+        repo = self.repo
+        if rev is not None:
+            from mtlgit.index import rev_snapshot
+
+            snapshot = rev_snapshot(repo, rev)
+        else:
+            snapshot = self.snapshot(quick)
+        manifest = snapshot.manifest
+        k = int(manifest["k"]) if k is None else k
+        mode = str(manifest["mode"]) if mode is None else mode
+        model = None
+        if mode != "bm25":
+            model = self.model(str(manifest["model"]))
+            if model.key != manifest["model_key"] and rev is None:
+                snapshot = self._snapshot = self.index.refresh()
+                manifest = snapshot.manifest
+        notes: list[str] = []
+        sources: list[Source] = []
+        wanted = set(pools) if pools else None
+        if wanted is None or "local" in wanted:
+            sources.append(Source(snapshot, allowed=_reviewed_mask(repo, snapshot) if reviewed else None))
+        configured = manifest.get("pools") or []
+        if wanted:
+            unknown = wanted - {"local"} - {p["name"] for p in configured}
+            if unknown:
+                from mtlgit.errors import MtlgitError
+
+                raise MtlgitError(f"no pool named {', '.join(sorted(unknown))}: `mtlgit pool list` shows them")
+        if rev is None:
+            sources += _pool_sources(repo, configured, wanted, model, notes)
+        hits = search_sources(
+            sources,
+            query,
+            (lambda: model.encode_query(query[:MAX_QUERY_CHARS])) if model is not None else None,
+            k=k,
+            mode=mode,
+            filters=filters,
+        )
+        local = [hit for hit in hits if hit.pool == "local"]
+        if any((hit.memory.get("source") or {}).get("commit") for hit in local):
+            from mtlgit.staleness import stale_notes
+
+            head = str(manifest.get("commit", "HEAD")) if rev is not None else "HEAD"
+            for position, note in stale_notes(repo.root, [hit.memory for hit in local], head).items():
+                local[position].notes.append(note)
+        searched = sum(source.snapshot.n_docs for source in sources)
+        return RecallResult(query, mode, k, hits, snapshot, int(manifest.get("problem_files", 0)), notes, searched)
+
+
 def recall(
     query: str,
     k: int | None = None,
@@ -267,56 +358,7 @@ def recall(
     :param reviewed: keep only memories whose content is on the reviewed ref (``reviewed_ref``).
     :param pools: search only these pools ("local" is this repository's own memories); default: all.
     """
-    from mtlgit.embed import load_model
-
-    repo = find_repo(start)
-    index = WorktreeIndex(repo)
-    if rev is not None:
-        from mtlgit.index import rev_snapshot
-
-        snapshot = rev_snapshot(repo, rev)
-    else:
-        snapshot = index.fresh()
-    manifest = snapshot.manifest
-    k = int(manifest["k"]) if k is None else k
-    mode = str(manifest["mode"]) if mode is None else mode
-    model = None
-    if mode != "bm25":
-        model = load_model(manifest["model"], repo.root, repo.state_dir)
-        if model.key != manifest["model_key"] and rev is None:
-            snapshot = index.refresh()
-            manifest = snapshot.manifest
-    notes: list[str] = []
-    sources: list[Source] = []
-    wanted = set(pools) if pools else None
-    if wanted is None or "local" in wanted:
-        sources.append(Source(snapshot, allowed=_reviewed_mask(repo, snapshot) if reviewed else None))
-    configured = manifest.get("pools") or []
-    if wanted:
-        unknown = wanted - {"local"} - {p["name"] for p in configured}
-        if unknown:
-            from mtlgit.errors import MtlgitError
-
-            raise MtlgitError(f"no pool named {', '.join(sorted(unknown))}: `mtlgit pool list` shows them")
-    if rev is None:
-        sources += _pool_sources(repo, configured, wanted, model, notes)
-    hits = search_sources(
-        sources,
-        query,
-        (lambda: model.encode_query(query[:MAX_QUERY_CHARS])) if model is not None else None,
-        k=k,
-        mode=mode,
-        filters=filters,
-    )
-    local = [hit for hit in hits if hit.pool == "local"]
-    if any((hit.memory.get("source") or {}).get("commit") for hit in local):
-        from mtlgit.staleness import stale_notes
-
-        head = str(manifest.get("commit", "HEAD")) if rev is not None else "HEAD"
-        for position, note in stale_notes(repo.root, [hit.memory for hit in local], head).items():
-            local[position].notes.append(note)
-    searched = sum(source.snapshot.n_docs for source in sources)
-    return RecallResult(query, mode, k, hits, snapshot, int(manifest.get("problem_files", 0)), notes, searched)
+    return Recaller(start).recall(query, k, mode, filters, rev, reviewed, pools)
 
 
 def _pool_sources(

@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "export": "mtlgit.cli.transfer_cmds:export",
     "stats": "mtlgit.cli.transfer_cmds:stats",
     "pool": "mtlgit.cli.pool_cmd:pool",
+    "mcp": "mtlgit.cli.mcp_cmd:mcp",
     "hook-run": "mtlgit.cli.hooks_cmd:hook_run",
 }
 

@@ -1,0 +1,136 @@
+"""``mtlgit mcp``: a Model Context Protocol server over stdio (the official ``mcp`` SDK, an optional extra).
+
+Tools: ``recall`` (the Memory Item block as text, the results as structured content), ``add_memories`` (the
+JSON of ``mtlgit add --json``, through the same checks), ``lint`` and ``show``. The server keeps the index and
+the model loaded, so a recall costs only its scoring. Before each recall it checks the configuration, every
+folder and recently written files (new, deleted or renamed memories are seen at once); a background thread
+re-checks every file's stat each second, so an edit in place is seen within a second, without a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent
+
+from mtlgit.errors import MtlgitError
+
+INSTRUCTIONS = (
+    "mtlgit recalls lessons that agents learned on earlier tasks (this repository's memories and its team's "
+    "pools). Call `recall` with a description of the task before you start; use an item only if it fits, say "
+    "which, and verify it. After the task, add what you learned with `add_memories` (general lessons, no file "
+    "names; see `mtlgit prompt extract`)."
+)
+CHECK_SECONDS = 1.0
+
+
+def build_server(start: Path | None = None) -> MCPServer:
+    """An MCP server bound to the repository containing ``start``."""
+    from mtlgit import render
+    from mtlgit.recall import MODES, Filters, Recaller
+    from mtlgit.schema import FORMATS
+
+    recaller = Recaller(start)
+    recaller.snapshot()
+    server = MCPServer("mtlgit", instructions=INSTRUCTIONS)
+
+    def guarded(call: Any) -> Any:
+        try:
+            return call()
+        except MtlgitError as exc:
+            raise ToolError(str(exc)) from None
+
+    @server.tool(description="Recall the memories most relevant to a task (hybrid BM25 + embedding, top k).")
+    def recall(
+        query: str,
+        k: int = 3,
+        mode: str = "hybrid",
+        formats: list[str] | None = None,
+        domains: list[str] | None = None,
+        exclude_domains: list[str] | None = None,
+        tags: list[str] | None = None,
+        pools: list[str] | None = None,
+        include_retired: bool = False,
+    ) -> CallToolResult:
+        if not query.strip():
+            raise ToolError("query is empty: describe the task")
+        if not 1 <= k <= 100:
+            raise ToolError("k must be between 1 and 100")
+        if mode not in MODES:
+            raise ToolError(f"mode must be one of {', '.join(MODES)}")
+        bad = [f for f in formats or [] if f not in FORMATS]
+        if bad:
+            raise ToolError(f"unknown format {', '.join(bad)}: one of {', '.join(FORMATS)}")
+        filters = Filters(
+            formats=formats or (),
+            domains=domains or (),
+            exclude_domains=exclude_domains or (),
+            tags=tags or (),
+            include_retired=include_retired,
+        )
+        result = guarded(lambda: recaller.recall(query, k, mode, filters, pools=pools or None, quick=True))
+        text = render.prompt(result.hits) or "No memories matched."
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result.to_json())
+
+    @server.tool(
+        description="Add memory items (objects with title, description, content, format, domains, tags, outcome). "
+        "Each is validated, checked for secrets and near-duplicates, and written; rejected ones come back with "
+        "their reasons."
+    )
+    def add_memories(items: list[dict[str, Any]], force: bool = False) -> dict[str, Any]:
+        from mtlgit.intake import add_items
+        from mtlgit.store import Pool
+
+        results = guarded(lambda: add_items(Pool.open(recaller.repo.root), items, force=force))
+        added = [r for r in results if r.memory is not None]
+        if added:
+            recaller.snapshot()
+        return {"added": len(added), "rejected": len(results) - len(added), "items": [r.to_json() for r in results]}
+
+    @server.tool(description="Lint the memory files (all, or the given paths): errors and warnings.")
+    def lint(paths: list[str] | None = None) -> dict[str, Any]:
+        from mtlgit.lint import lint_pool
+        from mtlgit.store import Pool
+
+        pool = guarded(lambda: Pool.open(recaller.repo.root))
+        wanted = [pool.root / p for p in paths] if paths else None
+        report = guarded(lambda: lint_pool(pool, wanted))
+        return {
+            "files": report.files,
+            "errors": len(report.errors),
+            "warnings": len(report.warnings),
+            "problems": [p.to_json() for p in report.problems],
+        }
+
+    @server.tool(description="Show one memory by id, id prefix or path.")
+    def show(id: str) -> dict[str, Any]:
+        from mtlgit.store import Pool
+
+        memory = guarded(lambda: Pool.open(recaller.repo.root).get(id))
+        return dict(memory.to_json())
+
+    watcher = threading.Thread(target=_watch, args=(recaller,), daemon=True, name="mtlgit-freshness")
+    watcher.start()
+    return server
+
+
+def _watch(recaller: Any) -> None:
+    """Re-check every file's stat once a second and refresh the index when one changed."""
+    import time
+
+    from mtlgit.hooks import log
+
+    while True:
+        time.sleep(CHECK_SECONDS)
+        try:
+            recaller.snapshot(quick=False)
+        except Exception as exc:  # noqa: BLE001 - the watcher must outlive a bad moment (a file mid-write)
+            log(recaller.repo, f"mcp: freshness check failed: {exc}")
+
+
+def serve(start: Path | None = None) -> None:
+    build_server(start).run("stdio")
