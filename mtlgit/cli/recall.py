@@ -16,6 +16,11 @@ from mtlgit.recall import MODES
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Read the query from a file ('-' as QUERY reads standard input).",
 )
+@click.option(
+    "--hook-input",
+    is_flag=True,
+    help="Read an agent hook's JSON from standard input and recall for its 'prompt' (Claude Code).",
+)
 @click.option("-k", "k", type=click.IntRange(1, 1000), help="How many memories (default 3, or recall.k).")
 @click.option("--mode", type=click.Choice(MODES), help="Retrieval: hybrid (default), bm25 or dense.")
 @filter_options
@@ -37,6 +42,7 @@ from mtlgit.recall import MODES
 def recall(
     query: tuple[str, ...],
     query_file: Path | None,
+    hook_input: bool,
     k: int | None,
     mode: str | None,
     formats: tuple[str, ...],
@@ -68,7 +74,9 @@ def recall(
     from mtlgit.recall import Filters
     from mtlgit.recall import recall as run_recall
 
-    if query_file is not None:
+    if hook_input:
+        text = _hook_prompt(sys.stdin.read())
+    elif query_file is not None:
         text = query_file.read_text(encoding="utf-8", errors="replace")
     elif query in ((), ("-",)):
         if query == () and sys.stdin.isatty():
@@ -106,3 +114,19 @@ def recall(
             click.echo(f"note: {note}", err=True)
     if result.problem_files and output != "json":
         click.echo(f"note: {result.problem_files} memory file(s) could not be read; `mtlgit lint` says why", err=True)
+
+
+def _hook_prompt(payload: str) -> str:
+    """The user's prompt from an agent hook's JSON (Claude Code's UserPromptSubmit sends ``{"prompt": ...}``)."""
+    import json
+
+    from mtlgit.errors import MtlgitError
+
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise MtlgitError(f"--hook-input: standard input is not JSON ({exc.msg})") from None
+    prompt = data.get("prompt") if isinstance(data, dict) else None
+    if not isinstance(prompt, str):
+        raise MtlgitError("--hook-input: the JSON has no 'prompt' string")
+    return prompt
