@@ -229,7 +229,11 @@ def _key(key: str) -> str:
 
 
 def dump_field(key: str, value: Any, indent: str = "") -> list[str]:
-    """Render one ``key: value`` pair as lines: lists of scalars in flow style, mappings in block style."""
+    """Render one ``key: value`` pair as lines: lists of scalars in flow style, mappings in block style.
+
+    Every rendering is read back before it is used; a value PyYAML would emit in a form it reads differently
+    (a line separator inside single quotes, a string of only newlines) falls back to escaped double quotes.
+    """
     key = _key(key)
     if isinstance(value, dict):
         if not value:
@@ -238,24 +242,54 @@ def dump_field(key: str, value: Any, indent: str = "") -> list[str]:
         for sub_key, sub_value in value.items():
             lines.extend(dump_field(str(sub_key), sub_value, indent + "  "))
         return lines
+    for lines in _renderings(key, value, indent):
+        if _reads_back(lines, indent, value):
+            return lines
+    return [f"{indent}{key}: {_escaped(value)}"]
+
+
+def _renderings(key: str, value: Any, indent: str) -> list[list[str]]:
     if isinstance(value, (list, tuple)):
         if all(_is_scalar(item) for item in value):
-            return [f"{indent}{key}: [{', '.join(_flow_item(item) for item in value)}]"]
+            return [[f"{indent}{key}: [{', '.join(_flow_item(item) for item in value)}]"]]
         dumped = yaml.safe_dump(list(value), allow_unicode=True, sort_keys=False, width=2**31 - 1)
-        return [f"{indent}{key}:"] + [f"{indent}  {line}" for line in dumped.rstrip("\n").split("\n")]
-    if isinstance(value, str) and "\n" in value:
+        return [[f"{indent}{key}:"] + [f"{indent}  {line}" for line in dumped.rstrip("\n").split("\n")]]
+    out = []
+    if isinstance(value, str) and "\n" in value.rstrip("\n"):
         body = value if value.endswith("\n") else value + "\n"
-        if not body.startswith((" ", "\t")) and all(not line.endswith((" ", "\t")) for line in body.split("\n")):
-            chomp = "" if value.endswith("\n") else "-"
-            return [f"{indent}{key}: |{chomp}"] + [
-                f"{indent}  {line}" if line else "" for line in body[:-1].split("\n")
-            ]
-    return [f"{indent}{key}: {_scalar(value)}"]
+        chomp = "" if value.endswith("\n") else "-"
+        out.append(
+            [f"{indent}{key}: |{chomp}"] + [f"{indent}  {line}" if line else "" for line in body[:-1].split("\n")]
+        )
+    out.append([f"{indent}{key}: {_scalar(value)}"])
+    return out
+
+
+def _reads_back(lines: list[str], indent: str, value: Any) -> bool:
+    text = "\n".join(line[len(indent) :] if line.startswith(indent) else line for line in lines) + "\n"
+    try:
+        loaded = yaml.load(text, Loader=_Loader)  # noqa: S506 - the loader is the safe one
+    except yaml.YAMLError:
+        return False
+    return (
+        isinstance(loaded, dict)
+        and len(loaded) == 1
+        and _normalise(next(iter(loaded.values()))) == _normalise(list(value) if isinstance(value, tuple) else value)
+    )
 
 
 def _flow_item(item: Any) -> str:
     dumped = yaml.safe_dump([item], allow_unicode=True, width=2**31 - 1, default_flow_style=True).strip()
     return dumped[1:-1]
+
+
+def _escaped(value: Any) -> str:
+    """Double-quoted YAML with every non-ASCII or control character escaped: always reads back."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_escaped(item) for item in value) + "]"
+    if isinstance(value, str):
+        return yaml.safe_dump(value, default_style='"', allow_unicode=False, width=2**31 - 1).rstrip("\n")
+    return _scalar(value)
 
 
 def render(meta: dict[str, Any], body: str) -> str:
