@@ -416,3 +416,31 @@ def test_a_memory_about_changed_code_is_flagged_possibly_stale(repo: Path) -> No
     assert "possibly stale: src/parser.py" in run_cli(repo, "recall", "parser whitespace", "--prompt").out
     lint = run_cli(repo, "lint")
     assert lint.code == 0 and "warning: possibly stale: src/parser.py" in lint.out
+
+
+def test_the_example_ci_workflow_runs_real_review_commands(repo: Path, tmp_path: Path) -> None:
+    import re
+
+    import yaml
+
+    workflow = yaml.safe_load((Path(__file__).resolve().parent.parent / "docs" / "review-workflow.yml").read_text())
+    steps = workflow["jobs"]["review"]["steps"]
+    commands = [step["run"] for step in steps if "mtlgit review" in step.get("run", "")]
+    assert len(commands) == 2
+    add(repo, "Base lesson on retries")
+    assert commit(repo, "base").returncode == 0
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "push", "-q", "origin", "main")
+    git(repo, "fetch", "-q", "origin")
+    git(repo, "checkout", "-qb", "feature")
+    write(repo / "memories" / "broken.md", "---\ntitle: no id\n---\nbody\n")
+    assert commit(repo, "feature").returncode == 0
+    for command in commands:
+        args = re.sub(r"\$\{\{ github.base_ref \}\}", "main", command).split(">")[0].split()
+        result = run_cli(repo, *[a.strip('"') for a in args[1:]])
+        if "--check" in args:
+            assert result.code == 1
+        else:
+            assert result.code == 0 and "## mtlgit review: 1 added" in result.out
