@@ -1,0 +1,108 @@
+"""The embedded model and its loader: same numbers as the libraries it replaces on the recall path."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtlgit.embed import DEFAULT_MODEL_DIR, StaticModel, load_model
+from mtlgit.errors import MtlgitError
+from tests.conftest import SHARED_DATA
+
+
+def real_lines(limit: int = 4000) -> list[str]:
+    lines: list[str] = []
+    rules = SHARED_DATA / "cursor-rules" / "rules"
+    if rules.is_dir():
+        for path in sorted(rules.rglob("*.mdc"))[:200]:
+            lines += [line for line in path.read_text(errors="replace").split("\n") if line.strip()][:20]
+    corpus = SHARED_DATA / "scifact" / "corpus.jsonl"
+    if corpus.is_file():
+        with open(corpus, encoding="utf-8") as handle:
+            for _n, row in zip(range(500), handle, strict=False):
+                lines.append(json.loads(row)["text"][:600])
+    lines += ["ΟΔΟΣ Σ İstanbul café naïve 中文字 \u2028x\x85y\x0bz \ufeffa\u200bb", "x" * 150, "e\u0301", "", "   "]
+    return lines[:limit]
+
+
+def test_the_default_model_ships_inside_the_package() -> None:
+    model = StaticModel(DEFAULT_MODEL_DIR)
+    size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir() if p.is_file())
+    assert size <= 16 * 1024 * 1024
+    assert model.dim >= 64
+    assert model.encode_query("run the failing test first").shape == (model.dim,)
+
+
+def test_pure_python_wordpiece_matches_the_tokenizers_library() -> None:
+    model = StaticModel(DEFAULT_MODEL_DIR)
+    assert model._wordpiece is not None, "the default model's tokenizer should be plain BERT WordPiece"
+    lines = real_lines()
+    assert len(lines) > 100
+    for line in lines:
+        assert model.query_ids(line) == model.token_ids([line])[0], line[:80]
+
+
+def test_vectors_match_model2vec() -> None:
+    from model2vec import StaticModel as Reference
+
+    ours = StaticModel(DEFAULT_MODEL_DIR)
+    reference = Reference.from_pretrained(str(DEFAULT_MODEL_DIR))
+    texts = real_lines(300)
+    expected = reference.encode(texts)
+    np.testing.assert_allclose(ours.encode(texts), expected, atol=2e-3)
+    for text in texts[:50]:
+        np.testing.assert_allclose(ours.encode_query(text), reference.encode(text), atol=2e-3)
+
+
+def test_a_model_folder_with_a_truncated_file_is_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json"):
+        (folder / name).write_bytes((DEFAULT_MODEL_DIR / name).read_bytes())
+    (folder / "model.safetensors").write_bytes((DEFAULT_MODEL_DIR / "model.safetensors").read_bytes()[:5000])
+    with pytest.raises(MtlgitError, match=r"cannot be read .*truncated"):
+        StaticModel(folder, "mine")
+
+
+def test_an_unreachable_hub_model_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(MtlgitError, match="could not be fetched from the Hugging Face hub"):
+        load_model("someone/no-such-model", tmp_path, tmp_path / "state")
+    assert not (tmp_path / "state" / "models").exists() or not any((tmp_path / "state" / "models").iterdir())
+
+
+def test_a_missing_model_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(MtlgitError, match=r"model folder '\./nowhere' does not exist"):
+        load_model("./nowhere", tmp_path, tmp_path)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "scifact").is_dir(), reason="third-party data not found")
+def test_eval_on_a_scifact_subset_beats_the_floor(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    result = run_cli(
+        tmp_path,
+        "eval",
+        str(SHARED_DATA / "scifact"),
+        "--limit",
+        "150",
+        "--json",
+        env={"HF_HUB_OFFLINE": "1", **os.environ},
+    )
+    assert result.code == 0, result.output
+    data = json.loads(result.out)
+    results = data["results"]
+    assert data["queries"] == 150
+    assert set(results) == {"bm25", "dense", "hybrid"}
+    # The floors: see README, "Retrieval quality" (measured on this subset; the hybrid must not lose to BM25).
+    assert results["hybrid"]["ndcg@10"] >= results["bm25"]["ndcg@10"] - 0.005
+    assert results["hybrid"]["ndcg@10"] >= HYBRID_FLOOR
+    assert results["dense"]["ndcg@10"] >= DENSE_FLOOR
+
+
+HYBRID_FLOOR = 0.60
+DENSE_FLOOR = 0.30
