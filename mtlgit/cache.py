@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from mtlgit.analysis import ANALYZER_VERSION
 
-SCHEMA = 1
+if TYPE_CHECKING:
+    import numpy as np
+
+SCHEMA = 3
 
 
 class BlobCache:
@@ -34,9 +35,19 @@ class BlobCache:
         try:
             return self._open()
         except sqlite3.DatabaseError:
-            # Derived data only: keep the damaged file for inspection and start again.
+            return self._start_again()
+
+    def _start_again(self) -> sqlite3.Connection:
+        """Derived data only: keep the damaged file for inspection and start an empty cache."""
+        try:
+            self.db.close()
+        except AttributeError:
+            pass
+        for suffix in ("-wal", "-shm"):
+            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+        if self.path.exists():
             self.path.replace(self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}"))
-            return self._open()
+        return self._open()
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
@@ -48,9 +59,11 @@ class BlobCache:
             db.execute("DROP TABLE IF EXISTS docs")
             db.execute("DROP TABLE IF EXISTS vectors")
         db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
-        db.execute("CREATE TABLE IF NOT EXISTS docs (analyzer TEXT, blob TEXT, doc TEXT, PRIMARY KEY (analyzer, blob))")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS docs"
+            " (analyzer TEXT, blob TEXT, doc TEXT, memory_id TEXT, PRIMARY KEY (analyzer, blob))"
+        )
         db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, blob TEXT, vec BLOB, PRIMARY KEY (model, blob))")
-        db.execute("PRAGMA quick_check").fetchone()
         return db
 
     def close(self) -> None:
@@ -66,20 +79,66 @@ class BlobCache:
         }
 
     def put_docs(self, items: dict[str, dict[str, Any]]) -> None:
-        rows = [(ANALYZER_VERSION, blob, json.dumps(doc, ensure_ascii=False)) for blob, doc in items.items()]
-        with self._transaction():
-            self.db.executemany("INSERT OR REPLACE INTO docs VALUES (?, ?, ?)", rows)
+        rows = [
+            (ANALYZER_VERSION, blob, json.dumps(doc, ensure_ascii=False), (doc.get("record") or {}).get("id"))
+            for blob, doc in items.items()
+        ]
+        self._put("INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?)", rows)
+
+    def analyse(
+        self,
+        items: Sequence[tuple[str, str]],
+        read: Callable[[list[int]], dict[int, bytes]],
+        progress: bool = False,
+    ) -> dict[str, dict[str, Any]]:
+        """The analysis (record, terms, problems) of each (path, blob) item: cached, or parsed now and cached.
+
+        :param read: returns the bytes of the given item indexes (called only for contents never analysed).
+        """
+        from mtlgit.analysis import analyze
+        from mtlgit.memory import parse_bytes, search_text
+        from mtlgit.progress import progress_bar
+
+        known = self.docs(blob for _rel, blob in items)
+        todo: dict[str, int] = {}
+        for i, (_rel, blob) in enumerate(items):
+            if blob not in known:
+                todo.setdefault(blob, i)
+        data = read(list(todo.values())) if todo else {}
+        new: dict[str, dict[str, Any]] = {}
+        for blob, i in progress_bar(todo.items(), progress and len(todo) > 2000, "Reading memories"):
+            memory, problems = parse_bytes(data[i], items[i][0])
+            record = None
+            terms: list[str] = []
+            if memory is not None:
+                record = memory.to_json()
+                del record["path"], record["pool"]
+                terms = analyze(search_text(record))
+            new[blob] = {"record": record, "terms": terms, "problems": [p.to_json() for p in problems]}
+        if new:
+            self.put_docs(new)
+        return {**known, **new}
+
+    def memory_ids(self, blobs: Iterable[str]) -> dict[str, str | None]:
+        """The memory id of each analysed blob (None for a file that is not a valid memory), without decoding
+        whole analyses: what a duplicate-id check over a large pool needs."""
+        return dict(
+            self._select("SELECT blob, memory_id FROM docs WHERE analyzer=? AND blob IN ", blobs, ANALYZER_VERSION)
+        )
 
     def vectors(self, model: str, blobs: Iterable[str]) -> dict[str, np.ndarray]:
+        import numpy as np
+
         return {
             blob: np.frombuffer(vec, dtype=np.float16)
             for blob, vec in self._select("SELECT blob, vec FROM vectors WHERE model=? AND blob IN ", blobs, model)
         }
 
     def put_vectors(self, model: str, items: dict[str, np.ndarray]) -> None:
+        import numpy as np
+
         rows = [(model, blob, vec.astype(np.float16).tobytes()) for blob, vec in items.items()]
-        with self._transaction():
-            self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
+        self._put("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
 
     def count(self, table: str) -> int:
         assert table in ("docs", "vectors")
@@ -88,11 +147,26 @@ class BlobCache:
     def _select(self, sql: str, blobs: Iterable[str], first: str) -> list[tuple[Any, ...]]:
         keys = list(dict.fromkeys(blobs))
         out: list[tuple[Any, ...]] = []
-        for start in range(0, len(keys), 900):
-            chunk = keys[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            out.extend(self.db.execute(f"{sql}({marks})", (first, *chunk)).fetchall())
+        try:
+            for start in range(0, len(keys), 900):
+                chunk = keys[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                out.extend(self.db.execute(f"{sql}({marks})", (first, *chunk)).fetchall())
+        except sqlite3.DatabaseError:
+            self.db = self._start_again()
+            return []  # nothing cached: the caller computes it again
         return out
+
+    def _put(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        for attempt in (1, 2):
+            try:
+                with self._transaction():
+                    self.db.executemany(sql, rows)
+                return
+            except sqlite3.DatabaseError:
+                if attempt == 2:
+                    raise
+                self.db = self._start_again()
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.db)

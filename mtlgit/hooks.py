@@ -26,7 +26,7 @@ from mtlgit.resources import hooks_dir
 REFRESH_HOOKS = ("post-commit", "post-merge", "post-checkout", "post-rewrite")
 HOOK_TYPES = ("pre-commit", *REFRESH_HOOKS)
 MARKER = "# mtlgit-hook v"
-VERSION = 1
+VERSION = 2
 LOG_LIMIT = 1024 * 1024
 
 
@@ -194,7 +194,6 @@ def staged_problems(repo: Repo) -> tuple[int, list[Problem]]:
     """Lint the memory files as staged (the index, not the working tree): (files checked, problems)."""
     from mtlgit.cache import BlobCache
     from mtlgit.config import load_config
-    from mtlgit.index import analyse
     from mtlgit.store import SKIPPED_NAMES, duplicate_problem, first_of_each_id
 
     config = load_config(repo.root)
@@ -219,16 +218,25 @@ def staged_problems(repo: Repo) -> tuple[int, list[Problem]]:
     merged = [(path, blob) for path, blob, stage in entries if stage == "0"]
     cache = BlobCache(repo.state_dir / "cache.sqlite")
     try:
-        analysed = analyse(cache, merged, lambda wanted: _read(repo, merged, wanted))
+        # Staged files are analysed whole (their problems are the point); for the rest of the pool only the
+        # ids matter, read from the cache without decoding analyses, and analysed only when never seen.
+        mine = [(path, blob) for path, blob in merged if path in staged]
+        analysed = cache.analyse(mine, lambda wanted: _read(repo, mine, wanted))
+        known = cache.memory_ids(blob for _path, blob in merged)
+        unseen = [(path, blob) for path, blob in merged if blob not in known and blob not in analysed]
+        if unseen:
+            more = cache.analyse(unseen, lambda wanted: _read(repo, unseen, wanted))
+            known.update({blob: (a["record"] or {}).get("id") for blob, a in more.items()})
     finally:
         cache.close()
+    known.update({blob: (a["record"] or {}).get("id") for blob, a in analysed.items()})
     ids: list[tuple[str, str]] = []
     for path, blob in merged:
-        analysis = analysed[blob]
         if path in staged:
-            problems.extend(Problem(**{**p, "path": path}) for p in analysis["problems"])
-        if analysis["record"] is not None:
-            ids.append((analysis["record"]["id"], path))
+            problems.extend(Problem(**{**p, "path": path}) for p in analysed[blob]["problems"])
+        memory_id = known.get(blob)
+        if memory_id:
+            ids.append((memory_id, path))
     _kept, duplicates = first_of_each_id(ids)
     for index, first in duplicates:
         path = ids[index][1]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mtlgit.errors import MtlgitError
+from mtlgit.progress import progress_bar
 from mtlgit.schema import FORMATS, OUTCOMES, SCOPES, STATUSES
 
 if TYPE_CHECKING:
@@ -393,43 +394,6 @@ def _bm25(tf_ptr: np.ndarray, term_ids: np.ndarray, counts: np.ndarray, n_terms:
     }
 
 
-# --- analysing contents ---------------------------------------------------------------------------------
-
-
-def analyse(
-    cache: BlobCache,
-    items: Sequence[tuple[str, str]],
-    read: Callable[[list[int]], dict[int, bytes]],
-    progress: bool = False,
-) -> dict[str, dict[str, Any]]:
-    """The analysis (record, terms, problems) of each (path, blob) item: from the cache, or parsed now and cached.
-
-    :param read: returns the bytes of the given item indexes (called only for contents never analysed).
-    """
-    from mtlgit.analysis import analyze
-    from mtlgit.memory import parse_bytes, search_text
-
-    known = cache.docs(blob for _rel, blob in items)
-    todo: dict[str, int] = {}
-    for i, (_rel, blob) in enumerate(items):
-        if blob not in known:
-            todo.setdefault(blob, i)
-    data = read(list(todo.values())) if todo else {}
-    new: dict[str, dict[str, Any]] = {}
-    for blob, i in _progress(todo.items(), progress and len(todo) > 2000, "Reading memories"):
-        memory, problems = parse_bytes(data[i], items[i][0])
-        record = None
-        terms: list[str] = []
-        if memory is not None:
-            record = memory.to_json()
-            del record["path"], record["pool"]
-            terms = analyze(search_text(record))
-        new[blob] = {"record": record, "terms": terms, "problems": [p.to_json() for p in problems]}
-    if new:
-        cache.put_docs(new)
-    return {**known, **new}
-
-
 # --- building from a source -------------------------------------------------------------------------------
 
 
@@ -472,7 +436,7 @@ class Builder:
                 contents = read([need[j] for j in wanted])
                 return {j: contents[need[j]] for j in wanted}
 
-            analysed = analyse(cache, items, read_items, self.progress)
+            analysed = cache.analyse(items, read_items, self.progress)
             docs = self._docs(files, reuse_row, analysed, old)
             self._embed(cache, docs)
             if record_hook is not None:
@@ -538,7 +502,7 @@ class Builder:
             vectors = np.zeros((len(texts), model.dim), dtype=np.float32)
             batch = 512
             steps = range(0, len(texts), batch)
-            for start in _progress(steps, self.progress and len(texts) > 2000, "Embedding memories"):
+            for start in progress_bar(steps, self.progress and len(texts) > 2000, "Embedding memories"):
                 vectors[start : start + batch] = model.encode(texts[start : start + batch])
             fresh = {blob: vectors[i].astype(np.float16) for i, blob in enumerate(todo)}
             cache.put_vectors(model.key, fresh)
@@ -705,13 +669,3 @@ def rev_snapshot(repo: Repo, rev: str, progress: bool = False) -> Snapshot:
             "reviewed_ref": config.reviewed_ref,
         }
         return Builder(repo, model, progress).build(index_dir, files, read, manifest)
-
-
-def _progress(items: Iterable[Any], show: bool, label: str) -> Iterable[Any]:
-    if not show:
-        return items
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm comes with model2vec
-        return items
-    return tqdm(items, desc=label, unit="", leave=False)  # type: ignore[no-any-return]

@@ -10,8 +10,8 @@ def mcp() -> None:
     Needs the MCP SDK: pip install 'mtlgit[mcp]'. See docs/agents.md for client configurations.
 
     \b
-    Example (Claude Code):
-        claude mcp add mtlgit -- mtlgit -C /path/to/repo mcp
+    Example:
+        claude mcp add mtlgit -- mtlgit -C /path/to/repo mcp   # Claude Code
     """
     from mtlgit.errors import MtlgitError
 
