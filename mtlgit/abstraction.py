@@ -32,28 +32,50 @@ from dataclasses import dataclass, field
 THRESHOLD = 0.5
 SCALE = 12.0
 
-_PATTERNS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
-    (
-        "path",
-        3.0,
-        re.compile(
-            r"(?<![\w/.-])(?:\.{0,2}/)?(?:[\w.-]+/){2,}[\w.-]+|(?<![\w.-])[\w/.-]*[\w-]+\.(?:py|pyi|js|jsx|ts|tsx|go|rs|java|kt|c|h|cc|cpp|"
-            r"hpp|cs|rb|php|swift|m|scala|sh|bash|zsh|ps1|json|ya?ml|toml|ini|cfg|conf|lock|txt|csv|tsv|md|rst|html|"
-            r"css|scss|sql|xml|proto|ipynb|env|dockerfile|gradle|mk)\b"
-        ),
-    ),
+_EXTENSIONS = (
+    "py|pyi|js|jsx|ts|tsx|go|rs|java|kt|c|h|cc|cpp|hpp|cs|rb|php|swift|m|scala|sh|bash|zsh|ps1|json|ya?ml|toml|ini|"
+    "cfg|conf|lock|txt|csv|tsv|md|rst|html|css|scss|sql|xml|proto|ipynb|env|dockerfile|gradle|mk"
+)
+# Each pattern is tried only on the words that could match it (see _candidates): a scan of whole texts with
+# these patterns costs ~300 us a memory, the word screen ~30.
+_WORD_PATTERNS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
+    ("path", 3.0, re.compile(rf"(?:\.{{0,2}}/)?(?:[\w.-]+/){{2,}}[\w.-]+|[\w/.-]*[\w-]\.(?:{_EXTENSIONS})(?::\d+)?")),
+    ("hash", 3.0, re.compile(r"(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,64}")),
+    ("issue", 3.0, re.compile(r"#\d+|[A-Z][A-Z0-9]+-\d+|\w+__\w+-\d+")),
+    ("url", 2.0, re.compile(r"(?:https?|ftp|file)://\S+")),
+    ("identifier", 1.0, re.compile(r"[a-z]+(?:_[a-z0-9]+)+|[a-z]+[A-Z]\w*|[A-Z][a-z]+[A-Z]\w*|\w+(?:\.\w+)*\(\)")),
+)
+_TEXT_PATTERNS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
     ("line", 3.0, re.compile(r"\blines?\s+\d+\b|(?<=\w)\:\d+\b", re.IGNORECASE)),
-    ("hash", 3.0, re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,64}\b")),
-    ("issue", 3.0, re.compile(r"(?<![\w&])#\d+\b|\b[A-Z][A-Z0-9]+-\d+\b|\b\w+__\w+-\d+\b")),
-    ("url", 2.0, re.compile(r"\b(?:https?|ftp|file)://\S+")),
-    (
-        "identifier",
-        1.0,
-        re.compile(r"\b[a-z]+(?:_[a-z0-9]+){1,}\b|\b[a-z]+[A-Z]\w*\b|\b[A-Z][a-z]+[A-Z]\w*\b|\b\w+\.\w+\(\)|\b\w+\(\)"),
-    ),
     ("command", 1.0, re.compile(r"(?:^|[\s`;&|(])[a-z][\w.-]*(?:\s+-{1,2}[A-Za-z][\w-]*)+")),
     ("literal", 1.0, re.compile(r"\"[^\"\n]{3,}\"|'[^'\n]{3,}'")),
 )
+_STRIP = "`'\"[]{}<>,;!?"
+
+
+def _candidates(word: str) -> tuple[str, ...]:
+    """Which word patterns could match ``word`` (cheap string tests before any regular expression)."""
+    if word.isalpha() and (word.islower() or word.istitle() or word.isupper()):
+        return ()  # a plain word: nearly all of them
+    digit = _DIGIT.search(word) is not None
+    kinds = []
+    if "/" in word or ("." in word and _DOT_LETTER.search(word)):
+        kinds.append("path")
+    if digit and len(word) >= 7:
+        kinds.append("hash")
+    if "#" in word or "__" in word or (digit and "-" in word):
+        kinds.append("issue")
+    if "://" in word:
+        kinds.append("url")
+    if "_" in word or "()" in word or (not word.islower() and not word.isupper() and not word.istitle()):
+        kinds.append("identifier")
+    return tuple(kinds)
+
+
+_DIGIT = re.compile(r"\d")
+_DOT_LETTER = re.compile(r"\.[A-Za-z]")
+
+
 _CODE = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
 
 
@@ -86,7 +108,26 @@ def specificity(text: str) -> Specificity:
         if len(code) > 40:
             found.setdefault("long code", []).append(code[:30] + "...")
             weighted += 2.0
-    for kind, weight, pattern in _PATTERNS:
+    patterns = {kind: (weight, pattern) for kind, weight, pattern in _WORD_PATTERNS}
+    for raw in text.split():
+        word = raw.strip(_STRIP + ".:")
+        if word.startswith("(") and ")" not in word:
+            word = word[1:]
+        if word.endswith(")") and "(" not in word:
+            word = word[:-1].rstrip(".:")
+        if not word:
+            continue
+        for kind in _candidates(word):
+            weight, pattern = patterns[kind]
+            if pattern.fullmatch(word):
+                found.setdefault(kind, []).append(word)
+                weighted += weight
+                break
+    for kind, weight, pattern in _TEXT_PATTERNS:
+        if kind == "line" and "line" not in text.lower() and ":" not in text:
+            continue
+        if kind == "command" and " -" not in text:
+            continue
         hits = [m.group(0).strip() for m in pattern.finditer(text)]
         if kind == "literal":
             hits = [h for h in hits if not re.fullmatch(r"['\"][\w-]+['\"]", h)]

@@ -35,19 +35,13 @@ def _stemmer():  # type: ignore[no-untyped-def]
 def words(text: str) -> list[str]:
     """Lower-cased word tokens before stemming; identifiers add their parts after themselves."""
     out: list[str] = []
-    for raw in re.split(r"\s+", text):
-        if not raw:
-            continue
-        parts = _WORD.findall(raw)
-        if not parts:
-            continue
-        for part in parts:
-            lower = part.lower()
-            out.append(lower)
-            if part != lower and not part.isupper():
-                sub = _CAMEL.split(part)
-                if len(sub) > 1:
-                    out.extend(s.lower() for s in sub)
+    for part in _WORD.findall(text):
+        lower = part.lower()
+        out.append(lower)
+        if part != lower and not part.isupper() and not part.istitle():
+            sub = _CAMEL.split(part)
+            if len(sub) > 1:
+                out.extend(s.lower() for s in sub)
     return [w for w in out if 1 < len(w) <= MAX_TOKEN_CHARS and w not in STOP_WORDS]
 
 

@@ -107,7 +107,8 @@ class BlobCache:
         data = read(list(todo.values())) if todo else {}
         new: dict[str, dict[str, Any]] = {}
         for blob, i in progress_bar(todo.items(), progress and len(todo) > 2000, "Reading memories"):
-            memory, problems = parse_bytes(data[i], items[i][0])
+            # Errors only, and the cheap warnings: the abstraction score is lint's business, not the index's.
+            memory, problems = parse_bytes(data[i], items[i][0], abstraction=False)
             record = None
             terms: list[str] = []
             if memory is not None:

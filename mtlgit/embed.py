@@ -142,11 +142,25 @@ class StaticModel:
         return vector
 
     def encode(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
-        """Vectors of many texts (float32, one row each)."""
+        """Vectors of many texts (float32, one row each): one gather and one segmented sum per batch."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
-            for offset, ids in enumerate(self.token_ids(texts[start : start + batch_size])):
-                out[start + offset] = self.pool(ids)
+            batch = self.token_ids(texts[start : start + batch_size])
+            lengths = np.array([len(ids) for ids in batch], dtype=np.int64)
+            if not lengths.any():
+                continue
+            flat = np.fromiter((i for ids in batch for i in ids), dtype=np.int64, count=int(lengths.sum()))
+            rows = self.embeddings[self.mapping[flat] if self.mapping is not None else flat].astype(np.float32)
+            if self.weights is not None:
+                rows *= self.weights[flat].astype(np.float32)[:, None]
+            filled = np.flatnonzero(lengths)
+            offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))[filled]
+            sums = np.add.reduceat(rows, offsets, axis=0)
+            vectors = sums / lengths[filled, None]
+            if self.normalize:
+                norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+                vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+            out[start + filled] = vectors
         return out
 
     def encode_query(self, text: str) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import yaml
@@ -124,7 +124,81 @@ def _parse_json(text: str, lines: list[str]) -> Document:
     )
 
 
+_FAST_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: (.*))?")
+_FAST_PLAIN = re.compile(r"[A-Za-z0-9][^:#\[\]{}&*!|>%@`\t]*")
+_FAST_ITEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+/-]*")
+_FAST_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z")
+_RESOLVER = yaml.resolver.Resolver()
+
+
+def _fast_scalar(value: str) -> tuple[bool, Any]:
+    """(understood, value) for the scalars mtlgit writes; anything else is left to the YAML parser."""
+    if value in ("null", "~", ""):
+        return True, None
+    if value.startswith("'"):
+        inner = value[1:-1]
+        if len(value) >= 2 and value.endswith("'") and "'" not in inner.replace("''", ""):
+            return True, inner.replace("''", "'")
+        return False, None
+    if value.startswith('"'):
+        inner = value[1:-1]
+        if len(value) >= 2 and value.endswith('"') and '"' not in inner and "\\" not in inner:
+            return True, inner
+        return False, None
+    if value.startswith("["):
+        if not value.endswith("]"):
+            return False, None
+        inner = value[1:-1].strip()
+        items = [item.strip() for item in inner.split(",")] if inner else []
+        parsed = []
+        for item in items:
+            quoted = len(item) >= 2 and item[0] == item[-1] and item[0] in "'\""
+            if quoted and item[0] not in item[1:-1] and "\\" not in item:
+                parsed.append(item[1:-1])
+            elif _FAST_ITEM.fullmatch(item) and _plain_str(item):
+                parsed.append(item)
+            else:
+                return False, None
+        return True, parsed
+    stamp = _FAST_TIME.fullmatch(value)
+    if stamp:
+        year, month, day, hour, minute, second = (int(part) for part in stamp.groups())
+        return True, datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    if _FAST_PLAIN.fullmatch(value) and not value.endswith(" ") and " -" not in value and _plain_str(value):
+        return True, value
+    return False, None
+
+
+def _plain_str(value: str) -> bool:
+    """Whether YAML reads this plain scalar as a string (not a boolean, number, date or null)."""
+    tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+    return bool(tag == "tag:yaml.org,2002:str")
+
+
+def _fast_mapping(fm_text: str) -> dict[str, Any] | None:
+    """Front matter of one ``key: value`` per line in the forms mtlgit writes, read without the YAML parser
+    (~20x faster: an index build parses every memory once). None means: use the parser. A test compares the
+    two on every real and generated front matter."""
+    if not fm_text.replace("\n", "").isprintable():
+        return None  # control characters, CR, line separators: YAML's rules, not these
+    data: dict[str, Any] = {}
+    for line in fm_text.split("\n"):
+        if not line:
+            continue
+        match = _FAST_KEY.fullmatch(line)
+        if match is None or match.group(1) in data:
+            return None
+        understood, value = _fast_scalar(match.group(2) or "")
+        if not understood:
+            return None
+        data[match.group(1)] = value
+    return data
+
+
 def load_yaml(fm_text: str, first_line: int) -> dict[str, Any]:
+    fast = _fast_mapping(fm_text)
+    if fast is not None:
+        return fast
     try:
         data = yaml.load(fm_text, Loader=_Loader)  # noqa: S506 - the loader is the safe one
     except yaml.MarkedYAMLError as exc:

@@ -194,6 +194,7 @@ def staged_problems(repo: Repo) -> tuple[int, list[Problem]]:
     """Lint the memory files as staged (the index, not the working tree): (files checked, problems)."""
     from mtlgit.cache import BlobCache
     from mtlgit.config import load_config
+    from mtlgit.memory import parse_bytes
     from mtlgit.store import SKIPPED_NAMES, duplicate_problem, first_of_each_id
 
     config = load_config(repo.root)
@@ -216,27 +217,30 @@ def staged_problems(repo: Repo) -> tuple[int, list[Problem]]:
     for path in unmerged:
         problems.append(Problem(path, 0, "error", "conflict", "unmerged (a merge conflict): resolve it, then git add"))
     merged = [(path, blob) for path, blob, stage in entries if stage == "0"]
+    ids: list[tuple[str, str]] = []
     cache = BlobCache(repo.state_dir / "cache.sqlite")
     try:
-        # Staged files are analysed whole (their problems are the point); for the rest of the pool only the
+        # Staged files are parsed in full (their problems are the point); for the rest of the pool only the
         # ids matter, read from the cache without decoding analyses, and analysed only when never seen.
         mine = [(path, blob) for path, blob in merged if path in staged]
-        analysed = cache.analyse(mine, lambda wanted: _read(repo, mine, wanted))
+        contents = _read(repo, mine, list(range(len(mine))))
+        for number, (path, _blob) in enumerate(mine):
+            memory, found = parse_bytes(contents[number], path)
+            problems.extend(found)
+            if memory is not None:
+                ids.append((memory.id, path))
         known = cache.memory_ids(blob for _path, blob in merged)
-        unseen = [(path, blob) for path, blob in merged if blob not in known and blob not in analysed]
+        unseen = [(path, blob) for path, blob in merged if blob not in known and path not in staged]
         if unseen:
             more = cache.analyse(unseen, lambda wanted: _read(repo, unseen, wanted))
             known.update({blob: (a["record"] or {}).get("id") for blob, a in more.items()})
     finally:
         cache.close()
-    known.update({blob: (a["record"] or {}).get("id") for blob, a in analysed.items()})
-    ids: list[tuple[str, str]] = []
     for path, blob in merged:
-        if path in staged:
-            problems.extend(Problem(**{**p, "path": path}) for p in analysed[blob]["problems"])
         memory_id = known.get(blob)
-        if memory_id:
+        if memory_id and path not in staged:
             ids.append((memory_id, path))
+    ids.sort(key=lambda item: item[1])
     _kept, duplicates = first_of_each_id(ids)
     for index, first in duplicates:
         path = ids[index][1]

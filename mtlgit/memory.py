@@ -149,8 +149,13 @@ def read_file(path: Path, rel: str, root: Path | None = None) -> tuple[Memory | 
     return parse_bytes(data, rel)
 
 
-def parse_bytes(data: bytes, rel: str, pool: str = "local") -> tuple[Memory | None, list[Problem]]:
-    """Validate the bytes of one memory file (from disk or from a git object)."""
+def parse_bytes(
+    data: bytes, rel: str, pool: str = "local", abstraction: bool = True
+) -> tuple[Memory | None, list[Problem]]:
+    """Validate the bytes of one memory file (from disk or from a git object).
+
+    :param abstraction: also score how task-specific an insight is (a warning only; the index skips it).
+    """
     if len(data) > MAX_FILE_BYTES:
         return None, [too_large(rel, len(data))]
     if b"\0" in data:
@@ -189,7 +194,7 @@ def parse_bytes(data: bytes, rel: str, pool: str = "local") -> tuple[Memory | No
                 "then 'key: value' lines (id, title, format...), then '---'",
             )
         ]
-    memory, problems = validate(doc, rel)
+    memory, problems = validate(doc, rel, abstraction)
     if memory is not None:
         # Scan everything but the lines mtlgit writes itself: an id or a date is not a secret.
         lines = text.split("\n")
@@ -302,7 +307,7 @@ class _Checker:
         return tuple(item.strip() for item in value if item.strip())
 
 
-def validate(doc: frontmatter.Document, rel: str) -> tuple[Memory | None, list[Problem]]:
+def validate(doc: frontmatter.Document, rel: str, abstraction: bool = True) -> tuple[Memory | None, list[Problem]]:
     """Check a parsed document against format v1 and build the memory when it has no errors."""
     check = _Checker(doc, rel)
     meta = doc.meta
@@ -338,7 +343,7 @@ def validate(doc: frontmatter.Document, rel: str) -> tuple[Memory | None, list[P
         check.problems.append(
             _error(rel, doc.body_line, "content", "the memory has no content: write it below the closing '---'")
         )
-    _check_body(check, fmt, content, doc.body_line)
+    _check_body(check, fmt, content, doc.body_line, abstraction)
     for key in meta:
         if key not in KNOWN_KEYS:
             close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.75)
@@ -401,7 +406,7 @@ def _check_created(check: _Checker, value: Any) -> str | None:
     return None
 
 
-def _check_body(check: _Checker, fmt: str, content: str, line: int) -> None:
+def _check_body(check: _Checker, fmt: str, content: str, line: int, abstraction: bool = True) -> None:
     if not content:
         return
     if fmt == "insight":
@@ -415,11 +420,12 @@ def _check_body(check: _Checker, fmt: str, content: str, line: int) -> None:
                     "an insight is 1-3 sentences; this one is longer: keep the transferable lesson, drop the story",
                 )
             )
-        title = str(check.meta.get("title") or "")
-        description = str(check.meta.get("description") or "")
-        found = specificity(f"{title}\n{description}\n{content}")
-        if found.too_specific:
-            check.problems.append(_warning(check.rel, line, "too-specific", f"this insight {found.hint()}"))
+        if abstraction:
+            title = str(check.meta.get("title") or "")
+            description = str(check.meta.get("description") or "")
+            found = specificity(f"{title}\n{description}\n{content}")
+            if found.too_specific:
+                check.problems.append(_warning(check.rel, line, "too-specific", f"this insight {found.hint()}"))
     elif fmt == "workflow":
         if not re.search(r"^\s*\d+[.)]\s", content, re.MULTILINE):
             check.problems.append(

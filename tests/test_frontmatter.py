@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mtlgit import frontmatter
 from tests.conftest import SHARED_DATA, VALID
@@ -98,3 +100,53 @@ def test_unreadable_front_matter_names_the_line(text: str, line: int, message: s
 def test_deep_nesting_is_refused_not_a_crash() -> None:
     with pytest.raises(frontmatter.FrontMatterError):
         frontmatter.parse("---\na: " + "[" * 5000 + "]" * 5000 + "\n---\n")
+
+
+def _front_matters() -> list[str]:
+    from tests.conftest import SHARED_DATA
+
+    root = Path(__file__).resolve().parent.parent
+    texts = [p.read_text().split("\n---\n")[0][4:] + "\n" for p in (root / "memories").rglob("*.md")]
+    suite = SHARED_DATA / "yaml-test-suite" / "cases"
+    texts += [p.read_text(errors="replace") for p in sorted(suite.rglob("in.yaml"))] if suite.is_dir() else []
+    rules = SHARED_DATA / "cursor-rules"
+    for path in sorted(rules.rglob("*.mdc")) if rules.is_dir() else []:
+        text = path.read_text(errors="replace")
+        if text.startswith("---\n") and "\n---" in text[4:]:
+            texts.append(text[4:].split("\n---")[0] + "\n")
+    texts += [
+        'title: it\'s fine, really\nn: 0123\nd: 2026-11-25\nb: yes\nf: 1e3\nv: =\nl: [a, \'b c\', "d"]\nq: "a: b"\n',
+        "title: ends with a colon:\nx: a #comment\ny: - item\nz: !tag value\nw: 'it''s'\n",
+    ]
+    return texts
+
+
+def test_the_fast_reader_agrees_with_yaml_wherever_it_answers() -> None:
+    import yaml
+
+    answered = 0
+    for text in _front_matters():
+        fast = frontmatter._fast_mapping(text)
+        if fast is None:
+            continue
+        answered += 1
+        assert fast == (yaml.safe_load(text) or {}), text
+    assert answered >= 59
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.text(max_size=30), st.lists(st.text(max_size=10), max_size=3), st.none(), st.booleans()),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_the_fast_reader_agrees_with_yaml_on_what_mtlgit_writes(values: list[object]) -> None:
+    import yaml
+
+    meta = {f"k{i}": value for i, value in enumerate(values)}
+    text = frontmatter.render(meta, "body").split("\n---\n")[0][4:] + "\n"
+    fast = frontmatter._fast_mapping(text)
+    if fast is not None:
+        assert fast == yaml.safe_load(text)
