@@ -1,5 +1,3 @@
-import sys
+from mtlgit.cli.main import exit_now, main
 
-from mtlgit.cli.main import main
-
-sys.exit(main())
+exit_now(main())

@@ -50,7 +50,7 @@ def closest(
         return []
     vectors = snapshot.array("vectors")
     cosine = np.concatenate(
-        [vectors[s : s + 32768].astype(np.float32) @ vector for s in range(0, snapshot.n_docs, 32768)]
+        [np.asarray(vectors[s : s + 32768], dtype=np.float32) @ vector for s in range(0, snapshot.n_docs, 32768)]
     )
     order = np.argsort(-cosine)[: k + len(exclude_ids or ())]
     records = snapshot.records(order.tolist())
@@ -78,9 +78,9 @@ def duplicate_pairs(snapshot: Snapshot, limit: int = 1000) -> list[tuple[Similar
     vectors = snapshot.array("vectors")
     found: list[tuple[float, int, int]] = []
     for start in range(0, n, _BLOCK):
-        block = vectors[start : start + _BLOCK].astype(np.float32)
+        block = np.asarray(vectors[start : start + _BLOCK], dtype=np.float32)
         for other in range(start, n, _BLOCK):
-            sims = block @ vectors[other : other + _BLOCK].astype(np.float32).T
+            sims = block @ np.asarray(vectors[other : other + _BLOCK], dtype=np.float32).T
             hit_rows, hit_cols = np.nonzero(sims >= min(NEAR_DUPLICATE, 0.8))
             for r, c in zip(hit_rows.tolist(), hit_cols.tolist(), strict=True):
                 i, j = start + r, other + c

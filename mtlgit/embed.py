@@ -35,9 +35,10 @@ class StaticModel:
     :raises MtlgitError: when a file is missing or unreadable, naming it.
     """
 
-    def __init__(self, folder: Path, name: str = "default") -> None:
+    def __init__(self, folder: Path, name: str = "default", cache_dir: Path | None = None) -> None:
         self.folder = folder
         self.name = name
+        self.cache_dir = cache_dir
         missing = [f for f in MODEL_FILES if not (folder / f).is_file()]
         if missing:
             raise MtlgitError(
@@ -78,9 +79,7 @@ class StaticModel:
 
     @cached_property
     def median_token_length(self) -> int:
-        vocab = self._vocab.get("model", {}).get("vocab", {})
-        lengths = sorted(len(token) for token in vocab) if isinstance(vocab, dict) else []
-        return int(np.median(lengths)) if lengths else 5
+        return int(self._query_tables["median"])
 
     @cached_property
     def _tokenizer(self) -> Any:
@@ -104,10 +103,38 @@ class StaticModel:
         return None
 
     @cached_property
+    def _query_tables(self) -> dict[str, Any]:
+        """What tokenizing a query needs, cached per model under ``cache_dir`` as a sorted, memory-mapped
+        vocabulary: loading it costs well under a millisecond, parsing tokenizer.json ~10-35 ms."""
+        if self.cache_dir is not None:
+            cached = _load_tables(self.cache_dir / "models", self.key)
+            if cached is not None:
+                return cached
+        from mtlgit.wordpiece import WordPiece
+
+        vocab = self._vocab.get("model", {}).get("vocab", {})
+        lengths = sorted(len(token) for token in vocab) if isinstance(vocab, dict) else []
+        tables: dict[str, Any] = {
+            "median": int(np.median(lengths)) if lengths else 5,
+            "wordpiece": WordPiece.settings(self._vocab),
+        }
+        if self.cache_dir is not None and tables["wordpiece"] is not None:
+            _save_tables(self.cache_dir / "models", self.key, tables, vocab)
+            cached = _load_tables(self.cache_dir / "models", self.key)
+            if cached is not None:
+                return cached
+        if tables["wordpiece"] is not None:
+            tables["lookup"] = vocab.get
+        return tables
+
+    @cached_property
     def _wordpiece(self) -> Any:
         from mtlgit.wordpiece import WordPiece
 
-        return WordPiece.from_tokenizer_json(self._vocab)
+        tables = self._query_tables
+        if tables["wordpiece"] is None:
+            return None
+        return WordPiece(tables["lookup"], **tables["wordpiece"])
 
     def _truncate(self, text: str) -> str:
         return text[: self.max_length * self.median_token_length] if self.max_length else text
@@ -167,6 +194,49 @@ class StaticModel:
         return self.pool(self.query_ids(text))
 
 
+def _save_tables(folder: Path, key: str, tables: dict[str, Any], vocab: dict[str, int]) -> None:
+    """Write the query tables of a model: sorted vocabulary and ids as .npy, settings as JSON (atomically)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tokens = sorted(vocab, key=lambda t: t.encode("utf-8"))
+    tag = f".{os.getpid()}.tmp"
+    arrays = {
+        f"{key}.tokens.npy": np.array([t.encode("utf-8") for t in tokens], dtype=bytes),
+        f"{key}.ids.npy": np.array([vocab[t] for t in tokens], dtype=np.int32),
+    }
+    names = [*arrays, f"{key}.json"]
+    try:
+        for name, array in arrays.items():
+            with open(folder / f"{name}{tag}", "wb") as handle:  # a file object: np.save would add ".npy"
+                np.save(handle, array, allow_pickle=False)
+        (folder / f"{key}.json{tag}").write_text(
+            json.dumps({"median": tables["median"], "wordpiece": tables["wordpiece"]}), encoding="utf-8"
+        )
+        for name in names:
+            os.replace(folder / f"{name}{tag}", folder / name)
+    finally:
+        for name in names:
+            (folder / f"{name}{tag}").unlink(missing_ok=True)
+
+
+def _load_tables(folder: Path, key: str) -> dict[str, Any] | None:
+    try:
+        tables: dict[str, Any] = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
+        tokens = np.load(folder / f"{key}.tokens.npy", mmap_mode="r", allow_pickle=False)
+        ids = np.load(folder / f"{key}.ids.npy", mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if len(tokens) != len(ids):
+        return None
+
+    def lookup(piece: str) -> int | None:
+        wanted = piece.encode("utf-8")
+        at = int(np.searchsorted(tokens, wanted))
+        return int(ids[at]) if at < len(tokens) and tokens[at] == wanted else None
+
+    tables["lookup"] = lookup
+    return tables
+
+
 def _map_safetensors(path: Path) -> dict[str, np.ndarray]:
     """Memory-map every tensor of a safetensors file (header: 8-byte length, then JSON)."""
     size = os.path.getsize(path)
@@ -205,17 +275,17 @@ def load_model(spec: str, root: Path, cache_dir: Path) -> StaticModel:
     :raises MtlgitError: when it cannot be found or read, saying what to do.
     """
     if spec in ("", "default"):
-        return StaticModel(DEFAULT_MODEL_DIR, "default")
+        return StaticModel(DEFAULT_MODEL_DIR, "default", cache_dir)
     folder = Path(spec).expanduser()
     folder = folder if folder.is_absolute() else root / folder
     if folder.is_dir():
-        return StaticModel(folder, spec)
+        return StaticModel(folder, spec, cache_dir)
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise MtlgitError(f"model folder '{spec}' does not exist: fix 'model:' in .mtlgit.yaml")
     local = cache_dir / "models" / spec.replace("/", "--")
     if not local.is_dir():
         _fetch_hub_model(spec, local)
-    return StaticModel(local, spec)
+    return StaticModel(local, spec, cache_dir)
 
 
 def _fetch_hub_model(hub_id: str, target: Path) -> None:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mtlgit.embed import StaticModel
     from mtlgit.repo import Repo
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 K1, B = 1.5, 0.75  # BM25 parameters (Lucene's defaults; bm25s uses the same)
 RACY_NS = 3_000_000_000  # a file changed this close to its stat may change again unseen: hash it
 ATTRS = (("format", FORMATS), ("status", STATUSES), ("scope", SCOPES), ("outcome", OUTCOMES))
@@ -158,15 +158,17 @@ def is_fresh(snapshot: Snapshot, root: Path) -> bool:
     if files:
         expected = snapshot.array("files.stat").tolist()
         stat = os.stat
-        join = os.path.join
-        base = str(root)
+        # Paths relative to an open folder: the kernel walks fewer components (~25% of this loop).
+        fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
             for rel, want in zip(files, expected, strict=True):
-                st = stat(join(base, rel))
+                st = stat(rel, dir_fd=fd)
                 if st.st_mtime_ns != want[1] or st.st_size != want[0] or st.st_ino != want[2]:
                     return False
         except OSError:
             return False
+        finally:
+            os.close(fd)
     return _racy_unchanged(snapshot, root)
 
 
@@ -320,7 +322,8 @@ def _doc_arrays(docs: Sequence[DocInput], old: Snapshot | None, dim: int) -> dic
     }
     arrays.update(_bm25(tf_ptr_new, term_ids, counts, len(vocab), n))
 
-    vectors = np.zeros((n, dim), dtype=np.float16)
+    # float32 here (float16 in the cache): recall multiplies these directly, with no conversion per query.
+    vectors = np.zeros((n, dim), dtype=np.float32)
     if old is not None and old_rows:
         old_vectors = old.array("vectors")
         positions = [i for i, d in enumerate(docs) if d.old_row is not None]

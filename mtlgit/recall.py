@@ -76,11 +76,11 @@ def bm25_scores(snapshot: Snapshot, terms: Sequence[str]) -> np.ndarray:
 
 
 def dense_scores(snapshot: Snapshot, vector: np.ndarray) -> np.ndarray:
-    """Cosine of every memory with the query vector (float16 on disk, float32 arithmetic, in blocks)."""
+    """Cosine of every memory with the query vector (one matrix-vector product over the memory map)."""
     vectors = snapshot.array("vectors")
     out = np.empty(snapshot.n_docs, dtype=np.float32)
     for start in range(0, snapshot.n_docs, _BLOCK):
-        out[start : start + _BLOCK] = vectors[start : start + _BLOCK].astype(np.float32) @ vector
+        out[start : start + _BLOCK] = vectors[start : start + _BLOCK] @ vector
     return out
 
 

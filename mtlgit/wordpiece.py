@@ -8,6 +8,7 @@ configuration; anything else goes to the library.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 
@@ -42,18 +43,23 @@ _WHITESPACE = frozenset(" \t\n\r\u00a0\u1680\u202f\u205f\u3000\u2028\u2029" + ""
 
 
 class WordPiece:
-    """Lower-casing, accent-stripping BERT WordPiece over a fixed vocabulary."""
+    """Lower-casing, accent-stripping BERT WordPiece over a fixed vocabulary.
 
-    def __init__(self, vocab: dict[str, int], unk_token: str, prefix: str, max_chars: int, specials: list[str]):
-        self.vocab = vocab
-        self.unk_id = vocab.get(unk_token)
+    :param lookup: the id of a vocabulary entry, or None (a dict's ``get``, or a search in a sorted array).
+    """
+
+    def __init__(
+        self, lookup: Callable[[str], int | None], unk_id: int | None, prefix: str, max_chars: int, specials: list[str]
+    ):
+        self.lookup = lookup
+        self.unk_id = unk_id
         self.prefix = prefix
         self.max_chars = max_chars
         self.specials = specials
 
-    @classmethod
-    def from_tokenizer_json(cls, data: dict[str, Any]) -> WordPiece | None:
-        """A WordPiece for this tokenizer.json, or None when its configuration is not plain BERT."""
+    @staticmethod
+    def settings(data: dict[str, Any]) -> dict[str, Any] | None:
+        """The settings of a tokenizer.json that is plain BERT WordPiece (None for any other tokenizer)."""
         model = data.get("model") or {}
         normalizer = data.get("normalizer") or {}
         pre = data.get("pre_tokenizer") or {}
@@ -69,14 +75,21 @@ class WordPiece:
         )
         if not plain_bert:
             return None
-        specials = [t["content"] for t in data.get("added_tokens") or [] if t.get("content")]
-        return cls(
-            model["vocab"],
-            model.get("unk_token", "[UNK]"),
-            model.get("continuing_subword_prefix", "##"),
-            int(model.get("max_input_chars_per_word", 100)),
-            specials,
-        )
+        vocab = model["vocab"]
+        return {
+            "unk_id": vocab.get(model.get("unk_token", "[UNK]")),
+            "prefix": model.get("continuing_subword_prefix", "##"),
+            "max_chars": int(model.get("max_input_chars_per_word", 100)),
+            "specials": [t["content"] for t in data.get("added_tokens") or [] if t.get("content")],
+        }
+
+    @classmethod
+    def from_tokenizer_json(cls, data: dict[str, Any]) -> WordPiece | None:
+        """A WordPiece for this tokenizer.json, or None when its configuration is not plain BERT."""
+        settings = cls.settings(data)
+        if settings is None:
+            return None
+        return cls(data["model"]["vocab"].get, **settings)
 
     def handles(self, text: str) -> bool:
         """False when the text holds an added token (``[CLS]``...), which only the library splits out."""
@@ -117,7 +130,7 @@ class WordPiece:
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``, without special tokens and without the unknown token."""
         ids: list[int] = []
-        vocab = self.vocab
+        lookup = self.lookup
         for word in self.words(text):
             if len(word) > self.max_chars:
                 continue
@@ -128,7 +141,7 @@ class WordPiece:
                 found = None
                 while start < end:
                     piece = word[start:end] if start == 0 else self.prefix + word[start:end]
-                    found = vocab.get(piece)
+                    found = lookup(piece)
                     if found is not None:
                         break
                     end -= 1

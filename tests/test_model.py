@@ -37,8 +37,12 @@ def test_the_default_model_ships_inside_the_package() -> None:
     assert model.encode_query("run the failing test first").shape == (model.dim,)
 
 
-def test_pure_python_wordpiece_matches_the_tokenizers_library() -> None:
-    model = StaticModel(DEFAULT_MODEL_DIR)
+@pytest.mark.parametrize("cached", [False, True], ids=["from-tokenizer-json", "from-the-vocabulary-cache"])
+def test_pure_python_wordpiece_matches_the_tokenizers_library(cached: bool, tmp_path: Path) -> None:
+    if cached:
+        StaticModel(DEFAULT_MODEL_DIR, cache_dir=tmp_path).query_ids("write the cache")
+        assert list((tmp_path / "models").glob("*.tokens.npy"))
+    model = StaticModel(DEFAULT_MODEL_DIR, cache_dir=tmp_path if cached else None)
     assert model._wordpiece is not None, "the default model's tokenizer should be plain BERT WordPiece"
     lines = real_lines()
     assert len(lines) > 100

@@ -156,4 +156,15 @@ def echo_json(data: Any) -> None:
 
 def console() -> None:
     """The ``mtlgit`` console script."""
-    sys.exit(main())
+    exit_now(main())
+
+
+def exit_now(code: int) -> None:
+    """Flush and leave without tearing down the interpreter: freeing every object of a large index at exit
+    costs ~90 ms a process at 100k memories, and every file mtlgit writes is already closed."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    os._exit(code)
