@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mtlgit.embed import StaticModel
     from mtlgit.repo import Repo
 
-INDEX_VERSION = 2
+INDEX_VERSION = 4
 K1, B = 1.5, 0.75  # BM25 parameters (Lucene's defaults; bm25s uses the same)
 RACY_NS = 3_000_000_000  # a file changed this close to its stat may change again unseen: hash it
 ATTRS = (("format", FORMATS), ("status", STATUSES), ("scope", SCOPES), ("outcome", OUTCOMES))
@@ -150,6 +150,14 @@ def _config_and_folders_unchanged(snapshot: Snapshot, root: Path) -> bool:
     return True
 
 
+def _stat_key_at(rel: str, fd: int) -> list[int] | None:
+    try:
+        st = os.stat(rel, dir_fd=fd)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
 def is_fresh(snapshot: Snapshot, root: Path) -> bool:
     """True when no memory file, folder or the configuration changed since ``snapshot`` was written."""
     if not _config_and_folders_unchanged(snapshot, root):
@@ -186,7 +194,7 @@ def _racy_unchanged(snapshot: Snapshot, root: Path) -> bool:
             data = (root / files[index]).read_bytes()
         except OSError:
             return False
-        if bytes.fromhex(blob_id(data)) != bytes(blobs[index]):
+        if blob_id(data).encode() != blobs[index]:
             return False
     return True
 
@@ -230,7 +238,8 @@ def write_snapshot(
     try:
         arrays = _doc_arrays(docs, old, dim)
         arrays["files.stat"] = np.array([f.stat for f in files], dtype=np.int64).reshape(len(files), 3)
-        arrays["files.blob"] = np.array([bytes.fromhex(f.blob) for f in files], dtype="S20")
+        # Hex, not raw bytes: numpy's fixed-width bytes drop trailing NULs, which raw ids may end with.
+        arrays["files.blob"] = np.array([f.blob.encode() for f in files], dtype="S40")
         arrays["files.doc"] = np.array([f.doc for f in files], dtype=np.int32)
         arrays["docs.file"] = np.array([d.file_index for d in docs], dtype=np.int32)
         for name, array in arrays.items():
@@ -276,98 +285,142 @@ def _drop_old_snapshots(index_dir: Path, keep: set[str]) -> None:
         shutil.rmtree(entry, ignore_errors=True)
 
 
+def _gather_rows(ptr: np.ndarray, rows: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The given rows of a CSR structure: their lengths, and each values array's entries, row after row."""
+    ptr = np.asarray(ptr)
+    starts = ptr[rows]
+    lengths = ptr[rows + 1] - starts
+    index = np.repeat(starts - _exclusive_cumsum(lengths), lengths) + np.arange(int(lengths.sum()))
+    return lengths, [np.asarray(v)[index] for v in values]
+
+
+def _exclusive_cumsum(lengths: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=out[1:])
+    return out
+
+
+def _merge_rows(
+    n: int, parts: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One CSR structure of ``n`` rows from parts (row positions, their lengths, their values arrays)."""
+    lengths = np.zeros(n, dtype=np.int64)
+    for positions, part_lengths, _values in parts:
+        lengths[positions] = part_lengths
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=ptr[1:])
+    kinds = len(parts[0][2]) if parts else 0
+    out = [np.zeros(int(ptr[-1]), dtype=np.int64) for _ in range(kinds)]
+    for positions, part_lengths, values in parts:
+        if not len(positions):
+            continue
+        index = np.repeat(ptr[positions] - _exclusive_cumsum(part_lengths), part_lengths)
+        index += np.arange(int(part_lengths.sum()))
+        for target, value in zip(out, values, strict=True):
+            target[index] = value
+    return ptr, out
+
+
 def _doc_arrays(docs: Sequence[DocInput], old: Snapshot | None, dim: int) -> dict[str, Any]:
+    """Every per-memory array of a snapshot. Rows kept from ``old`` are copied and remapped with whole-array
+    operations, so a refresh after one change does not pay per-memory Python work for the others."""
     n = len(docs)
-    old_rows = [d.old_row for d in docs if d.old_row is not None]
-    if old_rows and old is None:
+    old_at = np.array([i for i, d in enumerate(docs) if d.old_row is not None], dtype=np.int64)
+    old_rows = np.array([d.old_row for d in docs if d.old_row is not None], dtype=np.int64)
+    fresh = [d for d in docs if d.old_row is None]
+    new_at = np.array([i for i, d in enumerate(docs) if d.old_row is None], dtype=np.int64)
+    if len(old_rows) and old is None:
         raise ValueError("docs refer to an old snapshot that was not given")
 
-    # Terms: the new vocabulary is every term still in use; old rows are remapped, not re-analysed.
-    new_terms = sorted({t for d in docs if d.old_row is None for t in (d.terms or ())})
-    old_vocab = old.array("vocab") if old is not None and old_rows else np.array([], dtype="S1")
-    vocab = np.union1d(old_vocab, np.array([t.encode("utf-8") for t in new_terms], dtype=bytes))
-    rows_terms: list[np.ndarray] = []
-    rows_counts: list[np.ndarray] = []
-    old_map = np.searchsorted(vocab, old_vocab) if len(old_vocab) else np.zeros(0, dtype=np.int64)
-    if old is not None and old_rows:
-        tf_ptr, tf_term, tf_count = old.array("tf.ptr"), old.array("tf.term"), old.array("tf.count")
-    for d in docs:
-        if d.old_row is not None:
-            start, end = int(tf_ptr[d.old_row]), int(tf_ptr[d.old_row + 1])
-            rows_terms.append(old_map[tf_term[start:end]])
-            rows_counts.append(np.asarray(tf_count[start:end]))
-        else:
-            terms, counts = np.unique(
-                np.array([t.encode("utf-8") for t in d.terms or ()], dtype=bytes), return_counts=True
-            )
-            rows_terms.append(np.searchsorted(vocab, terms) if len(terms) else np.zeros(0, dtype=np.int64))
-            rows_counts.append(counts)
-    lengths = np.array([len(t) for t in rows_terms], dtype=np.int64)
-    tf_ptr_new = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=tf_ptr_new[1:])
-    term_ids = np.concatenate(rows_terms).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
-    counts = np.concatenate(rows_counts).astype(np.uint32) if n else np.zeros(0, dtype=np.uint32)
-    # Drop terms no document uses any more.
+    # Terms: old rows are remapped into the new vocabulary, new rows counted in one pass.
+    flat = [t.encode("utf-8") for d in fresh for t in d.terms or ()]
+    flat_doc = np.repeat(np.arange(len(fresh)), [len(d.terms or ()) for d in fresh])
+    old_vocab = old.array("vocab") if old is not None and len(old_rows) else np.array([], dtype="S1")
+    new_words = np.unique(np.array(flat, dtype=bytes)) if flat else np.array([], dtype="S1")
+    vocab = np.union1d(old_vocab, new_words)
+    parts = []
+    if len(old_rows):
+        assert old is not None
+        lengths, (terms, counts) = _gather_rows(
+            old.array("tf.ptr"), old_rows, old.array("tf.term"), old.array("tf.count")
+        )
+        parts.append((old_at, lengths, [np.searchsorted(vocab, old_vocab)[terms], counts]))
+    if flat:
+        term_of = np.searchsorted(vocab, np.array(flat, dtype=bytes))
+        keys, counts = np.unique(flat_doc * len(vocab) + term_of, return_counts=True)
+        lengths = np.bincount(keys // len(vocab), minlength=len(fresh))
+        parts.append((new_at, lengths, [keys % len(vocab), counts]))
+    else:
+        parts.append((new_at, np.zeros(len(fresh), dtype=np.int64), [np.zeros(0, np.int64)] * 2))
+    tf_ptr, (term_ids, counts) = _merge_rows(n, parts)
     used = np.zeros(len(vocab), dtype=bool)
     used[term_ids] = True
-    remap = np.cumsum(used) - 1
     vocab = vocab[used]
-    term_ids = remap[term_ids]
-
+    term_ids = (np.cumsum(used) - 1)[term_ids]
     arrays: dict[str, Any] = {
         "vocab": vocab if len(vocab) else np.array([], dtype="S1"),
-        "tf.ptr": tf_ptr_new,
+        "tf.ptr": tf_ptr,
         "tf.term": term_ids.astype(np.int32),
-        "tf.count": counts,
+        "tf.count": counts.astype(np.uint32),
     }
-    arrays.update(_bm25(tf_ptr_new, term_ids, counts, len(vocab), n))
+    arrays.update(_bm25(tf_ptr, term_ids, counts.astype(np.uint32), len(vocab), n))
 
     # float32 here (float16 in the cache): recall multiplies these directly, with no conversion per query.
     vectors = np.zeros((n, dim), dtype=np.float32)
-    if old is not None and old_rows:
-        old_vectors = old.array("vectors")
-        positions = [i for i, d in enumerate(docs) if d.old_row is not None]
-        vectors[positions] = old_vectors[old_rows]
-    for i, d in enumerate(docs):
-        if d.old_row is None and d.vector is not None:
+    if len(old_rows):
+        assert old is not None
+        vectors[old_at] = old.array("vectors")[old_rows]
+    for i, d in zip(new_at.tolist(), fresh, strict=True):
+        if d.vector is not None:
             vectors[i] = d.vector
     arrays["vectors"] = vectors
 
-    # Records, attributes and labels (domains and tags).
-    old_lines = dict(zip(old_rows, old.record_lines(old_rows), strict=True)) if old is not None else {}
-    old_labels: list[str] = old.manifest["labels"] if old is not None else []
-    records: list[bytes] = []
+    # Records, ids, attributes and labels (domains and tags).
+    records: list[bytes] = [b""] * n
+    ids = np.zeros(n, dtype="S64")
     attrs = np.zeros((n, len(ATTRS)), dtype=np.uint8)
-    label_ids: dict[str, int] = {}
-    label_rows: list[list[int]] = []
-    if old is not None and old_rows:
-        old_attrs, lab_ptr, lab_ids = old.array("attrs"), old.array("labels.ptr"), old.array("labels.ids")
-    for i, d in enumerate(docs):
-        if d.old_row is not None:
-            records.append(old_lines[d.old_row])
-            attrs[i] = old_attrs[d.old_row]
-            names = [old_labels[j] for j in lab_ids[int(lab_ptr[d.old_row]) : int(lab_ptr[d.old_row + 1])]]
-        else:
-            record = d.record or {}
-            records.append(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
-            for column, (key, values) in enumerate(ATTRS):
-                value = record.get(key)
-                attrs[i, column] = values.index(value) if value in values else 0
-            names = [f"d:{v.lower()}" for v in record.get("domains", ())]
-            names += [f"t:{v.lower()}" for v in record.get("tags", ())]
-        label_rows.append([label_ids.setdefault(name, len(label_ids)) for name in dict.fromkeys(names)])
+    labels: list[str] = list(old.manifest["labels"]) if old is not None and len(old_rows) else []
+    label_index = {name: i for i, name in enumerate(labels)}
+    label_parts = []
+    if len(old_rows):
+        assert old is not None
+        for i, line in zip(old_at.tolist(), old.record_lines(old_rows.tolist()), strict=True):
+            records[i] = line
+        ids[old_at] = old.array("docs.id")[old_rows]
+        attrs[old_at] = old.array("attrs")[old_rows]
+        lengths, (label_ids,) = _gather_rows(old.array("labels.ptr"), old_rows, old.array("labels.ids"))
+        label_parts.append((old_at, lengths, [label_ids]))
+    new_labels: list[list[int]] = []
+    for i, d in zip(new_at.tolist(), fresh, strict=True):
+        record = d.record or {}
+        records[i] = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+        ids[i] = str(record.get("id", "")).encode("utf-8")[:64]
+        for column, (key, values) in enumerate(ATTRS):
+            value = record.get(key)
+            attrs[i, column] = values.index(value) if value in values else 0
+        names = [f"d:{v.lower()}" for v in record.get("domains", ())] + [
+            f"t:{v.lower()}" for v in record.get("tags", ())
+        ]
+        new_labels.append([label_index.setdefault(name, len(label_index)) for name in dict.fromkeys(names)])
+    label_parts.append(
+        (
+            new_at,
+            np.array([len(r) for r in new_labels], dtype=np.int64),
+            [np.array([j for r in new_labels for j in r], dtype=np.int64)],
+        )
+    )
+    labels_ptr, (label_ids,) = _merge_rows(n, label_parts)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum([len(r) for r in records], out=offsets[1:])
-    labels_ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum([len(r) for r in label_rows], out=labels_ptr[1:])
     arrays.update(
         {
             "records": records,
             "records.off": offsets,
+            "docs.id": ids,
             "attrs": attrs,
             "labels.ptr": labels_ptr,
-            "labels.ids": np.array([j for r in label_rows for j in r], dtype=np.int32),
-            "labels": np.array(list(label_ids), dtype=object),
+            "labels.ids": label_ids.astype(np.int32),
+            "labels": np.array(list(label_index), dtype=object),
         }
     )
     return arrays
@@ -471,10 +524,12 @@ class Builder:
                 file.problems = [{**p, "path": file.rel} for p in analysis["problems"]]
                 if analysis["record"] is not None:
                     candidates.append(DocInput(index, file.blob, record=analysis["record"], terms=analysis["terms"]))
-        reused = [d.old_row for d in candidates if d.old_row is not None]
-        old_ids = {row: r["id"] for row, r in zip(reused, old.records(reused), strict=True)} if old else {}
+        old_ids = old.array("docs.id").tolist() if old is not None else []
         ids = [
-            ((d.record or {}).get("id", "") if d.old_row is None else old_ids[d.old_row], files[d.file_index].rel)
+            (
+                (d.record or {}).get("id", "") if d.old_row is None else old_ids[d.old_row].decode("utf-8"),
+                files[d.file_index].rel,
+            )
             for d in candidates
         ]
         kept, duplicates = first_of_each_id(ids)
@@ -554,7 +609,7 @@ class WorktreeIndex:
         from mtlgit.config import load_config
         from mtlgit.embed import load_model
         from mtlgit.ids import blob_id
-        from mtlgit.memory import MAX_FILE_BYTES, relpath, too_large
+        from mtlgit.memory import MAX_FILE_BYTES, too_large
         from mtlgit.pools import parse_pools
         from mtlgit.store import scan_memories
 
@@ -569,22 +624,28 @@ class WorktreeIndex:
         paths, folders = scan_memories(root / config.memories, root)
         old_index = {rel: i for i, rel in enumerate(old.files)} if old is not None else {}
         old_racy = set(old.manifest.get("racy") or []) if old is not None else set()
-        if old is not None:
-            old_stat, old_blob, old_doc = old.array("files.stat"), old.array("files.blob"), old.array("files.doc")
+        # Plain lists: one element read of a memory map costs microseconds, a refresh makes one per file.
+        old_stats = old.array("files.stat").tolist() if old is not None else []
+        old_blobs = old.array("files.blob").tolist() if old is not None else []
+        old_docs = old.array("files.doc").tolist() if old is not None else []
 
         files: list[FileInput] = []
         data: dict[int, bytes] = {}
         reuse_row: dict[int, int] = {}
-        for path in paths:
-            rel = relpath(path, root)
-            key = _stat_key(path)
+        fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            stats = [_stat_key_at(rel, fd) for rel in paths]
+        finally:
+            os.close(fd)
+        for rel, key in zip(paths, stats, strict=True):
             if key is None:
                 continue
+            path = root / rel
             i = old_index.get(rel)
-            if i is not None and old_stat[i].tolist() == key and i not in old_racy:
-                files.append(FileInput(rel, key, bytes(old_blob[i]).hex()))
-                if old_doc[i] >= 0:
-                    reuse_row[len(files) - 1] = int(old_doc[i])
+            if i is not None and old_stats[i] == key and i not in old_racy:
+                files.append(FileInput(rel, key, old_blobs[i].decode()))
+                if old_docs[i] >= 0:
+                    reuse_row[len(files) - 1] = old_docs[i]
                 continue
             if key[0] > MAX_FILE_BYTES:
                 # Never read whole: reported by size, with a stand-in blob id.
@@ -607,7 +668,7 @@ class WorktreeIndex:
             "reviewed_ref": config.reviewed_ref,
             "pools": [spec.__dict__ for spec in parse_pools(config)],
             "config_stat": _stat_key(root / ".mtlgit.yaml"),
-            "dirs": [[relpath(f, root), f.stat().st_mtime_ns] for f in folders] or [[config.memories, 0]],
+            "dirs": [[f, os.stat(root / f).st_mtime_ns] for f in folders] or [[config.memories, 0]],
             "racy": [i for i, f in enumerate(files) if f.stat[1] >= started - RACY_NS],
             "built_ns": started,
         }

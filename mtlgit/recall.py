@@ -403,5 +403,5 @@ def _reviewed_mask(repo: Any, snapshot: Snapshot) -> np.ndarray:
             ".mtlgit.yaml to the branch that holds reviewed memories"
         ) from None
     doc_blobs = snapshot.array("files.blob")[snapshot.array("docs.file")]
-    wanted = np.array([bytes.fromhex(b) for b in blobs], dtype="S20")
+    wanted = np.array([b.encode() for b in blobs], dtype="S40")
     return np.isin(doc_blobs, wanted)

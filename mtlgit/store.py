@@ -38,19 +38,26 @@ class LoadResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-def scan_memories(folder: Path, root: Path) -> tuple[list[Path], list[Path]]:
-    """Every ``*.md`` file below ``folder`` in a stable order, and every folder visited (``folder`` first).
+def scan_memories(folder: Path, root: Path) -> tuple[list[str], list[str]]:
+    """Every ``*.md`` file below ``folder`` in a stable order, and every folder visited (``folder`` first), as
+    paths relative to ``root`` with forward slashes.
 
     Hidden files and folders are skipped (temporary files of writers are hidden), and so is README.md.
     Symlinked folders are followed only when they stay inside ``root``, each real folder once, so a
-    symlink loop ends.
+    symlink loop ends. Strings, not Path objects: an index refresh walks every file on each run.
     """
-    root_real = root.resolve()
+    root_real = os.path.realpath(root)
+    base = os.path.join(os.path.abspath(root), "")
     seen: set[str] = set()
-    files: list[Path] = []
-    folders: list[Path] = []
+    files: list[str] = []
+    folders: list[str] = []
+    slash = os.sep != "/"
 
-    def walk(path: Path) -> None:
+    def rel(path: str) -> str:
+        relative = path[len(base) :] if path.startswith(base) else os.path.relpath(path, root)
+        return relative.replace(os.sep, "/") if slash else relative
+
+    def walk(path: str) -> None:
         real = os.path.realpath(path)
         if real in seen:
             return
@@ -60,26 +67,30 @@ def scan_memories(folder: Path, root: Path) -> tuple[list[Path], list[Path]]:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError:
             return
-        folders.append(path)
+        folders.append(rel(path))
         for entry in entries:
-            if entry.name.startswith("."):
+            name = entry.name
+            if name.startswith("."):
                 continue
             if entry.is_dir(follow_symlinks=False):
-                walk(Path(entry.path))
+                walk(entry.path)
             elif entry.is_symlink() and os.path.isdir(entry.path):
-                if Path(os.path.realpath(entry.path)).is_relative_to(root_real):
-                    walk(Path(entry.path))
-            elif entry.name.lower().endswith(".md") and entry.name.lower() not in SKIPPED_NAMES:
-                files.append(Path(entry.path))
+                target = os.path.realpath(entry.path)
+                if target == root_real or target.startswith(os.path.join(root_real, "")):
+                    walk(entry.path)
+            elif name.lower().endswith(".md") and name.lower() not in SKIPPED_NAMES:
+                files.append(rel(entry.path))
 
-    if folder.is_dir():
-        walk(folder)
+    start = os.path.join(os.path.abspath(root), os.path.relpath(folder, root)) if folder.is_absolute() else str(folder)
+    if os.path.isdir(start):
+        walk(os.path.normpath(start))
     return files, folders
 
 
 def iter_memory_files(folder: Path, root: Path) -> Iterator[Path]:
     """The memory files below ``folder`` (see :func:`scan_memories`)."""
-    yield from scan_memories(folder, root)[0]
+    for rel in scan_memories(folder, root)[0]:
+        yield root / rel
 
 
 class Pool:
