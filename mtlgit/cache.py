@@ -9,6 +9,7 @@ moved aside and started afresh, since everything in it can be computed again.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -95,8 +96,6 @@ class BlobCache:
 
         :param read: returns the bytes of the given item indexes (called only for contents never analysed).
         """
-        from mtlgit.analysis import analyze
-        from mtlgit.memory import parse_bytes, search_text
         from mtlgit.progress import progress_bar
 
         known = self.docs(blob for _rel, blob in items)
@@ -105,17 +104,14 @@ class BlobCache:
             if blob not in known:
                 todo.setdefault(blob, i)
         data = read(list(todo.values())) if todo else {}
+        work = [(blob, items[i][0], data[i]) for blob, i in todo.items()]
         new: dict[str, dict[str, Any]] = {}
-        for blob, i in progress_bar(todo.items(), progress and len(todo) > 2000, "Reading memories"):
-            # Errors only, and the cheap warnings: the abstraction score is lint's business, not the index's.
-            memory, problems = parse_bytes(data[i], items[i][0], abstraction=False)
-            record = None
-            terms: list[str] = []
-            if memory is not None:
-                record = memory.to_json()
-                del record["path"], record["pool"]
-                terms = analyze(search_text(record))
-            new[blob] = {"record": record, "terms": terms, "problems": [p.to_json() for p in problems]}
+        workers = min(os.cpu_count() or 1, 4)
+        if len(work) >= PARALLEL_FROM and workers > 1:
+            new.update(_analyse_in_processes(work, workers))
+        else:
+            for blob, rel, content in progress_bar(work, progress and len(work) > 2000, "Reading memories"):
+                new[blob] = analyse_one(rel, content)
         if new:
             self.put_docs(new)
         return {**known, **new}
@@ -182,3 +178,41 @@ class _Transaction:
 
     def __exit__(self, kind: object, value: object, tb: object) -> None:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+PARALLEL_FROM = 3000
+
+
+def analyse_one(rel: str, content: bytes) -> dict[str, Any]:
+    """Parse one memory file and analyse it for the index: its record, its BM25 terms, its problems."""
+    from mtlgit.analysis import analyze
+    from mtlgit.memory import parse_bytes, search_text
+
+    # Errors only, and the cheap warnings: the abstraction score is lint's business, not the index's.
+    memory, problems = parse_bytes(content, rel, abstraction=False)
+    record = None
+    terms: list[str] = []
+    if memory is not None:
+        record = memory.to_json()
+        del record["path"], record["pool"]
+        terms = analyze(search_text(record))
+    return {"record": record, "terms": terms, "problems": [p.to_json() for p in problems]}
+
+
+def _analyse_chunk(chunk: list[tuple[str, str, bytes]]) -> list[tuple[str, dict[str, Any]]]:
+    return [(blob, analyse_one(rel, content)) for blob, rel, content in chunk]
+
+
+def _analyse_in_processes(work: list[tuple[str, str, bytes]], workers: int) -> dict[str, dict[str, Any]]:
+    """Parsing is pure Python: a first build of thousands of memories uses every core ("spawn" workers, safe
+    beside the threads of an MCP server)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = max(200, len(work) // (workers * 8))
+    chunks = [work[start : start + size] for start in range(0, len(work), size)]
+    out: dict[str, dict[str, Any]] = {}
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for results in pool.map(_analyse_chunk, chunks):
+            out.update(results)
+    return out

@@ -141,7 +141,9 @@ class StaticModel:
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, as model2vec counts them: no special tokens, no unknown token."""
-        encodings = self._tokenizer.encode_batch([self._truncate(t) for t in texts], add_special_tokens=False)
+        tokenizer = self._tokenizer
+        encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # no offsets: ~10% faster
+        encodings = encode([self._truncate(t) for t in texts], add_special_tokens=False)
         unk = self._unk_id
         return [[i for i in e.ids if i != unk] for e in encodings]
 
@@ -168,6 +170,12 @@ class StaticModel:
                 vector /= norm
         return vector
 
+    @cached_property
+    def _table32(self) -> np.ndarray:
+        """The whole table as float32, made once for batch encoding: gathering float16 rows and converting
+        each costs about twice as much as converting the table (~25 ms) and gathering float32 rows."""
+        return np.asarray(self.embeddings, dtype=np.float32)
+
     def encode(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
         """Vectors of many texts (float32, one row each): one gather and one segmented sum per batch."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -177,7 +185,7 @@ class StaticModel:
             if not lengths.any():
                 continue
             flat = np.fromiter((i for ids in batch for i in ids), dtype=np.int64, count=int(lengths.sum()))
-            rows = self.embeddings[self.mapping[flat] if self.mapping is not None else flat].astype(np.float32)
+            rows = self._table32[self.mapping[flat] if self.mapping is not None else flat]
             if self.weights is not None:
                 rows *= self.weights[flat].astype(np.float32)[:, None]
             filled = np.flatnonzero(lengths)

@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 import yaml
@@ -169,6 +170,7 @@ def _fast_scalar(value: str) -> tuple[bool, Any]:
     return False, None
 
 
+@lru_cache(maxsize=4096)
 def _plain_str(value: str) -> bool:
     """Whether YAML reads this plain scalar as a string (not a boolean, number, date or null)."""
     tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
