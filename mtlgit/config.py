@@ -11,6 +11,10 @@ from mtlgit.errors import MtlgitError
 
 CONFIG_NAME = ".mtlgit.yaml"
 MODES = ("hybrid", "bm25", "dense")
+# stat: every memory file's stat is checked on every recall (never stale). folders: only the folders and
+# recently written files (an edit in place of an older file waits for the git hooks or `mtlgit index`), for
+# pools so large that stat-ing every file costs more than the rest of a recall.
+FRESHNESS = ("stat", "folders")
 
 DEFAULT_CONFIG_TEXT = """\
 # mtlgit configuration: see docs/format.md
@@ -21,6 +25,8 @@ model: default
 recall:
   k: 3
   mode: hybrid
+  # stat: check every memory file on each recall (never stale); folders: check folders only (huge pools).
+  freshness: stat
 # The branch whose memories passed review (`mtlgit recall --reviewed`).
 reviewed_ref: origin/main
 """
@@ -32,6 +38,7 @@ class Config:
     model: str = "default"
     k: int = 3
     mode: str = "hybrid"
+    freshness: str = "stat"
     reviewed_ref: str = "origin/main"
     pools: list[dict[str, Any]] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -94,6 +101,10 @@ def parse_config(raw: dict[str, Any], text: str, root: Path, path: Path) -> Conf
     if mode not in MODES:
         raise fail("mode", f"'recall.mode' must be one of {', '.join(MODES)}")
     config.mode = mode
+    freshness = recall.get("freshness", "stat")
+    if freshness not in FRESHNESS:
+        raise fail("freshness", f"'recall.freshness' must be one of {', '.join(FRESHNESS)}")
+    config.freshness = freshness
     reviewed = raw.get("reviewed_ref", "origin/main")
     if not isinstance(reviewed, str) or not reviewed.strip() or reviewed.startswith("-"):
         raise fail("reviewed_ref", "'reviewed_ref' must be a git ref such as origin/main")

@@ -665,6 +665,7 @@ class WorktreeIndex:
             "model": config.model,
             "k": config.k,
             "mode": config.mode,
+            "freshness": config.freshness,
             "reviewed_ref": config.reviewed_ref,
             "pools": [spec.__dict__ for spec in parse_pools(config)],
             "config_stat": _stat_key(root / ".mtlgit.yaml"),

@@ -262,12 +262,18 @@ class Recaller:
         self._model: Any = None
 
     def snapshot(self, quick: bool = False) -> Snapshot:
-        from mtlgit.index import is_fresh, quick_fresh
+        """The live snapshot, refreshed if files changed: every file's stat is checked unless ``quick`` or the
+        configuration says ``recall.freshness: folders``."""
+        from mtlgit.index import is_fresh, open_current, quick_fresh
 
         current = self._snapshot
+        if current is None and not quick:
+            current = open_current(self.index.dir)
+            quick = current is not None and current.manifest.get("freshness") == "folders"
         if current is not None and (quick_fresh if quick else is_fresh)(current, self.repo.root):
+            self._snapshot = current
             return current
-        self._snapshot = self.index.fresh()
+        self._snapshot = self.index.refresh()
         return self._snapshot
 
     def model(self, spec: str) -> Any:

@@ -372,3 +372,34 @@ def test_worktrees_share_the_cache_and_keep_their_own_snapshot(repo: Path, cli) 
     assert not (other / ".git").is_dir()
     assert len(list((repo / ".git" / "mtlgit").glob("cache.sqlite*"))) >= 1
     assert WorktreeIndex(find_repo(other)).current() is not None
+
+
+def test_folder_freshness_sees_new_files_at_once_and_edits_at_the_next_index(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    write(repo / ".mtlgit.yaml", "memories: memories\nrecall:\n  freshness: folders\n")
+    added = add_all(cli)
+    assert cli("index").code == 0
+    time.sleep(3.2)  # past the window in which a recently written file is compared by content
+    assert cli("index").code == 0
+    new = cli(
+        "add",
+        "-t",
+        "Vendor dependencies for offline builds",
+        "-d",
+        "When the build host has no network.",
+        "-c",
+        "Commit or cache every dependency so a build never downloads.",
+    )
+    assert new.code == 0
+    assert recall_json(cli, "offline build without network", "-k", "1")[0]["title"] == (
+        "Vendor dependencies for offline builds"
+    )
+    path = repo / str(added[0]["path"])
+    stat = path.stat()
+    path.write_text(path.read_text().replace("watch it fail", "watch it fail (QUOKKA)"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert recall_json(cli, "QUOKKA", "--mode", "bm25") == []  # an edit in place waits for the next index
+    assert cli("index").code == 0
+    assert recall_json(cli, "QUOKKA", "--mode", "bm25")[0]["title"] == MEMORIES[0][0]
+    write(repo / ".mtlgit.yaml", "recall:\n  freshness: sometimes\n")
+    result = cli("recall", "x")
+    assert result.code == 1 and "'recall.freshness' must be one of stat, folders" in result.err
