@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -107,7 +108,7 @@ class BlobCache:
         work = [(blob, items[i][0], data[i]) for blob, i in todo.items()]
         new: dict[str, dict[str, Any]] = {}
         workers = min(os.cpu_count() or 1, 4)
-        if len(work) >= PARALLEL_FROM and workers > 1:
+        if len(work) >= PARALLEL_FROM and workers > 1 and threading.active_count() == 1:
             new.update(_analyse_in_processes(work, workers))
         else:
             for blob, rel, content in progress_bar(work, progress and len(work) > 2000, "Reading memories"):
@@ -204,15 +205,20 @@ def _analyse_chunk(chunk: list[tuple[str, str, bytes]]) -> list[tuple[str, dict[
 
 
 def _analyse_in_processes(work: list[tuple[str, str, bytes]], workers: int) -> dict[str, dict[str, Any]]:
-    """Parsing is pure Python: a first build of thousands of memories uses every core ("spawn" workers, safe
-    beside the threads of an MCP server)."""
+    """Parsing is pure Python: a first build of thousands of memories uses every core. The workers are forked
+    (a spawned worker would re-run a caller's script that lacks a ``__main__`` guard), so this runs only in a
+    process without other threads; if a worker dies, the work is done here instead."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     size = max(200, len(work) // (workers * 8))
     chunks = [work[start : start + size] for start in range(0, len(work), size)]
     out: dict[str, dict[str, Any]] = {}
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for results in pool.map(_analyse_chunk, chunks):
-            out.update(results)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            for results in pool.map(_analyse_chunk, chunks):
+                out.update(results)
+    except (BrokenProcessPool, OSError):
+        out = dict(_analyse_chunk(work))
     return out

@@ -56,6 +56,8 @@ class StaticModel:
         self.weights = self.tensors.get("weights")
         self.mapping = self.tensors.get("mapping")
         self.normalize = bool(self.config.get("normalize", True))
+        # Quantised tables (int8) carry one global scale; it matters only when vectors are not normalised.
+        self.scale = float(self.config.get("embedding_scale") or 1.0)
         self.max_length: int | None = self.config.get("max_length", 512)
 
     @property
@@ -161,6 +163,8 @@ class StaticModel:
             return np.zeros(self.dim, dtype=np.float32)
         index = np.asarray(ids, dtype=np.int64)
         rows = self.embeddings[self.mapping[index] if self.mapping is not None else index].astype(np.float32)
+        if self.scale != 1.0:
+            rows *= self.scale
         if self.weights is not None:
             rows *= self.weights[index].astype(np.float32)[:, None]
         vector: np.ndarray = rows.mean(axis=0)
@@ -174,7 +178,8 @@ class StaticModel:
     def _table32(self) -> np.ndarray:
         """The whole table as float32, made once for batch encoding: gathering float16 rows and converting
         each costs about twice as much as converting the table (~25 ms) and gathering float32 rows."""
-        return np.asarray(self.embeddings, dtype=np.float32)
+        table = np.asarray(self.embeddings, dtype=np.float32)
+        return table * self.scale if self.scale != 1.0 else table
 
     def encode(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
         """Vectors of many texts (float32, one row each): one gather and one segmented sum per batch."""

@@ -51,7 +51,9 @@ def _humanise(name: str) -> str:
 
 
 def _first_sentence(text: str, limit: int = 100) -> str:
-    sentence = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0]
+    """The first sentence (or line) of ``text``, on one line, cut at a word within ``limit`` characters."""
+    first_line = next((line.strip(" -*#>\t") for line in text.strip().split("\n") if line.strip(" -*#>\t")), "")
+    sentence = re.split(r"(?<=[.!?])\s", " ".join(first_line.split()), maxsplit=1)[0]
     return sentence if len(sentence) <= limit else sentence[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 

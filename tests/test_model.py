@@ -102,11 +102,14 @@ def test_eval_on_a_scifact_subset_beats_the_floor(tmp_path: Path) -> None:
     results = data["results"]
     assert data["queries"] == 150
     assert set(results) == {"bm25", "dense", "hybrid"}
-    # The floors: see README, "Retrieval quality" (measured on this subset; the hybrid must not lose to BM25).
+    # The hybrid must not lose to BM25 alone: the embedding half has to earn its place.
     assert results["hybrid"]["ndcg@10"] >= results["bm25"]["ndcg@10"] - 0.005
     assert results["hybrid"]["ndcg@10"] >= HYBRID_FLOOR
     assert results["dense"]["ndcg@10"] >= DENSE_FLOOR
 
 
-HYBRID_FLOOR = 0.60
-DENSE_FLOOR = 0.30
+# Measured on this subset (1,419 documents, 150 queries): BM25 0.811, hybrid 0.816, the shipped static model
+# 0.668, a plain model2vec distill of MiniLM 0.596. The floors sit a little under today's figures: they catch
+# a broken fusion, tokenizer or model, and a model no better than the plain distill, without flaking.
+HYBRID_FLOOR = 0.79
+DENSE_FLOOR = 0.63
