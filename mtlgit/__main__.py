@@ -1,3 +1,3 @@
-from mtlgit.cli.main import exit_now, main
+from mtlgit.cli.entry import console
 
-exit_now(main())
+console()

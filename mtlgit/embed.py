@@ -10,7 +10,6 @@ the ``tokenizers`` library; a query, when the tokenizer is BERT's WordPiece (the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
@@ -64,9 +63,20 @@ class StaticModel:
     def dim(self) -> int:
         return int(self.embeddings.shape[1])
 
+    def files_stat(self) -> list[list[Any]]:
+        """(path, size, mtime_ns) of the model's files: a snapshot keeps them to notice a changed model with
+        three stats, instead of hashing the model on every recall."""
+        out: list[list[Any]] = []
+        for name in MODEL_FILES:
+            stat = (self.folder / name).stat()
+            out.append([str(self.folder / name), stat.st_size, stat.st_mtime_ns])
+        return out
+
     @cached_property
     def key(self) -> str:
         """Identifies the model's vectors: the hash of its files' sizes, times and safetensors header."""
+        import hashlib
+
         digest = hashlib.sha1()  # noqa: S324 - an identity, not a security boundary
         for name in MODEL_FILES:
             stat = (self.folder / name).stat()

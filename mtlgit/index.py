@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mtlgit.embed import StaticModel
     from mtlgit.repo import Repo
 
-INDEX_VERSION = 4
+INDEX_VERSION = 5
 K1, B = 1.5, 0.75  # BM25 parameters (Lucene's defaults; bm25s uses the same)
 RACY_NS = 3_000_000_000  # a file changed this close to its stat may change again unseen: hash it
 ATTRS = (("format", FORMATS), ("status", STATUSES), ("scope", SCOPES), ("outcome", OUTCOMES))
@@ -131,6 +131,18 @@ def _stat_key(path: Path | str) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
+def model_unchanged(manifest: dict[str, Any]) -> bool:
+    """Whether the model files a snapshot was built with still have the same size and mtime."""
+    for path, size, mtime_ns in manifest.get("model_files") or []:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        if st.st_size != size or st.st_mtime_ns != mtime_ns:
+            return False
+    return True
+
+
 def quick_fresh(snapshot: Snapshot, root: Path) -> bool:
     """The cheap part of :func:`is_fresh`: the configuration, every folder's mtime (files added, deleted or
     renamed) and the files written last. An edit in place of an older file is not seen."""
@@ -140,6 +152,8 @@ def quick_fresh(snapshot: Snapshot, root: Path) -> bool:
 def _config_and_folders_unchanged(snapshot: Snapshot, root: Path) -> bool:
     manifest = snapshot.manifest
     if _stat_key(root / ".mtlgit.yaml") != manifest["config_stat"]:
+        return False
+    if not model_unchanged(manifest):
         return False
     for rel, mtime_ns in manifest["dirs"]:
         try:
@@ -501,7 +515,7 @@ class Builder:
                         doc.record = record_hook(doc.record)
         finally:
             cache.close()
-        manifest = {**manifest, "model_key": self.model.key}
+        manifest = {**manifest, "model_key": self.model.key, "model_files": self.model.files_stat()}
         return write_snapshot(index_dir, files, docs, old, manifest, self.model.dim)
 
     def _docs(

@@ -306,12 +306,8 @@ class Recaller:
         manifest = snapshot.manifest
         k = int(manifest["k"]) if k is None else k
         mode = str(manifest["mode"]) if mode is None else mode
-        model = None
-        if mode != "bm25":
-            model = self.model(str(manifest["model"]))
-            if model.key != manifest["model_key"] and rev is None:
-                snapshot = self._snapshot = self.index.refresh()
-                manifest = snapshot.manifest
+        # The snapshot is fresh, so its model is the configured one, unchanged (see index.model_unchanged).
+        model = self.model(str(manifest["model"])) if mode != "bm25" else None
         notes: list[str] = []
         sources: list[Source] = []
         wanted = set(pools) if pools else None
@@ -325,7 +321,7 @@ class Recaller:
 
                 raise MtlgitError(f"no pool named {', '.join(sorted(unknown))}: `mtlgit pool list` shows them")
         if rev is None:
-            sources += _pool_sources(repo, configured, wanted, model, notes)
+            sources += _pool_sources(repo, configured, wanted, manifest.get("model_files"), notes)
         hits = search_sources(
             sources,
             query,
@@ -369,7 +365,7 @@ def recall(
 
 
 def _pool_sources(
-    repo: Any, configured: list[dict[str, Any]], wanted: set[str] | None, model: Any, notes: list[str]
+    repo: Any, configured: list[dict[str, Any]], wanted: set[str] | None, model_files: Any, notes: list[str]
 ) -> list[Source]:
     """The synced pools to search; one note for each that cannot be searched, and why."""
     if not configured:
@@ -389,7 +385,7 @@ def _pool_sources(
             continue
         if status.get("error"):
             notes.append(f"pool '{spec.name}': the last sync failed ({status['error']}); using the previous one")
-        if model is not None and snapshot.manifest.get("model_key") != model.key:
+        if snapshot.manifest.get("model_files") != model_files:
             notes.append(f"pool '{spec.name}' skipped: indexed with another model (`mtlgit pool sync {spec.name}`)")
             continue
         sources.append(Source(snapshot, spec.name, spec.trust))

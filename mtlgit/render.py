@@ -22,7 +22,7 @@ def text(hits: Sequence[Hit]) -> str:
         m = hit.memory
         where = ", ".join(m.get("domains") or []) or "no domain"
         pool = f" · pool {hit.pool}" if hit.pool != "local" else ""
-        lines.append(f"{hit.rank}. {m['title']}  [{m['format']} · {where}{pool}]  {hit.score:.3f}")
+        lines.append(f"{hit.rank}. {m['title']}  [{m['format']} · {where}{pool}]")
         if m.get("description"):
             lines.append(f"   {m['description']}")
         lines.append(f"   {hit.path}  ({m['id']})")

@@ -403,3 +403,49 @@ def test_folder_freshness_sees_new_files_at_once_and_edits_at_the_next_index(rep
     write(repo / ".mtlgit.yaml", "recall:\n  freshness: sometimes\n")
     result = cli("recall", "x")
     assert result.code == 1 and "'recall.freshness' must be one of stat, folders" in result.err
+
+
+def test_the_fast_recall_parser_knows_exactly_the_click_options() -> None:
+    from mtlgit.cli.fast import parser
+    from mtlgit.cli.recall import recall
+
+    clicks = {opt for param in recall.params for opt in param.opts if opt.startswith("-")}
+    fast = {opt for action in parser()._actions for opt in action.option_strings}
+    assert fast == clicks
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["failing test before the fix"],
+        ["failing test", "--json", "-k", "2", "--mode", "bm25"],
+        ["--prompt", "here-doc", "--domain", "shell,python", "--exclude-domain", "go"],
+        ["test", "--paths", "--tag", "testing", "--scope", "task-agnostic", "--format", "insight"],
+        ["test", "--include-retired", "--trajectories", "--local-only"],
+    ],
+)
+def test_the_fast_path_answers_like_click(repo: Path, cli, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    add_all(cli)
+    fast = cli("recall", *args)
+    assert fast.code == 0, fast.output
+    through_click = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from mtlgit.cli.main import main; sys.exit(main(sys.argv[1:]))",
+            "recall",
+            *args,
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert through_click.returncode == 0, through_click.stderr
+
+    def same(text: str) -> str:
+        return re.sub(r'boundary="[0-9a-f]+"', 'boundary="B"', text)
+
+    assert same(fast.out) == same(through_click.stdout)

@@ -104,20 +104,26 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except (click.Abort, KeyboardInterrupt):
+    except click.Abort:
         click.echo("Aborted.", err=True)
         return 130
-    except BrokenPipeError:
+    except (KeyboardInterrupt, BrokenPipeError, Exception):  # noqa: BLE001 - the last line of defence
+        return handle_exception()
+    return code if isinstance(code, int) else 0
+
+
+def handle_exception() -> int:
+    """The exit code for the exception being handled: Ctrl-C 130, a closed pipe 0, anything else 3 with a log."""
+    error = sys.exc_info()[1]
+    if isinstance(error, KeyboardInterrupt):
+        click.echo("Aborted.", err=True)
+        return 130
+    if isinstance(error, BrokenPipeError):
         sys.stderr.close()
         return 0
-    except Exception:  # noqa: BLE001 - the last line of defence: a message, a log, exit 3
-        log = _write_crash_log()
-        click.echo(
-            f"mtlgit: internal error (a bug in mtlgit, not in your input); details in {log}",
-            err=True,
-        )
-        return 3
-    return code if isinstance(code, int) else 0
+    log = _write_crash_log()
+    click.echo(f"mtlgit: internal error (a bug in mtlgit, not in your input); details in {log}", err=True)
+    return 3
 
 
 def _write_crash_log() -> str:
@@ -152,19 +158,3 @@ def echo_json(data: Any) -> None:
     import json
 
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def console() -> None:
-    """The ``mtlgit`` console script."""
-    exit_now(main())
-
-
-def exit_now(code: int) -> None:
-    """Flush and leave without tearing down the interpreter: freeing every object of a large index at exit
-    costs ~90 ms a process at 100k memories, and every file mtlgit writes is already closed."""
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (BrokenPipeError, ValueError):
-        pass
-    os._exit(code)

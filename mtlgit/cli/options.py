@@ -7,16 +7,15 @@ from typing import Any, TypeVar
 
 import click
 
+from mtlgit.cli.args import split_words
+
+__all__ = ["filter_options", "json_option", "split_words"]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
-
-
-def split_words(values: tuple[str, ...]) -> list[str]:
-    """``--tag a,b --tag c`` -> [a, b, c]."""
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
 def filter_options(func: F) -> F:

@@ -69,24 +69,16 @@ def recall(
         echo "the task text" | mtlgit recall - --json
         mtlgit recall --rev v1.2 "reproduce the run of last week"
     """
-    from mtlgit import render
-    from mtlgit.errors import MtlgitError
-    from mtlgit.recall import Filters
-    from mtlgit.recall import recall as run_recall
+    from mtlgit.cli.recall_run import run
 
-    if hook_input:
-        text = _hook_prompt(sys.stdin.read())
-    elif query_file is not None:
-        text = query_file.read_text(encoding="utf-8", errors="replace")
-    elif query in ((), ("-",)):
-        if query == () and sys.stdin.isatty():
-            raise click.UsageError('give a query: mtlgit recall "describe the task"')
-        text = sys.stdin.read()
-    else:
-        text = " ".join(query)
-    if not text.strip():
-        raise MtlgitError("the query is empty: describe the task to recall memories for")
-    filters = Filters(
+    if not hook_input and query_file is None and query == () and sys.stdin.isatty():
+        raise click.UsageError('give a query: mtlgit recall "describe the task"')
+    run(
+        query=query,
+        query_file=query_file,
+        hook_input=hook_input,
+        k=k,
+        mode=mode,
         formats=formats,
         domains=split_words(domains),
         exclude_domains=split_words(exclude_domains),
@@ -94,39 +86,8 @@ def recall(
         scopes=scopes,
         include_retired=include_retired,
         include_trajectories=include_trajectories,
+        pools=("local",) if local_only else pools,
+        rev=rev,
+        reviewed=reviewed,
+        output=output,
     )
-    selected = ("local",) if local_only else pools
-    result = run_recall(text, k=k, mode=mode, filters=filters, rev=rev, reviewed=reviewed, pools=selected or None)
-    if output == "json":
-        import json
-
-        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
-    elif output == "paths":
-        if result.hits:
-            click.echo(render.paths(result.hits))
-    elif output == "prompt":
-        if result.hits:
-            click.echo(render.prompt(result.hits))
-    else:
-        click.echo(render.text(result.hits))
-    if output != "json":
-        for note in result.notes:
-            click.echo(f"note: {note}", err=True)
-    if result.problem_files and output != "json":
-        click.echo(f"note: {result.problem_files} memory file(s) could not be read; `mtlgit lint` says why", err=True)
-
-
-def _hook_prompt(payload: str) -> str:
-    """The user's prompt from an agent hook's JSON (Claude Code's UserPromptSubmit sends ``{"prompt": ...}``)."""
-    import json
-
-    from mtlgit.errors import MtlgitError
-
-    try:
-        data = json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise MtlgitError(f"--hook-input: standard input is not JSON ({exc.msg})") from None
-    prompt = data.get("prompt") if isinstance(data, dict) else None
-    if not isinstance(prompt, str):
-        raise MtlgitError("--hook-input: the JSON has no 'prompt' string")
-    return prompt

@@ -1,0 +1,88 @@
+"""What ``mtlgit recall`` does once its arguments are parsed, free of click: shared by the click command and
+by the fast path of :mod:`mtlgit.cli.fast`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mtlgit.errors import MtlgitError
+
+
+def run(
+    query: Sequence[str],
+    query_file: Path | None,
+    hook_input: bool,
+    k: int | None,
+    mode: str | None,
+    formats: Sequence[str],
+    domains: Sequence[str],
+    exclude_domains: Sequence[str],
+    tags: Sequence[str],
+    scopes: Sequence[str],
+    include_retired: bool,
+    include_trajectories: bool,
+    pools: Sequence[str],
+    rev: str | None,
+    reviewed: bool,
+    output: str | None,
+) -> None:
+    from mtlgit import render
+    from mtlgit.recall import Filters, recall
+
+    if hook_input:
+        text = hook_prompt(sys.stdin.read())
+    elif query_file is not None:
+        try:
+            text = query_file.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise MtlgitError(f"cannot read {query_file}: {exc.strerror}") from None
+    elif list(query) in ([], ["-"]):
+        text = sys.stdin.read()
+    else:
+        text = " ".join(query)
+    if not text.strip():
+        raise MtlgitError("the query is empty: describe the task to recall memories for")
+    filters = Filters(
+        formats=tuple(formats),
+        domains=tuple(domains),
+        exclude_domains=tuple(exclude_domains),
+        tags=tuple(tags),
+        scopes=tuple(scopes),
+        include_retired=include_retired,
+        include_trajectories=include_trajectories,
+    )
+    result = recall(text, k=k, mode=mode, filters=filters, rev=rev, reviewed=reviewed, pools=tuple(pools) or None)
+    out = sys.stdout
+    if output == "json":
+        import json
+
+        out.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+    elif output == "paths":
+        if result.hits:
+            out.write(render.paths(result.hits) + "\n")
+    elif output == "prompt":
+        if result.hits:
+            out.write(render.prompt(result.hits) + "\n")
+    else:
+        out.write(render.text(result.hits) + "\n")
+    if output != "json":
+        for note in result.notes:
+            sys.stderr.write(f"note: {note}\n")
+        if result.problem_files:
+            sys.stderr.write(f"note: {result.problem_files} memory file(s) could not be read; `mtlgit lint` says why\n")
+
+
+def hook_prompt(payload: str) -> str:
+    """The user's prompt from an agent hook's JSON (Claude Code's UserPromptSubmit sends ``{"prompt": ...}``)."""
+    import json
+
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise MtlgitError(f"--hook-input: standard input is not JSON ({exc.msg})") from None
+    prompt = data.get("prompt") if isinstance(data, dict) else None
+    if not isinstance(prompt, str):
+        raise MtlgitError("--hook-input: the JSON has no 'prompt' string")
+    return prompt
