@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -278,6 +277,8 @@ def write_snapshot(
         name = f"snap-{time.time_ns():x}-{os.urandom(2).hex()}"
         os.rename(tmp, index_dir / name)
     except BaseException:
+        import shutil
+
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     pointer = index_dir / f".CURRENT.{os.getpid()}"
@@ -290,6 +291,8 @@ def write_snapshot(
 def _drop_old_snapshots(index_dir: Path, keep: set[str]) -> None:
     """Remove snapshot folders other than the live one and its predecessor (a reader may still use it),
     and temporary folders of writers that died."""
+    import shutil
+
     now = time.time()
     for entry in index_dir.iterdir():
         if entry.name in keep or not entry.is_dir():
