@@ -608,8 +608,26 @@ class WorktreeIndex:
         """The live snapshot, refreshed first if anything changed: never stale."""
         snapshot = self.current()
         if snapshot is not None and is_fresh(snapshot, self.repo.root):
-            return snapshot
+            return self.settle(snapshot)
         return self.refresh()
+
+    def settle(self, snapshot: Snapshot) -> Snapshot:
+        """Forget the racy files of a fresh snapshot once they are old enough for their stat to be trusted:
+        their content has just been compared, and hashing them on every recall would cost a read each."""
+        racy = snapshot.manifest.get("racy") or []
+        if not racy or time.time_ns() - int(snapshot.manifest.get("built_ns", 0)) < 2 * RACY_NS:
+            return snapshot
+        from mtlgit.lock import file_lock
+
+        with file_lock(self.lock_path, timeout=300):
+            current = self.current()
+            if current is None or current.folder != snapshot.folder:
+                return current or snapshot  # another process replaced it meanwhile
+            manifest = {**current.manifest, "racy": [], "built_ns": time.time_ns()}
+            tmp = current.folder / f".manifest.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(manifest), encoding="utf-8")
+            os.replace(tmp, current.folder / "manifest.json")
+            return Snapshot(current.folder)
 
     def refresh(self, rebuild: bool = False, progress: bool = False) -> Snapshot:
         """Bring the snapshot up to date under the index lock (``rebuild``: ignore the previous one)."""

@@ -272,8 +272,8 @@ class Recaller:
             current = open_current(self.index.dir)
             quick = current is not None and current.manifest.get("freshness") == "folders"
         if current is not None and (quick_fresh if quick else is_fresh)(current, self.repo.root):
-            self._snapshot = current
-            return current
+            self._snapshot = self.index.settle(current)
+            return self._snapshot
         self._snapshot = self.index.refresh()
         return self._snapshot
 
