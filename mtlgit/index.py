@@ -84,10 +84,15 @@ class Snapshot:
         return self._files
 
     def record_lines(self, rows: Iterable[int]) -> list[bytes]:
+        wanted = list(rows)
         offsets = self.array("records.off")
         with open(self.folder / "records.jsonl", "rb") as handle:
+            if len(wanted) > 64:  # many rows (a refresh): one read and slices beat a seek per row
+                data = handle.read()
+                bounds = offsets.tolist()
+                return [data[bounds[row] : bounds[row + 1]] for row in wanted]
             out = []
-            for row in rows:
+            for row in wanted:
                 start, end = int(offsets[row]), int(offsets[row + 1])
                 handle.seek(start)
                 out.append(handle.read(end - start))
@@ -675,7 +680,6 @@ class WorktreeIndex:
         for rel, key in zip(paths, stats, strict=True):
             if key is None:
                 continue
-            path = root / rel
             i = old_index.get(rel)
             if i is not None and old_stats[i] == key and i not in old_racy:
                 files.append(FileInput(rel, key, old_blobs[i].decode()))
@@ -687,7 +691,7 @@ class WorktreeIndex:
                 stand_in = blob_id(f"too-large:{key}".encode())
                 files.append(FileInput(rel, key, stand_in, problems=[too_large(rel, key[0]).to_json()]))
                 continue
-            content = path.read_bytes()
+            content = (root / rel).read_bytes()
             files.append(FileInput(rel, key, blob_id(content)))
             data[len(files) - 1] = content
 
