@@ -52,6 +52,14 @@ def test_prose_about_secrets_is_not_a_secret(text: str) -> None:
     assert find_secrets(text) == []
 
 
+def test_a_memory_id_is_not_a_secret_even_when_it_spells_a_key_prefix() -> None:
+    # A ULID's random part can contain "ACCA" then 16 more capitals: the shape of an AWS key id.
+    ulid = "01ACCA7QZ3X9R2M4N6P8T0V5WQ"
+    assert find_secrets(f"superseded_by: {ulid}\nSee memory {ulid} for the newer lesson.") == []
+    # The same characters outside an id's shape are still a key.
+    assert find_secrets(f"key {ulid[2:]}") != []
+
+
 def test_the_allow_marker_lets_a_false_positive_through() -> None:
     line = f"example value {PLANTED['github token']} <!-- pragma: allowlist secret -->"
     assert find_secrets(line) == []

@@ -28,4 +28,4 @@ def run_editor(path: Path) -> str:
         click.edit(filename=str(path))
     except click.ClickException as exc:
         raise MtlgitError(f"{exc.message}: set $EDITOR (your draft is kept at {path})") from None
-    return path.read_text(encoding="utf-8").replace(HINT, "").replace("\n\n\n", "\n\n")
+    return path.read_text(encoding="utf-8").replace(HINT + "\n", "").replace(HINT, "")
