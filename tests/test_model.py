@@ -60,6 +60,11 @@ def test_vectors_match_model2vec() -> None:
     np.testing.assert_allclose(ours.encode(texts), expected, atol=2e-3)
     for text in texts[:50]:
         np.testing.assert_allclose(ours.encode_query(text), reference.encode(text), atol=2e-3)
+    # A few texts (a refresh after one edit) take the query tokenizer and gather rows directly.
+    few = StaticModel(DEFAULT_MODEL_DIR)
+    for start in range(0, 40, 4):
+        np.testing.assert_allclose(few.encode(texts[start : start + 4]), expected[start : start + 4], atol=2e-3)
+    assert "_tokenizer" not in few.__dict__ and "_table32" not in few.__dict__
 
 
 def test_a_model_folder_with_a_truncated_file_is_a_clear_error(tmp_path: Path) -> None:
