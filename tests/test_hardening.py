@@ -258,7 +258,7 @@ def test_an_invalid_or_escaping_configuration_is_a_clear_error(repo: Path) -> No
 
 @pytest.mark.slow
 def test_a_pool_of_many_tiny_files(repo: Path) -> None:
-    count = int(os.environ.get("MTLGIT_TINY_FILES", "20000"))
+    count = int(os.environ.get("MTLGIT_TINY_FILES", "100000"))
     folder = repo / "memories"
     for i in range(count):
         sub = folder / f"d{i // 1000:03d}"
