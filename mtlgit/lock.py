@@ -13,8 +13,9 @@ from mtlgit.errors import MtlgitError
 
 
 @contextmanager
-def file_lock(path: Path, timeout: float = 60.0, shared: bool = False) -> Iterator[None]:
-    """Hold a lock on ``path`` (created if missing) for the duration of the block.
+def file_lock(path: Path, timeout: float = 60.0, shared: bool = False) -> Iterator[bool]:
+    """Hold a lock on ``path`` (created if missing) for the duration of the block; the block gets whether
+    the lock had to be waited for (another process held it, and may have done the work meanwhile).
 
     The kernel drops a ``flock`` when its holder dies, so a crashed process never leaves a stale lock.
 
@@ -26,6 +27,7 @@ def file_lock(path: Path, timeout: float = 60.0, shared: bool = False) -> Iterat
     try:
         deadline = time.monotonic() + timeout
         delay = 0.002
+        waited = False
         while True:
             try:
                 fcntl.flock(fd, mode | fcntl.LOCK_NB)
@@ -36,8 +38,9 @@ def file_lock(path: Path, timeout: float = 60.0, shared: bool = False) -> Iterat
                         f"{path} is locked by another mtlgit process for more than {timeout:.0f} s: "
                         "wait for it to finish, or check for a hung process"
                     ) from None
+                waited = True
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
-        yield
+        yield waited
     finally:
         os.close(fd)

@@ -274,7 +274,7 @@ class Recaller:
         if current is not None and (quick_fresh if quick else is_fresh)(current, self.repo.root):
             self._snapshot = self.index.settle(current)
             return self._snapshot
-        self._snapshot = self.index.refresh()
+        self._snapshot = self.index.refresh(stale=current)
         return self._snapshot
 
     def model(self, spec: str) -> Any:
