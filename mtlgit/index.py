@@ -655,7 +655,7 @@ class WorktreeIndex:
         from mtlgit.config import load_config
         from mtlgit.embed import load_model
         from mtlgit.ids import blob_id
-        from mtlgit.memory import MAX_FILE_BYTES, too_large
+        from mtlgit.memory import MAX_FILE_BYTES, symlink_problem, too_large
         from mtlgit.pools import parse_pools
         from mtlgit.store import scan_memories
 
@@ -667,7 +667,8 @@ class WorktreeIndex:
         ):
             old = None
         started = time.time_ns()
-        paths, folders = scan_memories(root / config.memories, root)
+        paths, folders, links = scan_memories(root / config.memories, root)
+        symlinks = set(links)
         old_index = {rel: i for i, rel in enumerate(old.files)} if old is not None else {}
         old_racy = set(old.manifest.get("racy") or []) if old is not None else set()
         # Plain lists: one element read of a memory map costs microseconds, a refresh makes one per file.
@@ -685,7 +686,13 @@ class WorktreeIndex:
             os.close(fd)
         for rel, key in zip(paths, stats, strict=True):
             if key is None:
-                continue
+                continue  # gone, or a broken symlink (lint reports it)
+            if rel in symlinks:  # a symlink must stay inside the repository
+                problem = symlink_problem(root / rel, rel, root)
+                if problem is not None:
+                    stand_in = blob_id(f"symlink:{key}".encode())
+                    files.append(FileInput(rel, key, stand_in, problems=[problem.to_json()]))
+                    continue
             i = old_index.get(rel)
             if i is not None and old_stats[i] == key and i not in old_racy:
                 files.append(FileInput(rel, key, old_blobs[i].decode()))

@@ -91,6 +91,29 @@ class Memory:
         return data
 
 
+def memory_from_record(record: dict[str, Any], path: str, blob: str = "", pool: str = "local") -> Memory:
+    """A memory from its JSON record (:meth:`Memory.to_json`, as the index keeps it), without ``meta``."""
+    return Memory(
+        id=record["id"],
+        title=record["title"],
+        format=record["format"],
+        content=record.get("content", ""),
+        description=record.get("description", ""),
+        goal=record.get("goal", ""),
+        scope=record.get("scope", "task-agnostic"),
+        domains=tuple(record.get("domains") or ()),
+        tags=tuple(record.get("tags") or ()),
+        outcome=record.get("outcome", "unknown"),
+        status=record.get("status", "active"),
+        superseded_by=record.get("superseded_by"),
+        source=dict(record.get("source") or {}),
+        created=record.get("created"),
+        path=path,
+        blob=blob,
+        pool=pool,
+    )
+
+
 def search_text(record: dict[str, Any]) -> str:
     """The text both halves of the index see, from a memory's JSON record."""
     parts = [
@@ -117,6 +140,21 @@ def _jsonable(value: Any) -> Any:
 # --- reading -------------------------------------------------------------------------------------------
 
 
+def symlink_problem(path: Path, rel: str, root: Path | None) -> Problem | None:
+    """What is wrong with the symlink ``path``, if anything: it points outside ``root`` or nowhere."""
+    target = path.resolve()
+    if root is not None and not target.is_relative_to(root.resolve()):
+        return _error(
+            rel,
+            0,
+            "symlink",
+            f"symlink points outside the repository (to {target}): copy the file into the memories folder instead",
+        )
+    if not target.exists():
+        return _error(rel, 0, "symlink", "broken symlink: remove it or point it at a memory file")
+    return None
+
+
 def read_file(path: Path, rel: str, root: Path | None = None) -> tuple[Memory | None, list[Problem]]:
     """Read and validate one memory file.
 
@@ -127,19 +165,9 @@ def read_file(path: Path, rel: str, root: Path | None = None) -> tuple[Memory | 
     """
     try:
         if path.is_symlink():
-            target = path.resolve()
-            if root is not None and not target.is_relative_to(root.resolve()):
-                return None, [
-                    _error(
-                        rel,
-                        0,
-                        "symlink",
-                        f"symlink points outside the repository (to {target}): "
-                        "copy the file into the memories folder instead",
-                    )
-                ]
-            if not target.exists():
-                return None, [_error(rel, 0, "symlink", "broken symlink: remove it or point it at a memory file")]
+            problem = symlink_problem(path, rel, root)
+            if problem is not None:
+                return None, [problem]
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             return None, [too_large(rel, size)]

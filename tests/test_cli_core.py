@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mtlgit.store import Pool
 from tests.conftest import VALID, git, run_cli, write
 
 
@@ -251,6 +252,17 @@ def test_bad_files_are_reported_and_the_rest_of_the_pool_loads(repo: Path, cli, 
 
     listed = {m["id"] for m in json.loads(cli("list", "--json").out)}
     assert listed == {good["id"], "01JDQ2V6R3J8Z6TT4M0S3W4K9B"}
+    assert "12 file(s) could not be read" in cli("list").err
+    recalled = json.loads(cli("recall", "validate input", "-k", "10", "--json").out)["results"]
+    assert {r["id"] for r in recalled} == listed  # not the copy behind the symlink that leaves the repository
+    assert json.loads(cli("stats", "--json").out)["unreadable_files"] == 12
+    # list, show, stats and export read through the index: the same memories and errors as parsing every file.
+    pool = Pool.open(repo)
+    parsed, indexed = pool.load(), pool.load_indexed()
+    assert [m.to_json() for m in indexed.memories] == [m.to_json() for m in parsed.memories]
+    assert [m.blob for m in indexed.memories] == [m.blob for m in parsed.memories]
+    errors = sorted((p.path, p.line, p.code, p.message) for p in parsed.problems if p.is_error)
+    assert sorted((p.path, p.line, p.code, p.message) for p in indexed.problems) == errors
     assert snapshot(repo) == before
 
 

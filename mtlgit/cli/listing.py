@@ -34,6 +34,7 @@ def list_memories(
         tags=split_words(tags),
         scopes=scopes,
         statuses=() if show_all else ("active",),
+        indexed=True,
     )
     memories.sort(key=lambda m: (m.created or "", m.id))
     if as_json:
@@ -43,6 +44,6 @@ def list_memories(
             status = "" if m.status == "active" else f" ({m.status})"
             domains_text = f"  [{', '.join(m.domains)}]" if m.domains else ""
             click.echo(f"{m.id}  {m.format:<10}  {m.title}{status}{domains_text}")
-    problems = pool.problems
-    if problems and not as_json:
-        click.echo(f"{len(problems)} file(s) could not be read: `mtlgit lint` shows why", err=True)
+    unreadable = {p.path for p in pool.load_indexed().problems if p.is_error}
+    if unreadable and not as_json:
+        click.echo(f"{len(unreadable)} file(s) could not be read: `mtlgit lint` shows why", err=True)

@@ -18,7 +18,7 @@ def show(ref: str, as_json: bool) -> None:
         mtlgit show 01JDQ2V6 --json
     """
     pool = open_pool()
-    memory = pool.get(ref)
+    memory = pool.get(ref, indexed=True)
     if as_json:
         echo_json(memory.to_json())
         return

@@ -85,7 +85,7 @@ def export(output: Path | None, include_all: bool) -> None:
     import json
 
     pool = open_pool()
-    memories = pool.select(statuses=() if include_all else ("active",))
+    memories = pool.select(statuses=() if include_all else ("active",), indexed=True)
     lines = "".join(json.dumps(m.to_json(), ensure_ascii=False, default=str) + "\n" for m in memories)
     if output is None:
         sys.stdout.write(lines)
@@ -109,10 +109,11 @@ def stats(as_json: bool) -> None:
     from collections import Counter
 
     pool = open_pool()
-    memories = pool.memories
+    loaded = pool.load_indexed()
+    memories = loaded.memories
     counts = {
         "memories": len(memories),
-        "unreadable_files": len({p.path for p in pool.problems if p.is_error}),
+        "unreadable_files": len({p.path for p in loaded.problems if p.is_error}),
     }
     groups = {
         key: dict(Counter(getattr(m, key) for m in memories).most_common())
