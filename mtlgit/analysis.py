@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-ANALYZER_VERSION = "a1"
+ANALYZER_VERSION = "a2"
 MAX_TOKEN_CHARS = 40
 
 # bm25s's English list plus pronouns and auxiliaries that carry no topic in agent-written text.
@@ -22,6 +22,9 @@ STOP_WORDS = frozenset(
 )
 
 _WORD = re.compile(r"[^\W_]+")
+# Hyphenated compounds keep a joined form too: "read-only" is not "read" plus a stop word, nor is
+# "off-by-one" its parts ("readonly", "offbyone" are then terms of their own).
+_COMPOUND = re.compile(r"[^\W_]+(?:-[^\W_]+)+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
@@ -34,7 +37,7 @@ def _stemmer():  # type: ignore[no-untyped-def]
 
 def words(text: str) -> list[str]:
     """Lower-cased word tokens before stemming; identifiers add their parts after themselves."""
-    out: list[str] = []
+    out: list[str] = [c.replace("-", "").lower() for c in _COMPOUND.findall(text) if len(c) <= MAX_TOKEN_CHARS]
     for part in _WORD.findall(text):
         lower = part.lower()
         out.append(lower)

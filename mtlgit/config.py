@@ -27,6 +27,8 @@ recall:
   mode: hybrid
   # stat: check every memory file on each recall (never stale); folders: check folders only (huge pools).
   freshness: stat
+  # Leave out memories whose confidence (0-1) is below this; recall may then return fewer than k, or none.
+  min_confidence: 0.5
 # The branch whose memories passed review (`mtlgit recall --reviewed`).
 reviewed_ref: origin/main
 """
@@ -39,6 +41,7 @@ class Config:
     k: int = 3
     mode: str = "hybrid"
     freshness: str = "stat"
+    min_confidence: float | None = None
     reviewed_ref: str = "origin/main"
     pools: list[dict[str, Any]] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -105,6 +108,10 @@ def parse_config(raw: dict[str, Any], text: str, root: Path, path: Path) -> Conf
     if freshness not in FRESHNESS:
         raise fail("freshness", f"'recall.freshness' must be one of {', '.join(FRESHNESS)}")
     config.freshness = freshness
+    bar = recall.get("min_confidence")
+    if bar is not None and (isinstance(bar, bool) or not isinstance(bar, (int, float)) or not 0 <= bar <= 1):
+        raise fail("min_confidence", "'recall.min_confidence' must be a number from 0 to 1, e.g. 0.5 (0 keeps all)")
+    config.min_confidence = None if bar is None else float(bar)
     reviewed = raw.get("reviewed_ref", "origin/main")
     if not isinstance(reviewed, str) or not reviewed.strip() or reviewed.startswith("-"):
         raise fail("reviewed_ref", "'reviewed_ref' must be a git ref such as origin/main")

@@ -717,6 +717,7 @@ class WorktreeIndex:
             "model": config.model,
             "k": config.k,
             "mode": config.mode,
+            "min_confidence": config.min_confidence,
             "freshness": config.freshness,
             "reviewed_ref": config.reviewed_ref,
             "pools": [spec.__dict__ for spec in parse_pools(config)],
@@ -783,6 +784,7 @@ def rev_snapshot(repo: Repo, rev: str, progress: bool = False) -> Snapshot:
             "model": config.model,
             "k": config.k,
             "mode": config.mode,
+            "min_confidence": config.min_confidence,
             "reviewed_ref": config.reviewed_ref,
         }
         return Builder(repo, model, progress).build(index_dir, files, read, manifest)

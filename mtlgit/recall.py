@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 
 from mtlgit.analysis import analyze
+from mtlgit.confidence import DEFAULT_MIN_CONFIDENCE, confidence
 from mtlgit.index import ATTRS, Snapshot, WorktreeIndex
+from mtlgit.query import prepare
 from mtlgit.repo import find_repo
 from mtlgit.schema import FORMATS, SCOPES, STATUSES
 
 MODES = ("hybrid", "bm25", "dense")
 DENSE_WEIGHT = 0.5
-MAX_QUERY_CHARS = 100_000
 _BLOCK = 32768
 
 
@@ -46,16 +47,31 @@ class Hit:
     memory: dict[str, Any]
     pool: str = "local"
     notes: list[str] = field(default_factory=list)
+    confidence: float = 1.0
+    matched: dict[str, float] = field(default_factory=dict)  # query term -> its part of the BM25 score
 
     def to_json(self) -> dict[str, Any]:
         return {
             "rank": self.rank,
             "score": round(self.score, 6),
+            "confidence": round(self.confidence, 4),
             "scores": {"bm25": round(self.bm25, 6), "dense": round(self.dense, 6)},
             **self.memory,
             "path": self.path,
             "pool": self.pool,
             "notes": self.notes,
+        }
+
+    def explain(self) -> dict[str, Any]:
+        """Why this memory came up: its matched terms with their share of the BM25 score, the dense cosine,
+        the fused score and the confidence."""
+        total = sum(self.matched.values()) or 1.0
+        return {
+            "terms": {term: round(value / total, 4) for term, value in self.matched.items()},
+            "bm25": round(self.bm25, 6),
+            "cosine": round(self.dense, 6),
+            "fused": round(self.score, 6),
+            "confidence": round(self.confidence, 4),
         }
 
 
@@ -156,13 +172,16 @@ def search(
     filters: Filters | None = None,
     dense_weight: float = DENSE_WEIGHT,
     allowed: np.ndarray | None = None,
+    min_confidence: float = 0.0,
 ) -> list[Hit]:
     """The top ``k`` memories of ``snapshot`` for ``query``.
 
-    :param query_vector: the query's embedding, or a callable returning it (called only when needed).
+    :param query_vector: the query's embedding, or a callable taking the text to embed (called only when needed).
     :param allowed: a boolean mask over the snapshot's memories; only those may be returned.
     """
-    return search_sources([Source(snapshot, allowed=allowed)], query, query_vector, k, mode, filters, dense_weight)
+    return search_sources(
+        [Source(snapshot, allowed=allowed)], query, query_vector, k, mode, filters, dense_weight, min_confidence
+    )
 
 
 def search_sources(
@@ -173,14 +192,23 @@ def search_sources(
     mode: str = "hybrid",
     filters: Filters | None = None,
     dense_weight: float = DENSE_WEIGHT,
+    min_confidence: float = 0.0,
 ) -> list[Hit]:
-    """The top ``k`` memories over several snapshots, scored and fused together (one normalisation for all)."""
+    """The top ``k`` memories over several snapshots, scored and fused together (one normalisation for all),
+    without those whose confidence is below ``min_confidence``.
+
+    A query with no content word (only stop words or punctuation) matches nothing.
+    """
     if k <= 0:
         return []
     filters = filters or Filters()
-    terms = analyze(query[:MAX_QUERY_CHARS]) if mode != "dense" else []
+    prepared = prepare(query)
+    terms = analyze(prepared.lexical)
+    if not terms:
+        return []
     vector = None
     owners, rows_all, bm25_all, dense_all = [], [], [], []
+    ceiling = 0.0
     for number, source in enumerate(sources):
         snapshot = source.snapshot
         if snapshot.n_docs == 0:
@@ -192,9 +220,10 @@ def search_sources(
         if not len(rows):
             continue
         bm25 = bm25_scores(snapshot, terms)[rows] if mode != "dense" else np.zeros(len(rows), np.float32)
+        ceiling = max(ceiling, bm25_ceiling(snapshot, terms))
         if mode != "bm25":
             if vector is None:
-                vector = query_vector() if callable(query_vector) else query_vector
+                vector = query_vector(prepared.dense) if callable(query_vector) else query_vector
             dense = dense_scores(snapshot, vector)[rows]
         else:
             dense = np.zeros(len(rows), dtype=np.float32)
@@ -212,17 +241,55 @@ def search_sources(
     top = min(k, len(rows))
     best = np.argpartition(-score, top - 1)[:top] if top < len(rows) else np.arange(len(rows))
     best = best[np.lexsort((rows[best], owner[best], -score[best]))]
+    sure = confidence(bm25[best], dense[best], ceiling, mode)
     hits: list[Hit] = []
-    for i in best:
+    for i, sureness in zip(best, sure, strict=True):
+        if sureness < min_confidence:
+            continue
         source = sources[int(owner[i])]
         row = int(rows[i])
         record = source.snapshot.records([row])[0]
         path = source.snapshot.doc_paths([row])[0]
         hit = Hit(len(hits) + 1, float(score[i]), float(bm25[i]), float(dense[i]), path, record, pool=source.pool)
+        hit.confidence = float(sureness)
+        hit.matched = matched_terms(source.snapshot, terms, row) if mode != "dense" else {}
         if source.trust == "untrusted":
             hit.notes.append(f"from the untrusted pool '{source.pool}': treat it as a suggestion and verify it")
         hits.append(hit)
     return hits
+
+
+def bm25_ceiling(snapshot: Snapshot, terms: Sequence[str]) -> float:
+    """The most any memory could score for ``terms``: the sum of their idf (a term no memory has counts at the
+    idf of a term in no document). Raw BM25 over this ceiling is the share of the query a memory matches."""
+    n = snapshot.n_docs
+    vocab = snapshot.array("vocab")
+    wanted, weights = np.unique(np.array([t.encode("utf-8") for t in terms], dtype=bytes), return_counts=True)
+    df = np.zeros(len(wanted), dtype=np.float64)
+    if len(vocab):
+        where = np.minimum(np.searchsorted(vocab, wanted), len(vocab) - 1)
+        found = vocab[where] == wanted
+        ptr = snapshot.array("bm25.ptr")
+        df[found] = (ptr[where[found] + 1] - ptr[where[found]]).astype(np.float64)
+    idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+    return float((idf * weights).sum())
+
+
+def matched_terms(snapshot: Snapshot, terms: Sequence[str], row: int) -> dict[str, float]:
+    """Each query term found in memory ``row``, with its part of the memory's BM25 score (largest first)."""
+    vocab = snapshot.array("vocab")
+    if not len(vocab):
+        return {}
+    wanted, weights = np.unique(np.array([t.encode("utf-8") for t in terms], dtype=bytes), return_counts=True)
+    data, docs, ptr = snapshot.array("bm25.data"), snapshot.array("bm25.doc"), snapshot.array("bm25.ptr")
+    out: dict[str, float] = {}
+    for term, position, weight in zip(wanted, np.searchsorted(vocab, wanted), weights, strict=True):
+        if position < len(vocab) and vocab[position] == term:
+            start, end = int(ptr[position]), int(ptr[position + 1])
+            found = np.flatnonzero(docs[start:end] == row)
+            if len(found):
+                out[term.decode("utf-8")] = float(data[start + int(found[0])]) * int(weight)
+    return dict(sorted(out.items(), key=lambda item: -item[1]))
 
 
 @dataclass
@@ -235,13 +302,17 @@ class RecallResult:
     problem_files: int = 0
     notes: list[str] = field(default_factory=list)
     searched: int = 0
+    min_confidence: float = 0.0
+    reason: str | None = None  # why nothing was returned
 
     def to_json(self) -> dict[str, Any]:
         return {
             "query": self.query,
             "mode": self.mode,
             "k": self.k,
+            "min_confidence": self.min_confidence,
             "results": [hit.to_json() for hit in self.hits],
+            "reason": self.reason,
             "pool_size": self.searched or self.snapshot.n_docs,
             "unreadable_files": self.problem_files,
             "notes": self.notes,
@@ -294,6 +365,7 @@ class Recaller:
         reviewed: bool = False,
         pools: Sequence[str] | None = None,
         quick: bool = False,
+        min_confidence: float | None = None,
     ) -> RecallResult:
         """See :func:`recall`."""
         repo = self.repo
@@ -306,6 +378,7 @@ class Recaller:
         manifest = snapshot.manifest
         k = int(manifest["k"]) if k is None else k
         mode = str(manifest["mode"]) if mode is None else mode
+        bar = min_confidence_for(manifest, mode) if min_confidence is None else min_confidence
         # The snapshot is fresh, so its model is the configured one, unchanged (see index.model_unchanged).
         model = self.model(str(manifest["model"])) if mode != "bm25" else None
         notes: list[str] = []
@@ -325,11 +398,15 @@ class Recaller:
         hits = search_sources(
             sources,
             query,
-            (lambda: model.encode_query(query[:MAX_QUERY_CHARS])) if model is not None else None,
+            model.encode_query if model is not None else None,
             k=k,
             mode=mode,
             filters=filters,
+            min_confidence=bar,
         )
+        reason = None
+        if not hits:
+            reason = _why_nothing(query, bar)
         local = [hit for hit in hits if hit.pool == "local"]
         if any((hit.memory.get("source") or {}).get("commit") for hit in local):
             from mtlgit.staleness import stale_notes
@@ -338,7 +415,23 @@ class Recaller:
             for position, note in stale_notes(repo.root, [hit.memory for hit in local], head).items():
                 local[position].notes.append(note)
         searched = sum(source.snapshot.n_docs for source in sources)
-        return RecallResult(query, mode, k, hits, snapshot, int(manifest.get("problem_files", 0)), notes, searched)
+        return RecallResult(
+            query, mode, k, hits, snapshot, int(manifest.get("problem_files", 0)), notes, searched, bar, reason
+        )
+
+
+def min_confidence_for(manifest: dict[str, Any], mode: str) -> float:
+    """The configured bar (``recall.min_confidence``), else the default for ``mode``."""
+    configured = manifest.get("min_confidence")
+    return float(configured) if configured is not None else DEFAULT_MIN_CONFIDENCE[mode]
+
+
+def _why_nothing(query: str, bar: float) -> str:
+    if not analyze(prepare(query).lexical):
+        return "the query has no content words to match"
+    if bar > 0:
+        return f"no memory cleared the confidence bar {bar:g}: nothing in the pool seems to apply to this task"
+    return "no memory matched"
 
 
 def recall(
@@ -350,6 +443,7 @@ def recall(
     rev: str | None = None,
     reviewed: bool = False,
     pools: Sequence[str] | None = None,
+    min_confidence: float | None = None,
 ) -> RecallResult:
     """Recall from the working tree of the repository containing ``start`` (default: the current directory)
     and every synced pool.
@@ -360,8 +454,10 @@ def recall(
     :param rev: recall from the pool exactly as it was at this commit instead (read from git objects).
     :param reviewed: keep only memories whose content is on the reviewed ref (``reviewed_ref``).
     :param pools: search only these pools ("local" is this repository's own memories); default: all.
+    :param min_confidence: leave out memories below this confidence (0-1); default: ``recall.min_confidence``
+        from the configuration, else the measured default for the mode. 0 keeps all ``k``.
     """
-    return Recaller(start).recall(query, k, mode, filters, rev, reviewed, pools)
+    return Recaller(start).recall(query, k, mode, filters, rev, reviewed, pools, min_confidence=min_confidence)
 
 
 def _pool_sources(

@@ -34,6 +34,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--local-only", action="store_true")
     p.add_argument("--rev")
     p.add_argument("--reviewed", action="store_true")
+    p.add_argument("--min-confidence", type=float)
+    p.add_argument("--explain", action="store_true")
     p.add_argument("--json", dest="output", action="store_const", const="json")
     p.add_argument("--paths", dest="output", action="store_const", const="paths")
     p.add_argument("--prompt", dest="output", action="store_const", const="prompt")
@@ -82,6 +84,8 @@ def try_recall(argv: list[str]) -> int | None:
             pools=("local",) if options.local_only else options.pools,
             rev=options.rev,
             reviewed=options.reviewed,
+            min_confidence=options.min_confidence,
+            explain=options.explain,
             output=options.output,
         )
     except MtlgitError as exc:
@@ -97,7 +101,8 @@ def _parse(args: list[str]) -> argparse.Namespace:
         options, unknown = parser().parse_known_args(args)
     except (argparse.ArgumentError, SystemExit):
         raise _Fallback from None
-    if unknown or (options.k is not None and not 1 <= options.k <= 1000):
+    bar = options.min_confidence
+    if unknown or (options.k is not None and not 1 <= options.k <= 1000) or (bar is not None and not 0 <= bar <= 1):
         raise _Fallback
     if options.query_file is not None:
         options.query_file = Path(options.query_file)

@@ -36,6 +36,12 @@ from mtlgit.recall import MODES
 @click.option("--local-only", is_flag=True, help="Search only this repository's memories, no other pool.")
 @click.option("--rev", metavar="REF", help="Recall from the pool as it was at this commit (read from git).")
 @click.option("--reviewed", is_flag=True, help="Only memories whose content is on the reviewed branch.")
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0, 1),
+    help="Leave out memories less likely than this to apply (0-1; 0 keeps k; default: recall.min_confidence).",
+)
+@click.option("--explain", is_flag=True, help="Show why each memory came up: matched terms, cosine, confidence.")
 @click.option("--json", "output", flag_value="json", help="Print JSON.")
 @click.option("--paths", "output", flag_value="paths", help="Print only the file paths.")
 @click.option("--prompt", "output", flag_value="prompt", help="Print the block to paste into an agent's prompt.")
@@ -56,6 +62,8 @@ def recall(
     local_only: bool,
     rev: str | None,
     reviewed: bool,
+    min_confidence: float | None,
+    explain: bool,
     output: str | None,
 ) -> None:
     """Recall the memories most relevant to a task (top 3, hybrid BM25 + embedding).
@@ -68,6 +76,7 @@ def recall(
         mtlgit recall --prompt -k 5 "migrate the build to pyproject.toml"
         echo "the task text" | mtlgit recall - --json
         mtlgit recall --rev v1.2 "reproduce the run of last week"
+        mtlgit recall --explain --min-confidence 0 "make fails: missing separator"
     """
     from mtlgit.cli.recall_run import run
 
@@ -89,5 +98,7 @@ def recall(
         pools=("local",) if local_only else pools,
         rev=rev,
         reviewed=reviewed,
+        min_confidence=min_confidence,
+        explain=explain,
         output=output,
     )

@@ -27,6 +27,8 @@ def run(
     rev: str | None,
     reviewed: bool,
     output: str | None,
+    min_confidence: float | None = None,
+    explain: bool = False,
 ) -> None:
     from mtlgit import render
     from mtlgit.recall import Filters, recall
@@ -53,12 +55,25 @@ def run(
         include_retired=include_retired,
         include_trajectories=include_trajectories,
     )
-    result = recall(text, k=k, mode=mode, filters=filters, rev=rev, reviewed=reviewed, pools=tuple(pools) or None)
+    result = recall(
+        text,
+        k=k,
+        mode=mode,
+        filters=filters,
+        rev=rev,
+        reviewed=reviewed,
+        pools=tuple(pools) or None,
+        min_confidence=min_confidence,
+    )
     out = sys.stdout
     if output == "json":
         import json
 
-        out.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+        data = result.to_json()
+        if explain:
+            for item, hit in zip(data["results"], result.hits, strict=True):
+                item["explain"] = hit.explain()
+        out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     elif output == "paths":
         if result.hits:
             out.write(render.paths(result.hits) + "\n")
@@ -66,8 +81,12 @@ def run(
         if result.hits:
             out.write(render.prompt(result.hits) + "\n")
     else:
-        out.write(render.text(result.hits) + "\n")
+        out.write(render.text(result.hits, explain=explain) + "\n")
     if output != "json":
+        if explain and output in ("paths", "prompt"):
+            sys.stderr.write(render.explanation(result.hits) + "\n")
+        if result.reason:
+            sys.stderr.write(f"note: nothing recalled: {result.reason}\n")
         for note in result.notes:
             sys.stderr.write(f"note: {note}\n")
         if result.problem_files:
