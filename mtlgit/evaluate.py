@@ -341,8 +341,9 @@ def evaluate_tasks(
         for mode in modes:
             runs = []
             for task in tasks:
-                top = recaller.recall(task.text, k=TASK_K, mode=mode)
-                deep = recaller.recall(task.text, k=TASK_DEPTH, mode=mode)
+                # quick: the pool does not change during the run, so stat-ing every file each time is waste.
+                top = recaller.recall(task.text, k=TASK_K, mode=mode, quick=True)
+                deep = recaller.recall(task.text, k=TASK_DEPTH, mode=mode, quick=True)
                 ids = [str(hit.memory["id"]) for hit in deep.hits]
                 runs.append(TaskRun(task, [str(hit.memory["id"]) for hit in top.hits], ids))
             styles = sorted({run.task.style for run in runs})
