@@ -11,7 +11,7 @@ import math
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,7 +219,9 @@ def _task(row: Any, where: str) -> Task:
         raise fail(f"split {row['split']!r} must be one of {', '.join(SPLITS)}")
     if row["kind"] not in KINDS:
         raise fail(f"kind {row['kind']!r} must be one of {', '.join(KINDS)}")
-    labels = row.get("labels", {})
+    if "labels" not in row:
+        raise fail("'labels' is missing: give memory id -> grade, or {} when no memory applies")
+    labels = row["labels"]
     if not isinstance(labels, dict):
         raise fail("'labels' must be an object of memory id -> grade, e.g. {\"01M8...\": 2}; {} when none applies")
     for memory, grade in labels.items():
@@ -280,7 +282,7 @@ def task_metrics(runs: Sequence[TaskRun]) -> dict[str, float | int | None]:
     unlabelled = [run for run in runs if not run.task.labels]
     central = [run for run in labelled if 2 in run.task.labels.values()]
 
-    def share(part: Sequence[TaskRun], test: Any) -> float | None:
+    def share(part: Sequence[TaskRun], test: Callable[[TaskRun], bool]) -> float | None:
         return sum(1 for run in part if test(run)) / len(part) if part else None
 
     def mean(values: list[float]) -> float | None:

@@ -115,6 +115,7 @@ BAD_FILES = [
     ((task(task="  "),), "x.jsonl:1: 'task' must be a non-empty string"),
     ((task(labels={QUOTE: 3}),), "x.jsonl:1: the grade of"),
     ((task(labels=[QUOTE]),), "x.jsonl:1: 'labels' must be an object"),
+    (({k: v for k, v in task().items() if k != "labels"},), "x.jsonl:1: 'labels' is missing"),
     ((task(), task()), "x.jsonl:2: the task id 'x-1' is used again (first at"),
     ((task(), task(id="x-2", labels={"01JQZZZZZZZZZZZZZZZZZZZZZZ": 1})), "x.jsonl:2: label 01JQZZZZZZZZZZZZZZZZZZZZZZ"),
 ]
