@@ -139,6 +139,7 @@ def test_task_options_and_beir_options_do_not_mix(tmp_path: Path) -> None:
         (("--tasks", str(DATA), "--limit", "3"), "--tasks does not take --limit"),
         (("--split", "dev", "--corpus", str(DATA / "tasks.jsonl")), "--split, --mode and --pool go with --tasks"),
         (("--tasks", str(empty)), "no *.jsonl task file in this folder"),
+        (("--tasks", str(DATA), "--model", str(tmp_path / "nowhere")), "--model: "),
     ]
     for args, message in checks:
         result = run_cli(tmp_path, "eval", *args)

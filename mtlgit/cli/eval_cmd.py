@@ -119,6 +119,8 @@ def _eval_tasks(source: Path, split: str, modes: tuple[str, ...], pool: Path | N
     from mtlgit.evaluate import evaluate_tasks, load_tasks
     from mtlgit.resources import starter_dir
 
+    if model != "default" and not Path(model).is_dir():
+        raise MtlgitError(f"--model: {model} is not a folder: give a model2vec folder, or leave --model out")
     tasks = [task for task in load_tasks(source) if split in ("all", task.split)]
     if not tasks:
         raise MtlgitError(f"{source}: no task in the {split} split")
