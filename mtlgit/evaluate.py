@@ -11,7 +11,7 @@ import math
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,4 +163,195 @@ def evaluate(
                 totals["mrr@10"] += mrr_at(ranked, relevant)
             count = max(len(dataset.queries), 1)
             results[name] = {metric: value / count for metric, value in totals.items()}
+        return results
+
+
+# Agent-task benchmark: task texts as agents receive them, labelled against a pool of memories
+# (benchmarks/agent_tasks/README.md). Scored through the same Recaller that serves `mtlgit recall`.
+
+SPLITS = ("dev", "test")
+KINDS = ("plain", "traceback", "log", "code")
+TASK_K = 3
+TASK_DEPTH = 10
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    split: str
+    style: str
+    kind: str
+    text: str
+    labels: dict[str, int]
+    where: str  # file:line, for messages
+
+
+def load_tasks(source: Path) -> list[Task]:
+    """Every task of ``source``: one JSONL file, or every ``*.jsonl`` directly inside a folder.
+
+    :raises MtlgitError: naming the file and line of a malformed task, or a task id used twice.
+    """
+    files = sorted(source.glob("*.jsonl")) if source.is_dir() else [source]
+    if not files:
+        raise MtlgitError(f"{source}: no *.jsonl task file in this folder")
+    tasks: list[Task] = []
+    seen: dict[str, str] = {}
+    for path in files:
+        for number, row in _read_jsonl(path):
+            task = _task(row, f"{path}:{number}")
+            if task.id in seen:
+                raise MtlgitError(f"{task.where}: the task id {task.id!r} is used again (first at {seen[task.id]})")
+            seen[task.id] = task.where
+            tasks.append(task)
+    return tasks
+
+
+def _task(row: Any, where: str) -> Task:
+    def fail(message: str) -> MtlgitError:
+        return MtlgitError(f"{where}: {message}")
+
+    if not isinstance(row, dict):
+        raise fail("a task line must be a JSON object with id, split, style, kind, task and labels")
+    for key in ("id", "split", "style", "kind", "task"):
+        if not isinstance(row.get(key), str) or not row[key].strip():
+            raise fail(f"'{key}' must be a non-empty string")
+    if row["split"] not in SPLITS:
+        raise fail(f"split {row['split']!r} must be one of {', '.join(SPLITS)}")
+    if row["kind"] not in KINDS:
+        raise fail(f"kind {row['kind']!r} must be one of {', '.join(KINDS)}")
+    if "labels" not in row:
+        raise fail("'labels' is missing: give memory id -> grade, or {} when no memory applies")
+    labels = row["labels"]
+    if not isinstance(labels, dict):
+        raise fail("'labels' must be an object of memory id -> grade, e.g. {\"01M8...\": 2}; {} when none applies")
+    for memory, grade in labels.items():
+        if grade not in (1, 2) or isinstance(grade, bool):
+            raise fail(f"the grade of {memory} is {grade!r}: use 2 (central) or 1 (useful)")
+    return Task(row["id"], row["split"], row["style"], row["kind"], row["task"], dict(labels), where)
+
+
+def copy_pool(pool: Path, target: Path) -> set[str]:
+    """Copy the memory files of ``pool`` (keeping their sub-folders) into ``target``; the ids of the valid ones."""
+    from mtlgit.memory import parse_bytes
+
+    ids: set[str] = set()
+    for path in sorted(pool.rglob("*.md")):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        relative = path.relative_to(pool)
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        (target / relative).write_bytes(data)
+        memory, _problems = parse_bytes(data, str(relative), abstraction=False)
+        if memory is not None:
+            ids.add(memory.id)
+    return ids
+
+
+@dataclass
+class TaskRun:
+    """What recall returned for one task: the ids at the default depth (k=3) and at depth 10."""
+
+    task: Task
+    top: list[str]
+    ranked: list[str]
+
+    def first_relevant(self) -> int | None:
+        return next((i + 1 for i, memory in enumerate(self.ranked) if memory in self.task.labels), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.task.id,
+            "style": self.task.style,
+            "split": self.task.split,
+            "labels": self.task.labels,
+            "top3": self.top,
+            "top10": self.ranked,
+            "first_relevant_rank": self.first_relevant(),
+        }
+
+
+def task_metrics(runs: Sequence[TaskRun]) -> dict[str, float | int | None]:
+    """Ranking figures over the labelled tasks, abstention figures over both kinds; None where undefined.
+
+    hit@3: a labelled memory among the hits of a default recall (k=3); central@3: a grade-2 one, over the tasks
+    that have one; silent_unlabelled: tasks without labels that got no hit at all; kept_labelled: labelled tasks
+    that got at least one hit.
+    """
+    labelled = [run for run in runs if run.task.labels]
+    unlabelled = [run for run in runs if not run.task.labels]
+    central = [run for run in labelled if 2 in run.task.labels.values()]
+
+    def share(part: Sequence[TaskRun], test: Callable[[TaskRun], bool]) -> float | None:
+        return sum(1 for run in part if test(run)) / len(part) if part else None
+
+    def mean(values: list[float]) -> float | None:
+        return sum(values) / len(values) if values else None
+
+    return {
+        "tasks": len(runs),
+        "labelled": len(labelled),
+        "unlabelled": len(unlabelled),
+        "hit@3": share(labelled, lambda r: any(m in r.task.labels for m in r.top)),
+        "central@3": share(central, lambda r: any(r.task.labels.get(m) == 2 for m in r.top)),
+        "ndcg@10": mean([ndcg_at(run.ranked, run.task.labels, TASK_DEPTH) for run in labelled]),
+        "mrr@10": mean([mrr_at(run.ranked, run.task.labels, TASK_DEPTH) for run in labelled]),
+        "silent_unlabelled": share(unlabelled, lambda r: not r.top),
+        "kept_labelled": share(labelled, lambda r: bool(r.top)),
+    }
+
+
+def evaluate_tasks(
+    tasks: Sequence[Task],
+    pool: Path,
+    modes: Sequence[str] = MODES,
+    model: str = "default",
+    workdir: Path | None = None,
+) -> dict[str, Any]:
+    """Recall every task from a temporary repository holding the memory files of ``pool``, in each mode.
+
+    The repository has the default configuration (only the model can be changed), and each task is recalled
+    twice through :class:`mtlgit.recall.Recaller`, as `mtlgit recall` does: with k=3 for hit@3 and abstention,
+    with k=10 for nDCG@10 and MRR@10. Only the hits recall returns count, so a recall that abstains is measured
+    as such.
+
+    :raises MtlgitError: when a label names a memory that is not in the pool.
+    """
+    from mtlgit.recall import Recaller
+
+    with tempfile.TemporaryDirectory(prefix="mtlgit-eval-tasks-", dir=workdir) as tmp:
+        root = Path(tmp)
+        subprocess.run(["git", "init", "-q", str(root)], check=True, capture_output=True)
+        if model != "default":
+            (root / ".mtlgit.yaml").write_text(f"model: {json.dumps(str(Path(model).resolve()))}\n", "utf-8")
+        known = copy_pool(pool, root / "memories")
+        for task in tasks:
+            unknown = sorted(set(task.labels) - known)
+            if unknown:
+                raise MtlgitError(
+                    f"{task.where}: label {unknown[0]} is not a memory of the pool {pool}: "
+                    "fix the id, or evaluate against the pool it was labelled on (--pool)"
+                )
+        recaller = Recaller(root)
+        unreadable = int(recaller.snapshot().manifest.get("problem_files", 0))
+        results: dict[str, Any] = {
+            "pool": str(pool),
+            "pool_size": len(known),
+            "unreadable_files": unreadable,
+            "modes": {},
+        }
+        for mode in modes:
+            runs = []
+            for task in tasks:
+                # quick: the pool does not change during the run, so stat-ing every file each time is waste.
+                top = recaller.recall(task.text, k=TASK_K, mode=mode, quick=True)
+                deep = recaller.recall(task.text, k=TASK_DEPTH, mode=mode, quick=True)
+                ids = [str(hit.memory["id"]) for hit in deep.hits]
+                runs.append(TaskRun(task, [str(hit.memory["id"]) for hit in top.hits], ids))
+            styles = sorted({run.task.style for run in runs})
+            results["modes"][mode] = {
+                "overall": task_metrics(runs),
+                "styles": {style: task_metrics([r for r in runs if r.task.style == style]) for style in styles},
+                "runs": [run.to_json() for run in runs],
+            }
         return results
