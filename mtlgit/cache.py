@@ -187,7 +187,7 @@ PARALLEL_FROM = 3000
 def analyse_one(rel: str, content: bytes) -> dict[str, Any]:
     """Parse one memory file and analyse it for the index: its record, its BM25 terms, its problems."""
     from mtlgit.analysis import analyze
-    from mtlgit.memory import parse_bytes, search_text
+    from mtlgit.memory import lexical_text, parse_bytes
 
     # Errors only, and the cheap warnings: the abstraction score is lint's business, not the index's.
     memory, problems = parse_bytes(content, rel, abstraction=False)
@@ -196,7 +196,7 @@ def analyse_one(rel: str, content: bytes) -> dict[str, Any]:
     if memory is not None:
         record = memory.to_json()
         del record["path"], record["pool"]
-        terms = analyze(search_text(record))
+        terms = analyze(lexical_text(record))
     return {"record": record, "terms": terms, "problems": [p.to_json() for p in problems]}
 
 

@@ -250,11 +250,13 @@ def copy_pool(pool: Path, target: Path) -> set[str]:
 
 @dataclass
 class TaskRun:
-    """What recall returned for one task: the ids at the default depth (k=3) and at depth 10."""
+    """What recall returned for one task: the ranking's top 3 and top 10 (no confidence bar), and the hits a
+    default recall keeps (k=3 above the default bar)."""
 
     task: Task
     top: list[str]
     ranked: list[str]
+    kept: list[str]
 
     def first_relevant(self) -> int | None:
         return next((i + 1 for i, memory in enumerate(self.ranked) if memory in self.task.labels), None)
@@ -267,6 +269,7 @@ class TaskRun:
             "labels": self.task.labels,
             "top3": self.top,
             "top10": self.ranked,
+            "kept": self.kept,
             "first_relevant_rank": self.first_relevant(),
         }
 
@@ -274,9 +277,9 @@ class TaskRun:
 def task_metrics(runs: Sequence[TaskRun]) -> dict[str, float | int | None]:
     """Ranking figures over the labelled tasks, abstention figures over both kinds; None where undefined.
 
-    hit@3: a labelled memory among the hits of a default recall (k=3); central@3: a grade-2 one, over the tasks
-    that have one; silent_unlabelled: tasks without labels that got no hit at all; kept_labelled: labelled tasks
-    that got at least one hit.
+    hit@3: a labelled memory in the ranking's top 3; central@3: a grade-2 one, over the tasks that have one;
+    kept_hit@3: a labelled memory among the hits a default recall keeps; silent_unlabelled: tasks without labels
+    that got no hit at all; kept_labelled: labelled tasks that got at least one hit.
     """
     labelled = [run for run in runs if run.task.labels]
     unlabelled = [run for run in runs if not run.task.labels]
@@ -296,8 +299,9 @@ def task_metrics(runs: Sequence[TaskRun]) -> dict[str, float | int | None]:
         "central@3": share(central, lambda r: any(r.task.labels.get(m) == 2 for m in r.top)),
         "ndcg@10": mean([ndcg_at(run.ranked, run.task.labels, TASK_DEPTH) for run in labelled]),
         "mrr@10": mean([mrr_at(run.ranked, run.task.labels, TASK_DEPTH) for run in labelled]),
-        "silent_unlabelled": share(unlabelled, lambda r: not r.top),
-        "kept_labelled": share(labelled, lambda r: bool(r.top)),
+        "kept_hit@3": share(labelled, lambda r: any(m in r.task.labels for m in r.kept)),
+        "silent_unlabelled": share(unlabelled, lambda r: not r.kept),
+        "kept_labelled": share(labelled, lambda r: bool(r.kept)),
     }
 
 
@@ -311,9 +315,9 @@ def evaluate_tasks(
     """Recall every task from a temporary repository holding the memory files of ``pool``, in each mode.
 
     The repository has the default configuration (only the model can be changed), and each task is recalled
-    twice through :class:`mtlgit.recall.Recaller`, as `mtlgit recall` does: with k=3 for hit@3 and abstention,
-    with k=10 for nDCG@10 and MRR@10. Only the hits recall returns count, so a recall that abstains is measured
-    as such.
+    twice through :class:`mtlgit.recall.Recaller`, as `mtlgit recall` does: with k=10 and no confidence bar for
+    the ranking figures (hit@3, central@3, nDCG@10, MRR@10), and as configured by default (k=3, the default
+    bar) for abstention and for hit@3 of what an agent would really receive.
 
     :raises MtlgitError: when a label names a memory that is not in the pool.
     """
@@ -344,10 +348,10 @@ def evaluate_tasks(
             runs = []
             for task in tasks:
                 # quick: the pool does not change during the run, so stat-ing every file each time is waste.
-                top = recaller.recall(task.text, k=TASK_K, mode=mode, quick=True)
-                deep = recaller.recall(task.text, k=TASK_DEPTH, mode=mode, quick=True)
+                kept = recaller.recall(task.text, k=TASK_K, mode=mode, quick=True)
+                deep = recaller.recall(task.text, k=TASK_DEPTH, mode=mode, quick=True, min_confidence=0.0)
                 ids = [str(hit.memory["id"]) for hit in deep.hits]
-                runs.append(TaskRun(task, [str(hit.memory["id"]) for hit in top.hits], ids))
+                runs.append(TaskRun(task, ids[:TASK_K], ids, [str(hit.memory["id"]) for hit in kept.hits]))
             styles = sorted({run.task.style for run in runs})
             results["modes"][mode] = {
                 "overall": task_metrics(runs),

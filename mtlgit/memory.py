@@ -127,6 +127,12 @@ def search_text(record: dict[str, Any]) -> str:
     return "\n".join(part for part in parts if part)
 
 
+def lexical_text(record: dict[str, Any]) -> str:
+    """The text the BM25 half indexes: :func:`search_text` with the description counted twice, since it says
+    when the memory applies in the words tasks use (docs/format.md)."""
+    return search_text(record) + "\n" + str(record.get("description") or "")
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}

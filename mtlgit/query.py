@@ -1,10 +1,10 @@
 """The query side of recall: what of an agent's task text each half of the index sees.
 
-Agents send whole tasks: issue reports with tracebacks, build logs, code, problem statements. Most of that
-text names no situation: stack frames, file paths, addresses, timestamps and numbers add terms that match
-memories by accident and dilute the embedding. The lines that do name the situation -- the exception or error
-line, the first line of an issue -- are kept and counted twice. Compound words ("read-only", "off-by-one")
-are handled by :mod:`mtlgit.analysis` for both memories and queries.
+Agents send whole tasks: issue reports with tracebacks, build logs, code, problem statements. Much of that
+text names no situation: stack frames, file paths, addresses, hashes, timestamps and URLs add terms that match
+memories by accident and dilute the embedding, so they are left out. Each distinct term then counts once
+(:func:`mtlgit.recall.bm25_scores`), and compound words ("read-only", "off-by-one") keep a joined term
+(:mod:`mtlgit.analysis`, for memories and queries alike).
 """
 
 from __future__ import annotations
@@ -28,12 +28,6 @@ _FRAME = re.compile(
       | at\ \S+\.rs:\d+:\d+\s*$
     )""",
     re.VERBOSE,
-)
-# The line that says what went wrong: "ValueError: ...", "error[E0382]: ...", "npm ERR! ...", "FATAL: ...".
-_FAILURE = re.compile(
-    r"^\s*(?:[\w.]*(?:Error|Exception|Warning|Fault|Panic|Failure|Interrupt|Exit)\b"
-    r"|error(?:\[\w+\])?:|fatal:|FATAL\b|ERROR\b|npm ERR!|panic:|thread '.*' panicked|Segmentation fault"
-    r"|\S+: (?:command not found|No such file or directory|Permission denied))"
 )
 _NOISE = re.compile(
     r"""
@@ -61,29 +55,23 @@ class Query:
 
 
 def prepare(text: str) -> Query:
-    """Keep the words of ``text`` that can name a situation; count the failure lines and the first line twice."""
+    """Keep the words of ``text`` that can name a situation: stack frames and the code lines they quote, paths
+    but their last part, addresses, hashes, ids, timestamps and URLs are left out."""
     text = text[:MAX_QUERY_CHARS]
     kept: list[str] = []
-    emphasis: list[str] = []
-    skip_code_under: int | None = None
+    after_frame = False
     for raw in text.splitlines():
-        indent = len(raw) - len(raw.lstrip())
-        if skip_code_under is not None:
-            skip_code_under = None
-            if raw.strip() and indent > _FRAME_CODE_INDENT - 2 and not _FAILURE.match(raw):
+        if after_frame:
+            after_frame = False
+            if raw.startswith(" " * _FRAME_CODE_INDENT):
                 continue  # the source line a Python frame quotes
         if _FRAME.match(raw):
-            skip_code_under = indent if raw.lstrip().startswith("File ") else None
+            after_frame = raw.lstrip().startswith("File ")
             continue
         line = _clean(raw)
-        if not line.strip():
-            continue
-        kept.append(line)
-        if _FAILURE.match(raw):
-            emphasis.append(line)
-    if kept:
-        emphasis.insert(0, kept[0])
-    body = "\n".join(kept + emphasis)
+        if line.strip():
+            kept.append(line)
+    body = "\n".join(kept)
     return Query(text, body, body)
 
 

@@ -76,18 +76,23 @@ class Hit:
 
 
 def bm25_scores(snapshot: Snapshot, terms: Sequence[str]) -> np.ndarray:
-    """BM25 of every memory for the query terms (a repeated term counts again, as in bm25s)."""
+    """BM25 of every memory for the query terms, each distinct term counted once.
+
+    Counting a repeated query term again (as bm25s does) lets a long task text that repeats one incidental
+    word -- a module name in every line of a log -- outweigh the words that name its situation; counted once,
+    the agent-task dev split gained 0.03 nDCG@10 (README, "Retrieval quality").
+    """
     scores = np.zeros(snapshot.n_docs, dtype=np.float32)
     vocab = snapshot.array("vocab")
     if not terms or not len(vocab):
         return scores
-    wanted, weights = np.unique(np.array([t.encode("utf-8") for t in terms], dtype=bytes), return_counts=True)
+    wanted = np.unique(np.array([t.encode("utf-8") for t in terms], dtype=bytes))
     where = np.searchsorted(vocab, wanted)
     data, docs, ptr = snapshot.array("bm25.data"), snapshot.array("bm25.doc"), snapshot.array("bm25.ptr")
-    for term, position, weight in zip(wanted, where, weights, strict=True):
+    for term, position in zip(wanted, where, strict=True):
         if position < len(vocab) and vocab[position] == term:
             start, end = int(ptr[position]), int(ptr[position + 1])
-            scores[docs[start:end]] += data[start:end] * weight
+            scores[docs[start:end]] += data[start:end]
     return scores
 
 
@@ -239,8 +244,12 @@ def search_sources(
         return []
     score = fuse(bm25, dense, mode, dense_weight)
     top = min(k, len(rows))
-    best = np.argpartition(-score, top - 1)[:top] if top < len(rows) else np.arange(len(rows))
-    best = best[np.lexsort((rows[best], owner[best], -score[best]))]
+    if top < len(rows):  # every candidate tied with the k-th is ordered too, so the top k never depends on k
+        cut = np.partition(-score, top - 1)[top - 1]
+        best = np.flatnonzero(-score <= cut)
+    else:
+        best = np.arange(len(rows))
+    best = best[np.lexsort((rows[best], owner[best], -score[best]))][:top]
     sure = confidence(bm25[best], dense[best], ceiling, mode)
     hits: list[Hit] = []
     for i, sureness in zip(best, sure, strict=True):
@@ -264,7 +273,7 @@ def bm25_ceiling(snapshot: Snapshot, terms: Sequence[str]) -> float:
     idf of a term in no document). Raw BM25 over this ceiling is the share of the query a memory matches."""
     n = snapshot.n_docs
     vocab = snapshot.array("vocab")
-    wanted, weights = np.unique(np.array([t.encode("utf-8") for t in terms], dtype=bytes), return_counts=True)
+    wanted = np.unique(np.array([t.encode("utf-8") for t in terms], dtype=bytes))
     df = np.zeros(len(wanted), dtype=np.float64)
     if len(vocab):
         where = np.minimum(np.searchsorted(vocab, wanted), len(vocab) - 1)
@@ -272,7 +281,7 @@ def bm25_ceiling(snapshot: Snapshot, terms: Sequence[str]) -> float:
         ptr = snapshot.array("bm25.ptr")
         df[found] = (ptr[where[found] + 1] - ptr[where[found]]).astype(np.float64)
     idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
-    return float((idf * weights).sum())
+    return float(idf.sum())
 
 
 def matched_terms(snapshot: Snapshot, terms: Sequence[str], row: int) -> dict[str, float]:
@@ -280,15 +289,15 @@ def matched_terms(snapshot: Snapshot, terms: Sequence[str], row: int) -> dict[st
     vocab = snapshot.array("vocab")
     if not len(vocab):
         return {}
-    wanted, weights = np.unique(np.array([t.encode("utf-8") for t in terms], dtype=bytes), return_counts=True)
+    wanted = np.unique(np.array([t.encode("utf-8") for t in terms], dtype=bytes))
     data, docs, ptr = snapshot.array("bm25.data"), snapshot.array("bm25.doc"), snapshot.array("bm25.ptr")
     out: dict[str, float] = {}
-    for term, position, weight in zip(wanted, np.searchsorted(vocab, wanted), weights, strict=True):
+    for term, position in zip(wanted, np.searchsorted(vocab, wanted), strict=True):
         if position < len(vocab) and vocab[position] == term:
             start, end = int(ptr[position]), int(ptr[position + 1])
             found = np.flatnonzero(docs[start:end] == row)
             if len(found):
-                out[term.decode("utf-8")] = float(data[start + int(found[0])]) * int(weight)
+                out[term.decode("utf-8")] = float(data[start + int(found[0])])
     return dict(sorted(out.items(), key=lambda item: -item[1]))
 
 

@@ -56,6 +56,7 @@ def test_bm25_figures_follow_the_hits_recall_returns(tmp_path: Path) -> None:
     assert runs["t-003"]["top3"][0] == UTC
     # No word of these tasks is in the pool, so BM25 recall returns nothing: the abstention figures see that.
     assert runs["t-005"]["top3"] == runs["t-006"]["top3"] == []
+    assert runs["t-005"]["kept"] == runs["t-006"]["kept"] == []
     overall = bm25["overall"]
     assert (overall["tasks"], overall["labelled"], overall["unlabelled"]) == (6, 4, 2)
     assert overall["silent_unlabelled"] == 1.0 and overall["kept_labelled"] == 1.0
@@ -81,12 +82,13 @@ def test_text_table_has_a_row_per_mode_and_style(tmp_path: Path) -> None:
         "central@3",
         "nDCG@10",
         "MRR@10",
+        "kept-hit@3",
         "none-silent",
         "labelled-kept",
     ]
     rows = {tuple(line.split()[:2]): line.split()[2:] for line in lines[2:]}
     assert set(rows) == {(m, s) for m in ("hybrid", "bm25", "dense") for s in ("all", "none", "swe-bench", "ticket")}
-    assert rows[("bm25", "none")] == ["1", "-", "-", "-", "-", "1.000", "-"]
+    assert rows[("bm25", "none")] == ["1", "-", "-", "-", "-", "-", "1.000", "-"]
     assert rows[("bm25", "ticket")][:2] == ["1", "1.000"]
     for cells in rows.values():
         assert all(cell == "-" or 0 <= float(cell) <= 1 for cell in cells[1:])

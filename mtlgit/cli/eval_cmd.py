@@ -136,8 +136,8 @@ def _eval_tasks(source: Path, split: str, modes: tuple[str, ...], pool: Path | N
     )
     if results["unreadable_files"]:
         click.echo(f"note: {results['unreadable_files']} memory file(s) could not be read; `mtlgit lint` says why")
-    columns = ("hit@3", "central@3", "ndcg@10", "mrr@10", "silent_unlabelled", "kept_labelled")
-    heads = ("hit@3", "central@3", "nDCG@10", "MRR@10", "none-silent", "labelled-kept")
+    columns = ("hit@3", "central@3", "ndcg@10", "mrr@10", "kept_hit@3", "silent_unlabelled", "kept_labelled")
+    heads = ("hit@3", "central@3", "nDCG@10", "MRR@10", "kept-hit@3", "none-silent", "labelled-kept")
     click.echo(f"{'mode':<8}{'scope':<16}{'n':>4}" + "".join(f"{h:>14}" for h in heads))
     for mode, figures in results["modes"].items():
         rows = [("all", figures["overall"]), *figures["styles"].items()]
