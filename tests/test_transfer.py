@@ -45,6 +45,37 @@ def test_the_paper_examples_score_as_expected() -> None:
     assert {"path", "line", "command"} <= set(trajectory.found)
 
 
+SITUATIONS = (
+    "When a Makefile recipe fails with 'missing separator', Python raises `TabError` or `IndentationError`, "
+    "`git diff --stat` shows every line changed, or a YAML or `package.json` file stops parsing after an edit."
+)
+
+
+def test_concrete_situation_words_in_the_description_cost_nothing() -> None:
+    lesson = "Match the file's indentation and line endings.\nCopy the surrounding whitespace exactly."
+    assert specificity(lesson + "\n" + SITUATIONS).too_specific  # scored as one text, as before
+    scored = specificity(lesson, when=SITUATIONS)
+    assert scored.score == specificity(lesson).score == 0.0
+    system = specificity(lesson, when="When writing under /tmp, /dev/null or ~/.bashrc fails.")
+    assert system.score == 0.0
+
+
+def test_a_task_named_anywhere_still_counts() -> None:
+    # Content naming one task's files and lines is flagged however long the list of situations is.
+    assert specificity(TRAJECTORY_STEP, when=SITUATIONS + " " + SITUATIONS).too_specific
+    tied = "When fixing django__django-16032 in django/db/models/sql/query.py after 4f2c1a9, see https://x.org/1."
+    scored = specificity(HEREDOC_INSIGHT, when=tied)
+    assert scored.too_specific and {"issue", "path", "hash", "url"} <= set(scored.found)
+    assert scored.found["path"] == ["django/db/models/sql/query.py"]
+
+
+def test_lint_accepts_an_insight_whose_description_names_situations(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    title, content = "Match the file's indentation and line endings", "Copy the surrounding whitespace exactly."
+    result = cli("add", "-t", title, "-d", SITUATIONS, "-c", content, "--json")
+    assert result.code == 0 and json.loads(result.out)["warnings"] == [], result.output
+    assert cli("lint", "--strict").code == 0
+
+
 def test_lint_warns_about_task_specific_insights_only(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
     specific = added(cli, "Patch line 42 of evaluate.py", TRAJECTORY_STEP, "--force")
     assert "reads as task-specific" in " ".join(specific["warnings"])  # type: ignore[arg-type]
