@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mtlgit.abstraction import specificity
+from mtlgit.applicability import when_problems
 from tests.conftest import SHARED_DATA, git, run_cli, write
 
 HEREDOC_INSIGHT = (
@@ -120,6 +121,23 @@ def test_extract_prompt_then_agent_json_then_recall_prompt(repo: Path, cli) -> N
     assert "# Memory Item 1\n## Note\nLearned from a failed attempt.\n## Title\n" + GOOD_ITEM["title"] in recalled
     again = cli("add", "--json", "-", input=json.dumps(GOOD_ITEM))
     assert again.code == 1 and "near-duplicate of" in json.loads(again.out)["items"][0]["reasons"][0]
+
+
+@pytest.mark.parametrize("fmt", ["insight", "workflow", "summary"])
+def test_extract_asks_for_the_situations_in_task_words(repo: Path, cli, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    text = cli("prompt", "extract", "--outcome", "failure", "--format", fmt).out
+    asks = "error and exception names" in text and "start with 'When ...'" in text
+    assert asks == (fmt != "summary")  # a summary records one task and has no description
+    if fmt == "summary":
+        return
+    example = json.loads(text[text.index("[\n") : text.index("\n]") + 2])[0]
+    assert when_problems(fmt, example["title"], example["description"]) == []
+    stored = cli("add", "--json", "-", input=json.dumps([example]))
+    assert stored.code == 0 and json.loads(stored.out)["items"][0].get("warnings") is None, stored.output
+    assert cli("lint", "--strict").code == 0
+    # A task that words the situation its own way finds the item by the words of its description.
+    task = "Traceback (most recent call last): ... segfault in the parser; expected X but got Y"
+    assert json.loads(cli("recall", task, "--json", "-k", "1").out)["results"][0]["title"] == example["title"]
 
 
 @pytest.mark.parametrize("fmt", ["workflow", "summary"])
