@@ -21,6 +21,13 @@ concrete things a text mentions, each kind with a weight, per 100 words, and map
 An insight scoring above 0.5 gets a warning with a hint (``--strict`` makes it an error); workflows,
 summaries and trajectories are allowed to be concrete. A short generic command (an inline ``python -``
 here-doc) is not penalised much: it is the point of some insights.
+
+The description is scored apart, as ``when``: it names the situations in which the lesson applies in the
+words a task uses (``TabError``, "missing separator" from make, ``package.json``, ``git diff --stat``), and
+those words are what lets recall find the memory from a task's text. There only the kinds that tie a text
+to one task count -- a file path with a folder, a line reference, a commit hash, an issue id, a URL -- with
+the weights above. The density stays per 100 words of the lesson (title and content), so a long list of
+situations neither costs the memory nor hides a lesson that names a task's files.
 """
 
 from __future__ import annotations
@@ -98,16 +105,47 @@ class Specificity:
         )
 
 
-def specificity(text: str) -> Specificity:
-    """Score ``text`` (title, description and content together) for how tied it is to one task."""
+def specificity(text: str, when: str = "") -> Specificity:
+    """Score ``text`` (the lesson: title and content) for how tied it is to one task; ``when`` (the
+    description) adds only the kinds that tie it to one task (see the module's docstring)."""
     words = max(len(re.findall(r"\w+", text)), 1)
     found: dict[str, list[str]] = {}
+    weighted = _scan(text, found)
+    if when:
+        weighted += _scan(when, found, tied_only=True)
+    density = weighted * 100.0 / max(words, 20)
+    return Specificity(round(1.0 - math.exp(-density / SCALE), 3), words, found)
+
+
+# Concrete words a "when" may use freely: they name a kind of situation, met in many tasks.
+_SITUATION_KINDS = frozenset({"identifier", "command", "literal", "long code"})
+# Paths under these roots name a place every machine has (``/tmp``, ``/dev/null``, ``~/.bashrc``), not a task's file.
+_SYSTEM_PATH = re.compile(r"~/|/(?:tmp|dev|etc|usr|bin|sbin|proc|sys|var|opt|lib)(?:/|$)")
+
+
+def _ties_to_a_task(kind: str, item: str) -> bool:
+    if kind in _SITUATION_KINDS:
+        return False
+    if kind == "path":  # a bare file name (``Makefile.mk``, ``package.json``) is a kind of file
+        return "/" in item.strip("./") and not _SYSTEM_PATH.match(item)
+    return True
+
+
+def _scan(text: str, found: dict[str, list[str]], tied_only: bool = False) -> float:
+    """The weighted count of concrete things in ``text``, each recorded in ``found`` under its kind."""
     weighted = 0.0
+
+    def record(kind: str, item: str, weight: float) -> None:
+        nonlocal weighted
+        if tied_only and not _ties_to_a_task(kind, item):
+            return
+        found.setdefault(kind, []).append(item)
+        weighted += weight
+
     for match in _CODE.finditer(text):
         code = match.group(0).strip("`")
         if len(code) > 40:
-            found.setdefault("long code", []).append(code[:30] + "...")
-            weighted += 2.0
+            record("long code", code[:30] + "...", 2.0)
     patterns = {kind: (weight, pattern) for kind, weight, pattern in _WORD_PATTERNS}
     for raw in text.split():
         word = raw.strip(_STRIP + ".:")
@@ -120,8 +158,7 @@ def specificity(text: str) -> Specificity:
         for kind in _candidates(word):
             weight, pattern = patterns[kind]
             if pattern.fullmatch(word):
-                found.setdefault(kind, []).append(word)
-                weighted += weight
+                record(kind, word, weight)
                 break
     for kind, weight, pattern in _TEXT_PATTERNS:
         if kind == "line" and "line" not in text.lower() and ":" not in text:
@@ -131,8 +168,6 @@ def specificity(text: str) -> Specificity:
         hits = [m.group(0).strip() for m in pattern.finditer(text)]
         if kind == "literal":
             hits = [h for h in hits if not re.fullmatch(r"['\"][\w-]+['\"]", h)]
-        if hits:
-            found[kind] = hits
-            weighted += weight * len(hits)
-    density = weighted * 100.0 / max(words, 20)
-    return Specificity(round(1.0 - math.exp(-density / SCALE), 3), words, found)
+        for hit in hits:
+            record(kind, hit, weight)
+    return weighted

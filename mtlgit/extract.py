@@ -3,7 +3,9 @@
 The instructions follow Memory Transfer Learning: what transfers across tasks is abstract meta-knowledge
 (how to work, verify, avoid anti-patterns, validate input, respect an API or a harness, adapt to the
 environment), so the agent is asked for general lessons with no file names, strings or queries of its own
-task; from a failure, for the lesson that would have prevented it.
+task; from a failure, for the lesson that would have prevented it. A lesson is only used if recall finds
+it from the next task's text, so the description names the situations where it applies in the words tasks,
+error messages and logs use (docs/format.md, "Saying when a memory applies").
 """
 
 from __future__ import annotations
@@ -27,14 +29,29 @@ CATEGORIES = (
     "algorithmic strategy (only when the idea is reusable beyond this problem)",
 )
 
+WHEN_RULE = (
+    "The `description` says when the item applies, so that another agent finds it from its task's text: start "
+    "with 'When ...', name the general situation, then list the concrete ways a task meets it, in the words an "
+    "issue, a task statement, an error message or a log would use: symptoms, error and exception names and "
+    "messages, kinds of task, languages, tools and commands, across several languages and tools, not only "
+    "this task's. One or two sentences, under 400 characters."
+)
+
+SHARED_WORDS = (
+    " The description may name error types, messages, tools and kinds of files that many tasks share "
+    "(`TypeError`, 'permission denied', a Makefile, pytest): they are how the next task will describe the "
+    "situation."
+)
+
 FORMAT_RULES = {
     "insight": (
-        "Each item is an insight: a `title` that states the lesson in one line; a `description`, one sentence "
-        "saying when it applies; `content`, 1-3 sentences saying what to do and why."
+        "Each item is an insight: a `title` that states the lesson in one line; a `description` saying when it "
+        "applies (below); `content`, 1-3 sentences saying what to do and why, in general terms."
     ),
     "workflow": (
         "Each item is a workflow: a `title`; a `goal` (what the workflow achieves); a `description` saying when "
-        "to use it; `content`, numbered steps (`1. ...`), each a general action, not a command of this task."
+        "to use it (below); `content`, numbered steps (`1. ...`), each a general action, not a command of this "
+        "task."
     ),
     "summary": (
         "Each item is a summary: a `title`; `content` with a `## Task` section (the kind of task, in general "
@@ -64,7 +81,10 @@ def extraction_prompt(outcome: str, fmt: str = "insight", max_items: int = 3) ->
     categories = "\n".join(f"- {c}" for c in CATEGORIES)
     example: dict[str, Any] = {
         "title": "Reproduce the reported failure before changing code",
-        "description": "When a task reports a bug and you are about to edit source to fix it.",
+        "description": (
+            "When a task reports a bug and you are about to edit code: an issue with a traceback or stack trace, "
+            "a crash or segfault, an exception, wrong output, 'expected X but got Y', a failing CI job."
+        ),
         "content": "Run the reporter's steps and watch them fail first; a fix you never saw fail is a guess.",
         "format": fmt,
         "domains": ["python"],
@@ -82,11 +102,11 @@ languages.
 
 {OUTCOME_RULES[outcome]}
 
-{FORMAT_RULES[fmt]}
+{FORMAT_RULES[fmt]}{"" if fmt == "summary" else " " + WHEN_RULE}
 
 Rules:
 - Generalise. The item must help on a task that is NOT this one. Never mention file names, paths, function or \
-variable names, issue ids, exact error strings, queries or data of this task.
+variable names, issue ids, exact error strings, queries or data of this task.{"" if fmt == "summary" else SHARED_WORDS}
 - Prefer meta-knowledge, the kind that transfers:
 {categories}
 - One lesson per item, each distinct; no platitudes ("write good code"). Fewer, sharper items are better.

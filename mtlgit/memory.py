@@ -17,6 +17,8 @@ from typing import Any
 
 from mtlgit import frontmatter
 from mtlgit.abstraction import specificity
+from mtlgit.applicability import CODE as WHEN_CODE
+from mtlgit.applicability import when_problems
 from mtlgit.errors import Problem
 from mtlgit.ids import blob_id, is_ulid
 from mtlgit.schema import (
@@ -378,6 +380,8 @@ def validate(doc: frontmatter.Document, rel: str, abstraction: bool = True) -> t
             _error(rel, doc.body_line, "content", "the memory has no content: write it below the closing '---'")
         )
     _check_body(check, fmt, content, doc.body_line, abstraction)
+    for key, message in when_problems(fmt, title, description) if abstraction else ():
+        check.warn(key, WHEN_CODE, message)
     for key in meta:
         if key not in KNOWN_KEYS:
             close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.75)
@@ -457,7 +461,7 @@ def _check_body(check: _Checker, fmt: str, content: str, line: int, abstraction:
         if abstraction:
             title = str(check.meta.get("title") or "")
             description = str(check.meta.get("description") or "")
-            found = specificity(f"{title}\n{description}\n{content}")
+            found = specificity(f"{title}\n{content}", when=description)
             if found.too_specific:
                 check.problems.append(_warning(check.rel, line, "too-specific", f"this insight {found.hint()}"))
     elif fmt == "workflow":

@@ -150,7 +150,7 @@ def review(repo: Repo, spec: str | None = None) -> Review:
         change = Change(kind, path, record, old_path=old, problems=problems)
         if memory is not None and kind in ("added", "changed"):
             text = search_text(record or {})
-            change.specificity = specificity(f"{memory.title}\n{memory.description}\n{memory.content}").score
+            change.specificity = specificity(f"{memory.title}\n{memory.content}", when=memory.description).score
             if kind == "added":
                 model = model or load_model(config.model, repo.root, repo.state_dir)
                 change.similar = closest(base_snapshot, model.encode([text])[0], analyze(text), 3, {memory.id})

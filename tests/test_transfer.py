@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mtlgit.abstraction import specificity
+from mtlgit.applicability import when_problems
 from tests.conftest import SHARED_DATA, git, run_cli, write
 
 HEREDOC_INSIGHT = (
@@ -43,6 +44,37 @@ def test_the_paper_examples_score_as_expected() -> None:
     trajectory = specificity(TRAJECTORY_STEP)
     assert trajectory.score > 0.9
     assert {"path", "line", "command"} <= set(trajectory.found)
+
+
+SITUATIONS = (
+    "When a Makefile recipe fails with 'missing separator', Python raises `TabError` or `IndentationError`, "
+    "`git diff --stat` shows every line changed, or a YAML or `package.json` file stops parsing after an edit."
+)
+
+
+def test_concrete_situation_words_in_the_description_cost_nothing() -> None:
+    lesson = "Match the file's indentation and line endings.\nCopy the surrounding whitespace exactly."
+    assert specificity(lesson + "\n" + SITUATIONS).too_specific  # scored as one text, as before
+    scored = specificity(lesson, when=SITUATIONS)
+    assert scored.score == specificity(lesson).score == 0.0
+    system = specificity(lesson, when="When writing under /tmp, /dev/null or ~/.bashrc fails.")
+    assert system.score == 0.0
+
+
+def test_a_task_named_anywhere_still_counts() -> None:
+    # Content naming one task's files and lines is flagged however long the list of situations is.
+    assert specificity(TRAJECTORY_STEP, when=SITUATIONS + " " + SITUATIONS).too_specific
+    tied = "When fixing django__django-16032 in django/db/models/sql/query.py after 4f2c1a9, see https://x.org/1."
+    scored = specificity(HEREDOC_INSIGHT, when=tied)
+    assert scored.too_specific and {"issue", "path", "hash", "url"} <= set(scored.found)
+    assert scored.found["path"] == ["django/db/models/sql/query.py"]
+
+
+def test_lint_accepts_an_insight_whose_description_names_situations(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    title, content = "Match the file's indentation and line endings", "Copy the surrounding whitespace exactly."
+    result = cli("add", "-t", title, "-d", SITUATIONS, "-c", content, "--json")
+    assert result.code == 0 and json.loads(result.out)["warnings"] == [], result.output
+    assert cli("lint", "--strict").code == 0
 
 
 def test_lint_warns_about_task_specific_insights_only(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
@@ -89,6 +121,23 @@ def test_extract_prompt_then_agent_json_then_recall_prompt(repo: Path, cli) -> N
     assert "# Memory Item 1\n## Note\nLearned from a failed attempt.\n## Title\n" + GOOD_ITEM["title"] in recalled
     again = cli("add", "--json", "-", input=json.dumps(GOOD_ITEM))
     assert again.code == 1 and "near-duplicate of" in json.loads(again.out)["items"][0]["reasons"][0]
+
+
+@pytest.mark.parametrize("fmt", ["insight", "workflow", "summary"])
+def test_extract_asks_for_the_situations_in_task_words(repo: Path, cli, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    text = cli("prompt", "extract", "--outcome", "failure", "--format", fmt).out
+    asks = "error and exception names" in text and "start with 'When ...'" in text
+    assert asks == (fmt != "summary")  # a summary records one task and has no description
+    if fmt == "summary":
+        return
+    example = json.loads(text[text.index("[\n") : text.index("\n]") + 2])[0]
+    assert when_problems(fmt, example["title"], example["description"]) == []
+    stored = cli("add", "--json", "-", input=json.dumps([example]))
+    assert stored.code == 0 and json.loads(stored.out)["items"][0].get("warnings") is None, stored.output
+    assert cli("lint", "--strict").code == 0
+    # A task that words the situation its own way finds the item by the words of its description.
+    task = "Traceback (most recent call last): ... segfault in the parser; expected X but got Y"
+    assert json.loads(cli("recall", task, "--json", "-k", "1").out)["results"][0]["title"] == example["title"]
 
 
 @pytest.mark.parametrize("fmt", ["workflow", "summary"])
