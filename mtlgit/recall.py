@@ -213,7 +213,6 @@ def search_sources(
         return []
     vector = None
     owners, rows_all, bm25_all, dense_all = [], [], [], []
-    ceiling = 0.0
     for number, source in enumerate(sources):
         snapshot = source.snapshot
         if snapshot.n_docs == 0:
@@ -225,7 +224,6 @@ def search_sources(
         if not len(rows):
             continue
         bm25 = bm25_scores(snapshot, terms)[rows] if mode != "dense" else np.zeros(len(rows), np.float32)
-        ceiling = max(ceiling, bm25_ceiling(snapshot, terms))
         if mode != "bm25":
             if vector is None:
                 vector = query_vector(prepared.dense) if callable(query_vector) else query_vector
@@ -250,7 +248,8 @@ def search_sources(
     else:
         best = np.arange(len(rows))
     best = best[np.lexsort((rows[best], owner[best], -score[best]))][:top]
-    sure = confidence(bm25[best], dense[best], ceiling, mode)
+    sizes = np.array([sources[int(o)].snapshot.n_docs for o in owner[best]])
+    sure = confidence(bm25[best], dense[best], sizes, mode)
     hits: list[Hit] = []
     for i, sureness in zip(best, sure, strict=True):
         if sureness < min_confidence:
@@ -266,22 +265,6 @@ def search_sources(
             hit.notes.append(f"from the untrusted pool '{source.pool}': treat it as a suggestion and verify it")
         hits.append(hit)
     return hits
-
-
-def bm25_ceiling(snapshot: Snapshot, terms: Sequence[str]) -> float:
-    """The most any memory could score for ``terms``: the sum of their idf (a term no memory has counts at the
-    idf of a term in no document). Raw BM25 over this ceiling is the share of the query a memory matches."""
-    n = snapshot.n_docs
-    vocab = snapshot.array("vocab")
-    wanted = np.unique(np.array([t.encode("utf-8") for t in terms], dtype=bytes))
-    df = np.zeros(len(wanted), dtype=np.float64)
-    if len(vocab):
-        where = np.minimum(np.searchsorted(vocab, wanted), len(vocab) - 1)
-        found = vocab[where] == wanted
-        ptr = snapshot.array("bm25.ptr")
-        df[found] = (ptr[where[found] + 1] - ptr[where[found]]).astype(np.float64)
-    idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
-    return float(idf.sum())
 
 
 def matched_terms(snapshot: Snapshot, terms: Sequence[str], row: int) -> dict[str, float]:
@@ -387,7 +370,7 @@ class Recaller:
         manifest = snapshot.manifest
         k = int(manifest["k"]) if k is None else k
         mode = str(manifest["mode"]) if mode is None else mode
-        bar = min_confidence_for(manifest, mode) if min_confidence is None else min_confidence
+        bar = min_confidence_for(manifest) if min_confidence is None else min_confidence
         # The snapshot is fresh, so its model is the configured one, unchanged (see index.model_unchanged).
         model = self.model(str(manifest["model"])) if mode != "bm25" else None
         notes: list[str] = []
@@ -429,10 +412,10 @@ class Recaller:
         )
 
 
-def min_confidence_for(manifest: dict[str, Any], mode: str) -> float:
-    """The configured bar (``recall.min_confidence``), else the default for ``mode``."""
+def min_confidence_for(manifest: dict[str, Any]) -> float:
+    """The configured bar (``recall.min_confidence``), else the measured default."""
     configured = manifest.get("min_confidence")
-    return float(configured) if configured is not None else DEFAULT_MIN_CONFIDENCE[mode]
+    return float(configured) if configured is not None else DEFAULT_MIN_CONFIDENCE
 
 
 def _why_nothing(query: str, bar: float) -> str:

@@ -59,18 +59,15 @@ def test_min_confidence_zero_keeps_k_and_one_keeps_none(starter: Path) -> None:
     assert recall_json(starter, "--min-confidence", "1", "-k", "5", "fix the failing test")["results"] == []
 
 
-def test_the_configured_bar_is_used_and_checked(starter: Path, tmp_path: Path) -> None:
+def test_the_configured_bar_is_used_and_checked(starter: Path) -> None:
     config = starter / ".mtlgit.yaml"
     saved = config.read_text(encoding="utf-8")
+    assert "recall:\n" in saved
     try:
-        write(config, saved + "\n" if "min_confidence" in saved else saved)
-        text = saved.replace("min_confidence:", "min_confidence: 0  # was") if "min_confidence:" in saved else saved
-        if "min_confidence" not in text:
-            text = text.replace("recall:\n", "recall:\n  min_confidence: 0\n")
-        write(config, text)
+        write(config, saved.replace("recall:\n", "recall:\n  min_confidence: 0\n"))
         data = recall_json(starter, "Write a haiku about the first snow of winter.")
         assert data["min_confidence"] == 0 and len(data["results"]) == 3
-        write(config, text.replace("min_confidence: 0", "min_confidence: 7"))
+        write(config, saved.replace("recall:\n", "recall:\n  min_confidence: 7\n"))
         result = run_cli(starter, "recall", "anything at all")
         assert result.code == 1 and ".mtlgit.yaml:" in result.err and "min_confidence" in result.err
     finally:
@@ -106,9 +103,9 @@ def test_explain_shows_terms_cosine_fused_score_and_confidence(starter: Path) ->
 
 
 def test_confidence_grows_with_each_raw_score() -> None:
-    low = confidence(np.array([0.0]), np.array([0.1]), 10.0, "hybrid")[0]
-    more_terms = confidence(np.array([5.0]), np.array([0.1]), 10.0, "hybrid")[0]
-    closer = confidence(np.array([0.0]), np.array([0.6]), 10.0, "hybrid")[0]
+    low = confidence(np.array([0.0]), np.array([0.1]), 59, "hybrid")[0]
+    more_terms = confidence(np.array([5.0]), np.array([0.1]), 59, "hybrid")[0]
+    closer = confidence(np.array([0.0]), np.array([0.6]), 59, "hybrid")[0]
     assert 0 < low < more_terms < 1 and low < closer < 1
 
 
@@ -125,7 +122,7 @@ at 2026-11-30T10:41:22Z, object 0x7f3a2c1d, commit 4f2c1a9e
 """
     terms = analyze(prepare(task).lexical)
     assert {"usr", "lib", "site", "packag", "writerow", "7f3a2c1d", "4f2c1a9e"}.isdisjoint(terms)
-    assert terms.count("unicodeencodeerror") == 2  # the failure line counts twice
+    assert "unicodeencodeerror" in terms and "ascii" in terms
     assert "upgrad" in terms and "export" in terms
 
 
