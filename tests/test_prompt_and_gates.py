@@ -336,6 +336,7 @@ def test_lint_reports_a_hand_written_cycle_and_a_link_to_nowhere(repo: Path, cli
 # --- recall --reviewed over pools ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # two pool syncs
 def test_reviewed_recall_leaves_out_untrusted_pools(repo: Path, tmp_path: Path) -> None:
     frontend = upstream(tmp_path, "frontend", {"Hide risky UI changes behind a feature flag": "Ship it switched off."})
     database = upstream(tmp_path, "database", {"Put the risky migration behind a flag": "Ship it switched off."})
