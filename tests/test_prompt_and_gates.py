@@ -40,6 +40,8 @@ RAW_TOKENS = (
     "<start_of_turn>",
     "<end_of_turn>",
     "</s>",
+    "</think>",
+    "<tool_call>",
     "<memory-items",
     "</memory-items",
 )
