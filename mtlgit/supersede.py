@@ -45,7 +45,7 @@ def check_supersede(memories: Sequence[Memory], memory: Memory, successor: Memor
 
 
 def cycles(memories: Sequence[Memory]) -> list[list[Memory]]:
-    """Every cycle of ``superseded_by`` links, each in link order starting from its first memory in path order."""
+    """Every cycle of ``superseded_by`` links (a memory superseded by itself is one), each in link order."""
     by_id = _by_id(memories)
     done: set[str] = set()
     found: list[list[Memory]] = []
