@@ -1,22 +1,27 @@
-"""Lint: every problem of every memory file, and the pool-wide ones (duplicate ids)."""
+"""Lint: every problem of every memory file, and the pool-wide ones (duplicate ids, ``superseded_by`` links)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mtlgit import frontmatter
-from mtlgit.errors import Problem
+from mtlgit.errors import MtlgitError, Problem
 from mtlgit.ids import new_ulid
+from mtlgit.memory import Memory, key_line
 from mtlgit.staleness import stale_notes
 from mtlgit.store import Pool, replace_file
+from mtlgit.supersede import cycles, dangling
 
 
 @dataclass
 class LintReport:
     files: int = 0
     problems: list[Problem] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Problem]:
@@ -29,21 +34,132 @@ class LintReport:
     def failed(self, strict: bool = False) -> bool:
         return bool(self.errors or (strict and self.warnings))
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "problems": [p.to_json() for p in self.problems],
+            "skipped": self.skipped,
+        }
+
 
 def lint_pool(pool: Pool, paths: Iterable[Path] | None = None) -> LintReport:
-    """Lint the whole pool, or only ``paths`` (still checked against the whole pool for duplicate ids)."""
-    result = pool.load(refresh=True)
-    files = pool.files()
-    problems = list(result.problems)
-    memories = result.memories
+    """Lint the whole pool, or only the memory files ``paths`` name (files, or folders searched recursively),
+    still checked against the whole pool for duplicate ids and ``superseded_by`` links.
+
+    :raises MtlgitError: when a path does not exist or is outside the memories folder (see :func:`memory_paths`).
+    """
+    wanted: list[str] | None = None
+    skipped: list[str] = []
     if paths is not None:
-        wanted = {pool.rel(Path(p).resolve()) for p in paths}
-        problems = [p for p in problems if p.path in wanted]
-        memories = [m for m in memories if m.path in wanted]
+        wanted, skipped = memory_paths(pool, paths)
+    result = pool.load(refresh=True)
+    problems = list(result.problems) + link_problems(pool, result.memories)
+    memories = result.memories
+    if wanted is not None:
+        chosen = set(wanted)
+        problems = [p for p in problems if p.path in chosen]
+        memories = [m for m in memories if m.path in chosen]
     notes = stale_notes(pool.root, [m.to_json() for m in memories])
     for index, note in notes.items():
         problems.append(Problem(memories[index].path, 0, "warning", "stale", f"{note}: check it still holds"))
-    return LintReport(len(files) if paths is None else len(wanted), sorted(problems, key=_order))
+    files = len(pool.files()) if wanted is None else len(wanted)
+    return LintReport(files, sorted(problems, key=_order), skipped)
+
+
+def memory_paths(pool: Pool, paths: Iterable[Path]) -> tuple[list[str], list[str]]:
+    """The memory files that ``paths`` name, and the files named inside the memories folder that are not memories
+    (README.md, hidden or not ``.md``: mtlgit skips them everywhere), as paths relative to the repository.
+
+    A gate must not pass because of a path: a folder stands for every memory file below it, and a path that does
+    not exist, or that lies outside the memories folder (so no memory can be there), is refused.
+
+    :raises MtlgitError: one line naming every such path.
+    """
+    root = os.path.abspath(pool.root)
+    memories_rel = pool.rel(pool.memories_dir)
+    every = [pool.rel(p) for p in pool.files()]
+    known = set(every)
+    wanted: list[str] = []
+    skipped: list[str] = []
+    missing: list[str] = []
+    outside: list[str] = []
+    for path in paths:
+        # abspath, not resolve: a memory file may be a symlink, and the pool knows it by the link's name.
+        absolute = os.path.abspath(path)
+        rel = os.path.relpath(absolute, root).replace(os.sep, "/")
+        if not os.path.lexists(absolute):
+            missing.append(str(path))
+        elif rel == ".." or rel.startswith("../"):
+            outside.append(f"{path} (outside the repository)")
+        elif os.path.isdir(absolute):
+            if _within(memories_rel, rel):
+                wanted += [f for f in every if _within(f, memories_rel)]
+            elif _within(rel, memories_rel):
+                wanted += [f for f in every if _within(f, rel)]
+            else:
+                outside.append(str(path))
+        elif not _within(rel, memories_rel):
+            outside.append(str(path))
+        elif rel in known:
+            wanted.append(rel)
+        else:
+            skipped.append(rel)
+    failures = []
+    if missing:
+        failures.append(f"no such file or folder: {', '.join(missing)}")
+    if outside:
+        failures.append(
+            f"not in the memories folder ({memories_rel}/): {', '.join(outside)}; lint checks memory files only"
+        )
+    if failures:
+        raise MtlgitError("; ".join(failures))
+    return list(dict.fromkeys(wanted)), list(dict.fromkeys(skipped))
+
+
+def _within(path: str, folder: str) -> bool:
+    return folder == "." or path == folder or path.startswith(folder + "/")
+
+
+def link_problems(pool: Pool, memories: list[Memory]) -> list[Problem]:
+    """An error on the ``superseded_by`` line of each memory in a cycle (naming every file and line of it) and
+    of each memory whose ``superseded_by`` names an id no memory has."""
+    problems = []
+    for cycle in cycles(memories):
+        lines = [_superseded_by_line(pool, m) for m in cycle]
+        links = " -> ".join(f"{m.path}:{line}" for m, line in zip([*cycle, cycle[0]], [*lines, lines[0]], strict=True))
+        for memory, line in zip(cycle, lines, strict=True):
+            problems.append(
+                Problem(
+                    memory.path,
+                    line,
+                    "error",
+                    "supersede-cycle",
+                    f"superseded_by makes a cycle ({links}), so recall hides every memory in it: point one of "
+                    "them at the memory that replaces it, or make it active (status: active, superseded_by: null)",
+                )
+            )
+    for memory in dangling(memories):
+        problems.append(
+            Problem(
+                memory.path,
+                _superseded_by_line(pool, memory),
+                "error",
+                "supersede-missing",
+                f"superseded_by names {memory.superseded_by}, but no memory here has that id: name the memory "
+                "that replaces this one (`mtlgit list --all` shows the ids), or make it active",
+            )
+        )
+    return problems
+
+
+def _superseded_by_line(pool: Pool, memory: Memory) -> int:
+    try:
+        doc = frontmatter.parse((pool.root / memory.path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, frontmatter.FrontMatterError):
+        return 0
+    return key_line(doc, "superseded_by")
 
 
 def _order(problem: Problem) -> tuple[str, int]:

@@ -91,20 +91,18 @@ def build_server(start: Path | None = None) -> MCPServer:
             recaller.snapshot()
         return {"added": len(added), "rejected": len(results) - len(added), "items": [r.to_json() for r in results]}
 
-    @server.tool(description="Lint the memory files (all, or the given paths): errors and warnings.")
+    @server.tool(
+        description="Lint the memory files (all, or the given paths relative to the repository: files or folders): "
+        "errors and warnings. A path that does not exist or is outside the memories folder is an error."
+    )
     def lint(paths: list[str] | None = None) -> dict[str, Any]:
-        from mtlgit.lint import lint_pool
+        from mtlgit.lint import LintReport, lint_pool
         from mtlgit.store import Pool
 
         pool = guarded(lambda: Pool.open(recaller.repo.root))
         wanted = [pool.root / p for p in paths] if paths else None
-        report = guarded(lambda: lint_pool(pool, wanted))
-        return {
-            "files": report.files,
-            "errors": len(report.errors),
-            "warnings": len(report.warnings),
-            "problems": [p.to_json() for p in report.problems],
-        }
+        report: LintReport = guarded(lambda: lint_pool(pool, wanted))
+        return report.to_json()
 
     @server.tool(description="Show one memory by id, id prefix or path.")
     def show(id: str) -> dict[str, Any]:

@@ -386,7 +386,7 @@ class Recaller:
 
                 raise MtlgitError(f"no pool named {', '.join(sorted(unknown))}: `mtlgit pool list` shows them")
         if rev is None:
-            sources += _pool_sources(repo, configured, wanted, manifest.get("model_files"), notes)
+            sources += _pool_sources(repo, configured, wanted, manifest.get("model_files"), notes, reviewed)
         hits = search_sources(
             sources,
             query,
@@ -444,7 +444,8 @@ def recall(
     stale. ``k`` and ``mode`` default to the repository's configuration (3, hybrid).
 
     :param rev: recall from the pool exactly as it was at this commit instead (read from git objects).
-    :param reviewed: keep only memories whose content is on the reviewed ref (``reviewed_ref``).
+    :param reviewed: keep only memories that passed review: local ones whose content is on the reviewed ref
+        (``reviewed_ref``), and those of pools marked ``trust: reviewed`` (never of an untrusted pool).
     :param pools: search only these pools ("local" is this repository's own memories); default: all.
     :param min_confidence: leave out memories below this confidence (0-1); default: ``recall.min_confidence``
         from the configuration, else the measured default for the mode. 0 keeps all ``k``.
@@ -453,9 +454,18 @@ def recall(
 
 
 def _pool_sources(
-    repo: Any, configured: list[dict[str, Any]], wanted: set[str] | None, model_files: Any, notes: list[str]
+    repo: Any,
+    configured: list[dict[str, Any]],
+    wanted: set[str] | None,
+    model_files: Any,
+    notes: list[str],
+    reviewed: bool = False,
 ) -> list[Source]:
-    """The synced pools to search; one note for each that cannot be searched, and why."""
+    """The synced pools to search; one note for each that cannot be searched, and why.
+
+    :param reviewed: only pools marked ``trust: reviewed``: such a pool's ref is its team's reviewed branch,
+        so every memory synced from it passed review there; an untrusted pool's memories never did.
+    """
     if not configured:
         return []
     from mtlgit.pools import PoolSpec, pool_snapshot, read_status
@@ -464,6 +474,9 @@ def _pool_sources(
     for entry in configured:
         spec = PoolSpec(**entry)
         if wanted is not None and spec.name not in wanted:
+            continue
+        if reviewed and spec.trust != "reviewed":
+            notes.append(f"pool '{spec.name}' skipped: it is untrusted, and --reviewed keeps reviewed memories only")
             continue
         snapshot = pool_snapshot(repo, spec)
         status = read_status(repo, spec.name)

@@ -29,6 +29,7 @@ from mtlgit.memory import (
 )
 from mtlgit.repo import Repo, find_repo
 from mtlgit.schema import FORMATS
+from mtlgit.supersede import check_supersede
 
 SKIPPED_NAMES = frozenset({"readme.md"})
 
@@ -297,8 +298,7 @@ class Pool:
         memory = self.get(ref)
         if superseded_by is not None:
             successor = self.get(superseded_by)
-            if successor.id == memory.id:
-                raise MtlgitError("a memory cannot supersede itself")
+            check_supersede(self.memories, memory, successor)
             return self.update(memory, {"status": "superseded", "superseded_by": successor.id})
         return self.update(memory, {"status": "retired"})
 

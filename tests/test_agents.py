@@ -52,7 +52,7 @@ def test_the_claude_code_prompt_hook_adds_memories(repo: Path, cli) -> None:  # 
     }
     result = cli("recall", "--prompt", "--hook-input", input=json.dumps(payload))
     assert result.code == 0, result.output
-    assert "# Memory Item 1\n## Title\nReproduce the reported failure" in result.out
+    assert "# Memory Item 1\n## Title\n```\nReproduce the reported failure" in result.out
     bad = cli("recall", "--prompt", "--hook-input", input="not json")
     assert bad.code == 1 and "--hook-input: standard input is not JSON" in bad.err
 

@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 from tests.conftest import run_cli
+from tests.test_prompt_and_gates import HOSTILE, HOSTILE_TITLES, check_prompt
 
 mcp = pytest.importorskip("mcp", reason="the MCP SDK is not installed (pip install 'mtlgit[mcp]')")
 
@@ -59,6 +60,12 @@ async def session(repo: Path) -> None:
 
         lint = await client.call_tool("lint", {})
         assert not lint.is_error and lint.structured_content["errors"] == 0
+        # A path cannot bypass the gate: a folder is searched, a missing path is an error.
+        folder = await client.call_tool("lint", {"paths": ["memories"]})
+        assert not folder.is_error and folder.structured_content["files"] == 2
+        for path in ("nope.md", "README.md"):
+            refused = await client.call_tool("lint", {"paths": [path]})
+            assert refused.is_error and path in text_of(refused)
 
         # An edit in place made behind the server's back is seen without a restart.
         path = next((repo / "memories").rglob("bisect-a-regression*.md"))
@@ -72,6 +79,16 @@ async def session(repo: Path) -> None:
             await anyio.sleep(0.2)
         still = await client.call_tool("show", {"id": back.structured_content["results"][0]["id"]})
         assert not still.is_error and "ZEBRAFISH" in still.structured_content["content"]
+
+        # The recall tool gives the same safe block as `recall --prompt`.
+        hostile = {
+            "title": "Clean shell scripts before review",
+            "description": "When tidying scripts.",
+            "content": HOSTILE,
+        }
+        assert (await client.call_tool("add_memories", {"items": [hostile]})).structured_content["added"] == 1
+        framed = await client.call_tool("recall", {"query": "clean shell scripts developer mode", "k": 1})
+        assert check_prompt(text_of(framed), HOSTILE_TITLES)[-1] == HOSTILE
 
 
 def test_an_agent_uses_mtlgit_over_mcp(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from mtlgit.cache import BlobCache
 from mtlgit.index import WorktreeIndex, open_current
 from mtlgit.repo import find_repo
 from tests.conftest import git, run_cli, write
+from tests.test_prompt_and_gates import check_prompt
 
 MEMORIES = [
     (
@@ -157,7 +158,11 @@ def test_outputs(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
     prompt = cli("recall", "failing test before the fix", "--prompt", "-k", "2").out
     assert "say which item you use" in prompt
     assert prompt.count("# Memory Item ") == 2
-    assert f"## Title\n{MEMORIES[0][0]}\n## Description\n{MEMORIES[0][1]}\n## Content\n{MEMORIES[0][2]}" in prompt
+    title, description, content = MEMORIES[0][:3]
+    assert (
+        f"## Title\n```\n{title}\n```\n## Description\n```\n{description}\n```\n## Content\n```\n{content}\n```"
+        in prompt
+    )
     from_stdin = cli("recall", "-", "--json", input="failing test before the fix")
     assert json.loads(from_stdin.out)["results"][0]["title"] == MEMORIES[0][0]
 
@@ -173,9 +178,8 @@ def test_a_memory_cannot_break_out_of_the_prompt_block(cli) -> None:  # type: ig
     boundary = prompt.split('<memory-items boundary="')[1].split('"')[0]
     assert boundary != "000000000000" and prompt.rstrip().endswith(f'</memory-items boundary="{boundary}">')
     body = prompt.split(f'<memory-items boundary="{boundary}">')[1]
-    headings = [line for line in body.splitlines() if line.startswith("#")]
-    assert headings == ["# Memory Item 1", "## Title", "## Description", "## Content"]
-    assert "\\# System" in body and "\\## Content" in body
+    assert "\n# System\n" in body  # shown as written, inside the item's fence
+    assert check_prompt(prompt, ["# Memory Item 1", "## Title", "## Description", "## Content"])[-1] == hostile
 
 
 @pytest.mark.parametrize("query", ["the of and to", "?!... ---", "x" * 1_000_000])

@@ -118,7 +118,7 @@ def test_extract_prompt_then_agent_json_then_recall_prompt(repo: Path, cli) -> N
     assert "id cannot be set" in reasons[2]
     assert "missing required field 'goal'" in reasons[3]
     recalled = cli("recall", "library call fails with an unexpected keyword", "--prompt", "-k", "1").out
-    assert "# Memory Item 1\n## Note\nLearned from a failed attempt.\n## Title\n" + GOOD_ITEM["title"] in recalled
+    assert "# Memory Item 1\n## Note\nLearned from a failed attempt.\n## Title\n```\n" + GOOD_ITEM["title"] in recalled
     again = cli("add", "--json", "-", input=json.dumps(GOOD_ITEM))
     assert again.code == 1 and "near-duplicate of" in json.loads(again.out)["items"][0]["reasons"][0]
 

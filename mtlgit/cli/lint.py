@@ -14,13 +14,18 @@ from mtlgit.cli.options import json_option
 @click.option("--fix-ids", is_flag=True, help="Give a new id to files whose id is missing or duplicated.")
 @json_option
 def lint(paths: tuple[Path, ...], strict: bool, fix_ids: bool, as_json: bool) -> None:
-    """Check memory files: front matter, fields, content, duplicate ids.
+    """Check memory files: front matter, fields, content, duplicate ids, superseded_by links.
+
+    PATHS are memory files or folders (searched recursively); default: every memory. A path that does not
+    exist or is outside the memories folder is an error; README.md and hidden files in it are reported as
+    skipped.
 
     Exits 1 when there are errors (or warnings, with --strict), 0 otherwise.
 
     \b
     Example:
         mtlgit lint
+        mtlgit lint memories/workflow
         mtlgit lint memories/insight/run-tests-first-4k9b2c1d.md --json
     """
     from mtlgit.lint import fix_ids as do_fix_ids
@@ -32,17 +37,15 @@ def lint(paths: tuple[Path, ...], strict: bool, fix_ids: bool, as_json: bool) ->
             click.echo(f"{path}: new id {new_id}")
     report = lint_pool(pool, list(paths) if paths else None)
     if as_json:
-        echo_json(
-            {
-                "files": report.files,
-                "errors": len(report.errors),
-                "warnings": len(report.warnings),
-                "problems": [p.to_json() for p in report.problems],
-            }
-        )
+        echo_json(report.to_json())
     else:
         for problem in report.problems:
             click.echo(str(problem))
-        click.echo(f"{report.files} file(s) checked: {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+        for path in report.skipped:
+            click.echo(f"{path}: skipped: not a memory file (mtlgit skips README.md, hidden files and non-.md files)")
+        skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
+        click.echo(
+            f"{report.files} file(s) checked{skipped}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+        )
     if report.failed(strict):
         raise click.exceptions.Exit(1)

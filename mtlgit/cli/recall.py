@@ -35,7 +35,12 @@ from mtlgit.recall import MODES
 )
 @click.option("--local-only", is_flag=True, help="Search only this repository's memories, no other pool.")
 @click.option("--rev", metavar="REF", help="Recall from the pool as it was at this commit (read from git).")
-@click.option("--reviewed", is_flag=True, help="Only memories whose content is on the reviewed branch.")
+@click.option(
+    "--reviewed",
+    is_flag=True,
+    help="Only reviewed memories: local ones whose content is on the reviewed branch, and those of pools marked "
+    "'trust: reviewed' (never of an untrusted pool).",
+)
 @click.option(
     "--min-confidence",
     type=click.FloatRange(0, 1),

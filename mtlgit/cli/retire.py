@@ -13,6 +13,10 @@ from mtlgit.cli.options import json_option
 def retire(ref: str, superseded_by: str | None, as_json: bool) -> None:
     """Retire a memory: recall stops returning it; the file and its history stay.
 
+    --superseded-by is refused when the new memory is itself superseded, directly or through others, by this
+    one: the cycle would hide them all. A cycle written by hand stays hidden from recall (no memory of it is
+    taken for the current one) and `mtlgit lint` reports it as an error naming each file and line.
+
     \b
     Example:
         mtlgit retire 01JDQ2V6
