@@ -55,6 +55,7 @@ def build_server(start: Path | None = None) -> MCPServer:
         tags: list[str] | None = None,
         pools: list[str] | None = None,
         include_retired: bool = False,
+        min_confidence: float | None = None,
     ) -> CallToolResult:
         if not query.strip():
             raise ToolError("query is empty: describe the task")
@@ -62,6 +63,8 @@ def build_server(start: Path | None = None) -> MCPServer:
             raise ToolError("k must be between 1 and 100")
         if mode not in MODES:
             raise ToolError(f"mode must be one of {', '.join(MODES)}")
+        if min_confidence is not None and not 0 <= min_confidence <= 1:
+            raise ToolError("min_confidence must be between 0 and 1 (0 always returns k memories)")
         bad = [f for f in formats or [] if f not in FORMATS]
         if bad:
             raise ToolError(f"unknown format {', '.join(bad)}: one of {', '.join(FORMATS)}")
@@ -72,8 +75,12 @@ def build_server(start: Path | None = None) -> MCPServer:
             tags=tags or (),
             include_retired=include_retired,
         )
-        result = guarded(lambda: recaller.recall(query, k, mode, filters, pools=pools or None, quick=True))
-        text = render.prompt(result.hits) or "No memories matched."
+        result = guarded(
+            lambda: recaller.recall(
+                query, k, mode, filters, pools=pools or None, quick=True, min_confidence=min_confidence
+            )
+        )
+        text = render.prompt(result.hits) or f"No memory recalled: {result.reason or 'no memory matched'}."
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result.to_json())
 
     @server.tool(
