@@ -1,0 +1,176 @@
+"""Hostile files and faults outside the index: crafted front matter, kill -9 mid-write, full and read-only disks.
+
+Every CLI test runs the real command as a subprocess with a timeout, so a hang fails the test instead of
+stalling the suite.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mtlgit import frontmatter
+from mtlgit.memory import parse_bytes
+from mtlgit.repo import find_repo
+from tests.conftest import VALID, Result, git, write
+
+# Before the fix each of these ran for hours; a loaded two-core machine starts the CLI in a few seconds.
+TIMEOUT = 60.0
+GOOD_ID = "01JDQ2V6R3J8Z6TT4M0S3W4K9B"
+
+
+def run(cwd: Path, *args: str, timeout: float = TIMEOUT, env: dict[str, str] | None = None) -> Result:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mtlgit", *args],
+        cwd=cwd,
+        input="",
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def alias_bomb() -> str:
+    """A memory whose front matter stands for 9**9 values: nine lists, each of nine aliases of the one before."""
+    names = "abcdefghi"
+    keys = ["a: &a [" + ", ".join(["x"] * 9) + "]"]
+    keys += [f"{name}: &{name} [" + ", ".join([f"*{before}"] * 9) + "]" for before, name in itertools.pairwise(names)]
+    head, body = VALID.replace(GOOD_ID, "01JDQ2V6R3J8Z6TT4M0S3WB0MB").split("\n---\n", 1)
+    return head + "\n" + "\n".join(keys) + "\n---\n" + body
+
+
+BOMB_LINE = VALID.split("\n---\n")[0].count("\n") + 2  # the line of 'a: &a [...]'
+
+
+# --- crafted front matter ----------------------------------------------------------------------------------
+
+
+def test_an_alias_bomb_is_refused_at_its_first_anchor() -> None:
+    started = time.perf_counter()
+    with pytest.raises(frontmatter.FrontMatterError, match=r"YAML anchor '&a'.*write the value out") as info:
+        frontmatter.parse(alias_bomb())
+    assert info.value.line == BOMB_LINE
+    assert time.perf_counter() - started < 1
+    memory, problems = parse_bytes(alias_bomb().encode(), "memories/bomb.md")
+    assert memory is None
+    assert str(problems[0]).startswith(f"memories/bomb.md:{BOMB_LINE}: error: front matter uses the YAML anchor")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("---\nid: X\ntitle: '*not an alias* & not an anchor'\nlist:\n  - a*b\n---\nbody\n", None),
+        ("+++\na = " + "[" * 3000 + "]" * 3000 + "\n+++\nbody\n", "TOML front matter nests too deeply"),
+        ("+++\na = " + "[" * 30 + "]" * 30 + "\n+++\nbody\n", "nests deeper than 20 levels"),
+        ('{\n"a": "' + "x" * 70000 + '"\n}\nbody\n', "front matter is 68 KiB; the limit is 64 KiB"),
+    ],
+)
+def test_crafted_front_matter_is_cheap_to_refuse(text: str, message: str | None) -> None:
+    started = time.perf_counter()
+    if message is None:
+        assert frontmatter.parse(text).meta["title"] == "*not an alias* & not an anchor"
+    else:
+        with pytest.raises(frontmatter.FrontMatterError, match=message):
+            frontmatter.parse(text)
+    assert time.perf_counter() - started < 1
+
+
+@pytest.fixture
+def bombed(repo: Path) -> Path:
+    """A repository with one good memory and one alias bomb, both committed."""
+    write(repo / "memories" / "good.md", VALID)
+    write(repo / "memories" / "bomb.md", alias_bomb())
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "memories", "--no-verify")
+    return repo
+
+
+BOMB_ERROR = f"memories/bomb.md:{BOMB_LINE}: error: front matter uses the YAML anchor '&a'"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "expected"),
+    [
+        (("recall", "self-contained test"), 0, "Validate a fix with a self-contained here-doc test"),
+        (("list",), 0, "Validate a fix"),
+        (("show", GOOD_ID), 0, "Validate a fix"),
+        (("index",), 0, ""),
+        (("lint", "memories/good.md"), 0, "1 file(s) checked: 0 error(s)"),
+        (("lint",), 1, BOMB_ERROR),
+    ],
+    ids=["recall", "list", "show", "index", "lint-other-file", "lint"],
+)
+def test_an_alias_bomb_stalls_no_command(bombed: Path, args: tuple[str, ...], code: int, expected: str) -> None:
+    result = run(bombed, *args)
+    assert result.code == code, result.output
+    assert expected in result.output
+
+
+def test_an_alias_bomb_blocks_the_commit_at_once(repo: Path) -> None:
+    assert run(repo, "hooks", "install").code == 0
+    write(repo / "memories" / "bomb.md", alias_bomb())
+    git(repo, "add", "-A")
+    commit = ["git", "commit", "-qm", "bomb"]
+    blocked = subprocess.run(commit, cwd=repo, capture_output=True, text=True, timeout=TIMEOUT)
+    assert blocked.returncode == 1
+    assert BOMB_ERROR in blocked.stderr
+
+
+def test_the_post_commit_refresh_finishes_past_an_alias_bomb(repo: Path) -> None:
+    assert run(repo, "hooks", "install").code == 0
+    write(repo / "memories" / "good.md", VALID)
+    write(repo / "memories" / "bomb.md", alias_bomb())
+    git(repo, "add", "-A")
+    subprocess.run(["git", "commit", "-qm", "bomb", "--no-verify"], cwd=repo, check=True, timeout=TIMEOUT)
+    log = find_repo(repo).state_dir / "hooks.log"
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and "post-commit: index of 1 memories fresh" not in _read(log):
+        time.sleep(0.2)
+    assert "post-commit: index of 1 memories fresh" in _read(log)
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def test_a_pool_with_an_alias_bomb_adds_and_syncs(repo: Path, tmp_path: Path) -> None:
+    work = tmp_path / "team"
+    work.mkdir()
+    git(work, "init", "-q")
+    write(work / "memories" / "good.md", VALID)
+    write(work / "memories" / "bomb.md", alias_bomb())
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "memories")
+    added = run(repo, "pool", "add", "team", str(work))
+    assert added.code == 0, added.output
+    assert "pool 'team': 1 memories" in added.out
+    synced = run(repo, "pool", "sync")
+    assert synced.code == 0, synced.output
+    assert "pool 'team': 1 memories" in synced.out
+
+
+# --- crafted bodies ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "x://y@ " + "a." * 100_000,  # every 'a' starts a URL scheme
+        "-----BEGIN\n" + "token" * 40_000,  # every 'token' starts a secret-looking assignment
+    ],
+    ids=["url-scheme-run", "keyword-run"],
+)
+def test_the_secret_scan_is_linear_in_a_long_line(body: str) -> None:
+    parse_bytes(VALID.encode(), "warm-up.md")  # loads detect-secrets outside the timing
+    text = VALID.split("\n---\n")[0] + "\n---\n" + body + "\n"
+    started = time.perf_counter()
+    parse_bytes(text.encode(), "memories/long.md")
+    assert time.perf_counter() - started < 10  # quadratic before: ~60 s and ~400 s here
