@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -174,3 +175,49 @@ def test_the_secret_scan_is_linear_in_a_long_line(body: str) -> None:
     started = time.perf_counter()
     parse_bytes(text.encode(), "memories/long.md")
     assert time.perf_counter() - started < 10  # quadratic before: ~60 s and ~400 s here
+
+
+# --- kill -9 in the middle of a write ----------------------------------------------------------------------
+
+# The CLI with os.link replaced by a SIGKILL to itself: the process dies right after the temporary file of a new
+# memory is written and synced, before it gets its name.
+KILL_AT_LINK = (
+    "import os, signal, sys\n"
+    "os.link = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)\n"
+    "from mtlgit.cli.entry import run\n"
+    "sys.exit(run(sys.argv[1:]))\n"
+)
+ADD_ARGS = ("add", "-t", "Run the failing test first", "-d", "Before a fix.", "-c", "Write a failing test, then fix.")
+
+
+def _temp_files(repo: Path) -> list[str]:
+    return sorted(str(p.relative_to(repo)) for p in repo.rglob("*.tmp") if ".git" not in p.relative_to(repo).parts)
+
+
+@pytest.mark.parametrize("command", ["add", "import"])
+def test_a_write_killed_mid_way_leaves_nothing_to_commit(repo: Path, tmp_path: Path, command: str) -> None:
+    source = write(tmp_path / "CLAUDE.md", "# Conventions\n- Run the linter before committing.\n")
+    args = ADD_ARGS if command == "add" else ("import", str(source))
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_LINK, *args], cwd=repo, capture_output=True, timeout=TIMEOUT)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    git(repo, "add", "-A")
+    assert ".tmp" not in git(repo, "status", "--porcelain", "--untracked-files=all")
+    assert _temp_files(repo) == []
+    staging = find_repo(repo).state_dir / "tmp"
+    assert len(list(staging.glob(".*.tmp"))) == 1  # the kill came after the temporary file was written
+    # The next write removes what the dead process left.
+    again = run(repo, "add", "-t", "Read the error to the end", "-d", "On a failure.", "-c", "Read it all.")
+    assert again.code == 0, again.output
+    assert list(staging.glob(".*.tmp")) == []
+
+
+def test_temporary_files_of_dead_writers_in_the_memories_folder_are_removed(repo: Path) -> None:
+    """What an older mtlgit (or the fallback across filesystems) left next to the memories goes too."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = write(repo / "memories" / "insight" / f".old-x.md.{dead.pid}.0123abcd.tmp", "half a memory")
+    live = write(repo / "memories" / "insight" / f".other.md.{os.getpid()}.0123abcd.tmp", "being written")
+    kept = write(repo / "memories" / "insight" / ".notes.tmp", "not ours")
+    assert run(repo, *ADD_ARGS).code == 0
+    assert not orphan.exists()
+    assert live.exists() and kept.exists()
