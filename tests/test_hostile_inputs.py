@@ -7,6 +7,7 @@ stalling the suite.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -221,3 +222,56 @@ def test_temporary_files_of_dead_writers_in_the_memories_folder_are_removed(repo
     assert run(repo, *ADD_ARGS).code == 0
     assert not orphan.exists()
     assert live.exists() and kept.exists()
+
+
+# --- kill -9 during pool sync ------------------------------------------------------------------------------
+
+# The CLI killed at a chosen step of a sync: right after the old index folder is deleted, or right before
+# status.json is replaced.
+KILL_IN_SYNC = {
+    "after-removing-the-old-index": (
+        "import os, shutil, signal\n"
+        "real = shutil.rmtree\n"
+        "def rmtree(path, *args, **kwargs):\n"
+        "    real(path, *args, **kwargs)\n"
+        "    if os.path.basename(str(path)).startswith('index-'):\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "shutil.rmtree = rmtree\n"
+    ),
+    "before-the-status-is-replaced": (
+        "import os, signal\n"
+        "real = os.replace\n"
+        "def replace(src, dst, *args, **kwargs):\n"
+        "    if str(dst).endswith('status.json'):\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return real(src, dst, *args, **kwargs)\n"
+        "os.replace = replace\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("step", sorted(KILL_IN_SYNC))
+def test_a_sync_killed_at_any_step_leaves_the_pool_usable(repo: Path, tmp_path: Path, step: str) -> None:
+    from tests.test_pools import push_change, upstream
+
+    upstream(tmp_path, "team", {"Index the columns used in joins": "Add an index on each foreign key."})
+    assert run(repo, "pool", "add", "team", str(tmp_path / "team.git")).code == 0
+    push_change(tmp_path, "team", "Then run EXPLAIN.")
+    script = KILL_IN_SYNC[step] + "import sys\nfrom mtlgit.cli.entry import run\nsys.exit(run(sys.argv[1:]))\n"
+    killed = subprocess.run(
+        [sys.executable, "-c", script, "pool", "sync"], cwd=repo, capture_output=True, timeout=TIMEOUT
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    # What pool list says and what recall searches agree: the pool is synced, at the old or the new commit.
+    listed = json.loads(run(repo, "pool", "list", "--json").out)[0]["status"]
+    assert listed["snapshot"]
+    answer = run(repo, "recall", "slow join needs an index", "--json")
+    assert answer.code == 0, answer.output
+    assert [r["pool"] for r in json.loads(answer.out)["results"]] == ["team"], answer.err
+    assert "skipped" not in answer.err
+    # The next sync finishes the job and leaves one index and no temporary file.
+    assert run(repo, "pool", "sync").code == 0
+    folder = find_repo(repo).state_dir / "pools" / "team"
+    assert len(list(folder.glob("index-*"))) == 1
+    assert list(folder.glob(".*.tmp")) == []
+    assert "Then run EXPLAIN" in run(repo, "recall", "EXPLAIN the join", "--json").out
