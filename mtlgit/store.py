@@ -18,7 +18,7 @@ from typing import Any
 
 from mtlgit import frontmatter
 from mtlgit.config import Config, load_config
-from mtlgit.errors import InvalidMemoryError, MemoryNotFoundError, MtlgitError, Problem
+from mtlgit.errors import InvalidMemoryError, MemoryNotFoundError, MtlgitError, Problem, disk_fault
 from mtlgit.ids import blob_id, new_ulid
 from mtlgit.lock import file_lock
 from mtlgit.memory import (
@@ -154,7 +154,8 @@ class Pool:
         """The pool as the index holds it, for reading: the memories and errors of :meth:`load` (not the
         lint-only warnings) from the fresh index snapshot instead of parsing every file (at 10k memories a few
         hundred milliseconds instead of seconds). The memories carry no ``meta``: a write goes through
-        :meth:`load`. Falls back to :meth:`load` when the index cannot be built (e.g. a broken model setting).
+        :meth:`load`. Falls back to :meth:`load` when the index cannot be built (e.g. a broken model setting, a
+        full disk).
         """
         if self._indexed is not None:
             return self._indexed
@@ -163,6 +164,11 @@ class Pool:
         try:
             snapshot = WorktreeIndex(self.repo).fresh()
         except (MtlgitError, OSError):
+            return self.load()
+        except Exception as exc:
+            # A full or read-only disk that only SQLite noticed: reading the files needs no room.
+            if disk_fault(exc, "") is None:
+                raise
             return self.load()
         rows = range(snapshot.n_docs)
         doc_file = snapshot.array("docs.file").tolist()
@@ -517,7 +523,13 @@ def _alive(pid: int) -> bool:
 
 
 def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "xb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(path, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        # A write to an open file fails without a file name; the user needs to know where.
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc

@@ -9,10 +9,12 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -275,3 +277,111 @@ def test_a_sync_killed_at_any_step_leaves_the_pool_usable(repo: Path, tmp_path: 
     assert len(list(folder.glob("index-*"))) == 1
     assert list(folder.glob(".*.tmp")) == []
     assert "Then run EXPLAIN" in run(repo, "recall", "EXPLAIN the join", "--json").out
+
+
+# --- a full disk and a read-only checkout ------------------------------------------------------------------
+
+
+def _mount(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
+
+
+def _unmount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+
+
+def _need_mount() -> None:
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a test file system needs root and mount(8)")
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A repository on a tiny tmpfs with one memory, its index and a synced pool; then the disk is filled."""
+    _need_mount()
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = _mount("-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk))
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        from tests.test_pools import upstream
+
+        upstream(tmp_path, "team", {"Index the columns used in joins": "Add an index on each foreign key."})
+        repo = disk / "repo"
+        repo.mkdir()
+        git(repo, "init", "-q")
+        assert run(repo, "init").code == 0
+        assert run(repo, *ADD_ARGS).code == 0
+        assert run(repo, "pool", "add", "team", str(tmp_path / "team.git")).code == 0
+        with open(disk / "filler", "wb") as filler:
+            try:
+                while True:
+                    filler.write(b"\0" * 65536)
+                    filler.flush()
+            except OSError:
+                pass
+        yield repo
+    finally:
+        _unmount(disk)
+
+
+@pytest.fixture
+def read_only(repo: Path, tmp_path: Path) -> Iterator[Path]:
+    """The test repository, with one memory and its index, seen through a read-only bind mount."""
+    _need_mount()
+    assert run(repo, *ADD_ARGS).code == 0
+    view = tmp_path / "read-only"
+    view.mkdir()
+    if _mount("--bind", str(repo), str(view)).returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        if _mount("-o", "remount,bind,ro", str(view)).returncode != 0:
+            pytest.skip("cannot remount read-only here")
+        yield view
+    finally:
+        _unmount(view)
+
+
+def _assert_one_line_error(result: Result, reason: str, root: Path) -> None:
+    assert result.code == 1, result.output
+    lines = result.err.strip().split("\n")
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith(f"Error: {root}") or f" {root}" in lines[0], result.err
+    assert reason in lines[0], result.err
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_a_full_disk_gives_one_line_errors_and_leaves_no_temporary_file(full_disk: Path, tmp_path: Path) -> None:
+    repo = full_disk
+    state = find_repo(repo).state_dir
+    source = write(tmp_path / "CLAUDE.md", "# Conventions\n- Run the linter before committing.\n")
+    commands = [
+        ("add", "-t", "Read the error to the end", "-d", "On a failure.", "-c", "Read it all."),
+        ("import", str(source)),
+        ("index", "--rebuild"),
+        ("pool", "sync"),
+    ]
+    for command in commands:
+        _assert_one_line_error(run(repo, *command), "no space left on device", repo)
+    assert not (state / "crash.log").exists()
+    assert [p.name for p in state.rglob("*.tmp")] == []
+    assert _temp_files(repo) == []
+    listed = run(repo, "list", "--json")
+    assert listed.code == 0, listed.output
+    assert len(json.loads(listed.out)) == 1, listed.output
+
+
+@pytest.mark.slow
+def test_a_read_only_checkout_gives_one_line_errors(read_only: Path) -> None:
+    listed = json.loads(run(read_only, "list", "--json").out)
+    assert [m["title"] for m in listed] == ["Run the failing test first"]
+    commands = [
+        ("add", "-t", "Read the error to the end", "-d", "On a failure.", "-c", "Read it all."),
+        ("index", "--rebuild"),
+        ("retire", listed[0]["id"]),
+        ("pool", "add", "team", "../team.git"),
+    ]
+    for command in commands:
+        _assert_one_line_error(run(read_only, *command), "read-only file system", read_only)
