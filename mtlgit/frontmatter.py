@@ -240,7 +240,7 @@ def _refuse_aliases(fm_text: str, first_line: int) -> None:
         kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
         sign = "*" if kind == "alias" else "&"
         raise FrontMatterError(
-            f"front matter uses the YAML {kind} '{sign}{anchor[:40]}'; memories may not use anchors or aliases: "
+            f"front matter uses the YAML {kind} '{sign}{anchor[:40]}'; anchors and aliases are not allowed: "
             "write the value out in full",
             first_line + (event.start_mark.line if event.start_mark is not None else 0),
         )
@@ -355,7 +355,7 @@ def _renderings(key: str, value: Any, indent: str) -> list[list[str]]:
     if isinstance(value, (list, tuple)):
         if all(_is_scalar(item) for item in value):
             return [[f"{indent}{key}: [{', '.join(_flow_item(item) for item in value)}]"]]
-        dumped = yaml.safe_dump(list(value), allow_unicode=True, sort_keys=False, width=2**31 - 1)
+        dumped = yaml.dump(list(value), Dumper=_NoAliasDumper, allow_unicode=True, sort_keys=False, width=2**31 - 1)
         return [[f"{indent}{key}:"] + [f"{indent}  {line}" for line in dumped.rstrip("\n").split("\n")]]
     out = []
     if isinstance(value, str) and "\n" in value.rstrip("\n"):
@@ -366,6 +366,13 @@ def _renderings(key: str, value: Any, indent: str) -> list[list[str]]:
         )
     out.append([f"{indent}{key}: {_scalar(value)}"])
     return out
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a value that appears twice out twice: the reader refuses anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _reads_back(lines: list[str], indent: str, value: Any) -> bool:

@@ -87,6 +87,13 @@ def test_crafted_front_matter_is_cheap_to_refuse(text: str, message: str | None)
     assert time.perf_counter() - started < 1
 
 
+def test_a_value_written_twice_is_written_out_twice_not_as_an_alias() -> None:
+    shared = {"task": "t1"}
+    text = frontmatter.render({"id": "X", "title": "t", "attempts": [shared, shared]}, "body")
+    assert "&" not in text and "*" not in text
+    assert frontmatter.parse(text).meta["attempts"] == [shared, shared]
+
+
 @pytest.fixture
 def bombed(repo: Path) -> Path:
     """A repository with one good memory and one alias bomb, both committed."""
