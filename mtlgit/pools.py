@@ -131,8 +131,8 @@ def _write_atomic(path: Path, text: str) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        if exc.filename is not None:
-            raise
+        # Name the file being replaced, not its temporary twin in the same folder (a write to an open file
+        # names none at all).
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
     finally:
         tmp.unlink(missing_ok=True)

@@ -6,11 +6,13 @@ stalling the suite.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -399,3 +401,34 @@ def test_a_read_only_checkout_gives_one_line_errors(read_only: Path) -> None:
     ]
     for command in commands:
         _assert_one_line_error(run(read_only, *command), "read-only file system", read_only)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "/r/a.md"), "/r/a.md: no space left on device"),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), "somewhere: disk quota exceeded"),
+        (PermissionError(errno.EACCES, "Permission denied", "/r/.git"), "/r/.git: permission denied"),
+        (sqlite3.OperationalError("database or disk is full"), "somewhere: no space left on device"),
+        (sqlite3.OperationalError("attempt to write a readonly database"), "somewhere: read-only file system"),
+        (OSError(errno.ENOENT, "No such file or directory", "/r/a.md"), None),
+        (sqlite3.OperationalError("no such table: blobs"), None),
+    ],
+)
+def test_disk_faults_are_told_apart_from_bugs(error: Exception, expected: str | None) -> None:
+    from mtlgit.errors import disk_fault
+
+    fault = disk_fault(error, "somewhere")
+    if expected is None:
+        assert fault is None
+    else:
+        assert fault is not None and fault.startswith(expected)
+    # The first failure of a write often hides behind a second one raised while closing the file.
+    try:
+        try:
+            raise error
+        except Exception:
+            raise ValueError("while cleaning up") from None
+    except ValueError as chained:
+        chained.__context__ = error
+        assert disk_fault(chained, "somewhere") == fault
