@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 
@@ -54,3 +55,43 @@ class Problem:
             "code": self.code,
             "message": self.message,
         }
+
+
+# Faults of the place mtlgit writes to, not bugs: each is told in one line with the path and what to do.
+_DISK_FAULTS = {
+    errno.ENOSPC: "no space left on device: free some space and run the command again",
+    errno.EDQUOT: "disk quota exceeded: free some space and run the command again",
+    errno.EROFS: "read-only file system: this command needs to write there",
+    errno.EACCES: "permission denied: check the owner and mode of the file and its folder",
+    errno.EPERM: "operation not permitted: check the owner and mode of the file and its folder",
+}
+# SQLite reports the same faults in words, without an errno or a path.
+_SQLITE_FAULTS = {
+    "database or disk is full": errno.ENOSPC,
+    "attempt to write a readonly database": errno.EROFS,
+}
+
+
+def disk_fault(error: BaseException | None, where: str) -> str | None:
+    """The one-line message for a full, read-only or forbidden file system anywhere in ``error``'s chain
+    (a failed write often fails again while closing, so the first cause may hide behind a second error);
+    None when it is anything else. ``where`` names the place when the error does not (a write to an open
+    file carries no file name)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        code = _errno_of(error)
+        if code in _DISK_FAULTS:
+            filename = getattr(error, "filename", None)
+            return f"{filename if filename else where}: {_DISK_FAULTS[code]}"
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _errno_of(error: BaseException) -> int | None:
+    if isinstance(error, OSError):
+        return error.errno
+    if type(error).__name__ == "OperationalError" and type(error).__module__ == "sqlite3":
+        message = str(error)
+        return next((code for text, code in _SQLITE_FAULTS.items() if text in message), None)
+    return None

@@ -87,13 +87,8 @@ def _parse_fenced(text: str, lines: list[str], kind: str, fence: re.Pattern[str]
             1,
         )
     fm_text = "\n".join(lines[1:end]) + "\n"
-    if len(fm_text) > MAX_FRONT_MATTER:
-        raise FrontMatterError(
-            f"front matter is {len(fm_text) // 1024} KiB; the limit is {MAX_FRONT_MATTER // 1024} KiB: "
-            "move long text into the body",
-            1,
-        )
-    meta = load_yaml(fm_text, first_line=2) if kind == "yaml" else _load_toml(fm_text)
+    _check_size(fm_text)
+    meta = load_yaml(fm_text, first_line=2) if kind == "yaml" else _check_mapping(_load_toml(fm_text), 2)
     return Document(
         text=text,
         kind=kind,
@@ -105,12 +100,23 @@ def _parse_fenced(text: str, lines: list[str], kind: str, fence: re.Pattern[str]
     )
 
 
+def _check_size(fm_text: str) -> None:
+    if len(fm_text) > MAX_FRONT_MATTER:
+        raise FrontMatterError(
+            f"front matter is {len(fm_text) // 1024} KiB; the limit is {MAX_FRONT_MATTER // 1024} KiB: "
+            "move long text into the body",
+            1,
+        )
+
+
 def _parse_json(text: str, lines: list[str]) -> Document:
     end = next((i for i, line in enumerate(lines) if line.rstrip() == "}"), None)
     if end is None:
         raise FrontMatterError("JSON front matter opened on line 1 is never closed by a line '}'", 1)
+    fm_text = "\n".join(lines[: end + 1])
+    _check_size(fm_text)
     try:
-        meta = json.loads("\n".join(lines[: end + 1]))
+        meta = json.loads(fm_text)
     except (json.JSONDecodeError, RecursionError) as exc:
         line = getattr(exc, "lineno", 1)
         raise FrontMatterError(f"JSON front matter is invalid: {getattr(exc, 'msg', exc)}", line) from None
@@ -202,6 +208,8 @@ def load_yaml(fm_text: str, first_line: int) -> dict[str, Any]:
     if fast is not None:
         return fast
     try:
+        if "&" in fm_text or "*" in fm_text:
+            _refuse_aliases(fm_text, first_line)
         data = yaml.load(fm_text, Loader=_Loader)  # noqa: S506 - the loader is the safe one
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -215,6 +223,27 @@ def load_yaml(fm_text: str, first_line: int) -> dict[str, Any]:
     except RecursionError:
         raise FrontMatterError("front matter nests too deeply to be read", first_line) from None
     return _check_mapping(data, first_line)
+
+
+def _refuse_aliases(fm_text: str, first_line: int) -> None:
+    """Refuse YAML anchors (``&a``) and aliases (``*a``) before anything is built from them.
+
+    Nine nested lists of nine aliases each stand for 9**9 values in ~200 bytes; whatever walks the loaded
+    value afterwards (the shape check, validation, JSON records) would work for hours. A memory never needs
+    them, so the events are read one by one and the first anchor or alias stops the parse, at a cost linear
+    in the text. Only front matter that contains '&' or '*' at all pays for this pass.
+    """
+    for event in yaml.parse(fm_text, Loader=_Loader):
+        anchor = getattr(event, "anchor", None)
+        if anchor is None:
+            continue
+        kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
+        sign = "*" if kind == "alias" else "&"
+        raise FrontMatterError(
+            f"front matter uses the YAML {kind} '{sign}{anchor[:40]}'; anchors and aliases are not allowed: "
+            "write the value out in full",
+            first_line + (event.start_mark.line if event.start_mark is not None else 0),
+        )
 
 
 def _yaml_hint(fm_text: str, mark: Any) -> str:
@@ -237,6 +266,8 @@ def _load_toml(fm_text: str) -> dict[str, Any]:
         match = re.search(r"line (\d+)", str(exc))
         line = 1 + int(match.group(1)) if match else 1
         raise FrontMatterError(f"TOML front matter is invalid: {exc}", line) from None
+    except RecursionError:
+        raise FrontMatterError("TOML front matter nests too deeply to be read: flatten it", 1) from None
     return data
 
 
@@ -247,22 +278,18 @@ def _check_mapping(data: Any, line: int) -> dict[str, Any]:
         raise FrontMatterError(
             f"front matter is a {_type_name(data)}, not a mapping: write one 'key: value' per line", line
         )
-    _check_shape(data, 0, set())
+    _check_depth(data, 0, line)
     return {str(k) if not isinstance(k, str) else k: v for k, v in data.items()}
 
 
-def _check_shape(value: Any, depth: int, seen: set[int]) -> None:
-    """Refuse self-referencing or absurdly deep values (YAML anchors can build both)."""
+def _check_depth(value: Any, depth: int, line: int) -> None:
+    """Refuse absurdly deep values. Without aliases every value is built from its own text, so this walk is
+    linear in the (bounded) size of the front matter."""
     if depth > MAX_DEPTH:
-        raise FrontMatterError(f"front matter nests deeper than {MAX_DEPTH} levels", 0)
+        raise FrontMatterError(f"front matter nests deeper than {MAX_DEPTH} levels: flatten it", line)
     if isinstance(value, (dict, list)):
-        if id(value) in seen:
-            raise FrontMatterError("front matter refers to itself through a YAML alias; write the value out", 0)
-        seen.add(id(value))
-        children = value.values() if isinstance(value, dict) else value
-        for child in children:
-            _check_shape(child, depth + 1, seen)
-        seen.discard(id(value))
+        for child in value.values() if isinstance(value, dict) else value:
+            _check_depth(child, depth + 1, line)
 
 
 def _type_name(value: Any) -> str:
@@ -328,7 +355,7 @@ def _renderings(key: str, value: Any, indent: str) -> list[list[str]]:
     if isinstance(value, (list, tuple)):
         if all(_is_scalar(item) for item in value):
             return [[f"{indent}{key}: [{', '.join(_flow_item(item) for item in value)}]"]]
-        dumped = yaml.safe_dump(list(value), allow_unicode=True, sort_keys=False, width=2**31 - 1)
+        dumped = yaml.dump(list(value), Dumper=_NoAliasDumper, allow_unicode=True, sort_keys=False, width=2**31 - 1)
         return [[f"{indent}{key}:"] + [f"{indent}  {line}" for line in dumped.rstrip("\n").split("\n")]]
     out = []
     if isinstance(value, str) and "\n" in value.rstrip("\n"):
@@ -339,6 +366,13 @@ def _renderings(key: str, value: Any, indent: str) -> list[list[str]]:
         )
     out.append([f"{indent}{key}: {_scalar(value)}"])
     return out
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a value that appears twice out twice: the reader refuses anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _reads_back(lines: list[str], indent: str, value: Any) -> bool:

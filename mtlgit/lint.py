@@ -176,7 +176,7 @@ def fix_ids(pool: Pool) -> list[tuple[str, str]]:
         path = pool.root / problem.path
         text = path.read_text(encoding="utf-8")
         new_id = new_ulid()
-        replace_file(path, frontmatter.set_fields(text, {"id": new_id}).encode("utf-8"))
+        replace_file(path, frontmatter.set_fields(text, {"id": new_id}).encode("utf-8"), pool.tmp_dir)
         fixed.append((problem.path, new_id))
     pool.load(refresh=True)
     return fixed

@@ -10,6 +10,7 @@ from git objects at the pool's ref and share the blob-keyed cache, so a sync emb
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -116,9 +117,25 @@ def read_status(repo: Repo, name: str) -> dict[str, Any]:
 def _write_status(repo: Repo, name: str, status: dict[str, Any]) -> None:
     folder = pool_dir(repo, name)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / ".status.json.tmp"
-    tmp.write_text(json.dumps(status), encoding="utf-8")
-    tmp.replace(folder / "status.json")
+    _write_atomic(folder / "status.json", json.dumps(status))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` through a synced temporary file, which never outlives a failed write (a
+    full disk included): a crash at any point leaves the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        # Name the file being replaced, not its temporary twin in the same folder (a write to an open file
+        # names none at all).
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # --- sync ---------------------------------------------------------------------------------------------------
@@ -137,8 +154,6 @@ def _git(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedPro
 
 
 def _git_env() -> dict[str, str]:
-    import os
-
     # Never wait for a password prompt: a pool that needs credentials must have them in git's own helpers.
     return {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
 
@@ -175,6 +190,7 @@ def sync(repo: Repo, spec: PoolSpec, root: Path) -> dict[str, Any]:
                 ok=True,
                 commit=snapshot.manifest["commit"],
                 memories=snapshot.n_docs,
+                index=snapshot.folder.parent.name,
                 snapshot=snapshot.folder.name,
                 unreadable=snapshot.manifest.get("problem_files", 0),
             )
@@ -186,10 +202,40 @@ def sync(repo: Repo, spec: PoolSpec, root: Path) -> dict[str, Any]:
         if not status.get("ok") and previous.get("snapshot"):
             # Keep answering from the last good sync.
             status.update(
-                snapshot=previous["snapshot"], commit=previous.get("commit"), memories=previous.get("memories")
+                index=previous.get("index"),
+                snapshot=previous["snapshot"],
+                commit=previous.get("commit"),
+                memories=previous.get("memories"),
             )
+        # The status names the new index before the old one goes: a crash between the two leaves a folder
+        # too many, never a status pointing at a deleted index.
         _write_status(repo, spec.name, status)
+        _remove_stale_indexes(repo, spec.name, status)
     return status
+
+
+def _remove_stale_indexes(repo: Repo, name: str, status: dict[str, Any]) -> None:
+    live = _index_dir(repo, name, status)
+    for stale in pool_dir(repo, name).glob("index-*"):
+        if stale != live:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _index_dir(repo: Repo, name: str, status: dict[str, Any]) -> Path | None:
+    """The index folder holding the snapshot a status names (statuses of older versions name only the
+    snapshot, so its folder is looked for)."""
+    from mtlgit.index import open_current
+
+    snapshot = status.get("snapshot")
+    if not snapshot:
+        return None
+    if status.get("index"):
+        return pool_dir(repo, name) / str(status["index"])
+    for index_dir in pool_dir(repo, name).glob("index-*"):
+        current = open_current(index_dir)
+        if current is not None and current.folder.name == snapshot:
+            return index_dir
+    return None
 
 
 def index_pool(repo: Repo, spec: PoolSpec) -> Any:
@@ -230,9 +276,6 @@ def index_pool(repo: Repo, spec: PoolSpec) -> Any:
             "mode": config.mode,
         }
         snapshot = Builder(repo, model).build(index_dir, files, read, manifest, record_hook=label_record)
-    for stale in pool_dir(repo, spec.name).glob("index-*"):
-        if stale != index_dir:
-            shutil.rmtree(stale, ignore_errors=True)
     return snapshot
 
 
@@ -240,14 +283,12 @@ def pool_snapshot(repo: Repo, spec: PoolSpec) -> Any | None:
     """The snapshot of a synced pool, read without running git; None when it was never synced."""
     from mtlgit.index import open_current
 
-    name = read_status(repo, spec.name).get("snapshot")
-    if not name:
+    status = read_status(repo, spec.name)
+    index_dir = _index_dir(repo, spec.name, status)
+    snapshot = open_current(index_dir) if index_dir is not None else None
+    if snapshot is None or snapshot.folder.name != status.get("snapshot"):
         return None
-    for index_dir in pool_dir(repo, spec.name).glob("index-*"):
-        snapshot = open_current(index_dir)
-        if snapshot is not None and snapshot.folder.name == name:
-            return snapshot
-    return None
+    return snapshot
 
 
 # --- editing the configuration -----------------------------------------------------------------------------
@@ -280,9 +321,7 @@ def add_to_config(root: Path, spec: PoolSpec) -> None:
     parsed = load_yaml(new_text, 1)
     if [p.get("name") for p in parsed.get("pools") or []][-1:] != [spec.name]:
         raise MtlgitError(f"could not add the pool to {CONFIG_NAME} in place: add it by hand (see README)")
-    tmp = path.with_name(f".{CONFIG_NAME}.tmp")
-    tmp.write_text(new_text, encoding="utf-8")
-    tmp.replace(path)
+    _write_atomic(path, new_text)
 
 
 def remove_from_config(root: Path, name: str) -> None:
@@ -311,9 +350,7 @@ def remove_from_config(root: Path, name: str) -> None:
     parsed = load_yaml(new_text, 1)
     if name in [p.get("name") for p in parsed.get("pools") or [] if isinstance(p, dict)]:
         raise MtlgitError(f"could not remove the pool from {CONFIG_NAME} in place: edit it by hand")
-    tmp = path.with_name(f".{CONFIG_NAME}.tmp")
-    tmp.write_text(new_text, encoding="utf-8")
-    tmp.replace(path)
+    _write_atomic(path, new_text)
 
 
 def forget(repo: Repo, name: str) -> None:

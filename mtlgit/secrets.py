@@ -24,7 +24,7 @@ from typing import Any
 ALLOW = "pragma: allowlist secret"
 
 _KEYWORDS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")
-_URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]{3,}@")
+_URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]{0,40}://[^/\s:@]+:[^/\s@]{3,}@")
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
 # Prefixes of issued tokens (GitHub, GitLab, Slack, Stripe, OpenAI/Anthropic, Hugging Face, Google, npm, PyPI,
 # SendGrid, AWS, JWT).
@@ -100,7 +100,7 @@ _EXTRA: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 # An assignment of a long random-looking value to a secret-sounding name, e.g. API_TOKEN=3f9a...
 _ASSIGNMENT = re.compile(
-    r"(?i)(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key|credential)\w*"
+    r"(?i)(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key|credential)\w{0,64}"
     r"[\"']?\s*[:=]\s*[\"']?([^\s\"'`,;]{12,})"
 )
 

@@ -7,7 +7,10 @@ an existing file, and a rewrite is refused if the file changed since it was read
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Any
 
 from mtlgit import frontmatter
 from mtlgit.config import Config, load_config
-from mtlgit.errors import InvalidMemoryError, MemoryNotFoundError, MtlgitError, Problem
+from mtlgit.errors import InvalidMemoryError, MemoryNotFoundError, MtlgitError, Problem, disk_fault
 from mtlgit.ids import blob_id, new_ulid
 from mtlgit.lock import file_lock
 from mtlgit.memory import (
@@ -129,6 +132,11 @@ class Pool:
     def memories_dir(self) -> Path:
         return self.repo.root / self.config.memories
 
+    @property
+    def tmp_dir(self) -> Path:
+        """Where writes stage their temporary files: outside the working tree, so never committed."""
+        return self.repo.state_dir / "tmp"
+
     def rel(self, path: Path) -> str:
         return relpath(path, self.repo.root)
 
@@ -147,7 +155,8 @@ class Pool:
         """The pool as the index holds it, for reading: the memories and errors of :meth:`load` (not the
         lint-only warnings) from the fresh index snapshot instead of parsing every file (at 10k memories a few
         hundred milliseconds instead of seconds). The memories carry no ``meta``: a write goes through
-        :meth:`load`. Falls back to :meth:`load` when the index cannot be built (e.g. a broken model setting).
+        :meth:`load`. Falls back to :meth:`load` when the index cannot be built (e.g. a broken model setting, a
+        full disk).
         """
         if self._indexed is not None:
             return self._indexed
@@ -156,6 +165,11 @@ class Pool:
         try:
             snapshot = WorktreeIndex(self.repo).fresh()
         except (MtlgitError, OSError):
+            return self.load()
+        except Exception as exc:
+            # A full or read-only disk that only SQLite noticed: reading the files needs no room.
+            if disk_fault(exc, "") is None:
+                raise
             return self.load()
         rows = range(snapshot.n_docs)
         doc_file = snapshot.array("docs.file").tolist()
@@ -255,7 +269,7 @@ class Pool:
             path = folder / f"{slugify(title)}-{memory_id[-8:].lower()}.md"
             memory = self._validated(text, path)
             folder.mkdir(parents=True, exist_ok=True)
-            if write_new_file(path, text.encode("utf-8")):
+            if write_new_file(path, text.encode("utf-8"), self.tmp_dir):
                 self._loaded = self._indexed = None
                 return memory
         raise MtlgitError(f"could not find a free file name in {self.rel(folder)}")  # pragma: no cover
@@ -279,7 +293,7 @@ class Pool:
             except frontmatter.FrontMatterError as exc:
                 raise MtlgitError(f"{memory.path}: {exc.message}") from None
             updated = self._validated(text, path)
-            replace_file(path, text.encode("utf-8"))
+            replace_file(path, text.encode("utf-8"), self.tmp_dir)
         self._loaded = self._indexed = None
         return updated
 
@@ -289,7 +303,7 @@ class Pool:
         with file_lock(self.repo.state_dir / "write.lock"):
             _read_if_unchanged(path, memory)
             updated = self._validated(text, path)
-            replace_file(path, text.encode("utf-8"))
+            replace_file(path, text.encode("utf-8"), self.tmp_dir)
         self._loaded = self._indexed = None
         return updated
 
@@ -403,20 +417,30 @@ def select(
     return out
 
 
-def write_new_file(path: Path, data: bytes) -> bool:
+TEMP_RE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
+ORPHAN_AGE = 3600.0  # seconds; a write takes milliseconds, so an older temporary file is an orphan whoever wrote it
+
+
+def write_new_file(path: Path, data: bytes, tmp_dir: Path | None = None) -> bool:
     """Create ``path`` with ``data`` atomically; False (and nothing written) when it already exists.
 
-    The data goes to a hidden temporary file first, which is then hard-linked to the final name: the link
-    fails if the name is taken, so two writers can never share a file, and a reader never sees half of one.
+    The data goes to a temporary file first, which is then hard-linked to the final name: the link fails if
+    the name is taken, so two writers can never share a file, and a reader never sees half of one. The
+    temporary file lives in ``tmp_dir`` (``.git/mtlgit/tmp``) when given, so a writer killed half-way leaves
+    nothing in the memories folder for ``git add`` to pick up; only across filesystems does it go next to
+    ``path``, hidden.
     """
-    tmp = _temp_path(path)
+    tmp = _temp_path(path, tmp_dir)
     try:
         _write_synced(tmp, data)
         try:
             os.link(tmp, path)
         except FileExistsError:
             return False
-        except OSError:
+        except OSError as exc:
+            if exc.errno == errno.EXDEV and tmp_dir is not None:
+                tmp.unlink(missing_ok=True)
+                return write_new_file(path, data)
             # Filesystems without hard links: exclusive create, then write.
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -429,26 +453,83 @@ def write_new_file(path: Path, data: bytes) -> bool:
         tmp.unlink(missing_ok=True)
 
 
-def replace_file(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically, keeping its permission bits."""
-    tmp = _temp_path(path)
+def replace_file(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically, keeping its permission bits (temporary file as in
+    :func:`write_new_file`)."""
+    tmp = _temp_path(path, tmp_dir)
     try:
         _write_synced(tmp, data)
         try:
             os.chmod(tmp, path.stat().st_mode & 0o7777)
         except OSError:
             pass
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV or tmp_dir is None:
+                raise
+            replace_file(path, data)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _temp_path(path: Path) -> Path:
-    return path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+_swept: set[Path] = set()
+
+
+def _temp_path(path: Path, tmp_dir: Path | None) -> Path:
+    folder = path.parent
+    if tmp_dir is not None:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        folder = tmp_dir
+    # Once per folder and process: an import of a thousand memories lists each folder once, not a thousand times.
+    for swept in {folder, path.parent} - _swept:
+        remove_orphans(swept)
+        _swept.add(swept)
+    return folder / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+
+
+def remove_orphans(folder: Path) -> list[str]:
+    """Delete the temporary files in ``folder`` left by writers that died before renaming them (a process
+    that no longer runs, or a file older than an hour); returns their names. Only names of the form mtlgit
+    gives its temporary files are touched."""
+    removed: list[str] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = TEMP_RE.match(entry.name)
+        if match is None or int(match.group(1)) == os.getpid():
+            continue
+        try:
+            orphan = not _alive(int(match.group(1))) or now - entry.stat().st_mtime > ORPHAN_AGE
+            if orphan:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+        except OSError:
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or not a pid at all: leave the file to the age rule
+    return True
 
 
 def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "xb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(path, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        # A write to an open file fails without a file name; the user needs to know where.
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc

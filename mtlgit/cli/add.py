@@ -184,7 +184,11 @@ def _add_json(pool: Any, source: str, force: bool) -> None:
             raise MtlgitError(f"cannot read {source}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise MtlgitError(f"{source} is not UTF-8 text") from None
-    results = add_items(pool, parse_items(text), force=force)
+    try:
+        items = parse_items(text)
+    except RecursionError:
+        raise MtlgitError(f"{source}: the JSON nests too deeply to be read; give a list of memory objects") from None
+    results = add_items(pool, items, force=force)
     added = [r for r in results if r.memory is not None]
     echo_json(
         {

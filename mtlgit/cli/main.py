@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from mtlgit.errors import MtlgitError
+from mtlgit.errors import MtlgitError, disk_fault
 
 COMMANDS: dict[str, str] = {
     "init": "mtlgit.cli.init:init",
@@ -121,9 +121,24 @@ def handle_exception() -> int:
     if isinstance(error, BrokenPipeError):
         sys.stderr.close()
         return 0
+    fault = disk_fault(error, _where())
+    if fault is not None:
+        # Not a bug, and on a full disk there is no room for a crash log anyway.
+        click.echo(f"Error: {fault}", err=True)
+        return 1
     log = _write_crash_log()
     click.echo(f"mtlgit: internal error (a bug in mtlgit, not in your input); details in {log}", err=True)
     return 3
+
+
+def _where() -> str:
+    """The place a write without a file name went to: mtlgit's folder of the repository, or the current one."""
+    try:
+        from mtlgit.repo import find_repo
+
+        return f"a file below {find_repo().state_dir}"
+    except Exception:  # noqa: BLE001 - no repository
+        return f"a file below {os.getcwd()}"
 
 
 def _write_crash_log() -> str:
