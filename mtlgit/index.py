@@ -22,6 +22,7 @@ library. Building one imports the parser, the cache and the model.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -268,6 +269,14 @@ def _config_and_folders_unchanged(snapshot: Snapshot, root: Path) -> bool:
     manifest = snapshot.manifest
     if _stat_key(root / ".mtlgit.yaml") != manifest["config_stat"]:
         return False
+    if manifest.get("config_racy"):  # written too close to the build for its stat to prove anything
+        from mtlgit.ids import blob_id
+
+        try:
+            if blob_id((root / ".mtlgit.yaml").read_bytes()) != manifest["config_racy"]:
+                return False
+        except OSError:
+            return False
     if not model_unchanged(manifest):
         return False
     for rel, mtime_ns in manifest["dirs"]:
@@ -412,7 +421,7 @@ def write_snapshot(
         except OSError as exc:
             if exc.errno not in UNWRITABLE:
                 raise
-            note(f"could not save the index in {index_dir} ({exc.strerror}): answering from memory")
+            note(f"could not save the index in {index_dir} ({exc.strerror}): built in memory for this run only")
     return Snapshot(index_dir / "unsaved", arrays, blobs=blobs, manifest=manifest)
 
 
@@ -783,7 +792,7 @@ class WorktreeIndex:
         trusted: they have just been compared, and comparing them on every recall would cost a read each.
         Skipped, silently, where the index cannot be written: it only saves work."""
         manifest = snapshot.manifest
-        racy = manifest.get("racy") or manifest.get("racy_dirs")
+        racy = manifest.get("racy") or manifest.get("racy_dirs") or manifest.get("config_racy")
         if not racy or time.time_ns() - int(manifest.get("built_ns", 0)) < 2 * RACY_NS:
             return snapshot
         if not snapshot.saved or not os.access(snapshot.folder, os.W_OK):
@@ -795,7 +804,8 @@ class WorktreeIndex:
                 current = self.current()
                 if current is None or current.folder != snapshot.folder:
                     return current or snapshot  # another process replaced it meanwhile
-                settled = {**current.manifest, "racy": [], "racy_dirs": [], "built_ns": time.time_ns()}
+                settled = {**current.manifest, "racy": [], "racy_dirs": [], "config_racy": None}
+                settled["built_ns"] = time.time_ns()
                 tmp = current.folder / f".manifest.{os.getpid()}.tmp"
                 try:
                     tmp.write_bytes(manifest_bytes(settled))
@@ -828,7 +838,7 @@ class WorktreeIndex:
                     return old  # another process refreshed it while this one waited
                 return self._build(old, progress)
         except LockUnwritable as exc:
-            note(f"could not save the index in {self.dir} ({exc.strerror}): answering from memory")
+            note(f"could not save the index in {self.dir} ({exc.strerror}): built in memory for this run only")
             old = None if rebuild else (stale if stale is not None else self.current())
             return self._build(old, progress, save=False)
 
@@ -845,8 +855,10 @@ class WorktreeIndex:
         # Every stat is read before what it vouches for (the configuration, a folder's names), and one too
         # recent to rule out a change within the same mtime tick is not trusted alone.
         config_stat = _stat_key(root / ".mtlgit.yaml")
+        config_racy = None
         if config_stat is not None and config_stat[1] >= started - RACY_NS:
-            config_stat = [-1, -1, -1]  # never matches: the next recall reads the configuration again
+            with contextlib.suppress(OSError):
+                config_racy = blob_id((root / ".mtlgit.yaml").read_bytes())
         config = load_config(root)
         model = load_model(config.model, root, self.repo.state_dir)
         if old is not None and (
@@ -915,6 +927,7 @@ class WorktreeIndex:
             "reviewed_ref": config.reviewed_ref,
             "pools": [spec.__dict__ for spec in parse_pools(config)],
             "config_stat": config_stat,
+            "config_racy": config_racy,
             "dirs": [[f, mtime_ns] for f, (mtime_ns, _names) in zip(folders, listings, strict=True)]
             or [[config.memories, 0]],
             "racy_dirs": [
@@ -988,7 +1001,7 @@ def rev_snapshot(repo: Repo, rev: str, progress: bool = False) -> Snapshot:
                 return snapshot
             return Builder(repo, model, progress).build(index_dir, files, read, manifest)
     except LockUnwritable as exc:
-        note(f"could not save the index of {rev} ({exc.strerror}): answering from memory")
+        note(f"could not save the index of {rev} ({exc.strerror}): built in memory for this run only")
         return Builder(repo, model, progress).build(index_dir, files, read, manifest, save=False)
 
 

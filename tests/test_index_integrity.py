@@ -134,14 +134,28 @@ def test_a_change_within_the_same_mtime_tick_as_the_listing_is_seen(
     assert not is_fresh(snapshot, repo)
 
 
+def test_a_configuration_changed_within_the_same_tick_as_the_build_is_seen(repo: Path) -> None:
+    write(repo / "memories" / "a.md", memory("M1", "first"))
+    config = repo / ".mtlgit.yaml"
+    snapshot = WorktreeIndex(find_repo(repo)).refresh(rebuild=True)
+    assert snapshot.manifest["config_racy"], "the configuration was written just now"
+    before = os.stat(config)
+    config.write_text(config.read_text().replace("k: 3", "k: 5"))  # same size, same inode
+    os.utime(config, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert not is_fresh(snapshot, repo)
+    assert WorktreeIndex(find_repo(repo)).fresh().manifest["k"] == 5
+
+
 def test_an_old_folder_is_trusted_by_its_mtime_alone(repo: Path) -> None:
     folder = repo / "memories"
     write(folder / "a.md", memory("M1", "first"))
     past = time.time_ns() - 10 * RACY_NS
     os.utime(folder / "a.md", ns=(past, past))
     os.utime(folder, ns=(past, past))
+    os.utime(repo / ".mtlgit.yaml", ns=(past, past))
     snapshot = WorktreeIndex(find_repo(repo)).refresh(rebuild=True)
     assert snapshot.manifest["racy_dirs"] == [] and snapshot.manifest["racy"] == []
+    assert snapshot.manifest["config_racy"] is None
     assert is_fresh(snapshot, repo)
 
 
@@ -411,15 +425,15 @@ def test_recall_in_a_read_only_checkout_answers_and_says_it_could_not_save(index
     with read_only_view(repo, tmp_path / "ro") as ro_repo:
         fresh = run_cli(ro_repo, "recall", "topic4", "--mode", "bm25", "-k", "1", "--json")
         assert fresh.code == 0 and fresh.err == "", fresh.output
-        # Settling (forgetting racy files) would rewrite the manifest: past the racy window it is skipped.
-        manifest = live(repo).manifest
-        assert manifest["racy"], "the files were written just now"
         write(repo / "memories" / "m04.md", memory("M04", "lesson 4 rewritten about topic4 and plums"))
         stale = run_cli(ro_repo, "recall", "plums", "--mode", "bm25", "-k", "1", "--json")
         assert stale.code == 0, stale.output
         assert json.loads(stale.out)["results"][0]["id"] == "M04"
         assert stale.err.count("\n") == 1 and "could not save the index" in stale.err
         assert "Read-only file system" in stale.err
+        indexing = run_cli(ro_repo, "index")
+        assert indexing.code == 1, indexing.output
+        assert indexing.err.count("\n") == 1 and "could not save the index" in indexing.err
         shutil.rmtree(index)
         missing = run_cli(ro_repo, "recall", "topic9", "-k", "1", "--json")
         assert missing.code == 0, missing.output
@@ -439,16 +453,14 @@ def test_settling_in_a_read_only_checkout_is_skipped(indexed: Path, tmp_path: Pa
 
 def fill(folder: Path) -> None:
     """Take every free byte of the file system holding ``folder``."""
-    with open(folder / "filler", "wb") as handle:
-        block = b"\0" * (1 << 16)
-        with contextlib.suppress(OSError):
-            while True:
-                handle.write(block)
-                handle.flush()
-        with contextlib.suppress(OSError):
-            while True:
-                handle.write(b"\0")
-                handle.flush()
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for size in (1 << 16, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
 
 
 def test_a_full_disk_serves_recall_keeps_the_cache_and_leaves_no_temporary_files(tmp_path: Path) -> None:

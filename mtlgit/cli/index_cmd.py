@@ -50,6 +50,8 @@ def index(rebuild: bool, check: bool, as_json: bool) -> None:
             raise SystemExit(1)
         return
     snapshot = WorktreeIndex(find_repo()).refresh(rebuild=rebuild, progress=sys.stderr.isatty())
+    if not snapshot.saved:
+        raise SystemExit(1)  # the index module has said why, in one line
     seconds = time.perf_counter() - started
     manifest = snapshot.manifest
     if as_json:
