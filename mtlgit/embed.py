@@ -273,11 +273,19 @@ def _save_tables(folder: Path, key: str, tables: dict[str, Any], vocab: dict[str
 def check_tables(folder: Path, key: str, full: bool = False) -> str | None:
     """What is wrong with a model's cached query tables (None: nothing). A file whose times changed since it
     was written, or every file with ``full``, must match its checksum."""
-    import zlib
-
     try:
         settings = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
-        parts = settings["parts"]
+    except (OSError, ValueError) as exc:
+        return f"{folder / key}.json: {exc}"
+    return _check_parts(folder, settings.get("parts") if isinstance(settings, dict) else None, full)
+
+
+def _check_parts(folder: Path, parts: Any, full: bool) -> str | None:
+    import zlib
+
+    if not isinstance(parts, dict) or len(parts) != 2:
+        return f"{folder}: the query tables' settings list no files"
+    try:
         for name, (size, crc, mtime_ns, ctime_ns) in parts.items():
             st = os.stat(folder / name)
             if st.st_size != size:
@@ -285,24 +293,23 @@ def check_tables(folder: Path, key: str, full: bool = False) -> str | None:
             changed = st.st_mtime_ns != mtime_ns or st.st_ctime_ns != ctime_ns
             if (full or changed) and zlib.crc32((folder / name).read_bytes()) != crc:
                 return f"{folder / name} fails its checksum"
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return f"{folder / key}.*: {exc}"
+    except (OSError, ValueError, TypeError) as exc:
+        return f"{folder}: {exc}"
     return None
 
 
 def _load_tables(folder: Path, key: str) -> dict[str, Any] | None:
     """The cached query tables, or None when missing or damaged (they are then made again)."""
-    if check_tables(folder, key) is not None:
-        return None
     try:
         tables: dict[str, Any] = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
+        if _check_parts(folder, tables.pop("parts", None), full=False) is not None:
+            return None
         tokens = np.load(folder / f"{key}.tokens.npy", mmap_mode="r", allow_pickle=False)
         ids = np.load(folder / f"{key}.ids.npy", mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError):
+    except (OSError, ValueError, EOFError, AttributeError):
         return None
     if len(tokens) != len(ids):
         return None
-    del tables["parts"]
 
     def lookup(piece: str) -> int | None:
         wanted = piece.encode("utf-8")

@@ -241,7 +241,9 @@ def test_any_sequence_of_changes_and_refreshes_gives_the_snapshot_of_a_rebuild(
 
 
 def test_a_refresh_keeps_the_warnings_of_unchanged_files(repo: Path) -> None:
-    write(repo / "memories" / "a.md", memory("not-a-ulid", "a memory with a warning"))
+    path = write(repo / "memories" / "a.md", memory("not-a-ulid", "a memory with a warning"))
+    past = time.time_ns() - 10 * RACY_NS  # not racy: the refresh reuses it without reading it again
+    os.utime(path, ns=(past, past))
     index = WorktreeIndex(find_repo(repo))
     first = index.refresh(rebuild=True).problems()
     assert [p["code"] for p in first] == ["id"]
