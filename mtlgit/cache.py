@@ -13,6 +13,7 @@ import os
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,50 +23,95 @@ from mtlgit.analysis import ANALYZER_VERSION
 if TYPE_CHECKING:
     import numpy as np
 
-SCHEMA = 3
+SCHEMA = 4
+KEEP_CORRUPT = 1  # damaged copies kept for inspection: the newest only
+
+
+def is_corruption(exc: sqlite3.Error) -> bool:
+    """Whether SQLite says the database file is damaged. A full disk, a read-only folder or a busy lock are
+    not damage: the file must then be left as it is."""
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    if name:
+        return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+    return type(exc) is sqlite3.DatabaseError
 
 
 class BlobCache:
-    """Parsed records, BM25 terms and model vectors of memory files, by blob id (hex)."""
+    """Parsed records, BM25 terms and model vectors of memory files, by blob id (hex).
+
+    Each row carries the CRC-32 of its value: a row that fails it is treated as missing (computed again).
+    Where the database cannot be written (a read-only checkout, a full disk) it is read as it is, and what
+    would have been added is computed again next time: the cache only saves work.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.writable = True
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # a read-only or full disk: opened read-only below
         self.db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
         try:
             return self._open()
-        except sqlite3.DatabaseError:
-            return self._start_again()
+        except sqlite3.Error as exc:
+            if is_corruption(exc):
+                return self._start_again()
+            return self._read_only()
+
+    def _read_only(self) -> sqlite3.Connection:
+        """The database as it is on disk, without locks or writes; an empty one when even that fails."""
+        self.writable = False
+        try:
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?immutable=1", uri=True, isolation_level=None)
+            db.execute("SELECT 1 FROM docs LIMIT 1").fetchall()
+            db.execute("SELECT 1 FROM vectors LIMIT 1").fetchall()
+            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is not None and row[0] == str(SCHEMA):
+                return db
+            db.close()
+        except sqlite3.Error:
+            pass
+        db = sqlite3.connect(":memory:", isolation_level=None)
+        _create_tables(db)
+        return db
 
     def _start_again(self) -> sqlite3.Connection:
-        """Derived data only: keep the damaged file for inspection and start an empty cache."""
+        """Derived data only: keep the damaged file for inspection (older damaged copies go) and start empty."""
         try:
             self.db.close()
         except AttributeError:
             pass
-        for suffix in ("-wal", "-shm"):
-            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
-        if self.path.exists():
-            self.path.replace(self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}"))
-        return self._open()
+        try:
+            for suffix in ("-wal", "-shm"):
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            if self.path.exists():
+                self.path.replace(self.path.with_name(f"{self.path.name}.corrupt-{time.time_ns()}"))
+            copies = sorted(self.path.parent.glob(f"{self.path.name}.corrupt-*"), key=lambda p: p.stat().st_mtime)
+            for old in copies[:-KEEP_CORRUPT]:
+                old.unlink(missing_ok=True)
+            return self._open()
+        except (OSError, sqlite3.Error):
+            return self._read_only()
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if row is not None and row[0] != str(SCHEMA):
-            db.execute("DROP TABLE IF EXISTS docs")
-            db.execute("DROP TABLE IF EXISTS vectors")
-        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS docs"
-            " (analyzer TEXT, blob TEXT, doc TEXT, memory_id TEXT, PRIMARY KEY (analyzer, blob))"
-        )
-        db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, blob TEXT, vec BLOB, PRIMARY KEY (model, blob))")
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is not None and row[0] != str(SCHEMA):
+                db.execute("DROP TABLE IF EXISTS docs")
+                db.execute("DROP TABLE IF EXISTS vectors")
+            if row is None or row[0] != str(SCHEMA):
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
+            _create_tables(db)
+        except BaseException:
+            db.close()
+            raise
         return db
 
     def close(self) -> None:
@@ -75,17 +121,18 @@ class BlobCache:
         """The cached analysis of each blob that has one: ``{"record":..., "terms":..., "problems":...}``."""
         return {
             blob: json.loads(doc)
-            for blob, doc in self._select(
-                "SELECT blob, doc FROM docs WHERE analyzer=? AND blob IN ", blobs, ANALYZER_VERSION
+            for blob, doc, crc in self._select(
+                "SELECT blob, doc, sum FROM docs WHERE analyzer=? AND blob IN ", blobs, ANALYZER_VERSION
             )
+            if isinstance(doc, str) and zlib.crc32(doc.encode("utf-8", "surrogatepass")) == crc
         }
 
     def put_docs(self, items: dict[str, dict[str, Any]]) -> None:
-        rows = [
-            (ANALYZER_VERSION, blob, json.dumps(doc, ensure_ascii=False), (doc.get("record") or {}).get("id"))
-            for blob, doc in items.items()
-        ]
-        self._put("INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?)", rows)
+        rows = []
+        for blob, doc in items.items():
+            text = json.dumps(doc)  # ASCII escapes: a path in a problem may hold any byte
+            rows.append((ANALYZER_VERSION, blob, text, (doc.get("record") or {}).get("id"), zlib.crc32(text.encode())))
+        self._put("INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?)", rows)
 
     def analyse(
         self,
@@ -129,14 +176,46 @@ class BlobCache:
 
         return {
             blob: np.frombuffer(vec, dtype=np.float16)
-            for blob, vec in self._select("SELECT blob, vec FROM vectors WHERE model=? AND blob IN ", blobs, model)
+            for blob, vec, crc in self._select(
+                "SELECT blob, vec, sum FROM vectors WHERE model=? AND blob IN ", blobs, model
+            )
+            if isinstance(vec, bytes) and zlib.crc32(vec) == crc
         }
 
     def put_vectors(self, model: str, items: dict[str, np.ndarray]) -> None:
         import numpy as np
 
-        rows = [(model, blob, vec.astype(np.float16).tobytes()) for blob, vec in items.items()]
-        self._put("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
+        rows = []
+        for blob, vec in items.items():
+            data = vec.astype(np.float16).tobytes()
+            rows.append((model, blob, data, zlib.crc32(data)))
+        self._put("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
+
+    def check(self, repair: bool = False) -> list[str]:
+        """What is wrong with the database: SQLite's own integrity check, then every row's checksum.
+        ``repair`` deletes the rows that fail (they are computed again when needed)."""
+        try:
+            found = [row[0] for row in self.db.execute("PRAGMA integrity_check").fetchall() if row[0] != "ok"]
+            bad_docs = [
+                blob
+                for blob, doc, crc in self.db.execute("SELECT blob, doc, sum FROM docs")
+                if not isinstance(doc, str) or zlib.crc32(doc.encode("utf-8", "surrogatepass")) != crc
+            ]
+            bad_vectors = [
+                (model, blob)
+                for model, blob, vec, crc in self.db.execute("SELECT model, blob, vec, sum FROM vectors")
+                if not isinstance(vec, bytes) or zlib.crc32(vec) != crc
+            ]
+        except sqlite3.Error as exc:
+            return [f"{self.path}: {exc}"]
+        if bad_docs:
+            found.append(f"{len(bad_docs)} parsed memories fail their checksum")
+        if bad_vectors:
+            found.append(f"{len(bad_vectors)} vectors fail their checksum")
+        if repair and self.writable and (bad_docs or bad_vectors):
+            self._put("DELETE FROM docs WHERE blob=?", [(blob,) for blob in bad_docs])
+            self._put("DELETE FROM vectors WHERE model=? AND blob=?", bad_vectors)
+        return found
 
     def count(self, table: str) -> int:
         assert table in ("docs", "vectors")
@@ -150,24 +229,39 @@ class BlobCache:
                 chunk = keys[start : start + 900]
                 marks = ",".join("?" * len(chunk))
                 out.extend(self.db.execute(f"{sql}({marks})", (first, *chunk)).fetchall())
-        except sqlite3.DatabaseError:
-            self.db = self._start_again()
+        except sqlite3.Error as exc:
+            if is_corruption(exc) and self.writable:
+                self.db = self._start_again()
             return []  # nothing cached: the caller computes it again
         return out
 
     def _put(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Store rows; where the disk cannot take them (full, read-only), they are not stored."""
+        if not self.writable:
+            return
         for attempt in (1, 2):
             try:
                 with self._transaction():
                     self.db.executemany(sql, rows)
                 return
-            except sqlite3.DatabaseError:
-                if attempt == 2:
-                    raise
+            except sqlite3.Error as exc:
+                if attempt == 2 or not is_corruption(exc):
+                    return
                 self.db = self._start_again()
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.db)
+
+
+def _create_tables(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS docs"
+        " (analyzer TEXT, blob TEXT, doc TEXT, memory_id TEXT, sum INTEGER, PRIMARY KEY (analyzer, blob))"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS vectors (model TEXT, blob TEXT, vec BLOB, sum INTEGER, PRIMARY KEY (model, blob))"
+    )
 
 
 class _Transaction:

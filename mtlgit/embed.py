@@ -132,10 +132,14 @@ class StaticModel:
             "wordpiece": WordPiece.settings(self._vocab),
         }
         if self.cache_dir is not None and tables["wordpiece"] is not None:
-            _save_tables(self.cache_dir / "models", self.key, tables, vocab)
-            cached = _load_tables(self.cache_dir / "models", self.key)
-            if cached is not None:
-                return cached
+            try:
+                _save_tables(self.cache_dir / "models", self.key, tables, vocab)
+            except OSError:
+                pass  # a read-only or full disk: the tables below serve this process
+            else:
+                cached = _load_tables(self.cache_dir / "models", self.key)
+                if cached is not None:
+                    return cached
         if tables["wordpiece"] is not None:
             tables["lookup"] = vocab.get
         return tables
@@ -237,7 +241,10 @@ class StaticModel:
 
 
 def _save_tables(folder: Path, key: str, tables: dict[str, Any], vocab: dict[str, int]) -> None:
-    """Write the query tables of a model: sorted vocabulary and ids as .npy, settings as JSON (atomically)."""
+    """Write the query tables of a model: sorted vocabulary and ids as .npy, then the settings as JSON with the
+    size, CRC-32 and times of each array (each file replaced atomically; the JSON last)."""
+    import zlib
+
     folder.mkdir(parents=True, exist_ok=True)
     tokens = sorted(vocab, key=lambda t: t.encode("utf-8"))
     tag = f".{os.getpid()}.tmp"
@@ -247,25 +254,59 @@ def _save_tables(folder: Path, key: str, tables: dict[str, Any], vocab: dict[str
     }
     names = [*arrays, f"{key}.json"]
     try:
+        parts = {}
         for name, array in arrays.items():
             with open(folder / f"{name}{tag}", "wb") as handle:  # a file object: np.save would add ".npy"
                 np.save(handle, array, allow_pickle=False)
-        (folder / f"{key}.json{tag}").write_text(
-            json.dumps({"median": tables["median"], "wordpiece": tables["wordpiece"]}), encoding="utf-8"
-        )
-        for name in names:
+            crc = zlib.crc32((folder / f"{name}{tag}").read_bytes())
             os.replace(folder / f"{name}{tag}", folder / name)
+            st = os.stat(folder / name)
+            parts[name] = [st.st_size, crc, st.st_mtime_ns, st.st_ctime_ns]
+        settings = {"median": tables["median"], "wordpiece": tables["wordpiece"], "parts": parts}
+        (folder / f"{key}.json{tag}").write_text(json.dumps(settings), encoding="utf-8")
+        os.replace(folder / f"{key}.json{tag}", folder / f"{key}.json")
     finally:
         for name in names:
             (folder / f"{name}{tag}").unlink(missing_ok=True)
 
 
+def check_tables(folder: Path, key: str, full: bool = False) -> str | None:
+    """What is wrong with a model's cached query tables (None: nothing). A file whose times changed since it
+    was written, or every file with ``full``, must match its checksum."""
+    try:
+        settings = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"{folder / key}.json: {exc}"
+    return _check_parts(folder, settings.get("parts") if isinstance(settings, dict) else None, full)
+
+
+def _check_parts(folder: Path, parts: Any, full: bool) -> str | None:
+    import zlib
+
+    if not isinstance(parts, dict) or len(parts) != 2:
+        return f"{folder}: the query tables' settings list no files"
+    try:
+        for name, (size, crc, mtime_ns, ctime_ns) in parts.items():
+            st = os.stat(folder / name)
+            if st.st_size != size:
+                return f"{folder / name} is {st.st_size} bytes, not {size}"
+            changed = st.st_mtime_ns != mtime_ns or st.st_ctime_ns != ctime_ns
+            if (full or changed) and zlib.crc32((folder / name).read_bytes()) != crc:
+                return f"{folder / name} fails its checksum"
+    except (OSError, ValueError, TypeError) as exc:
+        return f"{folder}: {exc}"
+    return None
+
+
 def _load_tables(folder: Path, key: str) -> dict[str, Any] | None:
+    """The cached query tables, or None when missing or damaged (they are then made again)."""
     try:
         tables: dict[str, Any] = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
+        if _check_parts(folder, tables.pop("parts", None), full=False) is not None:
+            return None
         tokens = np.load(folder / f"{key}.tokens.npy", mmap_mode="r", allow_pickle=False)
         ids = np.load(folder / f"{key}.ids.npy", mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError, AttributeError):
         return None
     if len(tokens) != len(ids):
         return None

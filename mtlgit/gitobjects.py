@@ -90,14 +90,32 @@ def blobs_at(repo: Repo, ref: str, folder: str) -> set[str]:
 
 
 def object_ids(repo: Repo, names: list[str]) -> list[str]:
-    """The object id of each ``rev:path`` name ("" when it does not exist), through one cat-file."""
+    """The object id of each ``rev:path`` name ("" when it does not exist), through one cat-file.
+
+    A path may hold a newline: such names go NUL-terminated (``-z``, git 2.38+), and the answers are read in
+    order, since git echoes a missing name, newline and all.
+    """
     if not names:
         return []
+    nul = any("\n" in name for name in names)
     proc = subprocess.run(
-        ["git", "cat-file", "--batch-check=%(objectname)"],
+        ["git", "cat-file", *(["-z"] if nul else []), "--batch-check=%(objectname)"],
         cwd=repo.root,
-        input=("\n".join(names) + "\n").encode(),
+        input=("\0" if nul else "\n").join(names).encode("utf-8", "surrogateescape") + (b"\0" if nul else b"\n"),
         capture_output=True,
         check=True,
     )
-    return ["" if line.endswith(" missing") else line for line in proc.stdout.decode().splitlines()]
+    out = proc.stdout.decode("utf-8", "surrogateescape")
+    ids: list[str] = []
+    position = 0
+    for name in names:
+        for answer in (" missing\n", " ambiguous\n"):
+            if out.startswith(name + answer, position):
+                ids.append("")
+                position += len(name) + len(answer)
+                break
+        else:
+            end = out.index("\n", position)
+            ids.append(out[position:end])
+            position = end + 1
+    return ids

@@ -8,15 +8,26 @@ The working-tree snapshot records every memory file's (size, mtime_ns, inode), l
 :func:`is_fresh` re-checks them on every recall, and a refresh re-reads only the files whose stat changed,
 and re-parses or re-embeds only contents (blob ids) the cache has never seen.
 
+Integrity: the manifest carries its own CRC-32 and, for every other file, its size, CRC-32 and the mtime
+and ctime it had once written. Opening a snapshot (every recall) checks the manifest and stats each file: a
+changed size is damage, changed times mean the file was written since and its checksum must still match
+(about 20 stats; a checksum of the whole folder would cost more than the recall). ``mtlgit index --check``
+reads every checksum, which also finds damage that left the times alone. A damaged snapshot is never
+served: it is ignored with a note on stderr and rebuilt. Where the folder cannot be written (read-only,
+full), a snapshot is built in memory and the note says the index could not be saved.
+
 This module is on the recall path: reading and checking a snapshot imports only numpy and the standard
 library. Building one imports the parser, the cache and the model.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,40 +44,138 @@ if TYPE_CHECKING:
     from mtlgit.embed import StaticModel
     from mtlgit.repo import Repo
 
-INDEX_VERSION = 5
+INDEX_VERSION = 6
 K1, B = 1.5, 0.75  # BM25 parameters (Lucene's defaults; bm25s uses the same)
 RACY_NS = 3_000_000_000  # a file changed this close to its stat may change again unseen: hash it
 ATTRS = (("format", FORMATS), ("status", STATUSES), ("scope", SCOPES), ("outcome", OUTCOMES))
+PATHS = "files.paths"  # every file's path, NUL-separated: the one byte a path cannot hold
+# Errors that mean "this disk cannot take the index now", not "the index is damaged".
+UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
 
 
 class IndexCorrupt(Exception):
-    """A snapshot folder is missing a file, has a truncated one, or was written by another version."""
+    """A snapshot folder is missing a file, has a truncated or altered one, or was written by another version."""
+
+
+_NOTED: set[str] = set()
+
+
+def note(message: str) -> None:
+    """One line on stderr for the user, once per process (through logging, which prints the bare message when
+    nothing is set up)."""
+    if message in _NOTED:
+        return
+    _NOTED.add(message)
+    import logging
+
+    logging.getLogger("mtlgit").warning("mtlgit: %s", message)
+
+
+def file_crc(path: Path | str) -> int:
+    """CRC-32 of a file's bytes, read in blocks."""
+    crc = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """A manifest as written: JSON ending with the CRC-32 of all the text before it, so a changed digit is
+    noticed without serialising the manifest again on every read."""
+    head = json.dumps({key: value for key, value in manifest.items() if key != "check"}).encode()[:-1]
+    return head + b', "check": %d}' % zlib.crc32(head)
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        raw = (folder / "manifest.json").read_bytes()
+        manifest = json.loads(raw)
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"{folder.name}/manifest.json is unreadable ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("version") != INDEX_VERSION:
+        version = manifest.get("version") if isinstance(manifest, dict) else None
+        raise IndexCorrupt(f"{folder.name}: written by index version {version}")
+    head, _sep, _tail = raw.rpartition(b', "check": ')
+    if manifest.pop("check", None) != zlib.crc32(head):
+        raise IndexCorrupt(f"{folder.name}/manifest.json fails its checksum")
+    return manifest
 
 
 class Snapshot:
-    """One immutable index folder, read through memory maps."""
+    """One immutable index folder, read through memory maps; or, when it could not be saved, held in memory.
 
-    def __init__(self, folder: Path) -> None:
+    Every file of the folder is listed in the manifest's ``parts`` with its size, CRC-32 and the mtime and
+    ctime it had once written. Opening a snapshot stats its files: a file whose size differs is damaged, and a
+    file whose times differ was written since (a same-size overwrite) and must match its checksum.
+    :meth:`verify` checks every checksum, which also finds damage that left the times alone.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        arrays: dict[str, np.ndarray] | None = None,
+        blobs: dict[str, bytes] | None = None,
+        manifest: dict[str, Any] | None = None,
+    ) -> None:
+        """Open the snapshot in ``folder``; or, given its ``arrays``, other files (``blobs``) and ``manifest``,
+        hold one in memory.
+
+        :raises IndexCorrupt: when a file is missing, or fails its size or (if its times changed) checksum.
+        """
         self.folder = folder
-        try:
-            self.manifest: dict[str, Any] = json.loads((folder / "manifest.json").read_bytes())
-        except (OSError, ValueError) as exc:
-            raise IndexCorrupt(f"{folder.name}: manifest unreadable ({exc})") from None
-        if self.manifest.get("version") != INDEX_VERSION:
-            raise IndexCorrupt(f"{folder.name}: written by index version {self.manifest.get('version')}")
-        for name, size in self.manifest["sizes"].items():
-            try:
-                actual = os.stat(folder / name).st_size
-            except OSError:
-                raise IndexCorrupt(f"{folder.name}/{name} is missing") from None
-            if actual != size:
-                raise IndexCorrupt(f"{folder.name}/{name} is {actual} bytes, not {size}")
-        self._arrays: dict[str, np.ndarray] = {}
+        self._arrays: dict[str, np.ndarray] = arrays or {}
         self._files: list[str] | None = None
+        self._blobs = blobs
+        if blobs is not None and manifest is not None:
+            self.manifest: dict[str, Any] = manifest
+            return
+        self.manifest = _read_manifest(folder)
+        self._check_parts(full=False)
+
+    @property
+    def saved(self) -> bool:
+        """False for a snapshot held in memory only (the index could not be written)."""
+        return self._blobs is None
+
+    def _check_parts(self, full: bool) -> None:
+        parts = self.manifest.get("parts")
+        if not isinstance(parts, dict):
+            raise IndexCorrupt(f"{self.folder.name}/manifest.json lists no files")
+        for name, (size, crc, mtime_ns, ctime_ns) in parts.items():
+            path = self.folder / name
+            try:
+                st = os.stat(path)
+            except OSError:
+                raise IndexCorrupt(f"{self.folder.name}/{name} is missing") from None
+            if st.st_size != size:
+                raise IndexCorrupt(f"{self.folder.name}/{name} is {st.st_size} bytes, not {size}")
+            if (full or st.st_mtime_ns != mtime_ns or st.st_ctime_ns != ctime_ns) and file_crc(path) != crc:
+                raise IndexCorrupt(f"{self.folder.name}/{name} fails its checksum (it was altered)")
+
+    def verify(self) -> None:
+        """Check every file against its checksum, and the list of paths against the file count.
+
+        :raises IndexCorrupt: naming the first file that fails.
+        """
+        if not self.saved:
+            return
+        self._check_parts(full=True)
+        if len(self.files) != self.n_files:
+            raise IndexCorrupt(f"{self.folder.name}/{PATHS} holds {len(self.files)} paths, not {self.n_files}")
 
     @property
     def n_docs(self) -> int:
         return int(self.manifest["docs"])
+
+    @property
+    def n_files(self) -> int:
+        return int(self.manifest["files"])
+
+    def _blob(self, name: str) -> bytes:
+        if self._blobs is not None:
+            return self._blobs[name]
+        return (self.folder / name).read_bytes()
 
     def array(self, name: str) -> np.ndarray:
         if name not in self._arrays:
@@ -79,19 +188,19 @@ class Snapshot:
     @property
     def files(self) -> list[str]:
         if self._files is None:
-            text = (self.folder / "files.txt").read_text(encoding="utf-8")
-            self._files = text.split("\n") if text else []
+            data = self._blob(PATHS)
+            self._files = data.decode("utf-8", "surrogateescape").split("\0") if data else []
         return self._files
 
     def record_lines(self, rows: Iterable[int]) -> list[bytes]:
         wanted = list(rows)
         offsets = self.array("records.off")
+        if self._blobs is not None or len(wanted) > 64:  # many rows (a refresh): one read and slices
+            data = self._blob("records.jsonl")
+            bounds = offsets.tolist()
+            return [data[bounds[row] : bounds[row + 1]] for row in wanted]
+        out = []
         with open(self.folder / "records.jsonl", "rb") as handle:
-            if len(wanted) > 64:  # many rows (a refresh): one read and slices beat a seek per row
-                data = handle.read()
-                bounds = offsets.tolist()
-                return [data[bounds[row] : bounds[row + 1]] for row in wanted]
-            out = []
             for row in wanted:
                 start, end = int(offsets[row]), int(offsets[row + 1])
                 handle.seek(start)
@@ -106,24 +215,27 @@ class Snapshot:
         return [self.files[int(doc_file[row])] for row in rows]
 
     def problems(self) -> list[dict[str, Any]]:
-        path = self.folder / "problems.json"
-        return json.loads(path.read_bytes()) if path.exists() else []  # type: ignore[no-any-return]
+        return json.loads(self._blob("problems.json"))  # type: ignore[no-any-return]
 
 
 # --- where snapshots live ---------------------------------------------------------------------------------
 
 
 def open_current(index_dir: Path) -> Snapshot | None:
-    """The live snapshot of ``index_dir``, or None when there is none or it is damaged."""
+    """The live snapshot of ``index_dir``, or None when there is none or it is damaged (said on stderr: the
+    caller builds a new one)."""
     try:
         name = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
-    if not name or "/" in name or name.startswith("."):
+    if not name or "/" in name or name.startswith(".") or "\0" in name:
+        note(f"ignoring a damaged index in {index_dir} (CURRENT names no snapshot)")
         return None
     try:
         return Snapshot(index_dir / name)
-    except IndexCorrupt:
+    except IndexCorrupt as exc:
+        if (index_dir / name / "manifest.json").exists() and "written by index version" not in str(exc):
+            note(f"ignoring a damaged index in {index_dir} ({exc})")
         return None
 
 
@@ -157,6 +269,14 @@ def _config_and_folders_unchanged(snapshot: Snapshot, root: Path) -> bool:
     manifest = snapshot.manifest
     if _stat_key(root / ".mtlgit.yaml") != manifest["config_stat"]:
         return False
+    if manifest.get("config_racy"):  # written too close to the build for its stat to prove anything
+        from mtlgit.ids import blob_id
+
+        try:
+            if blob_id((root / ".mtlgit.yaml").read_bytes()) != manifest["config_racy"]:
+                return False
+        except OSError:
+            return False
     if not model_unchanged(manifest):
         return False
     for rel, mtime_ns in manifest["dirs"]:
@@ -165,7 +285,24 @@ def _config_and_folders_unchanged(snapshot: Snapshot, root: Path) -> bool:
                 return False
         except OSError:
             return False
+    # A folder changed too close to its listing may change again within the same mtime tick: its names must
+    # still be those listed.
+    for number, digest in manifest.get("racy_dirs") or []:
+        try:
+            names = os.listdir(os.path.join(root, manifest["dirs"][number][0]))
+        except OSError:
+            return False
+        if listing_digest(names) != digest:
+            return False
     return True
+
+
+def listing_digest(names: Iterable[str]) -> str:
+    """What a folder holds, as far as the index cares: its names, hidden ones (writers' temporary files) aside."""
+    import hashlib
+
+    listed = "\0".join(sorted(name for name in names if not name.startswith(".")))
+    return hashlib.sha1(listed.encode("utf-8", "surrogateescape")).hexdigest()  # noqa: S324 - not security
 
 
 def _stat_key_at(rel: str, fd: int) -> list[int] | None:
@@ -248,47 +385,79 @@ def write_snapshot(
     old: Snapshot | None,
     manifest: dict[str, Any],
     dim: int,
+    save: bool = True,
 ) -> Snapshot:
-    """Write a new snapshot folder from its files and docs, make it CURRENT, and drop stale folders."""
+    """Write a new snapshot folder from its files and docs, make it CURRENT, and drop stale folders.
+
+    When the disk cannot take it (read-only, full, not permitted) or ``save`` is false, the snapshot is
+    returned in memory instead, and only the first case is said on stderr.
+    """
+    arrays = _doc_arrays(docs, old, dim)
+    arrays["files.stat"] = np.array([f.stat for f in files], dtype=np.int64).reshape(len(files), 3)
+    # Hex, not raw bytes: numpy's fixed-width bytes drop trailing NULs, which raw ids may end with.
+    arrays["files.blob"] = np.array([f.blob.encode() for f in files], dtype="S40")
+    arrays["files.doc"] = np.array([f.doc for f in files], dtype=np.int32)
+    arrays["docs.file"] = np.array([d.file_index for d in docs], dtype=np.int32)
+    records = arrays.pop("records")
+    labels = arrays.pop("labels")
+    problems = [p for f in files for p in f.problems]
+    blobs = {
+        PATHS: "\0".join(f.rel for f in files).encode("utf-8", "surrogateescape"),
+        "records.jsonl": b"".join(records),
+        "problems.json": json.dumps(problems).encode(),  # ASCII escapes: a path may hold any byte
+    }
+    manifest = {
+        **manifest,
+        "version": INDEX_VERSION,
+        "docs": len(docs),
+        "files": len(files),
+        "problem_files": sum(1 for f in files if f.problems and f.doc < 0),
+        "labels": labels.tolist(),
+        "dim": dim,
+    }
+    if save:
+        try:
+            return _save(index_dir, arrays, blobs, manifest, old)
+        except OSError as exc:
+            if exc.errno not in UNWRITABLE:
+                raise
+            note(f"could not save the index in {index_dir} ({exc.strerror}): built in memory for this run only")
+    return Snapshot(index_dir / "unsaved", arrays, blobs=blobs, manifest=manifest)
+
+
+def _save(
+    index_dir: Path,
+    arrays: dict[str, np.ndarray],
+    blobs: dict[str, bytes],
+    manifest: dict[str, Any],
+    old: Snapshot | None,
+) -> Snapshot:
+    """Write a snapshot folder and make it CURRENT; on any failure, leave nothing of it behind."""
+    import shutil
+
     index_dir.mkdir(parents=True, exist_ok=True)
     tmp = index_dir / f".tmp-{os.getpid()}-{os.urandom(4).hex()}"
-    tmp.mkdir()
-    try:
-        arrays = _doc_arrays(docs, old, dim)
-        arrays["files.stat"] = np.array([f.stat for f in files], dtype=np.int64).reshape(len(files), 3)
-        # Hex, not raw bytes: numpy's fixed-width bytes drop trailing NULs, which raw ids may end with.
-        arrays["files.blob"] = np.array([f.blob.encode() for f in files], dtype="S40")
-        arrays["files.doc"] = np.array([f.doc for f in files], dtype=np.int32)
-        arrays["docs.file"] = np.array([d.file_index for d in docs], dtype=np.int32)
-        for name, array in arrays.items():
-            if name in ("records", "labels", "vocab_list"):
-                continue
-            np.save(tmp / f"{name}.npy", array, allow_pickle=False)
-        (tmp / "files.txt").write_text("\n".join(f.rel for f in files), encoding="utf-8")
-        (tmp / "records.jsonl").write_bytes(b"".join(arrays["records"]))
-        problems = [p for f in files for p in f.problems]
-        (tmp / "problems.json").write_text(json.dumps(problems, ensure_ascii=False), encoding="utf-8")
-        manifest = {
-            **manifest,
-            "version": INDEX_VERSION,
-            "docs": len(docs),
-            "files": len(files),
-            "problem_files": sum(1 for f in files if f.problems and f.doc < 0),
-            "labels": arrays["labels"].tolist(),
-            "dim": dim,
-        }
-        manifest["sizes"] = {p.name: p.stat().st_size for p in tmp.iterdir()}
-        (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-        name = f"snap-{time.time_ns():x}-{os.urandom(2).hex()}"
-        os.rename(tmp, index_dir / name)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    name = f"snap-{time.time_ns():x}-{os.urandom(2).hex()}"
     pointer = index_dir / f".CURRENT.{os.getpid()}"
-    pointer.write_text(name, encoding="utf-8")
-    os.replace(pointer, index_dir / "CURRENT")
+    try:
+        tmp.mkdir()
+        for part, array in arrays.items():
+            np.save(tmp / f"{part}.npy", array, allow_pickle=False)
+        for part, data in blobs.items():
+            (tmp / part).write_bytes(data)
+        parts = {}
+        for entry in sorted(os.scandir(tmp), key=lambda e: e.name):
+            st = entry.stat()
+            parts[entry.name] = [st.st_size, file_crc(entry.path), st.st_mtime_ns, st.st_ctime_ns]
+        (tmp / "manifest.json").write_bytes(manifest_bytes({**manifest, "parts": parts}))
+        os.rename(tmp, index_dir / name)
+        pointer.write_text(name, encoding="utf-8")
+        os.replace(pointer, index_dir / "CURRENT")
+    except BaseException:
+        pointer.unlink(missing_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(index_dir / name, ignore_errors=True)
+        raise
     _drop_old_snapshots(index_dir, keep={name, old.folder.name if old else ""})
     return Snapshot(index_dir / name)
 
@@ -495,12 +664,14 @@ class Builder:
         old: Snapshot | None = None,
         reuse_row: dict[int, int] | None = None,
         record_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        save: bool = True,
     ) -> Snapshot:
         """Write a snapshot of ``files``.
 
         :param read: returns the bytes of the given file indexes (called only for contents never analysed).
         :param reuse_row: file index -> row of ``old`` for files known unchanged (nothing is recomputed).
         :param record_hook: rewrites each record before it is stored (a pool's domain label).
+        :param save: false to build in memory only (the index folder cannot be written).
         """
         from mtlgit.cache import BlobCache
 
@@ -524,7 +695,7 @@ class Builder:
         finally:
             cache.close()
         manifest = {**manifest, "model_key": self.model.key, "model_files": self.model.files_stat()}
-        return write_snapshot(index_dir, files, docs, old, manifest, self.model.dim)
+        return write_snapshot(index_dir, files, docs, old, manifest, self.model.dim, save)
 
     def _docs(
         self,
@@ -617,41 +788,61 @@ class WorktreeIndex:
         return self.refresh(stale=snapshot)
 
     def settle(self, snapshot: Snapshot) -> Snapshot:
-        """Forget the racy files of a fresh snapshot once they are old enough for their stat to be trusted:
-        their content has just been compared, and hashing them on every recall would cost a read each."""
-        racy = snapshot.manifest.get("racy") or []
-        if not racy or time.time_ns() - int(snapshot.manifest.get("built_ns", 0)) < 2 * RACY_NS:
+        """Forget the racy files and folders of a fresh snapshot once they are old enough for their stat to be
+        trusted: they have just been compared, and comparing them on every recall would cost a read each.
+        Skipped, silently, where the index cannot be written: it only saves work."""
+        manifest = snapshot.manifest
+        racy = manifest.get("racy") or manifest.get("racy_dirs") or manifest.get("config_racy")
+        if not racy or time.time_ns() - int(manifest.get("built_ns", 0)) < 2 * RACY_NS:
+            return snapshot
+        if not snapshot.saved or not os.access(snapshot.folder, os.W_OK):
             return snapshot
         from mtlgit.lock import file_lock
 
-        with file_lock(self.lock_path, timeout=300):
-            current = self.current()
-            if current is None or current.folder != snapshot.folder:
-                return current or snapshot  # another process replaced it meanwhile
-            manifest = {**current.manifest, "racy": [], "built_ns": time.time_ns()}
-            tmp = current.folder / f".manifest.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps(manifest), encoding="utf-8")
-            os.replace(tmp, current.folder / "manifest.json")
-            return Snapshot(current.folder)
+        try:
+            with file_lock(self.lock_path, timeout=300):
+                current = self.current()
+                if current is None or current.folder != snapshot.folder:
+                    return current or snapshot  # another process replaced it meanwhile
+                settled = {**current.manifest, "racy": [], "racy_dirs": [], "config_racy": None}
+                settled["built_ns"] = time.time_ns()
+                tmp = current.folder / f".manifest.{os.getpid()}.tmp"
+                try:
+                    tmp.write_bytes(manifest_bytes(settled))
+                    os.replace(tmp, current.folder / "manifest.json")
+                finally:
+                    tmp.unlink(missing_ok=True)
+                return Snapshot(current.folder)
+        except OSError as exc:
+            if exc.errno not in UNWRITABLE:
+                raise
+            return snapshot
 
     def refresh(self, rebuild: bool = False, progress: bool = False, stale: Snapshot | None = None) -> Snapshot:
         """Bring the snapshot up to date under the index lock (``rebuild``: ignore the previous one).
+
+        Where the index cannot be written (a read-only checkout, a full disk), the snapshot is built in memory
+        and that is said in one line on stderr.
 
         :param stale: a snapshot the caller has just found stale. When it is still the current one and no other
             process held the lock meanwhile, every file's stat is not checked again before the build (which
             checks them itself): at 100k memories a pass costs ~0.4 s.
         """
-        from mtlgit.lock import file_lock
+        from mtlgit.lock import LockUnwritable, file_lock
 
-        self.repo.worktree_state_dir.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.lock_path, timeout=300) as waited:
-            old = None if rebuild else self.current()
-            known_stale = not waited and stale is not None and old is not None and old.folder == stale.folder
-            if old is not None and not rebuild and not known_stale and is_fresh(old, self.repo.root):
-                return old  # another process refreshed it while this one waited
-            return self._build(old, progress)
+        try:
+            with file_lock(self.lock_path, timeout=300) as waited:
+                old = None if rebuild else self.current()
+                known_stale = not waited and stale is not None and old is not None and old.folder == stale.folder
+                if old is not None and not rebuild and not known_stale and is_fresh(old, self.repo.root):
+                    return old  # another process refreshed it while this one waited
+                return self._build(old, progress)
+        except LockUnwritable as exc:
+            note(f"could not save the index in {self.dir} ({exc.strerror}): built in memory for this run only")
+            old = None if rebuild else (stale if stale is not None else self.current())
+            return self._build(old, progress, save=False)
 
-    def _build(self, old: Snapshot | None, progress: bool) -> Snapshot:
+    def _build(self, old: Snapshot | None, progress: bool, save: bool = True) -> Snapshot:
         from mtlgit.config import load_config
         from mtlgit.embed import load_model
         from mtlgit.ids import blob_id
@@ -660,15 +851,28 @@ class WorktreeIndex:
         from mtlgit.store import scan_memories
 
         root = self.repo.root
+        started = time.time_ns()
+        # Every stat is read before what it vouches for (the configuration, a folder's names), and one too
+        # recent to rule out a change within the same mtime tick is not trusted alone.
+        config_stat = _stat_key(root / ".mtlgit.yaml")
+        config_racy = None
+        if config_stat is not None and config_stat[1] >= started - RACY_NS:
+            with contextlib.suppress(OSError):
+                config_racy = blob_id((root / ".mtlgit.yaml").read_bytes())
         config = load_config(root)
         model = load_model(config.model, root, self.repo.state_dir)
         if old is not None and (
             old.manifest.get("model_key") != model.key or old.manifest.get("memories") != config.memories
         ):
             old = None
-        started = time.time_ns()
-        paths, folders, links = scan_memories(root / config.memories, root)
+        listings: list[tuple[int, list[str]]] = []
+        paths, folders, links = scan_memories(root / config.memories, root, listings)
         symlinks = set(links)
+        old_problems: dict[str, list[dict[str, Any]]] = {}
+        if old is not None:
+            for found in old.problems():
+                if found.get("code") != "duplicate-id":  # depends on the other files: found again below
+                    old_problems.setdefault(found["path"], []).append(found)
         old_index = {rel: i for i, rel in enumerate(old.files)} if old is not None else {}
         old_racy = set(old.manifest.get("racy") or []) if old is not None else set()
         # Plain lists: one element read of a memory map costs microseconds, a refresh makes one per file.
@@ -693,16 +897,18 @@ class WorktreeIndex:
                     stand_in = blob_id(f"symlink:{key}".encode())
                     files.append(FileInput(rel, key, stand_in, problems=[problem.to_json()]))
                     continue
-            i = old_index.get(rel)
-            if i is not None and old_stats[i] == key and i not in old_racy:
-                files.append(FileInput(rel, key, old_blobs[i].decode()))
-                if old_docs[i] >= 0:
-                    reuse_row[len(files) - 1] = old_docs[i]
-                continue
             if key[0] > MAX_FILE_BYTES:
                 # Never read whole: reported by size, with a stand-in blob id.
                 stand_in = blob_id(f"too-large:{key}".encode())
                 files.append(FileInput(rel, key, stand_in, problems=[too_large(rel, key[0]).to_json()]))
+                continue
+            i = old_index.get(rel)
+            if i is not None and old_stats[i] == key and i not in old_racy:
+                if old_docs[i] >= 0:  # a memory kept as it was, with its warnings
+                    files.append(FileInput(rel, key, old_blobs[i].decode(), problems=old_problems.get(rel, [])))
+                    reuse_row[len(files) - 1] = old_docs[i]
+                else:  # not a memory: its problems come again from the cache, by blob id
+                    files.append(FileInput(rel, key, old_blobs[i].decode()))
                 continue
             content = (root / rel).read_bytes()
             files.append(FileInput(rel, key, blob_id(content)))
@@ -721,13 +927,20 @@ class WorktreeIndex:
             "freshness": config.freshness,
             "reviewed_ref": config.reviewed_ref,
             "pools": [spec.__dict__ for spec in parse_pools(config)],
-            "config_stat": _stat_key(root / ".mtlgit.yaml"),
-            "dirs": [[f, os.stat(root / f).st_mtime_ns] for f in folders] or [[config.memories, 0]],
+            "config_stat": config_stat,
+            "config_racy": config_racy,
+            "dirs": [[f, mtime_ns] for f, (mtime_ns, _names) in zip(folders, listings, strict=True)]
+            or [[config.memories, 0]],
+            "racy_dirs": [
+                [number, listing_digest(names)]
+                for number, (mtime_ns, names) in enumerate(listings)
+                if mtime_ns >= started - RACY_NS
+            ],
             "racy": [i for i, f in enumerate(files) if f.stat[1] >= started - RACY_NS],
             "built_ns": started,
         }
         builder = Builder(self.repo, model, progress)
-        return builder.build(self.dir, files, read, manifest, old, reuse_row)
+        return builder.build(self.dir, files, read, manifest, old, reuse_row, save=save)
 
 
 # --- a git revision -------------------------------------------------------------------------------------------
@@ -770,21 +983,107 @@ def rev_snapshot(repo: Repo, rev: str, progress: bool = False) -> Snapshot:
         contents = gitobjects.read_blobs(repo, [files[i].blob for i in indexes])
         return {i: contents[files[i].blob] for i in indexes}
 
-    from mtlgit.lock import file_lock
+    from mtlgit.lock import LockUnwritable, file_lock
 
-    with file_lock(repo.state_dir / "revs.lock", timeout=300):
-        snapshot = open_current(index_dir)
-        if snapshot is not None:
-            return snapshot
-        manifest = {
-            "kind": "rev",
-            "rev": rev,
-            "commit": commit,
-            "memories": config.memories,
-            "model": config.model,
-            "k": config.k,
-            "mode": config.mode,
-            "min_confidence": config.min_confidence,
-            "reviewed_ref": config.reviewed_ref,
-        }
-        return Builder(repo, model, progress).build(index_dir, files, read, manifest)
+    manifest = {
+        "kind": "rev",
+        "rev": rev,
+        "commit": commit,
+        "memories": config.memories,
+        "model": config.model,
+        "k": config.k,
+        "mode": config.mode,
+        "min_confidence": config.min_confidence,
+        "reviewed_ref": config.reviewed_ref,
+    }
+    try:
+        with file_lock(repo.state_dir / "revs.lock", timeout=300):
+            snapshot = open_current(index_dir)
+            if snapshot is not None:
+                return snapshot
+            return Builder(repo, model, progress).build(index_dir, files, read, manifest)
+    except LockUnwritable as exc:
+        note(f"could not save the index of {rev} ({exc.strerror}): built in memory for this run only")
+        return Builder(repo, model, progress).build(index_dir, files, read, manifest, save=False)
+
+
+# --- checking everything ------------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckReport:
+    """What ``mtlgit index --check`` verified, what it found damaged, and what it did about it."""
+
+    checked: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+
+
+def check_all(repo: Repo) -> CheckReport:
+    """Verify every checksum of every snapshot (working tree, revisions, pools), the cache database and the
+    models' query tables, and repair what can be rebuilt here: the working tree's snapshot is rebuilt, damaged
+    revision snapshots and cache rows are deleted (made again when needed), query tables are made again. A
+    damaged pool snapshot needs ``mtlgit pool sync``."""
+    import shutil
+
+    from mtlgit.cache import BlobCache
+    from mtlgit.embed import check_tables
+
+    report = CheckReport()
+    index = WorktreeIndex(repo)
+    folders = [("worktree", index.dir)]
+    folders += [("revision", d) for d in sorted((repo.state_dir / "revs").glob("*")) if d.is_dir()]
+    folders += [("pool", d) for d in sorted((repo.state_dir / "pools").glob("*/index-*")) if d.is_dir()]
+    rebuild = False
+    for kind, folder in folders:
+        problem = _check_folder(folder)
+        report.checked.append(f"{kind} snapshot {folder}")
+        if problem is None:
+            continue
+        report.damaged.append(f"{kind} snapshot {folder}: {problem}")
+        if kind == "worktree":
+            rebuild = True
+        elif kind == "revision":
+            shutil.rmtree(folder, ignore_errors=True)
+            report.repaired.append(f"deleted {folder} (made again when that revision is recalled)")
+        else:
+            report.repaired.append(f"nothing done for {folder}: run `mtlgit pool sync` to index that pool again")
+    cache_path = repo.state_dir / "cache.sqlite"
+    if cache_path.exists():
+        cache = BlobCache(cache_path)
+        try:
+            found = cache.check(repair=True)
+        finally:
+            cache.close()
+        report.checked.append(f"cache {cache_path}")
+        report.damaged += [f"cache {cache_path}: {line}" for line in found]
+        if found:
+            report.repaired.append(f"deleted the damaged rows of {cache_path} (computed again when needed)")
+    for settings in sorted((repo.state_dir / "models").glob("*.json")):
+        key = settings.name[: -len(".json")]
+        report.checked.append(f"query tables {settings.parent / key}.*")
+        problem = check_tables(settings.parent, key, full=True)
+        if problem is not None:
+            report.damaged.append(f"query tables: {problem}")
+            for part in settings.parent.glob(f"{key}.*"):
+                part.unlink(missing_ok=True)
+            report.repaired.append(f"deleted the query tables {key}.* (made again at the next recall)")
+    if rebuild:
+        index.refresh(rebuild=True)
+        report.repaired.append(f"rebuilt the working tree's snapshot in {index.dir}")
+    return report
+
+
+def _check_folder(index_dir: Path) -> str | None:
+    """What is wrong with the live snapshot of ``index_dir`` (None: nothing, or no snapshot at all)."""
+    try:
+        name = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"CURRENT is unreadable ({exc})"
+    try:
+        Snapshot(index_dir / name).verify()
+    except IndexCorrupt as exc:
+        return str(exc)
+    return None

@@ -12,6 +12,10 @@ from pathlib import Path
 from mtlgit.errors import MtlgitError
 
 
+class LockUnwritable(OSError):
+    """The lock file cannot be created or opened: the folder is read-only, full, or not permitted."""
+
+
 @contextmanager
 def file_lock(path: Path, timeout: float = 60.0, shared: bool = False) -> Iterator[bool]:
     """Hold a lock on ``path`` (created if missing) for the duration of the block; the block gets whether
@@ -20,9 +24,13 @@ def file_lock(path: Path, timeout: float = 60.0, shared: bool = False) -> Iterat
     The kernel drops a ``flock`` when its holder dies, so a crashed process never leaves a stale lock.
 
     :raises MtlgitError: when the lock is not free within ``timeout`` seconds.
+    :raises LockUnwritable: when the lock file cannot be made (a read-only checkout, a full disk).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise LockUnwritable(exc.errno, exc.strerror, str(path)) from None
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
         deadline = time.monotonic() + timeout

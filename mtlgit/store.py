@@ -43,9 +43,12 @@ class LoadResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-def scan_memories(folder: Path, root: Path) -> tuple[list[str], list[str], list[str]]:
+def scan_memories(
+    folder: Path, root: Path, listings: list[tuple[int, list[str]]] | None = None
+) -> tuple[list[str], list[str], list[str]]:
     """Every ``*.md`` file below ``folder`` in a stable order, every folder visited (``folder`` first), and the
-    files that are symlinks, as paths relative to ``root`` with forward slashes.
+    files that are symlinks, as paths relative to ``root`` with forward slashes. ``listings``, when given,
+    receives for each folder visited its mtime read just before it was listed, and the names listed.
 
     Hidden files and folders are skipped (temporary files of writers are hidden), and so is README.md.
     Symlinked folders are followed only when they stay inside ``root``, each real folder once, so a
@@ -69,11 +72,14 @@ def scan_memories(folder: Path, root: Path) -> tuple[list[str], list[str], list[
             return
         seen.add(real)
         try:
+            before = os.stat(path).st_mtime_ns if listings is not None else 0
             with os.scandir(path) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError:
             return
         folders.append(rel(path))
+        if listings is not None:
+            listings.append((before, [entry.name for entry in entries]))
         for entry in entries:
             name = entry.name
             if name.startswith("."):

@@ -42,8 +42,11 @@ def items(writer: int, count: int) -> list[dict[str, object]]:
 
 
 @pytest.mark.slow
-def test_eight_writers_readers_and_a_rebuild_lose_nothing(repo: Path) -> None:
+def test_eight_writers_readers_and_a_rebuild_lose_nothing(repo: Path, tmp_path: Path) -> None:
+    """The race itself (a file added while the folders are listed) is reproduced deterministically in
+    test_index_integrity.py; this runs the real processes together, readers until every writer is done."""
     env = dict(os.environ)
+    stop = tmp_path / "writers-done"
     mtlgit = [sys.executable, "-m", "mtlgit"]
     writers = [
         subprocess.Popen(
@@ -62,13 +65,16 @@ def test_eight_writers_readers_and_a_rebuild_lose_nothing(repo: Path) -> None:
             [
                 sys.executable,
                 "-c",
-                "import subprocess, sys, time\n"
-                "end = time.time() + 40\n"
-                "while time.time() < end:\n"
+                "import os, subprocess, sys\n"
+                "while True:\n"
+                "    done = os.path.exists(sys.argv[1])\n"
                 "    p = subprocess.run([sys.executable, '-m', 'mtlgit', 'recall', 'lesson token', '--json'],"
                 " capture_output=True, text=True)\n"
                 "    if p.returncode != 0:\n"
-                "        print(p.stderr); sys.exit(1)\n",
+                "        print(p.stderr); sys.exit(1)\n"
+                "    if done:\n"
+                "        break\n",
+                str(stop),
             ],
             cwd=repo,
             env=env,
@@ -86,6 +92,7 @@ def test_eight_writers_readers_and_a_rebuild_lose_nothing(repo: Path) -> None:
         assert writer.returncode == 0, err
         assert json.loads(out)["added"] == 50
     assert rebuild.wait(timeout=900) == 0, rebuild.stderr.read() if rebuild.stderr else ""
+    stop.touch()
     for reader in readers:
         out, err = reader.communicate(timeout=900)
         assert reader.returncode == 0, out + err

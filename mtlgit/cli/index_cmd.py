@@ -10,24 +10,48 @@ from mtlgit.cli.options import json_option
 
 @click.command("index")
 @click.option("--rebuild", is_flag=True, help="Ignore the current snapshot and rebuild from the files.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Verify every checksum (snapshots, cache, model tables), repair what is damaged; exit 1 if anything was.",
+)
 @json_option
-def index(rebuild: bool, as_json: bool) -> None:
+def index(rebuild: bool, check: bool, as_json: bool) -> None:
     """Build or refresh the recall index under .git/mtlgit/.
 
     Recall refreshes it by itself when files change; run this to warm it, or with --rebuild after an upgrade.
+    With --check, read every file of the index against its checksum and repair what fails.
 
     \b
     Example:
         mtlgit index
         mtlgit index --rebuild
+        mtlgit index --check
     """
     import sys
 
-    from mtlgit.index import WorktreeIndex
+    from mtlgit.index import WorktreeIndex, check_all
     from mtlgit.repo import find_repo
 
     started = time.perf_counter()
+    if check:
+        report = check_all(find_repo())
+        seconds = time.perf_counter() - started
+        if as_json:
+            echo_json({**report.__dict__, "seconds": round(seconds, 3)})
+        else:
+            for line in report.damaged:
+                click.echo(f"damaged: {line}")
+            for line in report.repaired:
+                click.echo(f"repaired: {line}")
+            verdict = f"{len(report.damaged)} damaged" if report.damaged else "all intact"
+            click.echo(f"Checked {len(report.checked)} parts of the index in {seconds:.2f} s: {verdict}")
+        if report.damaged:
+            raise SystemExit(1)
+        return
     snapshot = WorktreeIndex(find_repo()).refresh(rebuild=rebuild, progress=sys.stderr.isatty())
+    if not snapshot.saved:
+        raise SystemExit(1)  # the index module has said why, in one line
     seconds = time.perf_counter() - started
     manifest = snapshot.manifest
     if as_json:
