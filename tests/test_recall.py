@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mtlgit.cache import BlobCache
-from mtlgit.index import WorktreeIndex, open_current
+from mtlgit.index import RACY_NS, WorktreeIndex, open_current
 from mtlgit.repo import find_repo
 from tests.conftest import git, run_cli, write
 
@@ -68,6 +68,10 @@ def titles(results: list[dict[str, object]]) -> list[object]:
     return [r["title"] for r in results]
 
 
+def set_mtime(path: Path, mtime_ns: int) -> None:
+    os.utime(path, ns=(path.stat().st_atime_ns, mtime_ns))
+
+
 def test_recall_finds_the_relevant_memory_first(cli) -> None:  # type: ignore[no-untyped-def]
     add_all(cli)
     results = recall_json(cli, "the bug is still there although I fixed it; write a test that fails")
@@ -95,11 +99,15 @@ def test_recall_is_never_stale(repo: Path, cli) -> None:  # type: ignore[no-unty
         "Call .venv/bin/python instead of a bare python so the right packages load.",
         "--json",
     )
+    # Its mtime is put ahead of the clock: the snapshot that the next recall builds counts it as written within
+    # the racy window, however long that recall takes to start on a busy machine.
+    path = repo / json.loads(new.out)["path"]
+    set_mtime(path, time.time_ns() + 60 * RACY_NS)
     assert titles(recall_json(cli, "which python interpreter virtual environment", "-k", "1")) == [
         "Pin the interpreter of the virtual environment"
     ]
-    # A hand edit that keeps the size and the modification time is still seen (the content hash is checked).
-    path = repo / json.loads(new.out)["path"]
+    # A hand edit in that window that keeps the size and the modification time is still seen (the content hash
+    # is checked).
     text = path.read_text()
     stat = path.stat()
     path.write_text(text.replace("interpreter", "INTERPRETER"))
@@ -377,8 +385,9 @@ def test_worktrees_share_the_cache_and_keep_their_own_snapshot(repo: Path, cli) 
 def test_folder_freshness_sees_new_files_at_once_and_edits_at_the_next_index(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
     write(repo / ".mtlgit.yaml", "memories: memories\nrecall:\n  freshness: folders\n")
     added = add_all(cli)
-    assert cli("index").code == 0
-    time.sleep(3.2)  # past the window in which a recently written file is compared by content
+    # Older than the window in which a recently written file is compared by content, whatever the clock says.
+    for memory in added:
+        set_mtime(repo / str(memory["path"]), time.time_ns() - 2 * RACY_NS)
     assert cli("index").code == 0
     new = cli(
         "add",
