@@ -45,7 +45,9 @@ _SLOW_LEFT_OUT = pytest.StashKey[int]()
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     left_out = config.stash.get(_SLOW_LEFT_OUT, 0)
     if left_out:
-        terminalreporter.write_line(f"{left_out} slow tests left out: --runslow runs them too, -m slow only them")
+        terminalreporter.write_line(
+            f"{left_out} slow test(s) left out: --runslow runs them too, -m slow runs only them"
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)

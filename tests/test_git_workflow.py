@@ -183,6 +183,7 @@ def test_post_commit_refreshes_the_index_in_the_background(repo: Path) -> None:
     wait_for_log(repo, "post-commit: index of 1 memories fresh")
 
 
+@pytest.mark.slow
 def test_checkout_merge_and_rebase_refresh_the_index(repo: Path) -> None:
     assert run_cli(repo, "hooks", "install").code == 0
     add(repo, "Base lesson")

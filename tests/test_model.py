@@ -92,7 +92,11 @@ def test_a_missing_model_folder_is_a_clear_error(tmp_path: Path) -> None:
         load_model("./nowhere", tmp_path, tmp_path)
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "scifact").is_dir(), reason="third-party data not found")
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (SHARED_DATA / "scifact").is_dir(),
+    reason=f"SciFact (non-commercial licence: not shipped with the tests) is not at {SHARED_DATA / 'scifact'}",
+)
 def test_eval_on_a_scifact_subset_beats_the_floor(tmp_path: Path) -> None:
     from tests.conftest import run_cli
 

@@ -427,10 +427,16 @@ def test_the_fast_recall_parser_knows_exactly_the_click_options() -> None:
     "args",
     [
         ["failing test before the fix"],
-        ["failing test", "--json", "-k", "2", "--mode", "bm25"],
-        ["--prompt", "here-doc", "--domain", "shell,python", "--exclude-domain", "go"],
-        ["test", "--paths", "--tag", "testing", "--scope", "task-agnostic", "--format", "insight"],
-        ["test", "--include-retired", "--trajectories", "--local-only"],
+        # Each of the others costs a pool and two recalls too: they widen the check, in the slow run.
+        *(
+            pytest.param(args, marks=pytest.mark.slow)
+            for args in (
+                ["failing test", "--json", "-k", "2", "--mode", "bm25"],
+                ["--prompt", "here-doc", "--domain", "shell,python", "--exclude-domain", "go"],
+                ["test", "--paths", "--tag", "testing", "--scope", "task-agnostic", "--format", "insight"],
+                ["test", "--include-retired", "--trajectories", "--local-only"],
+            )
+        ),
     ],
 )
 def test_the_fast_path_answers_like_click(repo: Path, cli, args: list[str]) -> None:  # type: ignore[no-untyped-def]
