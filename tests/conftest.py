@@ -17,8 +17,8 @@ TEST_DATA = ROOT / "tests" / "data"  # small excerpts of SHARED_DATA's sets that
 
 
 def third_party_sets(name: str) -> list[object]:
-    """Parameters for a test over a third-party set: the excerpt in tests/data, always, and the full set of
-    ``../shared/data``, which only a development checkout has (skipped with a reason elsewhere)."""
+    """Parameters for a test over a third-party set: the excerpt in tests/data, and the full set in
+    ``../shared/data``, which only a development checkout has (skipped with a reason without it)."""
     full = SHARED_DATA / name
     skip = pytest.mark.skipif(not full.is_dir(), reason=f"the full set is not at {full} (a development checkout)")
     return [pytest.param(TEST_DATA / name, id="excerpt"), pytest.param(full, id="full", marks=skip)]

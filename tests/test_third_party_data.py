@@ -68,9 +68,8 @@ def test_every_cursor_rule_file_is_loaded_or_reported(rules: Path) -> None:
     assert reported == len(files)
 
 
-@pytest.mark.parametrize("rules", third_party_sets(CURSOR_RULES))
-def test_the_invalid_yaml_of_cursor_rules_names_the_line(rules: Path) -> None:
-    folder = rules / "rules" / "angular-novo-elements-cursorrules-prompt-file"
+def test_the_invalid_yaml_of_cursor_rules_names_the_line() -> None:
+    folder = TEST_DATA / CURSOR_RULES / "rules" / "angular-novo-elements-cursorrules-prompt-file"
     _memory, problems = parse_bytes((folder / "angular-standalone-component-rules.mdc").read_bytes(), "rule.md")
     assert [(p.line, p.code) for p in problems] == [(3, "front-matter")]
     assert "not valid YAML" in problems[0].message
