@@ -7,8 +7,8 @@ the dense weights given: the agent-memory side of choosing the fusion weight (Sc
 
 Run it::
 
-    /work/venv/bin/python benchmarks/agent_cases.py                       # default weights
-    /work/venv/bin/python benchmarks/agent_cases.py --dense-weight 0.2 --dense-weight 0.5
+    .venv/bin/python benchmarks/agent_cases.py                       # default weights
+    .venv/bin/python benchmarks/agent_cases.py --dense-weight 0.2 --dense-weight 0.5
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """BM25 engines compared on the same tokens: bm25s, rank-bm25 and mtlgit's own index and scorer.
 
-What is measured, for each data set (SciFact: its 5,183 abstracts and 809 train claims; pools of 10k and
-100k memories from ``pools.py`` with 200 queries: the agent task queries plus memory titles drawn with the seed):
+What is measured, for each data set (SciFact: its 5,183 abstracts and 809 train claims, read from the
+third-party data folder of a development checkout, ``pools.DATA_DIR``, and left out with a note when it is
+absent; pools of 10k and 100k memories from ``pools.py`` with 200 queries: the agent task queries plus memory
+titles drawn with the seed):
 
 - the tokens: every document and query is analysed once with ``mtlgit.analysis.analyze`` (stop words,
   Snowball stemmer) and the same token lists go to every engine, so only the engines differ;
@@ -20,14 +22,14 @@ What is measured, for each data set (SciFact: its 5,183 abstracts and 809 train 
   figure of 0.665 is BM25 on the test split, with another tokenizer).
 
 rank-bm25 is only a baseline for this benchmark, not an mtlgit dependency: install it into the venv with
-``/work/venv/bin/pip install rank-bm25``; without it, its columns are skipped with a message. On the pools its
+``.venv/bin/pip install rank-bm25``; without it, its columns are skipped with a message. On the pools its
 queries stop after ``--slow-budget`` seconds (it scores every document in Python), and its figures then cover
 the queries it finished.
 
 Run it::
 
-    /work/venv/bin/python benchmarks/bench_bm25.py                          # scifact, pool-10000, pool-100000
-    /work/venv/bin/python benchmarks/bench_bm25.py --datasets scifact,pool-10000 --json /tmp/bm25.json
+    .venv/bin/python benchmarks/bench_bm25.py             # scifact (when its data is there), pool-10000, pool-100000
+    .venv/bin/python benchmarks/bench_bm25.py --datasets scifact,pool-10000 --json /tmp/bm25.json
 """
 
 from __future__ import annotations
@@ -195,7 +197,7 @@ def run_bm25s(data: Dataset) -> tuple[EngineResult, list[np.ndarray]]:
 def run_rank_bm25(data: Dataset, budget: float | None) -> EngineResult:
     result = EngineResult("rank-bm25")
     if importlib.util.find_spec("rank_bm25") is None:
-        result.note = "not installed (/work/venv/bin/pip install rank-bm25): skipped"
+        result.note = "not installed (.venv/bin/pip install rank-bm25): skipped"
         return result
     from rank_bm25 import BM25Okapi  # type: ignore[import-untyped]
 
@@ -334,14 +336,32 @@ def bench(data: Dataset, budget: float | None, workdir: Path) -> tuple[str, dict
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="BM25 engines on the same tokens: bm25s, rank-bm25, mtlgit.")
-    parser.add_argument("--datasets", default="scifact,pool-10000,pool-100000", help="scifact and/or pool-N")
+    parser.add_argument(
+        "--datasets",
+        default=None,
+        help="scifact and/or pool-N (default: scifact, when its data is there, pool-10000, pool-100000)",
+    )
     parser.add_argument("--queries", type=int, default=200, help="queries per pool (agent queries + titles)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--slow-budget", type=float, default=60.0, help="seconds of rank-bm25 queries per pool")
     parser.add_argument("--import-runs", type=int, default=9, help="whole-process runs per import")
     parser.add_argument("--json", type=Path, default=None, help="write every figure to this file")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    if args.datasets is None:
+        names = ["pool-10000", "pool-100000"]
+        if SCIFACT.is_dir():
+            names.insert(0, "scifact")
+        else:
+            print(f"bench_bm25: SciFact not found at {SCIFACT}: benchmarking the pools only", file=sys.stderr)
+    else:
+        names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    if "scifact" in names and not SCIFACT.is_dir():
+        print(
+            f"bench_bm25: the scifact data set needs BEIR SciFact (corpus.jsonl, queries-train.jsonl, "
+            f"qrels-train.tsv) at {SCIFACT}; set MTLGIT_BENCH_DATA to the folder holding scifact/",
+            file=sys.stderr,
+        )
+        return 2
 
     import bm25s
 

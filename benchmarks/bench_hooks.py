@@ -12,8 +12,8 @@ Also printed: how long the background refresh takes to finish after the commit r
 
 Run it::
 
-    /work/venv/bin/python benchmarks/bench_hooks.py            # 10k memories, 15 commits of each kind
-    /work/venv/bin/python benchmarks/bench_hooks.py --size 1000 --runs 7
+    .venv/bin/python benchmarks/bench_hooks.py            # 10k memories, 15 commits of each kind
+    .venv/bin/python benchmarks/bench_hooks.py --size 1000 --runs 7
 """
 
 from __future__ import annotations

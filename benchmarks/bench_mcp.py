@@ -6,8 +6,8 @@ and p90 of many calls with rotating queries, after a warm-up. Target (issue: age
 
 Run it::
 
-    /work/venv/bin/python benchmarks/bench_mcp.py                 # 10k memories, 200 calls
-    /work/venv/bin/python benchmarks/bench_mcp.py --size 1000 --calls 50
+    .venv/bin/python benchmarks/bench_mcp.py                 # 10k memories, 200 calls
+    .venv/bin/python benchmarks/bench_mcp.py --size 1000 --calls 50
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ Target (issue: unified pool): <= 300 ms per recall with 5 pools of 10k.
 
 Run it::
 
-    /work/venv/bin/python benchmarks/bench_pools.py                # 5 pools x 10k, 15 recalls
-    /work/venv/bin/python benchmarks/bench_pools.py --pools 2 --size 1000 --runs 5
+    .venv/bin/python benchmarks/bench_pools.py                # 5 pools x 10k, 15 recalls
+    .venv/bin/python benchmarks/bench_pools.py --pools 2 --size 1000 --runs 5
 """
 
 from __future__ import annotations

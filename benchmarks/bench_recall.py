@@ -26,9 +26,9 @@ process would compile mtlgit's modules again.
 
 Run it (the 100k pool takes several minutes)::
 
-    /work/venv/bin/python benchmarks/bench_recall.py                      # 1k, 10k and 100k, 15 runs each
-    /work/venv/bin/python benchmarks/bench_recall.py --sizes 10000 --runs 25 --json /tmp/recall.json
-    /work/venv/bin/python benchmarks/bench_recall.py --sizes 10000 --profile   # + -X importtime and cProfile
+    .venv/bin/python benchmarks/bench_recall.py                      # 1k, 10k and 100k, 15 runs each
+    .venv/bin/python benchmarks/bench_recall.py --sizes 10000 --runs 25 --json /tmp/recall.json
+    .venv/bin/python benchmarks/bench_recall.py --sizes 10000 --profile   # + -X importtime and cProfile
 """
 
 from __future__ import annotations

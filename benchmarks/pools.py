@@ -11,20 +11,24 @@ sentences.
 Where the text comes from (all offline, none of it written by this project):
 
 - the repository's own starter memories (``memories/``), each once, unchanged but for a new id;
-- rule bullets and paragraphs of ``cursor-rules`` (awesome-cursorrules, CC0): domains from the rule's folder;
 - docstrings of the Python standard library, read with :mod:`ast` from the stdlib sources (no module is
   imported, so nothing runs): domains ``python`` and the module;
-- sentences of the SciFact abstracts (``scifact/corpus.jsonl``): domains ``science`` and ``biomedical``.
+- when the third-party data folder is there (``../shared/data`` beside a development checkout, or the folder
+  named by ``MTLGIT_BENCH_DATA``): rule bullets and paragraphs of ``cursor-rules`` (awesome-cursorrules, CC0),
+  domains from the rule's folder, and sentences of the SciFact abstracts (``scifact/corpus.jsonl``), domains
+  ``science`` and ``biomedical``. In a user's clone these two are left out, with a note on standard error,
+  and the other sources share their weight: the pools are smaller in vocabulary, so figures differ a little
+  from those taken with the data.
 
 Each memory takes a window of 1-3 consecutive sentences of one source item (a rule list, a docstring, an
 abstract); its title is the window's first sentence cut to a line. The same ``--seed`` and data give the same
 pool byte for byte (the stdlib part depends on the Python version). Extracting the texts takes a few seconds
 the first time; the result is cached under the temporary folder (``mtlgit-bench-sources-*.json``).
 
-Run it::
+Run it from the repository's root, with the virtual environment of the README's set-up::
 
-    /work/venv/bin/python benchmarks/pools.py /tmp/pool-10k --size 10000
-    /work/venv/bin/python benchmarks/pools.py /tmp/pool-100k --size 100000 --layout sharded --force
+    .venv/bin/python benchmarks/pools.py /tmp/pool-10k --size 10000
+    .venv/bin/python benchmarks/pools.py /tmp/pool-100k --size 100000 --layout sharded --force
 
 Library use: ``build_pool(dest, size)`` writes a pool; ``generate(size)`` returns the memories as dicts
 (``search_text`` joins their text the way the index does) without writing anything.
@@ -35,6 +39,7 @@ from __future__ import annotations
 import argparse
 import ast
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -163,7 +168,7 @@ def _words_of(name: str) -> list[str]:
 
 def _scifact_items(data_dir: Path) -> list[Item]:
     items = []
-    with open(data_dir / "scifact" / "corpus.jsonl", encoding="utf-8") as handle:
+    with open(data_dir / SOURCE_PATHS["scifact"], encoding="utf-8") as handle:
         for line in handle:
             doc = json.loads(line)
             sentences = _sentences(doc.get("text", ""))
@@ -179,7 +184,7 @@ def _scifact_items(data_dir: Path) -> list[Item]:
 def _rule_items(data_dir: Path) -> list[Item]:
     """Bullet lists and paragraphs of every rule file, one item per (file, heading)."""
     items: list[Item] = []
-    rules = data_dir / "cursor-rules" / "rules"
+    rules = data_dir / SOURCE_PATHS["rules"]
     for folder in sorted(p for p in rules.iterdir() if p.is_dir()):
         words = _words_of(folder.name)
         domains = tuple(dict.fromkeys(words[:2])) or ("general",)
@@ -307,10 +312,32 @@ def _starter_items(starter_dir: Path) -> list[Item]:
     return items
 
 
+# Where the third-party sources live in the data folder; a source whose path is missing is left out.
+SOURCE_PATHS = {"rules": Path("cursor-rules", "rules"), "scifact": Path("scifact", "corpus.jsonl")}
+
+
+def missing_sources(data_dir: Path = DATA_DIR) -> list[str]:
+    """The third-party sources not found under ``data_dir`` (a user's clone has none of them)."""
+    return [name for name, rel in SOURCE_PATHS.items() if not (data_dir / rel).exists()]
+
+
+@functools.cache  # once per process: a benchmark loads the items again for each extra memory it writes
+def _note_missing(data_dir: Path, missing: tuple[str, ...]) -> None:
+    print(
+        f"pools.py: {' and '.join(missing)} not found in {data_dir}: the pools are made of the other sources "
+        "(MTLGIT_BENCH_DATA names another data folder)",
+        file=sys.stderr,
+    )
+
+
 def load_items(data_dir: Path = DATA_DIR, starter_dir: Path = STARTER_DIR) -> dict[str, list[Item]]:
-    """Every source's items (cached on disk: the stdlib scan takes a few seconds)."""
+    """Every source's items (cached on disk: the stdlib scan takes a few seconds). The third-party sources
+    missing from ``data_dir`` are left out, with a note on standard error."""
+    missing = missing_sources(data_dir)
+    if missing:
+        _note_missing(data_dir, tuple(missing))
     key = hashlib.sha1(
-        f"{SOURCES_VERSION}:{sys.version}:{data_dir.resolve()}:{starter_dir.resolve()}".encode()
+        f"{SOURCES_VERSION}:{sys.version}:{data_dir.resolve()}:{starter_dir.resolve()}:{missing}".encode()
     ).hexdigest()[:12]
     cache = Path(tempfile.gettempdir()) / f"mtlgit-bench-sources-{key}.json"
     starter = _starter_items(starter_dir)  # always fresh: the starter pool changes with the repository
@@ -321,7 +348,11 @@ def load_items(data_dir: Path = DATA_DIR, starter_dir: Path = STARTER_DIR) -> di
             return {"starter": starter, **loaded}
         except (OSError, ValueError, TypeError):
             pass
-    items = {"rules": _rule_items(data_dir), "pydoc": _stdlib_items(), "scifact": _scifact_items(data_dir)}
+    items = {
+        "rules": [] if "rules" in missing else _rule_items(data_dir),
+        "pydoc": _stdlib_items(),
+        "scifact": [] if "scifact" in missing else _scifact_items(data_dir),
+    }
     rows = {
         name: [[i.source, i.context, list(i.domains), list(i.sentences)] for i in its] for name, its in items.items()
     }

@@ -13,6 +13,41 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+TEST_DATA = ROOT / "tests" / "data"  # small excerpts of SHARED_DATA's sets that ship with the tests
+
+
+def third_party_sets(name: str) -> list[object]:
+    """Parameters for a test over a third-party set: the excerpt in tests/data, and the full set in
+    ``../shared/data``, which only a development checkout has (skipped with a reason without it)."""
+    full = SHARED_DATA / name
+    skip = pytest.mark.skipif(not full.is_dir(), reason=f"the full set is not at {full} (a development checkout)")
+    return [pytest.param(TEST_DATA / name, id="excerpt"), pytest.param(full, id="full", marks=skip)]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", help="also run the tests marked slow (left out by default)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the slow tests out unless asked for: ``--runslow`` adds them, ``-m slow`` runs only them."""
+    if config.getoption("--runslow") or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+        config.stash[_SLOW_LEFT_OUT] = len(slow)
+
+
+_SLOW_LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    left_out = config.stash.get(_SLOW_LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"{left_out} slow test(s) left out: --runslow runs them too, -m slow runs only them"
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -55,7 +90,7 @@ class Result:
 
 
 def git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=120)
     return proc.stdout
 
 
