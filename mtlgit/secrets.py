@@ -134,6 +134,13 @@ _NEAR_KEYWORD = re.compile(
     r"(?i)\b(?:secret|passw(?:or)?d|token|api[ _-]?key|access[ _-]?key|private[ _-]?key(?:[ _-]?id)?|credential)\w*"
     r"(?:[\"']?\s*(?:[:=]|:=|=>)|\s+(?:is|was|of|to|for)\b)?\s*[\"']?([A-Za-z0-9/+_.=-]{20,})"
 )
+# A long value given to a secret-sounding name (``DB_PASSWORD=Zq8!mX2#...``), unless it is a call or a
+# placeholder (``API_KEY: z.string().min(1)``, ``password=DB_PASS``): betterleaks' generic rule misses some.
+_ASSIGNMENT = re.compile(
+    r"(?i)(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key|credential)\w*"
+    r"[\"']?\s*[:=]\s*[\"']?([^\s\"'`,;]{12,})"
+)
+_CALL = re.compile(r"\w\(")
 # Two lines or more of a PEM body (64 base64 characters a line), with or without their header.
 _PEM_LINE = re.compile(r"^\s*[A-Za-z0-9+/]{60,76}={0,2}\s*$")
 # Values the generic rules find that are placeholders or references, not secrets.
@@ -199,6 +206,11 @@ def _own_findings(lines: list[str]) -> Iterator[Finding]:
             for match in pattern.finditer(line):
                 if not (placeholders and is_placeholder(match.group(group))):
                     yield Finding(number, kind)
+        for match in _ASSIGNMENT.finditer(line):
+            value = match.group(1)
+            mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+            if mixed and _entropy(value) >= 3.0 and not _CALL.search(value) and not is_placeholder(value):
+                yield Finding(number, "secret assigned to a variable")
         for match in _NEAR_KEYWORD.finditer(line):
             if _random_value(match.group(1)) and not is_placeholder(match.group(1)):
                 yield Finding(number, "secret next to a secret-sounding word")
