@@ -196,8 +196,10 @@ def _validated(pool: Pool, fields: dict[str, Any]) -> Memory:
         raise InvalidMemoryError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     options["domains"] = [d.strip() for d in options.get("domains", ()) if d.strip()]
     options["tags"] = [t.strip() for t in options.get("tags", ()) if t.strip()]
-    text = frontmatter.render(new_meta(new_ulid(), format=fmt, **options), str(fields.get("content", "")))
-    rel = f"{pool.rel(pool.memories_dir / fmt)}/{slugify(str(fields.get('title', '')))}.md"
+    memory_id = new_ulid()
+    text = frontmatter.render(new_meta(memory_id, format=fmt, **options), str(fields.get("content", "")))
+    name = f"{slugify(str(fields.get('title', '')))}-{memory_id[-8:].lower()}.md"
+    rel = f"{pool.rel(pool.memories_dir / fmt)}/{name}"
     memory, problems = parse_bytes(text.encode("utf-8"), rel)
     errors = [p for p in problems if p.is_error]
     if memory is None or errors:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -289,7 +290,12 @@ def test_a_dry_run_runs_every_check_of_the_real_run(repo: Path, cli, tmp_path: P
     assert dry.code == real.code == 0
     assert dry.out.splitlines()[-1] == "would import 2, skipped 4", dry.out
     assert real.out.splitlines()[-1] == "imported 2, skipped 4", real.out
-    assert dry.out.splitlines()[:-1] == real.out.splitlines()[:-1]
+
+    # The same reasons, but for the id and the file name of the near-duplicate (written anew by each run).
+    def same(out: str) -> list[str]:
+        return [re.sub(r"[0-9A-Z]{26}|-[0-9a-z]{8}\.md", "", line) for line in out.splitlines()[:-1]]
+
+    assert same(dry.out) == same(real.out)
 
 
 @pytest.mark.slow
