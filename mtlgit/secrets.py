@@ -76,7 +76,7 @@ def _looks_random(value: str) -> bool:
 
 
 _ASSIGNED_VALUE = re.compile(r"[\w.-]{0,20}[\"']?\s*(?:[:=]|\s-p\b|\s(?:is|was)\b)\s*[\"']?([^\s\"'`,;]{6,})")
-_AUTH_HEADER = re.compile(r"\b(?:Basic|Bearer|Token)\s+[A-Za-z0-9+/=._-]{12,}")
+_AUTH_HEADER = re.compile(r"\b(?:Basic|Bearer|Token)\s+(?=\S*\d)[A-Za-z0-9+/=._-]{12,}")
 _BASE64_WORD = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
 
 
