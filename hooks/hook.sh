@@ -1,5 +1,5 @@
 #!/bin/sh
-# mtlgit-hook v2 -- written by `mtlgit hooks install`; `mtlgit hooks uninstall` removes it and restores
+# mtlgit-hook v3 -- written by `mtlgit hooks install`; `mtlgit hooks uninstall` removes it and restores
 # any hook that was here before (kept beside it as <hook>.legacy, and run first).
 HOOK_TYPE='@HOOK_TYPE@'
 INSTALL_PYTHON='@INSTALL_PYTHON@'
@@ -11,8 +11,9 @@ if [ -x "$here/$HOOK_TYPE.legacy" ]; then
     "$here/$HOOK_TYPE.legacy" "$@" || status=$?
 fi
 [ -n "$MTLGIT_SKIP_HOOKS" ] && exit $status
-# Most commits stage no Markdown at all: then there is nothing to lint, and no reason to start Python.
-if [ "$HOOK_TYPE" = pre-commit ] && git diff --cached --quiet --diff-filter=ACMRU -- '*.md' '*.MD' 2>/dev/null; then
+# Most commits stage no Markdown at all: then there is nothing to lint, and no reason to start Python. The
+# test is the one mtlgit applies (a name ending in .md in any case, a file turned into one counts too).
+if [ "$HOOK_TYPE" = pre-commit ] && git diff --cached --quiet --diff-filter=ACMRTU -- ':(icase)*.md' 2>/dev/null; then
     exit $status
 fi
 

@@ -96,8 +96,11 @@ class Specificity:
     def too_specific(self) -> bool:
         return self.score > THRESHOLD
 
-    def hint(self) -> str:
-        kinds = ", ".join(f"{kind} ({', '.join(dict.fromkeys(items))[:60]})" for kind, items in self.found.items())
+    def hint(self, values: bool = True) -> str:
+        """What to change; ``values=False`` names the kinds found but quotes none (the text holds a secret)."""
+        kinds = ", ".join(
+            f"{kind} ({', '.join(dict.fromkeys(items))[:60]})" if values else kind for kind, items in self.found.items()
+        )
         return (
             f"reads as task-specific (score {self.score:.2f} > {THRESHOLD}): it names {kinds}. Say what to do "
             "in general terms -- the lesson that would help on a different task -- and drop names of files, "

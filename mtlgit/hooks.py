@@ -26,7 +26,7 @@ from mtlgit.resources import hooks_dir
 REFRESH_HOOKS = ("post-commit", "post-merge", "post-checkout", "post-rewrite")
 HOOK_TYPES = ("pre-commit", *REFRESH_HOOKS)
 MARKER = "# mtlgit-hook v"
-VERSION = 2
+VERSION = 3
 LOG_LIMIT = 1024 * 1024
 
 
@@ -194,23 +194,22 @@ def staged_problems(repo: Repo) -> tuple[int, list[Problem]]:
     """Lint the memory files as staged (the index, not the working tree): (files checked, problems)."""
     from mtlgit.cache import BlobCache
     from mtlgit.config import load_config
-    from mtlgit.memory import parse_bytes
-    from mtlgit.store import SKIPPED_NAMES, duplicate_problem, first_of_each_id
+    from mtlgit.memory import is_memory_path, parse_bytes
+    from mtlgit.store import duplicate_problem, first_of_each_id
 
     config = load_config(repo.root)
     folder = config.memories
-    staged = set(repo.git("diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR", "--", folder).split("\0")) - {
-        ""
-    }
+    # T too: a symlink replaced by a file with the same name is a new memory.
+    changed = repo.git("diff", "--cached", "--name-only", "-z", "--diff-filter=ACMRT", "--", folder)
+    staged = set(changed.split("\0")) - {""}
     entries: list[tuple[str, str, str]] = []  # (path, blob, stage)
     for item in repo.git("ls-files", "-s", "-z", "--", folder).split("\0"):
         if not item:
             continue
         info, path = item.split("\t", 1)
         mode, blob, stage = info.split()
-        name = path.rsplit("/", 1)[-1].lower()
-        hidden = any(part.startswith(".") for part in path.split("/"))
-        if name.endswith(".md") and name not in SKIPPED_NAMES and not hidden and mode != "120000":
+        # A symlink or a submodule is not a memory in a commit (see gitobjects.memory_entries).
+        if mode in ("100644", "100755") and is_memory_path(path, folder):
             entries.append((path, blob, stage))
     problems: list[Problem] = []
     unmerged = sorted({path for path, _blob, stage in entries if stage != "0"})

@@ -27,6 +27,9 @@ class Candidate:
     source: str
     fields: dict[str, Any] = field(default_factory=dict)
     skip: str = ""
+    # The source file and its lines the candidate was made from: secrets are reported at those lines.
+    file: Path | None = None
+    lines: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -85,23 +88,29 @@ def _loose_front_matter(text: str) -> tuple[dict[str, Any], str]:
     return meta, "\n".join(lines[end + 1 :])
 
 
-def _sections(markdown: str) -> list[tuple[str, str]]:
-    """(heading, body) of each Markdown section; text before the first heading has an empty heading."""
-    out: list[tuple[str, list[str]]] = [("", [])]
+def _sections(markdown: str) -> list[tuple[str, str, int, int]]:
+    """(heading, body, first line, last line) of each Markdown section, the heading's line included; text
+    before the first heading has an empty heading."""
+    out: list[tuple[str, list[str], int]] = [("", [], 1)]
     fence = False
-    for line in markdown.split("\n"):
+    for number, line in enumerate(markdown.split("\n"), 1):
         if line.lstrip().startswith("```"):
             fence = not fence
         heading = re.match(r"^#{1,6}\s+(.*)", line) if not fence else None
         if heading:
-            out.append((heading.group(1).strip().strip("#").strip(), []))
+            out.append((heading.group(1).strip().strip("#").strip(), [], number))
         else:
             out[-1][1].append(line)
-    return [(title, "\n".join(body).strip()) for title, body in out if "\n".join(body).strip()]
+    return [
+        (title, "\n".join(body).strip(), first, first + len(body) - (0 if index else 1))
+        for index, (title, body, first) in enumerate(out)
+        if "\n".join(body).strip()
+    ]
 
 
 def from_cursor_mdc(path: Path, root: Path) -> Iterator[Candidate]:
-    meta, body = _loose_front_matter(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    meta, body = _loose_front_matter(text)
     description = str(meta.get("description") or "").strip()
     globs = meta.get("globs")
     title = _first_sentence(description) if description else _humanise(path.stem)
@@ -116,6 +125,8 @@ def from_cursor_mdc(path: Path, root: Path) -> Iterator[Candidate]:
             "tags": ["cursor-rule"],
             "source": {"agent": "cursor", "task": _rel(path, root)},
         },
+        file=path,
+        lines=(1, text.count("\n") + 1),
     )
 
 
@@ -126,7 +137,7 @@ def from_markdown_sections(path: Path, root: Path, tag: str, bullets_only: bool)
     if not sections:
         yield Candidate(_rel(path, root), skip="no text")
         return
-    for number, (heading, body) in enumerate(sections, 1):
+    for number, (heading, body, first, last) in enumerate(sections, 1):
         source = f"{_rel(path, root)}#{number}"
         if bullets_only and not re.search(r"^\s*(?:[-*+]|\d+[.)])\s+\S", body, re.MULTILINE):
             yield Candidate(source, skip="section without a bullet list")
@@ -144,6 +155,8 @@ def from_markdown_sections(path: Path, root: Path, tag: str, bullets_only: bool)
                 "tags": [tag],
                 "source": {"task": _rel(path, root)},
             },
+            file=path,
+            lines=(first, last),
         )
 
 
@@ -164,7 +177,10 @@ def from_jsonl(path: Path, root: Path) -> Iterator[Candidate]:
             from mtlgit.intake import fields_of
 
             fields, problems = fields_of(item)
-            yield Candidate(source, fields) if not problems else Candidate(source, skip="; ".join(problems))
+            if problems:
+                yield Candidate(source, skip="; ".join(problems))
+            else:
+                yield Candidate(source, fields, file=path, lines=(number, number))
 
 
 def candidates(path: Path, root: Path) -> Iterator[Candidate]:
@@ -201,7 +217,7 @@ def _rel(path: Path, root: Path) -> str:
 def import_path(
     pool: Pool, path: Path, domain: str | None = None, force: bool = False, dry_run: bool = False
 ) -> ImportReport:
-    """Import every candidate under ``path`` into ``pool``."""
+    """Import every candidate under ``path`` into ``pool``; ``dry_run`` runs every check and writes nothing."""
     from mtlgit.intake import _Checker, add_one
 
     if not path.exists():
@@ -209,6 +225,7 @@ def import_path(
     report = ImportReport()
     checker = _Checker(pool)
     root = path if path.is_dir() else path.parent
+    secrets = _SourceSecrets()
     for candidate in candidates(path, root):
         if candidate.skip:
             report.skipped.append((candidate.source, candidate.skip))
@@ -217,14 +234,40 @@ def import_path(
         if not str(fields.get("content", "")).strip():
             report.skipped.append((candidate.source, "no content"))
             continue
+        found = secrets.between(candidate)
+        if found:
+            report.skipped.append((candidate.source, found))
+            continue
         if domain:
             fields["domains"] = [domain]
-        if dry_run:
-            report.imported.append((candidate.source, None))
-            continue
-        result = add_one(pool, fields, force=force, checker=checker)
-        if result.memory is not None:
+        result = add_one(pool, fields, force=force, checker=checker, dry_run=dry_run)
+        if result.added:
             report.imported.append((candidate.source, result.memory))
         else:
             report.skipped.append((candidate.source, "; ".join(result.reasons)))
     return report
+
+
+class _SourceSecrets:
+    """Secrets found in each source file, scanned once, so that a skip names the line of the source file (where
+    ``pragma: allowlist secret`` goes), not of the memory file it would have become."""
+
+    def __init__(self) -> None:
+        self.found: dict[Path, list[Any]] = {}
+
+    def between(self, candidate: Candidate) -> str:
+        from mtlgit.secrets import ALLOW, find_secrets
+
+        if candidate.file is None:
+            return ""
+        if candidate.file not in self.found:
+            self.found[candidate.file] = find_secrets(candidate.file.read_text(encoding="utf-8"))
+        first, last = candidate.lines
+        hits = [f for f in self.found[candidate.file] if first <= f.line <= last]
+        if not hits:
+            return ""
+        where = candidate.source.split("#", 1)[0].rsplit(":", 1)[0]
+        return "; ".join(
+            f"contains {f.describe()} of {where}: remove it (or, for a false positive, put '{ALLOW}' on that line)"
+            for f in hits
+        )

@@ -26,6 +26,12 @@ class Result:
     memory: Memory | None = None
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # A dry run validates the memory it would write: ``added`` says it passed; ``memory`` stays None.
+    passed: bool = False
+
+    @property
+    def added(self) -> bool:
+        return self.memory is not None or self.passed
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"item": self.index, "title": self.title, "added": self.memory is not None}
@@ -132,10 +138,16 @@ class _Checker:
 
 
 def add_one(
-    pool: Pool, fields: dict[str, Any], force: bool = False, checker: _Checker | None = None, index: int = 1
+    pool: Pool,
+    fields: dict[str, Any],
+    force: bool = False,
+    checker: _Checker | None = None,
+    index: int = 1,
+    dry_run: bool = False,
 ) -> Result:
     """Write one memory from :meth:`Pool.add` keyword arguments, unless it is a near-duplicate (and not
-    ``force``d) or does not validate (a secret in it, a missing field...)."""
+    ``force``d) or does not validate (a secret in it, a missing field...). ``dry_run`` runs the same checks and
+    writes nothing."""
     from mtlgit.memory import search_text
 
     result = Result(index, str(fields.get("title", ""))[:120])
@@ -153,19 +165,46 @@ def add_one(
             ]
             return result
     try:
-        memory = pool.add(**fields)
+        memory = _validated(pool, fields) if dry_run else pool.add(**fields)
     except InvalidMemoryError as exc:
         result.reasons = [p.message for p in exc.problems if p.is_error] or [str(exc)]
         return result
     except MtlgitError as exc:
         result.reasons = [str(exc)]
         return result
-    result.memory = memory
     if not force:
         checker.remember(memory)
+    if dry_run:
+        result.passed = True
+        return result
+    result.memory = memory
     _memory, found = _lint(pool, memory)
     result.warnings = [p.message for p in found if not p.is_error]
     return result
+
+
+def _validated(pool: Pool, fields: dict[str, Any]) -> Memory:
+    """The memory :meth:`Pool.add` would write for ``fields``, validated the same way, without writing it."""
+    from mtlgit import frontmatter
+    from mtlgit.ids import new_ulid
+    from mtlgit.memory import new_meta, parse_bytes, slugify
+    from mtlgit.schema import FORMATS
+
+    options = {k: v for k, v in fields.items() if k != "content"}
+    fmt = str(options.pop("format", "insight"))
+    if fmt not in FORMATS:
+        raise InvalidMemoryError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    options["domains"] = [d.strip() for d in options.get("domains", ()) if d.strip()]
+    options["tags"] = [t.strip() for t in options.get("tags", ()) if t.strip()]
+    memory_id = new_ulid()
+    text = frontmatter.render(new_meta(memory_id, format=fmt, **options), str(fields.get("content", "")))
+    name = f"{slugify(str(fields.get('title', '')))}-{memory_id[-8:].lower()}.md"
+    rel = f"{pool.rel(pool.memories_dir / fmt)}/{name}"
+    memory, problems = parse_bytes(text.encode("utf-8"), rel)
+    errors = [p for p in problems if p.is_error]
+    if memory is None or errors:
+        raise InvalidMemoryError("memory not valid", problems)
+    return memory
 
 
 def add_items(pool: Pool, items: list[Any], force: bool = False) -> list[Result]:

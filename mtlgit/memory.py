@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import posixpath
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -163,6 +164,22 @@ def symlink_problem(path: Path, rel: str, root: Path | None) -> Problem | None:
     return None
 
 
+def is_memory_path(path: str, folder: str) -> bool:
+    """Whether the repository path ``path`` names a memory file of the memories folder ``folder``, by the
+    rule the working tree is read with (``store.scan_memories``): below the folder, a name ending in ``.md`` in
+    any case, not README.md, no hidden file or folder below the folder (the folder's own name may start with a
+    dot). Commit hooks and reviews use it on paths git lists, so that they check every file the index reads."""
+    from mtlgit.store import SKIPPED_NAMES
+
+    folder = posixpath.normpath(folder)
+    prefix = "" if folder == "." else folder + "/"
+    if not path.startswith(prefix):
+        return False
+    parts = path[len(prefix) :].split("/")
+    name = parts[-1].lower()
+    return name.endswith(".md") and name not in SKIPPED_NAMES and not any(part.startswith(".") for part in parts)
+
+
 def read_file(path: Path, rel: str, root: Path | None = None) -> tuple[Memory | None, list[Problem]]:
     """Read and validate one memory file.
 
@@ -230,24 +247,21 @@ def parse_bytes(
                 "then 'key: value' lines (id, title, format...), then '---'",
             )
         ]
-    memory, problems = validate(doc, rel, abstraction)
+    # Every line is scanned, the id too (only a well-formed ULID is exempt: find_secrets blanks those), and a
+    # file with a secret gets messages that quote none of its values.
+    secrets = find_secrets(text)
+    memory, problems = validate(doc, rel, abstraction, hide_values=bool(secrets))
+    if secrets:
+        return None, problems + [
+            _error(
+                rel,
+                f.line,
+                "secret",
+                f"contains {f.describe()}: remove it (or, for a false positive, put '{ALLOW}' on that line)",
+            )
+            for f in secrets
+        ]
     if memory is not None:
-        # Scan everything but the lines mtlgit writes itself: an id or a date is not a secret.
-        lines = text.split("\n")
-        for index in range(doc.fm_start, doc.fm_end):
-            if re.match(r"(?:id|created)\s*:", lines[index]):
-                lines[index] = ""
-        secrets = find_secrets("\n".join(lines))
-        if secrets:
-            return None, problems + [
-                _error(
-                    rel,
-                    f.line,
-                    "secret",
-                    f"contains {f.describe()}: remove it (or, for a false positive, put '{ALLOW}' on that line)",
-                )
-                for f in secrets
-            ]
         memory.blob = blob_id(data)
         memory.pool = pool
     return memory, problems
@@ -290,11 +304,16 @@ def key_line(doc: frontmatter.Document, key: str, sub_key: str | None = None) ->
 class _Checker:
     """Collects problems while reading typed fields out of a front-matter mapping."""
 
-    def __init__(self, doc: frontmatter.Document, rel: str) -> None:
+    def __init__(self, doc: frontmatter.Document, rel: str, hide_values: bool = False) -> None:
         self.doc = doc
         self.meta = doc.meta
         self.rel = rel
+        self.hide_values = hide_values
         self.problems: list[Problem] = []
+
+    def show(self, value: Any) -> str:
+        """``value`` quoted for a message, unless the file holds a secret: then no value of it is shown."""
+        return "a value not shown here (the file holds a secret)" if self.hide_values else repr(value)
 
     def error(self, key: str, code: str, message: str, sub_key: str | None = None) -> None:
         self.problems.append(_error(self.rel, key_line(self.doc, key, sub_key), code, message))
@@ -313,7 +332,7 @@ class _Checker:
                 self.error(key, "missing", f"'{key}' is empty{why}")
             return value.strip()
         if isinstance(value, (bool, int, float, datetime, date)):
-            self.error(key, "type", f"'{key}' must be text, but YAML read {value!r}: put the value in quotes")
+            self.error(key, "type", f"'{key}' must be text, but YAML read {self.show(value)}: put the value in quotes")
         else:
             self.error(key, "type", f"'{key}' must be text, not a {frontmatter._type_name(value)}")
         return ""
@@ -327,7 +346,7 @@ class _Checker:
         if not isinstance(value, str) or value.strip().lower() not in allowed:
             hint = difflib.get_close_matches(str(value).lower(), allowed, n=1)
             did = f" (did you mean '{hint[0]}'?)" if hint else ""
-            self.error(key, "value", f"'{key}' is {value!r}; it must be one of {', '.join(allowed)}{did}")
+            self.error(key, "value", f"'{key}' is {self.show(value)}; it must be one of {', '.join(allowed)}{did}")
             return default
         return value.strip().lower()
 
@@ -343,15 +362,22 @@ class _Checker:
         return tuple(item.strip() for item in value if item.strip())
 
 
-def validate(doc: frontmatter.Document, rel: str, abstraction: bool = True) -> tuple[Memory | None, list[Problem]]:
-    """Check a parsed document against format v1 and build the memory when it has no errors."""
-    check = _Checker(doc, rel)
+def validate(
+    doc: frontmatter.Document, rel: str, abstraction: bool = True, hide_values: bool = False
+) -> tuple[Memory | None, list[Problem]]:
+    """Check a parsed document against format v1 and build the memory when it has no errors.
+
+    :param hide_values: quote no value in messages (the file holds a secret).
+    """
+    check = _Checker(doc, rel, hide_values)
     meta = doc.meta
     memory_id = check.text("id", required=True, why=": every memory needs a unique id (mtlgit add writes a ULID)")
     if memory_id and not ID_RE.match(memory_id):
-        check.error("id", "id", f"id {memory_id!r} may hold only letters, digits, '.', '_' and '-' (64 at most)")
+        check.error(
+            "id", "id", f"id {check.show(memory_id)} may hold only letters, digits, '.', '_' and '-' (64 at most)"
+        )
     elif memory_id and not is_ulid(memory_id):
-        check.warn("id", "id", f"id {memory_id!r} is not a ULID; ids written by `mtlgit add` are")
+        check.warn("id", "id", f"id {check.show(memory_id)} is not a ULID; ids written by `mtlgit add` are")
     title = check.text("title", required=True, why=": a short statement of the lesson")
     if "\n" in title:
         check.warn("title", "title", "the title spans several lines; keep it to one")
@@ -421,7 +447,10 @@ def _check_source(check: _Checker, value: Any) -> dict[str, Any]:
         item = value.get(key)
         if item is not None and not isinstance(item, str):
             check.error(
-                "source", "type", f"'source.{key}' must be text, but YAML read {item!r}: put it in quotes", sub_key=key
+                "source",
+                "type",
+                f"'source.{key}' must be text, but YAML read {check.show(item)}: put it in quotes",
+                sub_key=key,
             )
     if "paths" in value:
         source["paths"] = list(check.words("paths", value))
@@ -437,7 +466,9 @@ def _check_created(check: _Checker, value: Any) -> str | None:
         try:
             datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            check.error("created", "type", f"'created' is {value!r}, not a date: write e.g. 2026-11-25T14:03:11Z")
+            check.error(
+                "created", "type", f"'created' is {check.show(value)}, not a date: write e.g. 2026-11-25T14:03:11Z"
+            )
             return None
         return value
     check.error("created", "type", "'created' must be a date and time, e.g. 2026-11-25T14:03:11Z")
@@ -463,7 +494,9 @@ def _check_body(check: _Checker, fmt: str, content: str, line: int, abstraction:
             description = str(check.meta.get("description") or "")
             found = specificity(f"{title}\n{content}", when=description)
             if found.too_specific:
-                check.problems.append(_warning(check.rel, line, "too-specific", f"this insight {found.hint()}"))
+                check.problems.append(
+                    _warning(check.rel, line, "too-specific", f"this insight {found.hint(not check.hide_values)}")
+                )
     elif fmt == "workflow":
         if not re.search(r"^\s*\d+[.)]\s", content, re.MULTILINE):
             check.problems.append(

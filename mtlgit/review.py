@@ -101,8 +101,7 @@ def review(repo: Repo, spec: str | None = None) -> Review:
     from mtlgit.embed import load_model
     from mtlgit.gitobjects import object_ids, read_blobs
     from mtlgit.index import rev_snapshot
-    from mtlgit.memory import parse_bytes, search_text
-    from mtlgit.store import SKIPPED_NAMES
+    from mtlgit.memory import is_memory_path, parse_bytes, search_text
 
     config = load_config(repo.root)
     base, head = parse_range(repo, spec, config.reviewed_ref)
@@ -119,13 +118,7 @@ def review(repo: Repo, spec: str | None = None) -> Review:
         else:
             raw.append((status[0], fields[i + 1], None))
             i += 2
-    raw = [
-        r
-        for r in raw
-        if r[1].lower().endswith(".md")
-        and r[1].rsplit("/", 1)[-1].lower() not in SKIPPED_NAMES
-        and not any(part.startswith(".") for part in r[1].split("/"))
-    ]
+    raw = [r for r in raw if is_memory_path(r[1], folder)]
     wanted = [f"{head}:{path}" for status, path, _old in raw if status != "D"]
     wanted += [f"{base}:{old or path}" for status, path, old in raw if status in ("M", "R", "D")]
     blobs = dict(zip(wanted, object_ids(repo, wanted), strict=True))

@@ -1,9 +1,18 @@
 """Secrets in memories: agents paste environment output into what they learn.
 
-Detection is detect-secrets' (its plugins and false-positive filters, the same code as its CLI uses on a
-file, run here on text in memory), plus patterns for token formats it does not know (OpenAI, Anthropic,
-Hugging Face, Google, GitLab...). A cheap regular-expression screen runs first, so the detector (~0.25 s to
-import) is loaded only for text that looks like it might hold a secret.
+Detection is three layers, each run on text in memory:
+
+- betterleaks' rules (the gitleaks rule set, maintained upstream: token formats of 200+ services and the generic
+  ``password = ...`` / ``api_key = ...`` / ``user:pass@host`` rules), its matches of the generic rules kept only
+  when the value is not a placeholder (``DB_PASS``, ``${PASSWORD}``, ``mysecretpassword``);
+- detect-secrets' token-format plugins and high-entropy strings (its keyword and basic-auth plugins are left out:
+  the generic rules above do their work with fewer false alarms, e.g. on zod schemas);
+- a few shapes neither knows: a PEM key whose header is split or missing, a password in a Go DSN or after
+  ``sshpass -p``, a random-looking value right after a secret-sounding word in prose (an AWS secret key), and
+  some issued-token prefixes.
+
+benchmarks/bench_secrets.py measures the choice. A cheap screen runs first, so the detectors (~0.5 s to load)
+are loaded only for text that could hold a secret.
 
 A memory with a secret is an error wherever it is met: ``add`` and ``add --json`` refuse it before writing,
 ``import`` skips it, ``lint`` and the pre-commit hook report it, and the index leaves it out. Messages name the
@@ -13,21 +22,20 @@ line and the kind of secret, never its value. A false positive is allowed by put
 
 from __future__ import annotations
 
-import io
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 ALLOW = "pragma: allowlist secret"
 
-_KEYWORDS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")
-_URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]{0,40}://[^/\s:@]+:[^/\s@]{3,}@")
+_KEYWORDS = ("pass", "pwd", "secret", "token", "key", "auth", "credential", "sshpass")
+_URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]{0,40}://[^/\s:@]+:([^/\s@]{3,})@")
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
 # Prefixes of issued tokens (GitHub, GitLab, Slack, Stripe, OpenAI/Anthropic, Hugging Face, Google, npm, PyPI,
-# SendGrid, AWS, JWT).
+# SendGrid, AWS, JWT, Shopify, DigitalOcean, Vault, Mailgun).
 _PREFIXES = (
     "gh",
     "github_pat_",
@@ -44,10 +52,16 @@ _PREFIXES = (
     "AKIA",
     "ASIA",
     "eyJ",
+    "shp",
+    "dop_v1_",
+    "hvs.",
+    "hvb.",
+    "key-",
 )
 _STRIP = "\"'`()[]{}<>,;"
-# A ULID (a memory id, e.g. in ``superseded_by``) is an identifier, not a secret, but its random part can
-# spell a key prefix (``...ACCA...`` is an AWS key id to the detector): ids are blanked before the scan.
+# A ULID (a memory id, e.g. in ``id`` or ``superseded_by``) is an identifier, not a secret, but its random part
+# can spell a key prefix (``...ACCA...`` is an AWS key id to a detector): well-formed ULIDs are blanked before the
+# scan, and nothing else is.
 _ULID = re.compile(r"(?<![0-9A-Za-z])[0-7][0-9A-HJKMNP-TV-Z]{25}(?![0-9A-Za-z])")
 
 
@@ -61,48 +75,80 @@ def _looks_random(value: str) -> bool:
     return False
 
 
-_ASSIGNED_VALUE = re.compile(r"[\w.-]{0,20}[\"']?\s*[:=]\s*[\"']?([^\s\"'`,;]{8,})")
+_ASSIGNED_VALUE = re.compile(r"[\w.-]{0,20}[\"']?\s*(?:[:=]|\s-p\b|\s(?:is|was)\b)\s*[\"']?([^\s\"'`,;]{6,})")
+_AUTH_HEADER = re.compile(r"\b(?:Basic|Bearer|Token)\s+(?=\S*\d)[A-Za-z0-9+/=._-]{12,}")
+_BASE64_WORD = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}")
 
 
 def _screen(text: str) -> bool:
     """Could ``text`` hold a secret? A quick look: random-looking long words (keys, tokens, encoded blobs), URLs
-    with a password, PEM headers, non-word values assigned to secret-sounding names. Plain prose, scientific
-    or technical, does not pass, so the detector is not even loaded for it."""
-    if "-----BEGIN" in text or ("://" in text and "@" in text and _URL_PASSWORD.search(text)):
+    with a password, PEM headers, values given to secret-sounding names. Plain prose, scientific or technical,
+    does not pass, so the detectors are not even loaded for it."""
+    if "-----BEGIN" in text or "PRIVATE KEY" in text or "@tcp(" in text:
+        return True
+    if "://" in text and "@" in text and _URL_PASSWORD.search(text):
+        return True
+    if _AUTH_HEADER.search(text):
         return True
     for word in text.split():
         if len(word) >= 16 and word.strip(_STRIP).startswith(_PREFIXES):
             return True
         if len(word) >= 16:
             value = word.strip(_STRIP).rsplit("=", 1)[-1].strip(_STRIP)
-            if _looks_random(value):
+            if _looks_random(value) or _BASE64_WORD.fullmatch(value):
                 return True
     lower = text.lower()
     for keyword in _KEYWORDS:
         at = lower.find(keyword)
         while at != -1:
             match = _ASSIGNED_VALUE.match(text, at + len(keyword))
-            if match and not match.group(1).isalpha():
+            if match and not match.group(1).islower():
                 return True
             at = lower.find(keyword, at + 1)
     return False
 
 
-# Token formats detect-secrets 1.5 does not know, by their documented prefixes.
-_EXTRA: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("OpenAI API key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
-    ("Anthropic API key", re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}")),
-    ("Hugging Face token", re.compile(r"\bhf_[A-Za-z]{30,}")),
-    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
-    ("GitLab token", re.compile(r"\bglpat-[0-9A-Za-z_-]{20}")),
-    ("GitHub token", re.compile(r"\bgithub_pat_\w{22,}")),
-    ("password in a URL", _URL_PASSWORD),
+# Shapes the rule sets below do not know, each with the group that holds the value (0: the whole match) and
+# whether a placeholder there (``sk-YOUR_KEY``, ``user:${PASSWORD}@``) is let through.
+_EXTRA: tuple[tuple[str, int, bool, re.Pattern[str]], ...] = (
+    ("OpenAI API key", 0, True, re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
+    ("Anthropic API key", 0, True, re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}")),
+    ("Hugging Face token", 0, False, re.compile(r"\bhf_[A-Za-z]{30,}")),
+    ("Google API key", 0, False, re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    ("GitLab token", 0, False, re.compile(r"\bglpat-[0-9A-Za-z_-]{20}")),
+    ("GitHub token", 0, False, re.compile(r"\bgithub_pat_\w{22,}")),
+    ("Mailgun key", 0, False, re.compile(r"\bkey-[0-9a-zA-Z]{32}\b")),
+    ("Vault token", 0, True, re.compile(r"\bhv[sbr]\.[A-Za-z0-9_-]{24,}")),
+    ("password in a URL", 1, True, _URL_PASSWORD),
+    ("password in a database address", 1, True, re.compile(r"\b[\w.-]+:([^\s:@/'\"]{3,})@(?:tcp|udp|unix)\(")),
+    (
+        "password on a command line",
+        2,
+        True,
+        re.compile(r"\b(?:sshpass|mysql\w*|mongo\w*)\s+(?:-\w+\s+)*-p\s*(['\"]?)([^\s'\"]{4,})\1"),
+    ),
 )
-# An assignment of a long random-looking value to a secret-sounding name, e.g. API_TOKEN=3f9a...
+_SPLIT_PEM = re.compile(r"-----BEGIN[A-Z ]*\s*\n\s*[A-Z ]*PRIVATE KEY-----")
+# A random-looking value right after a secret-sounding word, in prose or code ("The secret is wJalr...").
+_NEAR_KEYWORD = re.compile(
+    r"(?i)\b(?:secret|passw(?:or)?d|token|api[ _-]?key|access[ _-]?key|private[ _-]?key(?:[ _-]?id)?|credential)\w*"
+    r"(?:[\"']?\s*(?:[:=]|:=|=>)|\s+(?:is|was|of|to|for)\b)?\s*[\"']?([A-Za-z0-9/+_.=-]{20,})"
+)
+# A long value given to a secret-sounding name (``DB_PASSWORD=Zq8!mX2#...``), unless it is a call or a
+# placeholder (``API_KEY: z.string().min(1)``, ``password=DB_PASS``): betterleaks' generic rule misses some.
 _ASSIGNMENT = re.compile(
     r"(?i)(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key|credential)\w{0,64}"
     r"[\"']?\s*[:=]\s*[\"']?([^\s\"'`,;]{12,})"
 )
+_CALL = re.compile(r"\w\(")
+# Two lines or more of a PEM body (64 base64 characters a line), with or without their header.
+_PEM_LINE = re.compile(r"^\s*[A-Za-z0-9+/]{60,76}={0,2}\s*$")
+# Values the generic rules find that are placeholders or references, not secrets.
+_PLACEHOLDER_WORDS = ("pass", "pwd", "secret", "example", "changeme", "your", "dummy", "sample", "placeholder", "xxx")
+_REFERENCE = re.compile(r"^(?:[A-Z][A-Z0-9_]*|\$\{?\w+\}?|<[^>]*>|\{\{.*\}\}|%\(?\w*\)?s|\*+|x+|\.+)$")
+_CAMEL = re.compile(r"[A-Za-z][a-z]+(?:[A-Z][a-z]+)+")
+_SAYS_WHAT = re.compile(r"[A-Za-z_-]+\d{0,4}[!?.#]?")
+_GENERIC_RULES = frozenset({"generic-api-key", "generic-password", "generic-credential-uri", "curl-auth-user"})
 
 
 @dataclass(frozen=True)
@@ -121,38 +167,116 @@ def _entropy(value: str) -> float:
     return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
 
 
+def is_placeholder(value: str) -> bool:
+    """A value in a secret's place that holds none: a variable or template reference, a mask, or letters only
+    that say what goes there (``DB_PASS``, ``${TOKEN}``, ``<password>``, ``mysecretpassword``)."""
+    value = value.strip("\"'`")
+    if len(value) < 4 or _REFERENCE.match(value):
+        return True
+    if _wordy(value):
+        return True
+    # Letters saying what goes there, perhaps with a number or a mark at the end: password1, SuperSecret123!
+    lower = value.lower()
+    return bool(_SAYS_WHAT.fullmatch(value)) and any(word in lower for word in _PLACEHOLDER_WORDS)
+
+
+def _wordy(value: str) -> bool:
+    """Two or more words or identifiers joined by - _ . or /: ``your-api-key``, ``sk-YOUR_HARDCODED_KEY``."""
+    parts = [part for part in re.split(r"[/._-]", value) if part]
+    return len(parts) > 1 and all(part.isalpha() for part in parts)
+
+
+def _random_value(value: str) -> bool:
+    """A value that looks generated: long, high entropy, mixing digits with letters or both cases, and not a
+    word path or an identifier."""
+    value = value.strip("=.")
+    if len(value) < 20 or _entropy(value) < 3.5:
+        return False
+    digits = any(c.isdigit() for c in value)
+    cases = any(c.islower() for c in value) and any(c.isupper() for c in value)
+    if not (digits or cases):
+        return False
+    return not _wordy(value) and not _CAMEL.fullmatch(value)
+
+
+def _own_findings(lines: list[str]) -> Iterator[Finding]:
+    text = "\n".join(lines)
+    for number, line in enumerate(lines, 1):
+        for kind, group, placeholders, pattern in _EXTRA:
+            for match in pattern.finditer(line):
+                if not (placeholders and is_placeholder(match.group(group))):
+                    yield Finding(number, kind)
+        for match in _ASSIGNMENT.finditer(line):
+            value = match.group(1)
+            mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+            if mixed and _entropy(value) >= 3.0 and not _CALL.search(value) and not is_placeholder(value):
+                yield Finding(number, "secret assigned to a variable")
+        for match in _NEAR_KEYWORD.finditer(line):
+            if _random_value(match.group(1)) and not is_placeholder(match.group(1)):
+                yield Finding(number, "secret next to a secret-sounding word")
+        if _PEM_LINE.match(line) and (
+            (number > 1 and _PEM_LINE.match(lines[number - 2]))
+            or (number < len(lines) and _PEM_LINE.match(lines[number]))
+        ):
+            if _random_value(line.strip()):
+                yield Finding(number, "private key or certificate body")
+    for match in _SPLIT_PEM.finditer(text):
+        yield Finding(text.count("\n", 0, match.start()) + 1, "private key")
+
+
+# Left to betterleaks' generic rules, which filter placeholders and references: the keyword and basic-auth
+# plugins flagged zod schemas and example passwords, the entropy plugins example commit hashes, and a public IP
+# address is not a secret. What is kept are token formats: fast, and three of them (Discord, Telegram, Twilio
+# account ids) betterleaks knows only next to the service's name.
+_DETECT_SECRETS_LEFT_OUT = (
+    "KeywordDetector",
+    "BasicAuthDetector",
+    "Base64HighEntropyString",
+    "HexHighEntropyString",
+    "IPPublicDetector",
+)
+
+
+_TOKEN_WORD = re.compile(r"[\w+/=:.-]{20,}")
+
+
 @lru_cache(maxsize=1)
-def _activate_detector() -> None:
-    """Enter detect-secrets' default settings once per process (entering them costs ~15 ms each time)."""
+def _activate_detect_secrets() -> None:
+    """Enter detect-secrets' settings once per process (entering them costs ~15 ms each time): its default
+    plugins less those left out."""
     import atexit
 
-    from detect_secrets.settings import default_settings
+    from detect_secrets.settings import default_settings, get_settings
 
     context = default_settings()
     context.__enter__()
     atexit.register(context.__exit__, None, None, None)
+    get_settings().disable_plugins(*_DETECT_SECRETS_LEFT_OUT)
 
 
 def _detect_secrets(lines: list[str]) -> list[Finding]:
-    """detect-secrets on in-memory lines, as its file scan does it: plain lines, then its transformed views."""
-    _activate_detector()
+    """detect-secrets' token-format plugins on in-memory lines, with its filters (its transformed views of YAML
+    and config files serve the keyword and entropy plugins, which are left out)."""
+    _activate_detect_secrets()
     from detect_secrets.core.scan import _process_line_based_plugins
-    from detect_secrets.transformers import get_transformed_file
 
-    class _Named(io.StringIO):
-        name = "memory.md"
+    # Each plugin looks at each line through a slow dispatch: only lines with a token-long word are worth it.
+    candidates = [
+        (number, line) for number, line in enumerate(lines, 1) if _TOKEN_WORD.search(line) or "PRIVATE" in line
+    ]
+    return [Finding(secret.line_number, secret.type) for secret in _process_line_based_plugins(candidates, "memory.md")]
 
-    text = "\n".join(lines) + "\n"
-    views = [lines]
-    for eager in (False, True):
-        transformed = get_transformed_file(_Named(text), use_eager_transformers=eager)  # type: ignore[arg-type]
-        if transformed:
-            views.append(transformed)
-    found: set[Finding] = set()
-    for view in views:
-        for secret in _process_line_based_plugins(list(enumerate(view, 1)), "memory.md"):
-            found.add(Finding(secret.line_number, secret.type))
-    return sorted(found, key=lambda f: (f.line, f.kind))
+
+def _betterleaks(text: str) -> list[Finding]:
+    """betterleaks' rules on ``text``; a generic rule's match counts only when its value is not a placeholder."""
+    import betterleaks
+
+    found = []
+    for finding in betterleaks.scan_string(text):
+        if finding.rule_id in _GENERIC_RULES and is_placeholder(finding.match.value):
+            continue
+        found.append(Finding(finding.location.start_line, finding.rule_id.replace("-", " ")))
+    return found
 
 
 def find_secrets(text: str, extra: Any = None, first_line: int = 1) -> list[Finding]:
@@ -166,23 +290,12 @@ def find_secrets(text: str, extra: Any = None, first_line: int = 1) -> list[Find
         return []
     lines = joined.split("\n")
     allowed = {n for n, line in enumerate(lines, 1) if ALLOW in line}
-    found: set[Finding] = set()
-    for number, line in enumerate(lines, 1):
-        if number in allowed:
-            continue
-        for kind, pattern in _EXTRA:
-            if pattern.search(line):
-                found.add(Finding(number, kind))
-        for match in _ASSIGNMENT.finditer(line):
-            value = match.group(1)
-            if _entropy(value) >= 3.0 and re.search(r"\d", value) and re.search(r"[A-Za-z]", value):
-                found.add(Finding(number, "secret assigned to a variable"))
-    for finding in _detect_secrets(lines):
-        if finding.line not in allowed:
-            found.add(finding)
+    found = {*_own_findings(lines), *_betterleaks(joined), *_detect_secrets(lines)}
     text_lines = text.count("\n") + 1
     out: dict[int, Finding] = {}
     for finding in sorted(found, key=lambda f: (f.line, f.kind)):
+        if finding.line in allowed:
+            continue
         at = finding.line + first_line - 1 if finding.line <= text_lines else 0
         out.setdefault(at, Finding(at, finding.kind))
     return list(out.values())

@@ -89,7 +89,7 @@ def test_install_status_reinstall_uninstall(repo: Path) -> None:
     for hook in HOOKS:
         path = repo / ".git" / "hooks" / hook
         assert os.access(path, os.X_OK)
-        assert path.read_text().splitlines()[1].startswith("# mtlgit-hook v2")
+        assert path.read_text().splitlines()[1].startswith("# mtlgit-hook v3")
         assert f"INSTALL_PYTHON='{sys.executable}'" in path.read_text()
     status = json.loads(run_cli(repo, "hooks", "status", "--json").out)
     assert [s["state"] for s in status] == ["installed"] * 5
@@ -106,7 +106,7 @@ def test_an_older_mtlgit_hook_is_upgraded_in_place(repo: Path) -> None:
     result = run_cli(repo, "hooks", "install")
     assert "pre-commit: upgraded" in result.out
     assert not (repo / ".git" / "hooks" / "pre-commit.legacy").exists()
-    assert "mtlgit-hook v2" in old.read_text()
+    assert "mtlgit-hook v3" in old.read_text()
 
 
 def test_a_foreign_hook_keeps_running_and_its_exit_code_counts(repo: Path, tmp_path: Path) -> None:

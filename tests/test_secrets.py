@@ -118,3 +118,186 @@ def test_real_text_is_not_flagged() -> None:
     assert flagged == []
     starter = Path(__file__).resolve().parent.parent / "memories"
     assert [p for p in starter.rglob("*.md") if find_secrets(p.read_text())] == []
+
+
+# --- issue 12: secrets that got through -------------------------------------------------------------------
+
+SHAPES = [
+    json.loads(line)
+    for line in (Path(__file__).parent / "data" / "secrets" / "shapes.jsonl").read_text(encoding="utf-8").splitlines()
+]
+SECRET_SHAPES = [s for s in SHAPES if s["secret"]]
+CLEAN_SHAPES = [s for s in SHAPES if not s["secret"]]
+TOKEN = "ghp_" + "Xq7Lm2Np9Rs4Tv6Wy8Za1Bc3De5Fg7Hi9Jk0L"
+AWS_PROSE = "The secret is wJalrXUtnFrEMI/K7MDENG/bPxRfiCYEXAMPLEKEY for the deploy."
+
+
+def _values(text: str) -> list[str]:
+    """The long words of a planted secret: none of them may appear in any output."""
+    return [w.strip("'\"(),.;") for w in text.split() if len(w.strip("'\"(),.;")) >= 16]
+
+
+def test_the_fixture_has_the_23_shapes_of_the_issue() -> None:
+    assert len([s for s in SECRET_SHAPES if not s.get("extra")]) == 23
+    assert sum(s["passed_in_issue"] for s in SECRET_SHAPES if not s.get("extra")) == 14
+
+
+@pytest.mark.parametrize("shape", SECRET_SHAPES, ids=[s["name"] for s in SECRET_SHAPES])
+def test_each_real_world_shape_is_found(shape: dict[str, str]) -> None:
+    assert find_secrets(shape["text"]), shape["name"]
+
+
+@pytest.mark.parametrize("shape", CLEAN_SHAPES, ids=[s["name"] for s in CLEAN_SHAPES])
+def test_code_and_placeholders_are_not_secrets(shape: dict[str, str]) -> None:
+    assert find_secrets(shape["text"]) == [], shape["name"]
+
+
+def _hand_written(shape_text: str, number: int) -> str:
+    body = "\n".join("    " + line if line.strip() else "" for line in shape_text.split("\n"))
+    return VALID.replace("4K9B", f"4M{number:02d}").replace(
+        "Write a short battery", f"Seen while deploying:\n\n{body}\n\nWrite a short battery"
+    )
+
+
+def test_every_shape_is_refused_by_add_json_import_and_the_hook(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The 23 shapes of the issue (and the AWS key in prose) through add --json, import and a commit;
+    the clean look-alikes (zod schemas, commit hashes, env references) go through."""
+    assert cli("hooks", "install").code == 0
+    items = [
+        {"title": f"Deploy lesson {n}", "description": "When deploying the service.", "content": s["text"]}
+        for n, s in enumerate(SHAPES)
+    ]
+    answer = cli("add", "--json", "-", "--force", input=json.dumps(items))
+    results = json.loads(answer.out)["items"]
+    added = {SHAPES[r["item"] - 1]["name"] for r in results if r["added"]}
+    assert added == {s["name"] for s in CLEAN_SHAPES}, answer.out
+    assert all("contains a" in " ".join(r["reasons"]) for r in results if not r["added"])
+    source = write(tmp_path / "bank" / "bank.jsonl", "".join(json.dumps(i) + "\n" for i in items))
+    imported = json.loads(cli("import", str(source.parent), "--json", "--force").out)
+    assert imported["skipped"] == len(SECRET_SHAPES), imported
+    for number, shape in enumerate(SECRET_SHAPES):
+        write(repo / "memories" / "hand" / f"m{number}.md", _hand_written(shape["text"], number))
+    lint = json.loads(cli("lint", "--json").out)
+    flagged = {p["path"] for p in lint["problems"] if p["code"] == "secret"}
+    assert len(flagged) == len(SECRET_SHAPES)
+    git(repo, "add", "-A")
+    commit = subprocess.run(["git", "commit", "-qm", "leak"], cwd=repo, capture_output=True, text=True)
+    assert commit.returncode == 1 and "commit blocked" in commit.stderr
+    everything = answer.output + json.dumps(imported) + json.dumps(lint) + commit.stderr
+    for shape in SECRET_SHAPES:
+        for value in _values(shape["text"]):
+            assert value not in everything, (shape["name"], value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", SECRET_SHAPES, ids=[s["name"] for s in SECRET_SHAPES])
+def test_each_shape_is_refused_by_add(cli, shape: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    result = cli("add", "-t", "Deploy lesson", "-d", "When deploying.", "-c", shape["text"])
+    assert result.code == 1 and "contains a" in result.err, result.output
+    assert not any(value in result.output for value in _values(shape["text"]))
+
+
+@pytest.mark.parametrize("value", [TOKEN, "AKIA" + "QYLPMN5HZ3KX7RWA"])
+def test_a_secret_in_the_id_field_is_refused_everywhere(repo: Path, cli, value: str) -> None:  # type: ignore[no-untyped-def]
+    assert cli("hooks", "install").code == 0
+    write(repo / "memories" / "hand" / "leak.md", VALID.replace("01JDQ2V6R3J8Z6TT4M0S3W4K9B", value))
+    lint = cli("lint", "--json")
+    problems = json.loads(lint.out)["problems"]
+    assert lint.code == 1 and [p["line"] for p in problems if p["code"] == "secret"] == [2], lint.out
+    recall = cli("recall", "battery of checks here-doc", "--json")
+    git(repo, "add", "-A")
+    commit = subprocess.run(["git", "commit", "-qm", "leak"], cwd=repo, capture_output=True, text=True)
+    assert commit.returncode == 1 and "commit blocked" in commit.stderr
+    state = b"".join(p.read_bytes() for p in (repo / ".git" / "mtlgit").rglob("*") if p.is_file())
+    assert value.encode() not in state + (lint.output + recall.output + commit.stderr).encode()
+
+
+def test_a_ulid_id_is_still_exempt(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    # The random part of this ULID spells an AWS key id (ACCA + 16 capitals and digits).
+    write(
+        repo / "memories" / "hand" / "ok.md", VALID.replace("01JDQ2V6R3J8Z6TT4M0S3W4K9B", "01ACCA7QZ3X9R2M4N6P8T0V5WQ")
+    )
+    assert cli("lint").code == 0
+
+
+@pytest.mark.parametrize("name", ["leak.Md", "leak.mD", "LEAK.MD"])
+def test_a_memory_named_in_any_case_of_md_is_checked_at_commit(repo: Path, cli, name: str) -> None:  # type: ignore[no-untyped-def]
+    assert cli("hooks", "install").code == 0
+    write(repo / "memories" / "hand" / name, VALID.replace("Write a short battery", f"Use {TOKEN}. Write a short"))
+    assert "secret" in cli("lint").out
+    git(repo, "add", "-A")
+    commit = subprocess.run(["git", "commit", "-qm", "leak"], cwd=repo, capture_output=True, text=True)
+    assert commit.returncode == 1 and "commit blocked" in commit.stderr, commit.stderr
+    assert TOKEN not in commit.stderr
+
+
+def test_a_symlink_turned_into_a_memory_is_checked_at_commit(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("hooks", "install").code == 0
+    write(repo / "notes.txt", "notes\n")
+    link = repo / "memories" / "hand" / "leak.md"
+    link.parent.mkdir(parents=True)
+    link.symlink_to("../../notes.txt")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a link")
+    link.unlink()
+    write(link, VALID.replace("Write a short battery", f"Use {TOKEN}. Write a short"))
+    git(repo, "add", "-A")
+    assert git(repo, "diff", "--cached", "--name-status").startswith("T")
+    commit = subprocess.run(["git", "commit", "-qm", "leak"], cwd=repo, capture_output=True, text=True)
+    assert commit.returncode == 1 and "commit blocked" in commit.stderr, commit.stderr
+
+
+def test_a_hidden_memories_folder_is_checked_at_commit(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    config = repo / ".mtlgit.yaml"
+    config.write_text(config.read_text().replace("memories: memories", "memories: .memories"))
+    assert cli("hooks", "install").code == 0
+    write(repo / ".memories" / "leak.md", VALID.replace("Write a short battery", f"Use {TOKEN}. Write a short"))
+    assert "secret" in cli("lint").out
+    git(repo, "add", "-A")
+    commit = subprocess.run(["git", "commit", "-qm", "leak"], cwd=repo, capture_output=True, text=True)
+    assert commit.returncode == 1 and "commit blocked" in commit.stderr, commit.stderr
+
+
+def test_messages_quote_no_value_of_a_file_with_a_secret(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    sid, auth = "AC" + "3f9a7c2e8b1d4f6a0c5e9b2d7f1a3c8e", "9b2d7f1a3c8e" + "3f9a7c2e8b1d4f6a"
+    aws = "wJalrXUtnFrEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    files = {
+        # a type error on the line of the secret, and the value of another field
+        "created.md": VALID.replace("created: 2026-11-25T14:03:11Z", f"created: {TOKEN}"),
+        "status.md": VALID.replace("status: active", f"status: {TOKEN}"),
+        "title.md": VALID.replace("title: Validate", "title: 12345\nx: 1\nold_title: Validate").replace(
+            "Write a short", f"Token {TOKEN}. Write a short"
+        ),
+        # the abstraction warning names what it found: a Twilio auth token in a file blocked for its SID
+        "twilio.md": VALID.replace(
+            "Write a short battery of checks",
+            f"Send with account {sid} and token {auth} via notify_users.py and path src/app/notify.py, line 42.",
+        ),
+        "aws.md": VALID.replace("Write a short battery of checks", f"It names path ({aws}) and src/app/deploy.py"),
+    }
+    for number, (name, text) in enumerate(files.items()):
+        write(repo / "memories" / "hand" / name, text.replace("4K9B", f"4N{number:02d}"))
+    lint = cli("lint", "--json")
+    text = cli("lint").output
+    cli("index")
+    problems = (repo / ".git" / "mtlgit").rglob("problems.json")
+    everything = lint.output + text + "".join(p.read_text() for p in problems)
+    assert json.loads(lint.out)["problems"]
+    for value in (TOKEN, sid, auth, aws, aws[:6]):
+        assert value not in everything, value
+
+
+def test_an_aws_secret_key_in_prose_is_refused_and_fails_review(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("add", "-t", "Deploy with the key", "-d", "When deploying.", "-c", AWS_PROSE)
+    assert result.code == 1 and "contains a" in result.err
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    git(repo, "checkout", "-qb", "feature")
+    write(repo / "memories" / "hand" / "deploy.md", VALID.replace("Write a short battery", f"{AWS_PROSE} Write a"))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "leak")  # no hooks installed: the review is the gate
+    review = cli("review", "main..feature", "--check")
+    assert review.code == 1 and "contains a" in review.output
+    assert "wJalrXUtnFrEMI" not in review.output
+    recall = cli("recall", "secret for the deploy", "--json")
+    assert "wJalrXUtnFrEMI" not in recall.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -271,3 +272,87 @@ def test_import_every_cursor_rule(repo: Path, cli) -> None:  # type: ignore[no-u
     assert report["imported"] > 500
     assert all(s["reason"] for s in report["skips"])
     assert cli("lint").code == 0
+
+
+# --- issue 12: false alarms that dropped real content, and what the messages say ---------------------------
+
+ZOD_RULE = """---
+description: Validate configuration with zod.
+globs: src/**/*.ts
+---
+# Configuration
+
+Validate the environment once at start-up:
+
+```ts
+const env = z.object({
+  API_KEY: z.string().min(1),
+  password: z.string().min(8),
+});
+```
+
+Pin actions to a full commit SHA, e.g. actions/checkout@8e5e7e5ab8b370d6c329ec480221332ada57f0ab.
+"""
+TOKEN = "ghp_" + "Xq7Lm2Np9Rs4Tv6Wy8Za1Bc3De5Fg7Hi9Jk0L"
+
+
+def test_zod_schemas_and_example_hashes_are_imported(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    write(tmp_path / "rules" / "zod.mdc", ZOD_RULE)
+    report = json.loads(cli("import", str(tmp_path / "rules"), "--json").out)
+    assert report["imported"] == 1, report
+
+
+def test_an_import_skip_names_the_source_line_and_the_allow_marker_works_there(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rule = write(tmp_path / "rules" / "deploy.mdc", ZOD_RULE + f"\nThe bot uses {TOKEN} to push.\n")
+    line = rule.read_text().split("\n").index(f"The bot uses {TOKEN} to push.") + 1
+    cursorrules = write(
+        tmp_path / "rules" / ".cursorrules", f"# Style\nShort lines.\n\n# Deploy\nSecond.\nUse {TOKEN}.\n"
+    )
+    report = json.loads(cli("import", str(tmp_path / "rules"), "--json", "--dry-run").out)
+    reasons = {s["source"]: s["reason"] for s in report["skips"]}
+    assert f"on line {line} of deploy.mdc" in reasons["deploy.mdc"], reasons
+    assert "on line 6 of .cursorrules" in reasons[".cursorrules#2"], reasons
+    assert TOKEN not in json.dumps(report)
+    rule.write_text(rule.read_text().replace(" to push.", " to push. <!-- pragma: allowlist secret -->"))
+    cursorrules.write_text(cursorrules.read_text().replace(f"{TOKEN}.", f"{TOKEN}. # pragma: allowlist secret"))
+    again = json.loads(cli("import", str(tmp_path / "rules"), "--json").out)
+    assert again["imported"] == 3 and again["skipped"] == 0, again
+
+
+def test_a_dry_run_runs_every_check_of_the_real_run(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bank = tmp_path / "bank.jsonl"
+    items = [
+        GOOD_ITEM,
+        {**GOOD_ITEM, "title": "Check the installed version before using its API"},  # a near-duplicate of the first
+        {"title": "Deploy", "description": "When deploying.", "content": f"Use {TOKEN} for the push."},  # a secret
+        {"title": "Deploy", "description": "When deploying.", "content": "   "},  # no content
+        {"title": "Bad", "description": "When.", "content": "Text.", "format": "novel"},  # not a format
+        {
+            "title": "Prefer small commits",
+            "description": "When committing work.",
+            "content": "One logical change per commit makes bisecting easy.",
+        },
+    ]
+    write(bank, "".join(json.dumps(i) + "\n" for i in items))
+    dry = cli("import", str(bank), "--dry-run")
+    real = cli("import", str(bank))
+    assert dry.code == real.code == 0
+    assert dry.out.splitlines()[-1] == "would import 2, skipped 4", dry.out
+    assert real.out.splitlines()[-1] == "imported 2, skipped 4", real.out
+
+    # The same reasons, but for the id and the file name of the near-duplicate (written anew by each run).
+    def same(out: str) -> list[str]:
+        return [re.sub(r"[0-9A-Z]{26}|-[0-9a-z]{8}\.md", "", line) for line in out.splitlines()[:-1]]
+
+    assert same(dry.out) == same(real.out)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "cursor-rules-mdc").is_dir(), reason="third-party data not found")
+def test_the_cursor_guides_are_not_refused_as_secrets(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """Importing the 243 guides refused 44 as secrets (zod schemas, example hashes); 2 are left: a base64 value in
+    a Kubernetes Secret manifest and an `API_KEY: "sk_test_12345"` shown as what not to do."""
+    result = cli("import", str(SHARED_DATA / "cursor-rules-mdc" / "rules-mdc"), "--json", "--dry-run")
+    report = json.loads(result.out)
+    refused = sorted(s["source"] for s in report["skips"] if "contains a" in s["reason"])
+    assert refused == ["github-actions.mdc", "kubernetes.mdc"], refused

