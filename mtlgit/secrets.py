@@ -257,13 +257,16 @@ def _activate_detect_secrets() -> None:
 def _detect_secrets(lines: list[str]) -> list[Finding]:
     """detect-secrets' token-format plugins on in-memory lines, with its filters (its transformed views of YAML
     and config files serve the keyword and entropy plugins, which are left out)."""
-    _activate_detect_secrets()
-    from detect_secrets.core.scan import _process_line_based_plugins
-
-    # Each plugin looks at each line through a slow dispatch: only lines with a token-long word are worth it.
+    # Each plugin looks at each line through a slow dispatch: only lines with a token-long word are worth it
+    # (and when there is none, detect-secrets is not even loaded).
     candidates = [
         (number, line) for number, line in enumerate(lines, 1) if _TOKEN_WORD.search(line) or "PRIVATE" in line
     ]
+    if not candidates:
+        return []
+    _activate_detect_secrets()
+    from detect_secrets.core.scan import _process_line_based_plugins
+
     return [Finding(secret.line_number, secret.type) for secret in _process_line_based_plugins(candidates, "memory.md")]
 
 
