@@ -146,6 +146,8 @@ _PEM_LINE = re.compile(r"^\s*[A-Za-z0-9+/]{60,76}={0,2}\s*$")
 # Values the generic rules find that are placeholders or references, not secrets.
 _PLACEHOLDER_WORDS = ("pass", "pwd", "secret", "example", "changeme", "your", "dummy", "sample", "placeholder", "xxx")
 _REFERENCE = re.compile(r"^(?:[A-Z][A-Z0-9_]*|\$\{?\w+\}?|<[^>]*>|\{\{.*\}\}|%\(?\w*\)?s|\*+|x+|\.+)$")
+# A type in a schema (``$password: String!`` in GraphQL, ``password: str`` in a model).
+_TYPE_NAMES = frozenset({"string", "str", "text", "int", "integer", "number", "bool", "boolean", "bytes", "any"})
 _CAMEL = re.compile(r"[A-Za-z][a-z]+(?:[A-Z][a-z]+)+")
 _SAYS_WHAT = re.compile(r"[A-Za-z_-]+\d{0,4}[!?.#]?")
 _GENERIC_RULES = frozenset({"generic-api-key", "generic-password", "generic-credential-uri", "curl-auth-user"})
@@ -168,10 +170,10 @@ def _entropy(value: str) -> float:
 
 
 def is_placeholder(value: str) -> bool:
-    """A value in a secret's place that holds none: a variable or template reference, a mask, or letters only
-    that say what goes there (``DB_PASS``, ``${TOKEN}``, ``<password>``, ``mysecretpassword``)."""
+    """A value in a secret's place that holds none: a variable or template reference, a mask, a type, or letters
+    that say what goes there (``DB_PASS``, ``${TOKEN}``, ``<password>``, ``String!``, ``mysecretpassword``)."""
     value = value.strip("\"'`")
-    if len(value) < 4 or _REFERENCE.match(value):
+    if len(value) < 4 or _REFERENCE.match(value) or value.rstrip("!?[]").lower() in _TYPE_NAMES:
         return True
     if _wordy(value):
         return True
@@ -257,13 +259,16 @@ def _activate_detect_secrets() -> None:
 def _detect_secrets(lines: list[str]) -> list[Finding]:
     """detect-secrets' token-format plugins on in-memory lines, with its filters (its transformed views of YAML
     and config files serve the keyword and entropy plugins, which are left out)."""
-    _activate_detect_secrets()
-    from detect_secrets.core.scan import _process_line_based_plugins
-
-    # Each plugin looks at each line through a slow dispatch: only lines with a token-long word are worth it.
+    # Each plugin looks at each line through a slow dispatch: only lines with a token-long word are worth it
+    # (and when there is none, detect-secrets is not even loaded).
     candidates = [
         (number, line) for number, line in enumerate(lines, 1) if _TOKEN_WORD.search(line) or "PRIVATE" in line
     ]
+    if not candidates:
+        return []
+    _activate_detect_secrets()
+    from detect_secrets.core.scan import _process_line_based_plugins
+
     return [Finding(secret.line_number, secret.type) for secret in _process_line_based_plugins(candidates, "memory.md")]
 
 

@@ -45,14 +45,15 @@ def extract(outcome: str, fmt: str, max_items: int) -> None:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--domain", help="Set this domain on every imported memory (default: from the folder name).")
 @click.option("--force", is_flag=True, help="Import near-duplicates too.")
-@click.option("--dry-run", is_flag=True, help="Show what would be imported; write nothing.")
+@click.option("--dry-run", is_flag=True, help="Run every check of a real import and report; write nothing.")
 @json_option
 def import_(path: Path, domain: str | None, force: bool, dry_run: bool, as_json: bool) -> None:
     """Import guidance written for other tools as memories.
 
     Reads ReasoningBank-style JSONL (title/description/content), Cursor rules (.mdc files, .cursorrules) and
     the bullet sections of CLAUDE.md / AGENTS.md, in a file or a folder. Each item is checked like `mtlgit add`
-    (validation, secrets, near-duplicates); skipped ones are listed with the reason.
+    (validation, secrets, near-duplicates); skipped ones are listed with the reason, a secret by the line of
+    the source file where it is.
 
     \b
     Example:
