@@ -179,7 +179,6 @@ def test_post_commit_refreshes_the_index_in_the_background(repo: Path) -> None:
         after = index.current()
         assert (after and after.folder) == (before and before.folder)
     wait_for_index(repo, lambda s: "Measure before optimising" in titles_in(s))
-    wait_for_index(repo, lambda s: "Measure before optimising" in titles_in(s))
     wait_for_log(repo, "post-commit: index of 1 memories fresh")
 
 
