@@ -24,7 +24,7 @@ STOP_WORDS = frozenset(
 _WORD = re.compile(r"[^\W_]+")
 # Hyphenated compounds keep a joined form too: "read-only" is not "read" plus a stop word, nor is
 # "off-by-one" its parts ("readonly", "offbyone" are then terms of their own).
-_COMPOUND = re.compile(r"[^\W_]+(?:-[^\W_]+)+")
+_COMPOUND = re.compile(r"(?<![^\W_-])[^\W_]++(?:-[^\W_]++)+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 

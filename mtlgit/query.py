@@ -17,8 +17,8 @@ MAX_QUERY_CHARS = 100_000
 # Lines of a stack trace that locate code instead of describing a failure (Python, JS/Java/C#, Go, Rust).
 _FRAME = re.compile(
     r"""^\s*(?:
-        File\ "[^"]*",\ line\ \d+.*            # Python
-      | Traceback\ \(most\ recent\ call\ last\):
+        File\ "[^"]*",\ line\ \d+(?:,\ in\ \S+)?\s*$    # Python
+      | Traceback\ \(most\ recent\ call\ last\):\s*$
       | at\ [\w$.<>\[\]/-]+\ ?\(.*\)\s*$          # JS, Java, C#
       | at\ [^\s]+:\d+(?::\d+)?\)?\s*$          # JS without a function name
       | \.\.\.\ \d+\ more\s*$                   # Java
@@ -41,7 +41,7 @@ _NOISE = re.compile(
     re.VERBOSE,
 )
 # A path keeps its last part: "Makefile" or "settings.py" names the situation, "/usr/lib/python3.11" does not.
-_PATH = re.compile(r"(?:~|\.{1,2})?(?:/[\w.@+-]+){2,}/?|(?:[\w.@+-]+/){2,}[\w.@+-]+")
+_PATH = re.compile(r"(?<![\w.@+~/-])(?:~|\.{1,2})?(?:/[\w.@+-]++){2,}/?|(?<![\w.@+/-])(?:[\w.@+-]++/){2,}[\w.@+-]++")
 _FRAME_CODE_INDENT = 4
 
 

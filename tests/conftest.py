@@ -110,12 +110,21 @@ def run_cli(cwd: Path, *args: str, input: str | None = None, env: dict[str, str]
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """An empty git repository with mtlgit initialised."""
+    """An empty git repository with mtlgit initialised, recall's confidence bar off.
+
+    The pools of these tests are a few made-up memories, nothing like the pools the bar was calibrated on, and
+    they test how recall works, not whether a memory applies: they recall the top k (``min_confidence: 0``).
+    tests/test_confidence.py tests the bar, with the default configuration and the starter pool.
+    """
     path = tmp_path / "repo"
     path.mkdir()
     git(path, "init", "-q")
     result = run_cli(path, "init")
     assert result.code == 0, result.output
+    config = path / ".mtlgit.yaml"
+    text = config.read_text(encoding="utf-8")
+    assert "recall:\n" in text
+    config.write_text(text.replace("recall:\n", "recall:\n  min_confidence: 0\n"), encoding="utf-8")
     return path
 
 

@@ -129,3 +129,23 @@ at 2026-11-30T10:41:22Z, object 0x7f3a2c1d, commit 4f2c1a9e
 def test_compounds_keep_a_joined_term() -> None:
     assert "readon" in analyze("mount it read-only")
     assert "offbyon" in analyze("an off-by-one error")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 100_000,
+        "deadbeef1" * 10_000,
+        "a/" * 50_000,
+        "at " + "a:1" * 30_000,
+        "  at " + "x" * 100_000 + "(",
+        "a-" * 50_000,
+    ],
+    ids=["one-word", "hex", "slashes", "frame-like", "open-paren", "hyphens"],
+)
+def test_preparing_a_crafted_query_takes_linear_time(text: str) -> None:
+    import time
+
+    start = time.perf_counter()
+    analyze(prepare(text).lexical)
+    assert time.perf_counter() - start < 2.0  # the first took 37 s before the path and compound patterns were anchored

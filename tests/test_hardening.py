@@ -237,7 +237,7 @@ def test_symlink_loops_and_a_symlinked_memories_folder(repo: Path, tmp_path: Pat
     real = repo / "shared-notes"
     write(real / "b.md", VALID.replace("4K9B", "4K9E"))
     os.symlink(real, repo / "notes")
-    write(repo / ".mtlgit.yaml", "memories: notes\n")
+    write(repo / ".mtlgit.yaml", "memories: notes\nrecall:\n  min_confidence: 0\n")
     assert [m["path"] for m in json.loads(run_cli(repo, "list", "--json").out)] == ["notes/b.md"]
     assert json.loads(run_cli(repo, "recall", "validate", "--json").out)["results"][0]["path"] == "notes/b.md"
     outside = tmp_path / "outside"

@@ -482,12 +482,12 @@ def test_a_full_disk_serves_recall_keeps_the_cache_and_leaves_no_temporary_files
         (snapshot.folder / "manifest.json").write_bytes(manifest_bytes({**snapshot.manifest, "built_ns": past}))
         fill(disk)
         for _ in range(3):
-            valid = run_cli(repo, "recall", "topic2", "--mode", "bm25", "-k", "1", "--json")
+            valid = run_cli(repo, "recall", "topic2", "--mode", "bm25", "-k", "1", "--json", "--min-confidence", "0")
             assert valid.code == 0 and valid.err == "", valid.output
             assert json.loads(valid.out)["results"][0]["id"] == "M2"
         (repo / "memories" / "m5.md").unlink()  # the index is stale; the space this frees is taken again
         fill(disk)
-        stale = run_cli(repo, "recall", "topic4", "--mode", "bm25", "-k", "1", "--json")
+        stale = run_cli(repo, "recall", "topic4", "--mode", "bm25", "-k", "1", "--json", "--min-confidence", "0")
         assert stale.code == 0, stale.output
         assert stale.err.count("\n") == 1, stale.err
         assert "could not save the index" in stale.err and "No space left on device" in stale.err

@@ -387,7 +387,7 @@ def test_worktrees_share_the_cache_and_keep_their_own_snapshot(repo: Path, cli) 
 
 
 def test_folder_freshness_sees_new_files_at_once_and_edits_at_the_next_index(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
-    write(repo / ".mtlgit.yaml", "memories: memories\nrecall:\n  freshness: folders\n")
+    write(repo / ".mtlgit.yaml", "memories: memories\nrecall:\n  freshness: folders\n  min_confidence: 0\n")
     added = add_all(cli)
     # Older than the window in which a recently written file is compared by content, whatever the clock says.
     for memory in added:

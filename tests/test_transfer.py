@@ -158,10 +158,10 @@ def test_other_formats_get_their_templates_and_prompt_warnings(cli, fmt: str) ->
     assert result.code == 0, result.output
     prompt = cli("recall", "flaky network tests", "--prompt", "-k", "1").out
     if fmt == "workflow":
-        assert "## Goal\nMake the suite deterministic" in prompt and "1. Rerun the test in a loop" in prompt
+        assert "## Goal\n```\nMake the suite deterministic\n```" in prompt and "1. Rerun the test in a loop" in prompt
         assert "check each step before you follow it" in prompt
-    else:
-        assert "\\## Task" in prompt and "\\## Experience" in prompt
+    else:  # the memory's own headings are shown as written, inside the fence of its content
+        assert "## Content\n```\n## Task\nStabilise flaky network tests.\n## Experience\n" in prompt
 
 
 def test_dedup_and_supersede(cli) -> None:  # type: ignore[no-untyped-def]
