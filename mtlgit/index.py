@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import time
@@ -968,7 +969,9 @@ def rev_snapshot(repo: Repo, rev: str, progress: bool = False) -> Snapshot:
     model = load_model(config.model, repo.root, repo.state_dir)
     entries = gitobjects.memory_entries(repo, commit, config.memories)
     tree = gitobjects.tree_id(repo, commit, config.memories)
-    index_dir = repo.state_dir / "revs" / f"{tree}-{model.key}"
+    # The configuration at that commit is part of the key: its recall defaults are in the manifest.
+    settings = hashlib.sha1((config_text or "").encode("utf-8"), usedforsecurity=False).hexdigest()[:12]
+    index_dir = repo.state_dir / "revs" / f"{tree}-{model.key}-{settings}"
     snapshot = open_current(index_dir)
     if snapshot is not None:
         return snapshot

@@ -168,6 +168,8 @@ def add_one(
         memory = _validated(pool, fields) if dry_run else pool.add(**fields)
     except InvalidMemoryError as exc:
         result.reasons = [p.message for p in exc.problems if p.is_error] or [str(exc)]
+        if any(p.code == "secret" for p in exc.problems):
+            result.title = ""  # the title may be the secret: the reasons say which line holds it
         return result
     except MtlgitError as exc:
         result.reasons = [str(exc)]
@@ -193,7 +195,7 @@ def _validated(pool: Pool, fields: dict[str, Any]) -> Memory:
     options = {k: v for k, v in fields.items() if k != "content"}
     fmt = str(options.pop("format", "insight"))
     if fmt not in FORMATS:
-        raise InvalidMemoryError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+        raise InvalidMemoryError(f"'format' must be one of {', '.join(FORMATS)}")
     options["domains"] = [d.strip() for d in options.get("domains", ()) if d.strip()]
     options["tags"] = [t.strip() for t in options.get("tags", ()) if t.strip()]
     memory_id = new_ulid()

@@ -236,7 +236,22 @@ def parse_bytes(
     try:
         doc = frontmatter.parse(text)
     except frontmatter.FrontMatterError as exc:
-        return None, [_error(rel, exc.line, "front-matter", exc.message)]
+        secrets = find_secrets(text)
+        if not secrets:
+            return None, [_error(rel, exc.line, "front-matter", exc.message)]
+        # The parser's message may quote the secret (a YAML tag or anchor name): say only where.
+        return None, [
+            _error(rel, exc.line, "front-matter", "front matter cannot be read: fix this line (values not shown)"),
+            *(
+                _error(
+                    rel,
+                    f.line,
+                    "secret",
+                    f"contains {f.describe()}: remove it (or, for a false positive, put '{ALLOW}' on that line)",
+                )
+                for f in secrets
+            ),
+        ]
     if doc.kind == "none":
         return None, [
             _error(

@@ -19,7 +19,7 @@ _FRAME = re.compile(
     r"""^\s*(?:
         File\ "[^"]*",\ line\ \d+(?:,\ in\ \S+)?\s*$    # Python
       | Traceback\ \(most\ recent\ call\ last\):\s*$
-      | at\ [\w$.<>\[\]/-]+\ ?\(.*\)\s*$          # JS, Java, C#
+      | at\ [\w$.<>\[\]/-]+\ ?\((?:[^()]*:\d+(?::\d+)?|Native\ Method|Unknown\ Source)\)\s*$  # JS, Java, C#
       | at\ [^\s]+:\d+(?::\d+)?\)?\s*$          # JS without a function name
       | \.\.\.\ \d+\ more\s*$                   # Java
       | goroutine\ \d+\ \[.*\]:\s*$             # Go
@@ -41,7 +41,11 @@ _NOISE = re.compile(
     re.VERBOSE,
 )
 # A path keeps its last part: "Makefile" or "settings.py" names the situation, "/usr/lib/python3.11" does not.
-_PATH = re.compile(r"(?<![\w.@+~/-])(?:~|\.{1,2})?(?:/[\w.@+-]++){2,}/?|(?<![\w.@+/-])(?:[\w.@+-]++/){2,}[\w.@+-]++")
+# Possessive runs and a look-behind at the start keep both patterns linear on a crafted 100k-character word.
+_PATH = re.compile(
+    r"(?<![\w.@+~/-])(?:~|\.{1,2})?(?:/[\w.@+-]++){2,}/?"  # absolute, or from ~ or .
+    r"|(?<![\w.@+/-])(?:[\w.@+-]++/)++[\w@+-]*+\.[\w.@+-]*+"  # relative, to a file: "read/write" is no path
+)
 _FRAME_CODE_INDENT = 4
 
 

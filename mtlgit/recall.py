@@ -198,19 +198,30 @@ def search_sources(
     filters: Filters | None = None,
     dense_weight: float = DENSE_WEIGHT,
     min_confidence: float = 0.0,
+    explain: bool = False,
+    why: list[str] | None = None,
 ) -> list[Hit]:
     """The top ``k`` memories over several snapshots, scored and fused together (one normalisation for all),
-    without those whose confidence is below ``min_confidence``.
+    among those whose confidence is at least ``min_confidence``.
 
     A query with no content word (only stop words or punctuation) matches nothing.
+
+    :param explain: also give each hit its matched terms (:meth:`Hit.explain`).
+    :param why: when nothing is returned, the reason is appended to this list.
     """
-    if k <= 0:
+
+    def nothing(reason: str) -> list[Hit]:
+        if why is not None:
+            why.append(reason)
         return []
+
+    if k <= 0:
+        return nothing("k is 0")
     filters = filters or Filters()
     prepared = prepare(query)
     terms = analyze(prepared.lexical)
     if not terms:
-        return []
+        return nothing("the query has no content words to match")
     vector = None
     owners, rows_all, bm25_all, dense_all = [], [], [], []
     for number, source in enumerate(sources):
@@ -235,32 +246,39 @@ def search_sources(
         bm25_all.append(bm25)
         dense_all.append(dense)
     if not rows_all:
-        return []
+        return nothing("no memory to search: the pool is empty, or the filters leave none")
     owner, rows = np.concatenate(owners), np.concatenate(rows_all)
     bm25, dense = np.concatenate(bm25_all), np.concatenate(dense_all)
     if mode == "bm25" and not bm25.any():
-        return []
+        return nothing("no memory has a word of the query")
     score = fuse(bm25, dense, mode, dense_weight)
-    top = min(k, len(rows))
-    if top < len(rows):  # every candidate tied with the k-th is ordered too, so the top k never depends on k
-        cut = np.partition(-score, top - 1)[top - 1]
-        best = np.flatnonzero(-score <= cut)
+    # The bar applies before the top k is taken, so a memory that clears it is never pushed out by ones that
+    # do not, and the answer for k=1 is the first answer for k=2.
+    sizes = np.array([source.snapshot.n_docs for source in sources])[owner]
+    sure = confidence(bm25, dense, sizes, mode)
+    eligible = np.flatnonzero(sure >= min_confidence)
+    if not len(eligible):
+        return nothing(
+            f"no memory cleared the confidence bar {min_confidence:g}: nothing in the pool seems to apply to this "
+            "task (--min-confidence 0 shows the closest anyway)"
+        )
+    top = min(k, len(eligible))
+    if top < len(eligible):  # every candidate tied with the k-th is ordered too, so the top k never depends on k
+        cut = np.partition(-score[eligible], top - 1)[top - 1]
+        best = eligible[-score[eligible] <= cut]
     else:
-        best = np.arange(len(rows))
+        best = eligible
     best = best[np.lexsort((rows[best], owner[best], -score[best]))][:top]
-    sizes = np.array([sources[int(o)].snapshot.n_docs for o in owner[best]])
-    sure = confidence(bm25[best], dense[best], sizes, mode)
     hits: list[Hit] = []
-    for i, sureness in zip(best, sure, strict=True):
-        if sureness < min_confidence:
-            continue
+    for i in best:
         source = sources[int(owner[i])]
         row = int(rows[i])
         record = source.snapshot.records([row])[0]
         path = source.snapshot.doc_paths([row])[0]
         hit = Hit(len(hits) + 1, float(score[i]), float(bm25[i]), float(dense[i]), path, record, pool=source.pool)
-        hit.confidence = float(sureness)
-        hit.matched = matched_terms(source.snapshot, terms, row) if mode != "dense" else {}
+        hit.confidence = float(sure[i])
+        if explain and mode != "dense":
+            hit.matched = matched_terms(source.snapshot, terms, row)
         if source.trust == "untrusted":
             hit.notes.append(f"from the untrusted pool '{source.pool}': treat it as a suggestion and verify it")
         hits.append(hit)
@@ -331,6 +349,8 @@ class Recaller:
         from mtlgit.index import is_fresh, open_current, quick_fresh
 
         current = self._snapshot
+        if current is not None and not current.folder.is_dir():  # replaced by a rebuild in another process
+            current = self._snapshot = None
         if current is None and not quick:
             current = open_current(self.index.dir)
             quick = current is not None and current.manifest.get("freshness") == "folders"
@@ -358,8 +378,31 @@ class Recaller:
         pools: Sequence[str] | None = None,
         quick: bool = False,
         min_confidence: float | None = None,
+        explain: bool = False,
     ) -> RecallResult:
-        """See :func:`recall`."""
+        """See :func:`recall`. ``explain`` also gives each hit its matched terms."""
+        args = (query, k, mode, filters, rev, reviewed, pools, quick, min_confidence, explain)
+        try:
+            return self._recall(*args)
+        except FileNotFoundError:
+            # A long-lived recaller's snapshot was replaced (`mtlgit index --rebuild` in another process):
+            # open the current one and answer from it.
+            self._snapshot = None
+            return self._recall(*args)
+
+    def _recall(
+        self,
+        query: str,
+        k: int | None,
+        mode: str | None,
+        filters: Filters | None,
+        rev: str | None,
+        reviewed: bool,
+        pools: Sequence[str] | None,
+        quick: bool,
+        min_confidence: float | None,
+        explain: bool,
+    ) -> RecallResult:
         repo = self.repo
         if rev is not None:
             from mtlgit.index import rev_snapshot
@@ -387,6 +430,7 @@ class Recaller:
                 raise MtlgitError(f"no pool named {', '.join(sorted(unknown))}: `mtlgit pool list` shows them")
         if rev is None:
             sources += _pool_sources(repo, configured, wanted, manifest.get("model_files"), notes, reviewed)
+        why: list[str] = []
         hits = search_sources(
             sources,
             query,
@@ -395,10 +439,10 @@ class Recaller:
             mode=mode,
             filters=filters,
             min_confidence=bar,
+            explain=explain,
+            why=why,
         )
-        reason = None
-        if not hits:
-            reason = _why_nothing(query, bar)
+        reason = why[0] if why else None
         local = [hit for hit in hits if hit.pool == "local"]
         if any((hit.memory.get("source") or {}).get("commit") for hit in local):
             from mtlgit.staleness import stale_notes
@@ -418,14 +462,6 @@ def min_confidence_for(manifest: dict[str, Any]) -> float:
     return float(configured) if configured is not None else DEFAULT_MIN_CONFIDENCE
 
 
-def _why_nothing(query: str, bar: float) -> str:
-    if not analyze(prepare(query).lexical):
-        return "the query has no content words to match"
-    if bar > 0:
-        return f"no memory cleared the confidence bar {bar:g}: nothing in the pool seems to apply to this task"
-    return "no memory matched"
-
-
 def recall(
     query: str,
     k: int | None = None,
@@ -436,6 +472,7 @@ def recall(
     reviewed: bool = False,
     pools: Sequence[str] | None = None,
     min_confidence: float | None = None,
+    explain: bool = False,
 ) -> RecallResult:
     """Recall from the working tree of the repository containing ``start`` (default: the current directory)
     and every synced pool.
@@ -450,7 +487,9 @@ def recall(
     :param min_confidence: leave out memories below this confidence (0-1); default: ``recall.min_confidence``
         from the configuration, else the measured default for the mode. 0 keeps all ``k``.
     """
-    return Recaller(start).recall(query, k, mode, filters, rev, reviewed, pools, min_confidence=min_confidence)
+    return Recaller(start).recall(
+        query, k, mode, filters, rev, reviewed, pools, min_confidence=min_confidence, explain=explain
+    )
 
 
 def _pool_sources(

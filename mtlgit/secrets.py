@@ -120,7 +120,12 @@ _EXTRA: tuple[tuple[str, int, bool, re.Pattern[str]], ...] = (
     ("Mailgun key", 0, False, re.compile(r"\bkey-[0-9a-zA-Z]{32}\b")),
     ("Vault token", 0, True, re.compile(r"\bhv[sbr]\.[A-Za-z0-9_-]{24,}")),
     ("password in a URL", 1, True, _URL_PASSWORD),
-    ("password in a database address", 1, True, re.compile(r"\b[\w.-]+:([^\s:@/'\"]{3,})@(?:tcp|udp|unix)\(")),
+    (
+        "password in a database address",
+        1,
+        True,
+        re.compile(r"(?<![\w.-])[\w.-]{1,256}+:([^\s:@/'\"]{3,256})@(?:tcp|udp|unix)\("),
+    ),
     (
         "password on a command line",
         2,
@@ -128,7 +133,21 @@ _EXTRA: tuple[tuple[str, int, bool, re.Pattern[str]], ...] = (
         re.compile(r"\b(?:sshpass|mysql\w*|mongo\w*)\s+(?:-\w+\s+)*-p\s*(['\"]?)([^\s'\"]{4,})\1"),
     ),
 )
-_SPLIT_PEM = re.compile(r"-----BEGIN[A-Z ]*\s*\n\s*[A-Z ]*PRIVATE KEY-----")
+# Bounded runs: unbounded ``[A-Z ]*`` next to ``\s*`` backtracked quadratically on a line of spaces.
+_SPLIT_PEM = re.compile(r"-----BEGIN[A-Z ]{0,40}[ \t\r]{0,40}\n[ \t]{0,40}[A-Z ]{0,40}PRIVATE KEY-----")
+# Lines longer than this are scanned in overlapping windows, so that no pattern (ours or a library's) can cost
+# more than a bounded amount per character of a crafted line; a secret is far shorter than the overlap.
+_WINDOW, _OVERLAP = 2048, 256
+
+
+def _windows(line: str) -> Iterator[str]:
+    if len(line) <= _WINDOW:
+        yield line
+        return
+    for start in range(0, len(line) - _OVERLAP, _WINDOW - _OVERLAP):
+        yield line[start : start + _WINDOW]
+
+
 # A random-looking value right after a secret-sounding word, in prose or code ("The secret is wJalr...").
 _NEAR_KEYWORD = re.compile(
     r"(?i)\b(?:secret|passw(?:or)?d|token|api[ _-]?key|access[ _-]?key|private[ _-]?key(?:[ _-]?id)?|credential)\w*"
@@ -203,24 +222,25 @@ def _random_value(value: str) -> bool:
 
 def _own_findings(lines: list[str]) -> Iterator[Finding]:
     text = "\n".join(lines)
-    for number, line in enumerate(lines, 1):
-        for kind, group, placeholders, pattern in _EXTRA:
-            for match in pattern.finditer(line):
-                if not (placeholders and is_placeholder(match.group(group))):
-                    yield Finding(number, kind)
-        for match in _ASSIGNMENT.finditer(line):
-            value = match.group(1)
-            mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
-            if mixed and _entropy(value) >= 3.0 and not _CALL.search(value) and not is_placeholder(value):
-                yield Finding(number, "secret assigned to a variable")
-        for match in _NEAR_KEYWORD.finditer(line):
-            if _random_value(match.group(1)) and not is_placeholder(match.group(1)):
-                yield Finding(number, "secret next to a secret-sounding word")
-        if _PEM_LINE.match(line) and (
+    for number, whole in enumerate(lines, 1):
+        for line in _windows(whole):
+            for kind, group, placeholders, pattern in _EXTRA:
+                for match in pattern.finditer(line):
+                    if not (placeholders and is_placeholder(match.group(group))):
+                        yield Finding(number, kind)
+            for match in _ASSIGNMENT.finditer(line):
+                value = match.group(1)
+                mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+                if mixed and _entropy(value) >= 3.0 and not _CALL.search(value) and not is_placeholder(value):
+                    yield Finding(number, "secret assigned to a variable")
+            for match in _NEAR_KEYWORD.finditer(line):
+                if _random_value(match.group(1)) and not is_placeholder(match.group(1)):
+                    yield Finding(number, "secret next to a secret-sounding word")
+        if _PEM_LINE.match(whole) and (
             (number > 1 and _PEM_LINE.match(lines[number - 2]))
             or (number < len(lines) and _PEM_LINE.match(lines[number]))
         ):
-            if _random_value(line.strip()):
+            if _random_value(whole.strip()):
                 yield Finding(number, "private key or certificate body")
     for match in _SPLIT_PEM.finditer(text):
         yield Finding(text.count("\n", 0, match.start()) + 1, "private key")
@@ -262,7 +282,10 @@ def _detect_secrets(lines: list[str]) -> list[Finding]:
     # Each plugin looks at each line through a slow dispatch: only lines with a token-long word are worth it
     # (and when there is none, detect-secrets is not even loaded).
     candidates = [
-        (number, line) for number, line in enumerate(lines, 1) if _TOKEN_WORD.search(line) or "PRIVATE" in line
+        (number, window)
+        for number, line in enumerate(lines, 1)
+        for window in _windows(line)
+        if _TOKEN_WORD.search(window) or "PRIVATE" in window
     ]
     if not candidates:
         return []

@@ -254,7 +254,7 @@ class Pool:
         :raises InvalidMemoryError: listing the problems when the memory does not validate.
         """
         if format not in FORMATS:
-            raise InvalidMemoryError(f"format {format!r} is not one of {', '.join(FORMATS)}")
+            raise InvalidMemoryError(f"'format' must be one of {', '.join(FORMATS)}")
         folder = self.memories_dir / format
         for _attempt in range(8):
             memory_id = new_ulid()

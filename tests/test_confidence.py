@@ -149,3 +149,58 @@ def test_preparing_a_crafted_query_takes_linear_time(text: str) -> None:
     start = time.perf_counter()
     analyze(prepare(text).lexical)
     assert time.perf_counter() - start < 2.0  # the first took 37 s before the path and compound patterns were anchored
+
+
+def test_the_bar_applies_before_the_top_k_is_taken(starter: Path) -> None:
+    task = "Our nightly cron job cannot find pg_dump: command not found, although it works in my shell"
+    ranked = recall_json(starter, "--min-confidence", "0", "-k", "10", task)["results"]
+    bar = sorted(hit["confidence"] for hit in ranked)[-2]  # the two most confident memories clear it
+    one = recall_json(starter, "--min-confidence", str(bar), "-k", "1", task)["results"]
+    two = recall_json(starter, "--min-confidence", str(bar), "-k", "2", task)["results"]
+    assert len(one) == 1 and len(two) == 2 and one[0]["id"] == two[0]["id"]
+    assert all(hit["confidence"] >= bar for hit in two)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.1", "1.5"])
+def test_a_bar_that_is_not_a_number_from_0_to_1_is_refused(starter: Path, value: str) -> None:
+    result = run_cli(starter, "recall", "--min-confidence", value, "fix the failing test")
+    assert result.code == 2 and "--min-confidence" in result.err
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("the app hangs at startup (crashes on macOS)", {"startup", "crash", "maco"}),
+        ("grant read/write/execute permissions over TCP/IP", {"read", "write", "execut", "tcp", "ip"}),
+    ],
+)
+def test_words_that_only_look_like_frames_or_paths_are_kept(text: str, kept: set[str]) -> None:
+    assert kept <= set(analyze(prepare(text).lexical))
+
+
+def test_recall_at_a_revision_uses_that_revisions_configuration(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    assert run_cli(repo, "init", "--starter").code == 0
+    config = repo / ".mtlgit.yaml"
+    text = config.read_text(encoding="utf-8")
+    write(config, text.replace("recall:\n", "recall:\n  min_confidence: 0\n"))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "bar off")
+    write(config, text.replace("recall:\n", "recall:\n  min_confidence: 1\n"))
+    git(repo, "commit", "-qam", "bar at 1")
+    task = "Write a haiku about the first snow of winter."
+    assert len(recall_json(repo, "--rev", "HEAD~1", task)["results"]) == 3
+    assert recall_json(repo, "--rev", "HEAD", task)["results"] == []  # the same tree, another configuration
+
+
+def test_a_long_lived_recaller_survives_a_rebuild_in_another_process(starter: Path) -> None:
+    from mtlgit.recall import Recaller
+
+    recaller = Recaller(starter)
+    first = recaller.recall("fix the failing test", min_confidence=0.0)
+    assert run_cli(starter, "index", "--rebuild").code == 0
+    again = recaller.recall("fix the failing test", min_confidence=0.0)
+    assert [hit.memory["id"] for hit in again.hits] == [hit.memory["id"] for hit in first.hits]
+    assert recaller.recall("fix the failing test", min_confidence=0.0, quick=True).hits

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -7,6 +8,12 @@ import click
 
 from mtlgit.cli.options import filter_options, split_words
 from mtlgit.recall import MODES
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter("must be a number from 0 to 1")
+    return value
 
 
 @click.command()
@@ -44,6 +51,7 @@ from mtlgit.recall import MODES
 @click.option(
     "--min-confidence",
     type=click.FloatRange(0, 1),
+    callback=lambda _ctx, _param, value: _finite(value),
     help="Leave out memories less likely than this to apply (0-1; 0 keeps k; default: recall.min_confidence).",
 )
 @click.option("--explain", is_flag=True, help="Show why each memory came up: matched terms, cosine, confidence.")

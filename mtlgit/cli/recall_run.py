@@ -64,6 +64,7 @@ def run(
         reviewed=reviewed,
         pools=tuple(pools) or None,
         min_confidence=min_confidence,
+        explain=explain,
     )
     out = sys.stdout
     if output == "json":
