@@ -9,6 +9,7 @@ from pathlib import Path
 from mtlgit import frontmatter
 from mtlgit.errors import Problem
 from mtlgit.ids import new_ulid
+from mtlgit.ledger import harm_problems
 from mtlgit.staleness import stale_notes
 from mtlgit.store import Pool, replace_file
 
@@ -43,6 +44,7 @@ def lint_pool(pool: Pool, paths: Iterable[Path] | None = None) -> LintReport:
     notes = stale_notes(pool.root, [m.to_json() for m in memories])
     for index, note in notes.items():
         problems.append(Problem(memories[index].path, 0, "warning", "stale", f"{note}: check it still holds"))
+    problems += harm_problems(pool.repo, memories)
     return LintReport(len(files) if paths is None else len(wanted), sorted(problems, key=_order))
 
 

@@ -54,17 +54,26 @@ def run(
         include_trajectories=include_trajectories,
     )
     result = recall(text, k=k, mode=mode, filters=filters, rev=rev, reviewed=reviewed, pools=tuple(pools) or None)
+    receipt = None
+    if output in ("json", "prompt"):
+        from mtlgit.ledger import record_recall
+
+        receipt = record_recall(result, tool="hook" if hook_input else "cli")
     out = sys.stdout
     if output == "json":
         import json
 
-        out.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+        out.write(json.dumps({**result.to_json(), "receipt": receipt}, indent=2, ensure_ascii=False) + "\n")
     elif output == "paths":
         if result.hits:
             out.write(render.paths(result.hits) + "\n")
     elif output == "prompt":
         if result.hits:
             out.write(render.prompt(result.hits) + "\n")
+        if receipt:
+            from mtlgit.ledger import receipt_line
+
+            out.write(receipt_line(receipt) + "\n")
     else:
         out.write(render.text(result.hits) + "\n")
     if output != "json":
