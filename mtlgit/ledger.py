@@ -319,7 +319,9 @@ def _resolve_items(receipt: dict[str, Any], refs: Sequence[str | int], what: str
             chosen = [memories[int(text) - 1]]
         else:
             chosen = [m for m in memories if text and m.upper().startswith(text.upper())]
-        if len(chosen) != 1:
+        if len(chosen) > 1:
+            raise MtlgitError(f"--{what} {text}: matches {len(chosen)} items of {receipt['id']}: give more of the id")
+        if not chosen:
             listing = ", ".join(f"{n} = {m}" for n, m in enumerate(memories, 1))
             raise MtlgitError(
                 f"--{what} {text}: not one of the items of {receipt['id']} ({listing}); give an item number or id"
@@ -464,45 +466,107 @@ class LedgerFigures:
         return self.memories.get(memory_id) or Usefulness(memory_id)
 
 
-def _latest_outcomes(lines: Iterable[bytes], figures: LedgerFigures) -> dict[str, dict[str, Any]]:
-    latest: dict[str, dict[str, Any]] = {}
-    for line in lines:
-        if not line.strip():
-            continue
-        event = _parse_line(line)
-        if event is None or not isinstance(event.get("receipt"), str) or event.get("outcome") not in OUTCOMES:
-            figures.unreadable_lines += 1
-            continue
-        current = latest.get(event["receipt"])
-        if current is None or (event.get("at", ""), event["id"]) > (current.get("at", ""), current["id"]):
-            latest[event["receipt"]] = event
+# Outcome lines as mtlgit writes them (keys in this order): read with one regular expression, ~10x faster
+# than a JSON parser; any other line is parsed as JSON.
+_OUTCOME_LINE = re.compile(
+    rb'^\{"v":1,"id":"(oc-[0-9A-Z]{26})","at":"([^"]*)","receipt":"(rc-[0-9A-Z]{26})",'
+    rb'"outcome":"(success|failure|unknown)","memories":\[([^\]]*)\],"used":\[([^\]]*)\],"hurt":\[([^\]]*)\]',
+    re.MULTILINE,
+)
+# Per memory: reported, used, used_success, used_failure, unused, unused_success, unused_failure, hurt.
+_FIELDS = ("reported", "used", "used_success", "used_failure", "unused", "unused_success", "unused_failure", "hurt")
+
+
+def _ids(field: bytes) -> list[str]:
+    return field.decode("utf-8").replace('"', "").split(",") if field else []
+
+
+_Outcome = tuple[str, str, str, list[str], set[str], set[str]]
+
+
+def _latest_outcomes(data: bytes, figures: LedgerFigures) -> dict[str, _Outcome]:
+    """The latest outcome of each receipt: (at, id, outcome, memories, used, hurt)."""
+    latest: dict[str, _Outcome] = {}
+    matched = 0
+    for m in _OUTCOME_LINE.finditer(data):
+        matched += 1
+        event = (m[2].decode(), m[1].decode(), m[4].decode(), _ids(m[5]), set(_ids(m[6])), set(_ids(m[7])))
+        receipt = m[3].decode()
+        if receipt not in latest or event[:2] > latest[receipt][:2]:
+            latest[receipt] = event
+    if matched != data.count(b"\n"):
+        for line in data.split(b"\n"):
+            if not line.strip() or _OUTCOME_LINE.match(line):
+                continue
+            parsed = _parse_line(line)
+            if parsed is None or not isinstance(parsed.get("receipt"), str) or parsed.get("outcome") not in OUTCOMES:
+                figures.unreadable_lines += 1
+                continue
+            event = (
+                str(parsed.get("at", "")),
+                parsed["id"],
+                parsed["outcome"],
+                [str(i) for i in parsed.get("memories") or []],
+                set(parsed.get("used") or ()),
+                set(parsed.get("hurt") or ()),
+            )
+            if parsed["receipt"] not in latest or event[:2] > latest[parsed["receipt"]][:2]:
+                latest[parsed["receipt"]] = event
     return latest
 
 
-def tally_outcomes(outcomes: Iterable[dict[str, Any]], figures: LedgerFigures | None = None) -> LedgerFigures:
-    """Usefulness from outcome events (one per receipt: the latest), without the recall counts."""
-    figures = figures or LedgerFigures()
-    memories = figures.memories
-    for event in outcomes:
+def _tally(data: bytes, figures: LedgerFigures) -> dict[str, list[int]]:
+    tallies: dict[str, list[int]] = {}
+    for _at, _id, result, memories, used, hurt in _latest_outcomes(data, figures).values():
         figures.outcomes += 1
-        used, hurt = set(event.get("used") or ()), set(event.get("hurt") or ())
-        result = event["outcome"]
-        for memory_id in event.get("memories") or ():
-            entry = memories.get(memory_id)
-            if entry is None:
-                entry = memories[memory_id] = Usefulness(memory_id)
-            entry.reported += 1
+        success, failure = result == "success", result == "failure"
+        for memory_id in memories:
+            t = tallies.get(memory_id)
+            if t is None:
+                t = tallies[memory_id] = [0] * len(_FIELDS)
+            t[0] += 1
             if memory_id in hurt:
-                entry.hurt += 1
+                t[7] += 1
             if memory_id in used:
-                entry.used += 1
-                entry.used_success += result == "success"
-                entry.used_failure += result == "failure"
+                t[1] += 1
+                t[2] += success
+                t[3] += failure
             elif memory_id not in hurt:
-                entry.unused += 1
-                entry.unused_success += result == "success"
-                entry.unused_failure += result == "failure"
-    return figures
+                t[4] += 1
+                t[5] += success
+                t[6] += failure
+    return tallies
+
+
+def _outcome_tallies(repo: Repo, figures: LedgerFigures) -> None:
+    """Every memory's outcome counts, kept in a cache while no outcomes file changed (outcomes come far less
+    often than recalls, so the recall prior nearly always reads the cache)."""
+    files = event_files(repo, "outcomes")
+    if not files:
+        return
+    key = []
+    for path in files:
+        stat = path.stat()
+        key.append([path.name, stat.st_size, stat.st_mtime_ns])
+    cache_path = ledger_dir(repo) / "outcomes.json"
+    try:
+        cache = json.loads(cache_path.read_bytes())
+        if cache["key"] != key:
+            raise ValueError("changed")
+        tallies, figures.outcomes, figures.unreadable_lines = cache["tallies"], cache["outcomes"], cache["bad"]
+    except (OSError, ValueError, KeyError, TypeError):
+        data = b"".join(path.read_bytes().rstrip(b"\n") + b"\n" for path in files)
+        tallies = _tally(data, figures)
+        _write_json(
+            cache_path, {"key": key, "tallies": tallies, "outcomes": figures.outcomes, "bad": figures.unreadable_lines}
+        )
+    memories = figures.memories
+    for memory_id, counts in tallies.items():
+        entry = memories.get(memory_id)
+        if entry is None:
+            entry = memories[memory_id] = Usefulness(memory_id)
+        for name, value in zip(_FIELDS, counts, strict=True):
+            setattr(entry, name, value)
 
 
 def _receipt_counts(repo: Repo, figures: LedgerFigures) -> None:
@@ -567,19 +631,10 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_outcomes(repo: Repo, figures: LedgerFigures | None = None) -> list[dict[str, Any]]:
-    """The latest outcome of each receipt, from every outcomes file held here."""
-    figures = figures or LedgerFigures()
-    lines: list[bytes] = []
-    for path in event_files(repo, "outcomes"):
-        lines += path.read_bytes().split(b"\n")
-    return list(_latest_outcomes(lines, figures).values())
-
-
 def figures(repo: Repo) -> LedgerFigures:
     """Every memory's usefulness from the whole ledger held in this clone."""
     result = LedgerFigures()
-    tally_outcomes(read_outcomes(repo, result), result)
+    _outcome_tallies(repo, result)
     _receipt_counts(repo, result)
     return result
 
@@ -624,8 +679,8 @@ def prior(memory_ids: Sequence[str], repo: Repo | None = None, weight: float | N
     if weight is None:
         weight = _config(repo).feedback_weight
     outcome_figures = LedgerFigures()
-    if weight > 0 and event_files(repo, "outcomes"):
-        tally_outcomes(read_outcomes(repo, outcome_figures), outcome_figures)
+    if weight > 0:
+        _outcome_tallies(repo, outcome_figures)
     return prior_values(outcome_figures, memory_ids, weight)
 
 

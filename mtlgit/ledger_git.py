@@ -21,7 +21,11 @@ FETCHED = "refs/mtlgit/ledger-fetched"
 KINDS = ("receipts", "outcomes")
 ATTEMPTS = 5
 # Commits of the shared ledger name no person: the files are pseudonymous, the commits stay so.
-_IDENTITY = ("-c", "user.name=mtlgit ledger", "-c", "user.email=ledger@mtlgit.invalid")
+_IDENTITY = {
+    f"GIT_{who}_{what}": value
+    for who in ("AUTHOR", "COMMITTER")
+    for what, value in (("NAME", "mtlgit ledger"), ("EMAIL", "ledger@mtlgit.invalid"))
+}
 
 
 @dataclass
@@ -60,12 +64,24 @@ def sync(repo: Repo, remote: str = "origin") -> SyncReport:
         args = ["commit-tree", tree, "-m", "mtlgit ledger sync"]
         for parent in parents:
             args += ["-p", parent]
-        commit = repo.git(*_IDENTITY, *args).strip()
+        commit = _commit_tree(repo, args)
         repo.git("update-ref", REF, commit)
         if _push(repo, remote, commit):
             report.commit = commit
             return report
     raise MtlgitError(f"other clones kept pushing to {remote}'s ledger meanwhile: run `mtlgit ledger sync` again")
+
+
+def _commit_tree(repo: Repo, args: list[str]) -> str:
+    import os
+    import subprocess
+
+    proc = subprocess.run(
+        ["git", *args], cwd=repo.root, capture_output=True, check=False, env={**os.environ, **_IDENTITY}
+    )
+    if proc.returncode != 0:
+        raise MtlgitError(f"git commit-tree failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
+    return proc.stdout.decode().strip()
 
 
 def _fetch(repo: Repo, remote: str) -> str | None:
