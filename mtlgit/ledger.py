@@ -631,6 +631,14 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def outcome_figures(data: bytes) -> LedgerFigures:
+    """Usefulness from outcome lines held in memory (as the outcomes files hold them), without recall counts."""
+    result = LedgerFigures()
+    for memory_id, counts in _tally(data, result).items():
+        result.memories[memory_id] = Usefulness(memory_id, 0, *counts)
+    return result
+
+
 def figures(repo: Repo) -> LedgerFigures:
     """Every memory's usefulness from the whole ledger held in this clone."""
     result = LedgerFigures()
