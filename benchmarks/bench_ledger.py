@@ -82,13 +82,19 @@ def bench_record(repo: Path, runs: int) -> dict[str, float]:
         ledger.record_recall(result)
         times.append(time.perf_counter() - started)
     query = ["recall", "--json", "a test fails after a library upgrade"]
+    # Two copies of the pool, one recording and one not, so the configuration never changes inside the loop.
+    without = repo.parent / "without-ledger"
+    shutil.copytree(repo, without, symlinks=True)
+    for folder, record in ((repo, "true"), (without, "false")):
+        (folder / ".mtlgit.yaml").write_text(CONFIG.format(record=record), encoding="utf-8")
+        for _ in range(2):
+            whole([*MTLGIT, *query], folder)
     numpy, on, off = [], [], []
-    for _ in range(runs):
+    for n in range(runs):
         numpy.append(whole([sys.executable, "-c", "import numpy"], repo))
-        for record, bucket in (("true", on), ("false", off)):
-            (repo / ".mtlgit.yaml").write_text(CONFIG.format(record=record), encoding="utf-8")
-            whole([*MTLGIT, *query], repo)  # the config changed: let the index settle first
-            bucket.append(whole([*MTLGIT, *query], repo))
+        pairs = ((repo, on), (without, off)) if n % 2 else ((without, off), (repo, on))
+        for folder, bucket in pairs:
+            bucket.append(whole([*MTLGIT, *query], folder))
     return {
         "record_in_process_ms": statistics.median(times) * 1000,
         "recall_with_ledger_ms": statistics.median(on) * 1000,

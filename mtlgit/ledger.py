@@ -20,12 +20,9 @@ fewer than :data:`MIN_EVIDENCE` outcomes on either side is "too little evidence"
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import re
-import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,21 +31,44 @@ from typing import TYPE_CHECKING, Any
 
 from mtlgit.errors import MtlgitError, Problem
 from mtlgit.ids import new_ulid
+from mtlgit.receipts import (
+    CLONE_RE,
+    DEFAULT_FEEDBACK_WEIGHT,
+    TOOLS,
+    LedgerConfig,
+    append_event,
+    check_event,
+    ledger_config,
+    ledger_dir,
+    now,
+    query_hash,
+    receipt_line,
+    record_recall,
+    settings,
+    write_json,
+)
 from mtlgit.repo import Repo, find_repo
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from mtlgit.recall import RecallResult
+__all__ = [
+    "DEFAULT_FEEDBACK_WEIGHT",
+    "LedgerConfig",
+    "figures",
+    "ledger_config",
+    "ledger_dir",
+    "prior",
+    "query_hash",
+    "receipt_line",
+    "record_outcome",
+    "record_recall",
+]
 
 OUTCOMES = ("success", "failure", "unknown")
-TOOLS = ("cli", "hook", "mcp", "extract", "transcript")
 # Fewer outcomes than this on either side (used, recalled but not used): no verdict.
 MIN_EVIDENCE = 5
 Z95 = 1.959963984540054
-# The default of ``recall.feedback_weight``: the largest bound on the prior that, in benchmarks/sim_ledger.py,
-# cut how often harmful memories were recalled without lowering hit@3 of helpful ones (see the README).
-DEFAULT_FEEDBACK_WEIGHT = 0.5
 # Pseudo-outcomes at the pool's success rate that each side starts with: a handful of outcomes moves the prior
 # a little, a steady record moves it up to its bound.
 PRIOR_PSEUDO = 4.0
@@ -56,214 +76,25 @@ PRIOR_PSEUDO = 4.0
 PRIOR_FULL_EFFECT = 0.25
 
 _RECEIPT_RE = re.compile(r"\brc-[0-9A-HJKMNP-TV-Z]{26}\b")
-_MEMORY_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
-_HEX_RE = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
-_AGENT_RE = re.compile(r"^[\w.@+/:-]{1,64}$")
-_CLONE_RE = re.compile(r"^[0-9a-f]{16}$")
 _USING_RE = re.compile(r"Using Memory Items? ((?:\d+(?:\s*(?:,|and|&)\s*)?)+)", re.IGNORECASE)
 
 
 # --- where the ledger lives --------------------------------------------------------------------------------
 
 
-def ledger_dir(repo: Repo) -> Path:
-    return repo.state_dir / "ledger"
-
-
-def clone_id(repo: Repo) -> str:
-    """This clone's name in the ledger: random, made once, shared by its worktrees (no name or e-mail)."""
-    folder = ledger_dir(repo)
-    path = folder / "clone"
-    try:
-        text = path.read_text(encoding="ascii").strip()
-        if _CLONE_RE.match(text):
-            return text
-    except (OSError, UnicodeDecodeError):
-        pass
-    folder.mkdir(parents=True, exist_ok=True)
-    candidate = os.urandom(8).hex()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:  # another process made it a moment ago, or it is damaged
-        text = path.read_text(encoding="ascii", errors="replace").strip()
-        if _CLONE_RE.match(text):
-            return text
-        raise MtlgitError(f"{path} is damaged: delete it and mtlgit makes a new one") from None
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(candidate + "\n")
-    return candidate
-
-
 def event_files(repo: Repo, kind: str) -> list[Path]:
     """Every clone's ``receipts`` or ``outcomes`` file held here (this clone's and those synced in)."""
     folder = ledger_dir(repo) / kind
     try:
-        return sorted(p for p in folder.iterdir() if p.suffix == ".jsonl" and _CLONE_RE.match(p.stem))
+        return sorted(p for p in folder.iterdir() if p.suffix == ".jsonl" and CLONE_RE.match(p.stem))
     except FileNotFoundError:
         return []
-
-
-def _append(repo: Repo, kind: str, event: dict[str, Any]) -> None:
-    folder = ledger_dir(repo) / kind
-    folder.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-    # One write of one line with O_APPEND: concurrent recalls never interleave their lines.
-    fd = os.open(folder / f"{clone_id(repo)}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
 
 
 # --- configuration -----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LedgerConfig:
-    record: bool = True
-    query_text: bool = False
-    feedback_weight: float = DEFAULT_FEEDBACK_WEIGHT
-
-
-def ledger_config(raw: dict[str, Any]) -> LedgerConfig:
-    """``ledger.record``, ``ledger.query_text`` and ``recall.feedback_weight`` from the raw ``.mtlgit.yaml``.
-
-    :raises MtlgitError: naming the key and the fix when a value has the wrong type.
-    """
-    section = raw.get("ledger") or {}
-    if not isinstance(section, dict):
-        raise MtlgitError(".mtlgit.yaml: 'ledger' must be a mapping, e.g. ledger: {record: true, query_text: false}")
-    values: dict[str, Any] = {}
-    for key in ("record", "query_text"):
-        value = section.get(key, getattr(LedgerConfig, key))
-        if not isinstance(value, bool):
-            raise MtlgitError(f".mtlgit.yaml: 'ledger.{key}' must be true or false")
-        values[key] = value
-    recall = raw.get("recall") or {}
-    weight = recall.get("feedback_weight", DEFAULT_FEEDBACK_WEIGHT) if isinstance(recall, dict) else None
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 2:
-        raise MtlgitError(".mtlgit.yaml: 'recall.feedback_weight' must be a number from 0 (off) to 2")
-    return LedgerConfig(values["record"], values["query_text"], float(weight))
-
-
-def _config(repo: Repo) -> LedgerConfig:
-    from mtlgit.config import load_config
-
-    return ledger_config(load_config(repo.root).raw)
-
-
 # --- receipts ----------------------------------------------------------------------------------------------
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def query_hash(query: str) -> str:
-    """The receipt's handle on a query: the same task text always gives the same hash."""
-    return hashlib.sha256(" ".join(query.split()).encode("utf-8")).hexdigest()[:16]
-
-
-def _head_commit(repo: Repo) -> str | None:
-    """HEAD's commit read from the files git keeps (a ``git`` process would cost the whole budget)."""
-    try:
-        head = (repo.git_dir / "HEAD").read_text(encoding="utf-8").strip()
-        if not head.startswith("ref: "):
-            return head if _HEX_RE.match(head) else None
-        ref = head[5:]
-        loose = repo.common_dir / ref
-        if loose.is_file():
-            value = loose.read_text(encoding="utf-8").strip()
-            return value if _HEX_RE.match(value) else None
-        packed = (repo.common_dir / "packed-refs").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    for line in packed.splitlines():
-        if line.endswith(" " + ref) and _HEX_RE.match(line[: line.index(" ")]):
-            return line[: line.index(" ")]
-    return None
-
-
-def _blob_id(path: Path) -> str | None:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-
-
-def _agent_name(agent: str | None) -> str | None:
-    name = agent if agent is not None else os.environ.get("MTLGIT_AGENT")
-    return name if name and _AGENT_RE.match(name) else None
-
-
-def record_recall(
-    result: RecallResult, tool: str = "cli", agent: str | None = None, repo: Repo | None = None
-) -> str | None:
-    """Append a receipt for ``result`` and return its id (``rc-`` and a ULID); None when there was nothing
-    recalled or the configuration says ``ledger.record: false``.
-
-    :param agent: who asked (default: the ``MTLGIT_AGENT`` environment variable); kept only if it looks like a
-        name, never scanned text.
-    """
-    if not result.hits:
-        return None
-    repo = repo or find_repo()
-    config = _config(repo)
-    if not config.record:
-        return None
-    rev_files = None
-    if result.snapshot.manifest.get("kind") == "rev":
-        rev_files = result.snapshot
-    items = []
-    for hit in result.hits:
-        blob = None
-        if hit.pool == "local" and rev_files is None:
-            blob = _blob_id(repo.root / hit.path)
-        elif rev_files is not None and hit.pool == "local":
-            position = rev_files.files.index(hit.path) if hit.path in rev_files.files else -1
-            blob = rev_files.array("files.blob")[position].decode() if position >= 0 else None
-        items.append((str(hit.memory.get("id", "")), blob, hit.pool))
-    event: dict[str, Any] = {
-        "v": 1,
-        "id": "rc-" + new_ulid(),
-        "at": _now(),
-        "commit": result.snapshot.manifest.get("commit") if rev_files is not None else _head_commit(repo),
-        "tool": tool if tool in TOOLS else "cli",
-        "agent": _agent_name(agent),
-        "query_sha": query_hash(result.query),
-        "memories": [memory_id for memory_id, _blob, _pool in items],
-        "blobs": [blob for _memory_id, blob, _pool in items],
-        "pools": [pool for _memory_id, _blob, pool in items],
-    }
-    if config.query_text:
-        from mtlgit.secrets import find_secrets
-
-        if find_secrets(result.query):
-            event["query_withheld"] = "it looks like it holds a secret"
-        else:
-            event["query"] = result.query
-    _check_event(event)
-    _append(repo, "receipts", event)
-    return str(event["id"])
-
-
-def receipt_line(receipt: str) -> str:
-    """The line printed after a ``--prompt`` block, so the agent can report on the recall."""
-    return (
-        f"mtlgit receipt: {receipt} (when the task is done: "
-        f"`mtlgit feedback {receipt} --outcome success|failure --used N`)"
-    )
-
-
-def _check_event(event: dict[str, Any]) -> None:
-    """Ids, hashes and names must have their formats: a secret cannot hide in a field that is not scanned."""
-    for memory_id in event.get("memories", []):
-        if not _MEMORY_ID_RE.match(memory_id):
-            raise MtlgitError(f"the ledger takes memory ids of letters and digits, not {memory_id[:40]!r}")
-    for blob in (event.get("blobs") or []) + [event.get("commit")]:
-        if blob is not None and not _HEX_RE.match(blob):
-            raise MtlgitError("the ledger takes git object ids of 40 hex digits")
 
 
 def find_receipt(repo: Repo, ref: str) -> dict[str, Any]:
@@ -352,7 +183,7 @@ def record_outcome(
     event: dict[str, Any] = {
         "v": 1,
         "id": "oc-" + new_ulid(),
-        "at": _now(),
+        "at": now(),
         "receipt": receipt["id"],
         "outcome": outcome,
         "memories": list(receipt.get("memories") or []),
@@ -367,8 +198,8 @@ def record_outcome(
         if found:
             raise MtlgitError(f"--note holds {found[0].describe()}: the ledger never stores one; remove it")
         event["note"] = note[:2000]
-    _check_event(event)
-    _append(repo, "outcomes", event)
+    check_event(event)
+    append_event(repo, "outcomes", event)
     return event
 
 
@@ -557,7 +388,7 @@ def _outcome_tallies(repo: Repo, figures: LedgerFigures) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         data = b"".join(path.read_bytes().rstrip(b"\n") + b"\n" for path in files)
         tallies = _tally(data, figures)
-        _write_json(
+        write_json(
             cache_path, {"key": key, "tallies": tallies, "outcomes": figures.outcomes, "bad": figures.unreadable_lines}
         )
     memories = figures.memories
@@ -598,7 +429,7 @@ def _receipt_counts(repo: Repo, figures: LedgerFigures) -> None:
         offsets[path.name] = start + end
         changed = True
     if changed:
-        _write_json(cache_path, {"offsets": offsets, "counts": counts, "receipts": receipts})
+        write_json(cache_path, {"offsets": offsets, "counts": counts, "receipts": receipts})
     figures.receipts = receipts
     for memory_id, n in counts.items():
         entry = figures.memories.get(memory_id)
@@ -623,12 +454,6 @@ def _count_memories(data: bytes) -> tuple[int, Counter[str]]:
     joined = b",".join(f for f in fields if f)
     ids = joined.decode("utf-8").replace('"', "").split(",") if joined else []
     return len(fields), Counter(ids)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def outcome_figures(data: bytes) -> LedgerFigures:
@@ -685,7 +510,7 @@ def prior(memory_ids: Sequence[str], repo: Repo | None = None, weight: float | N
     """
     repo = repo or find_repo()
     if weight is None:
-        weight = _config(repo).feedback_weight
+        weight = settings(repo).feedback_weight
     outcome_figures = LedgerFigures()
     if weight > 0:
         _outcome_tallies(repo, outcome_figures)

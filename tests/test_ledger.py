@@ -63,6 +63,20 @@ def events(repo: Path, kind: str) -> list[dict]:  # type: ignore[type-arg]
     return [json.loads(line) for path in files for line in path.read_text().splitlines()]
 
 
+def task(
+    repo: Path, outcome: str | None = None, used: tuple[str, ...] = (), hurt: tuple[str, ...] = ()
+) -> tuple[str, list[dict]]:  # type: ignore[type-arg]
+    """A recall and its outcome in-process, through the library calls the CLI makes (faster set-up)."""
+    from mtlgit.recall import recall
+
+    result = recall("a test fails after a library upgrade", start=repo)
+    receipt = ledger.record_recall(result, repo=find_repo(repo))
+    assert receipt is not None
+    if outcome is not None:
+        ledger.record_outcome(find_repo(repo), receipt, outcome, used, hurt)
+    return receipt, [hit.to_json() for hit in result.hits]
+
+
 def feedback(repo: Path, *args: str) -> None:
     result = run_cli(repo, "feedback", *args)
     assert result.code == 0, result.output
@@ -151,13 +165,12 @@ def usefulness(repo: Path) -> dict[str, dict]:  # type: ignore[type-arg]
 def test_usefulness_separates_used_from_recalled_with_wilson_intervals(repo: Path) -> None:
     ids = []
     for n in range(12):
-        data = recall_json(repo)
-        ids = [hit["id"] for hit in data["results"]]
         # item 1 is used in the first 8 tasks: 7 of them succeed; when not used, 1 of 4 succeeds
         if n < 8:
-            feedback(repo, data["receipt"], "--outcome", "success" if n < 7 else "failure", "--used", "1")
+            _receipt, hits = task(repo, "success" if n < 7 else "failure", used=("1",))
         else:
-            feedback(repo, data["receipt"], "--outcome", "success" if n == 8 else "failure")
+            _receipt, hits = task(repo, "success" if n == 8 else "failure")
+        ids = [hit["id"] for hit in hits]
     first = usefulness(repo)[ids[0]]
     assert first["recalled"] == 12 and first["used"] == 8
     assert first["success_when_used"]["successes"] == 7 and first["success_when_used"]["n"] == 8
@@ -180,8 +193,7 @@ def test_the_latest_outcome_of_a_receipt_replaces_earlier_ones(repo: Path) -> No
 def test_figures_stay_right_as_the_ledger_grows_between_calls(repo: Path) -> None:
     r = find_repo(repo)
     for n in range(6):
-        data = recall_json(repo)
-        feedback(repo, data["receipt"], "--outcome", "success" if n % 2 else "failure", "--used", "1")
+        task(repo, "success" if n % 2 else "failure", used=("1",))
         cached = ledger.figures(r)
         for name in ("recalled.json", "outcomes.json"):
             (ledger.ledger_dir(r) / name).unlink()
@@ -206,9 +218,8 @@ def test_an_outcome_line_written_by_another_tool_is_read_and_a_broken_line_is_co
 def test_lint_warns_about_a_memory_that_keeps_failing_when_used(repo: Path) -> None:
     first = None
     for n in range(4):
-        data = recall_json(repo)
-        first = data["results"][0]
-        feedback(repo, data["receipt"], "--outcome", "failure", "--used", "1")
+        _receipt, hits = task(repo, "failure", used=("1",))
+        first = hits[0]
         report = json.loads(run_cli(repo, "lint", "--json").out)
         harm = [p for p in report["problems"] if p["code"] == "harm"]
         # 3 failures out of 3: the upper bound is 0.56, not yet evidence; the 4th makes it 0.49
@@ -342,11 +353,9 @@ def test_the_prior_is_bounded_signed_and_zero_without_evidence(repo: Path) -> No
     r = find_repo(repo)
     helpful = harmful = ""
     for n in range(16):
-        data = recall_json(repo)
-        ids = [hit["id"] for hit in data["results"]]
-        helpful, harmful = ids[0], ids[1]
         used = "1" if n % 2 else "2"
-        feedback(repo, data["receipt"], "--outcome", "success" if used == "1" else "failure", "--used", used)
+        _receipt, hits = task(repo, "success" if used == "1" else "failure", used=(used,))
+        helpful, harmful = hits[0]["id"], hits[1]["id"]
     values = ledger.prior([helpful, harmful, "01JF0000000000000000000000"], r, weight=0.5)
     assert 0 < values[0] <= 0.5 and -0.5 <= values[1] < 0 and values[2] == 0
     assert values[0] > 0.4 and values[1] < -0.4  # 8 outcomes each way: at the bound
@@ -378,8 +387,7 @@ def test_two_clones_share_their_ledgers_through_git_without_conflict_or_loss(tmp
     origin, a, b = clones(tmp_path)
     for round_ in range(3):
         for clone in (a, b):
-            data = recall_json(clone)
-            feedback(clone, data["receipt"], "--outcome", "success", "--used", "1")
+            task(clone, "success", used=("1",))
         assert run_cli(a, "ledger", "sync").code == 0
         assert run_cli(b, "ledger", "sync").code == 0
         assert run_cli(a, "ledger", "sync").code == 0

@@ -56,7 +56,7 @@ def run(
     result = recall(text, k=k, mode=mode, filters=filters, rev=rev, reviewed=reviewed, pools=tuple(pools) or None)
     receipt = None
     if output in ("json", "prompt"):
-        from mtlgit.ledger import record_recall
+        from mtlgit.receipts import record_recall
 
         receipt = record_recall(result, tool="hook" if hook_input else "cli")
     out = sys.stdout
@@ -71,7 +71,7 @@ def run(
         if result.hits:
             out.write(render.prompt(result.hits) + "\n")
         if receipt:
-            from mtlgit.ledger import receipt_line
+            from mtlgit.receipts import receipt_line
 
             out.write(receipt_line(receipt) + "\n")
     else:
