@@ -172,6 +172,15 @@ def _agent_name(agent: str | None) -> str | None:
     return name if name and _AGENT_RE.match(name) else None
 
 
+def _hit_blob(repo: Repo, result: RecallResult, path: str, at_rev: bool) -> str | None:
+    """The blob id of a local hit: from the revision's snapshot, or hashed from the work tree (whose snapshot
+    was just checked fresh; hashing 3 small files beats loading the snapshot's file list)."""
+    if not at_rev:
+        return _blob_id(repo.root / path)
+    files = result.snapshot.files
+    return result.snapshot.array("files.blob")[files.index(path)].decode() if path in files else None
+
+
 def record_recall(
     result: RecallResult, tool: str = "cli", agent: str | None = None, repo: Repo | None = None
 ) -> str | None:
@@ -187,29 +196,19 @@ def record_recall(
     config = settings(repo)
     if not config.record:
         return None
-    rev_files = None
-    if result.snapshot.manifest.get("kind") == "rev":
-        rev_files = result.snapshot
-    items = []
-    for hit in result.hits:
-        blob = None
-        if hit.pool == "local" and rev_files is None:
-            blob = _blob_id(repo.root / hit.path)
-        elif rev_files is not None and hit.pool == "local":
-            position = rev_files.files.index(hit.path) if hit.path in rev_files.files else -1
-            blob = rev_files.array("files.blob")[position].decode() if position >= 0 else None
-        items.append((str(hit.memory.get("id", "")), blob, hit.pool))
+    at_rev = result.snapshot.manifest.get("kind") == "rev"
     event: dict[str, Any] = {
         "v": 1,
         "id": "rc-" + new_ulid(),
         "at": now(),
-        "commit": result.snapshot.manifest.get("commit") if rev_files is not None else _head_commit(repo),
+        "commit": result.snapshot.manifest.get("commit") if at_rev else _head_commit(repo),
         "tool": tool if tool in TOOLS else "cli",
         "agent": _agent_name(agent),
         "query_sha": query_hash(result.query),
-        "memories": [memory_id for memory_id, _blob, _pool in items],
-        "blobs": [blob for _memory_id, blob, _pool in items],
-        "pools": [pool for _memory_id, _blob, pool in items],
+        "memories": [str(hit.memory.get("id", "")) for hit in result.hits],
+        # Another pool's files are not in this work tree: its hits carry no blob id.
+        "blobs": [_hit_blob(repo, result, hit.path, at_rev) if hit.pool == "local" else None for hit in result.hits],
+        "pools": [hit.pool for hit in result.hits],
     }
     if config.query_text:
         from mtlgit.secrets import find_secrets

@@ -104,6 +104,20 @@ def test_a_prompt_recall_prints_its_receipt_after_the_block_and_records_ids_blob
     assert sorted(receipt["blobs"]) == sorted(b for b, p in listed.items() if p in {h["path"] for h in recalled})
 
 
+def test_a_receipt_at_a_revision_names_the_blobs_and_commit_of_that_revision(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD").strip()
+    hits = recall_json(repo)["results"]
+    path = repo / hits[0]["path"]
+    path.write_text(path.read_text().rstrip("\n") + " Edited since.\n")
+    git(repo, "commit", "-qam", "edit")
+    result = run_cli(repo, "recall", "--json", "--rev", head, "a test fails after a library upgrade")
+    assert result.code == 0, result.output
+    receipt = events(repo, "receipts")[-1]
+    assert receipt["commit"] == head
+    then, now = (git(repo, "rev-parse", f"{rev}:{hits[0]['path']}").strip() for rev in (head, "HEAD"))
+    assert then in receipt["blobs"] and now not in receipt["blobs"]
+
+
 def test_json_carries_the_receipt_and_the_agent_name_from_the_environment(repo: Path) -> None:
     result = run_cli(repo, "recall", "--json", "flaky shell script", env={"MTLGIT_AGENT": "codex"})
     data = json.loads(result.out)
