@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Any
 from mtlgit.errors import MtlgitError, Problem
 from mtlgit.ids import new_ulid
 from mtlgit.receipts import (
-    CLONE_RE,
     DEFAULT_FEEDBACK_WEIGHT,
     TOOLS,
     LedgerConfig,
     append_event,
     check_event,
+    is_clone_name,
     ledger_config,
     ledger_dir,
     now,
@@ -86,7 +86,7 @@ def event_files(repo: Repo, kind: str) -> list[Path]:
     """Every clone's ``receipts`` or ``outcomes`` file held here (this clone's and those synced in)."""
     folder = ledger_dir(repo) / kind
     try:
-        return sorted(p for p in folder.iterdir() if p.suffix == ".jsonl" and CLONE_RE.match(p.stem))
+        return sorted(p for p in folder.iterdir() if p.suffix == ".jsonl" and is_clone_name(p.stem))
     except FileNotFoundError:
         return []
 
