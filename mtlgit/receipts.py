@@ -186,9 +186,11 @@ _NAME_PUNCTUATION = str.maketrans("", "", "._@+/:-")
 
 def _agent_name(agent: str | None) -> str | None:
     name = agent if agent is not None else os.environ.get("MTLGIT_AGENT")
-    if not name or len(name) > 64 or not name.isascii():
+    if not name or len(name) > 64 or not name.isascii() or not name.translate(_NAME_PUNCTUATION).isalnum():
         return None
-    return name if name.translate(_NAME_PUNCTUATION).isalnum() else None
+    from mtlgit.secrets import find_secrets  # only when a name is given: a token pasted as one is not kept
+
+    return None if find_secrets(name) else name
 
 
 def _hit_blob(repo: Repo, result: RecallResult, path: str, at_rev: bool) -> str | None:
@@ -207,7 +209,7 @@ def record_recall(
     recalled or the configuration says ``ledger.record: false``.
 
     :param agent: who asked (default: the ``MTLGIT_AGENT`` environment variable); kept only if it looks like a
-        name, never scanned text.
+        name and not like a secret.
     """
     if not result.hits:
         return None

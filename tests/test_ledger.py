@@ -123,8 +123,12 @@ def test_json_carries_the_receipt_and_the_agent_name_from_the_environment(repo: 
     data = json.loads(result.out)
     assert data["receipt"].startswith("rc-")
     assert events(repo, "receipts")[0]["agent"] == "codex"
+    token = "ghp_" + "9f8e7d6c5b4a39281706f5e4d3c2b1a0ffee"  # pragma: allowlist secret
+    for bad in ("two words", token):
+        run_cli(repo, "recall", "--json", "flaky shell script", env={"MTLGIT_AGENT": bad})
+        assert events(repo, "receipts")[-1]["agent"] is None
     assert run_cli(repo, "recall", "flaky shell script").out.count("rc-") == 0  # text for people: no receipt
-    assert len(events(repo, "receipts")) == 1
+    assert len(events(repo, "receipts")) == 3
 
 
 def test_query_text_is_kept_only_when_configured_and_never_with_a_secret(repo: Path) -> None:
