@@ -369,12 +369,12 @@ def _tally(data: bytes, figures: LedgerFigures) -> dict[str, list[int]]:
     return tallies
 
 
-def _outcome_tallies(repo: Repo, figures: LedgerFigures) -> None:
-    """Every memory's outcome counts, kept in a cache while no outcomes file changed (outcomes come far less
-    often than recalls, so the recall prior nearly always reads the cache)."""
+def _load_tallies(repo: Repo, figures: LedgerFigures) -> dict[str, list[int]]:
+    """Every memory's outcome counts (in :data:`_FIELDS` order), kept in a cache while no outcomes file changed:
+    outcomes come far less often than recalls, so the recall prior nearly always reads the cache."""
     files = event_files(repo, "outcomes")
     if not files:
-        return
+        return {}
     key = []
     for path in files:
         stat = path.stat()
@@ -384,20 +384,20 @@ def _outcome_tallies(repo: Repo, figures: LedgerFigures) -> None:
         cache = json.loads(cache_path.read_bytes())
         if cache["key"] != key:
             raise ValueError("changed")
-        tallies, figures.outcomes, figures.unreadable_lines = cache["tallies"], cache["outcomes"], cache["bad"]
+        figures.outcomes, figures.unreadable_lines = cache["outcomes"], cache["bad"]
+        return cache["tallies"]  # type: ignore[no-any-return]
     except (OSError, ValueError, KeyError, TypeError):
         data = b"".join(path.read_bytes().rstrip(b"\n") + b"\n" for path in files)
         tallies = _tally(data, figures)
         write_json(
             cache_path, {"key": key, "tallies": tallies, "outcomes": figures.outcomes, "bad": figures.unreadable_lines}
         )
-    memories = figures.memories
-    for memory_id, counts in tallies.items():
-        entry = memories.get(memory_id)
-        if entry is None:
-            entry = memories[memory_id] = Usefulness(memory_id)
-        for name, value in zip(_FIELDS, counts, strict=True):
-            setattr(entry, name, value)
+        return tallies
+
+
+def _outcome_tallies(repo: Repo, figures: LedgerFigures) -> None:
+    for memory_id, counts in _load_tallies(repo, figures).items():
+        figures.memories[memory_id] = Usefulness(memory_id, 0, *counts)
 
 
 def _receipt_counts(repo: Repo, figures: LedgerFigures) -> None:
@@ -477,21 +477,26 @@ def figures(repo: Repo) -> LedgerFigures:
 
 def prior_values(figures: LedgerFigures, memory_ids: Sequence[str], weight: float) -> np.ndarray:
     """The prior of each memory from given figures: see :func:`prior`."""
+    tallies = {i: [getattr(u, name) for name in _FIELDS] for i, u in figures.memories.items()}
+    return _prior(tallies, memory_ids, weight)
+
+
+def _prior(tallies: dict[str, list[int]], memory_ids: Sequence[str], weight: float) -> np.ndarray:
     import numpy as np
 
-    successes = sum(u.used_success + u.unused_success for u in figures.memories.values())
-    decided = successes + sum(u.used_failure + u.unused_failure for u in figures.memories.values())
-    base = (successes + 1.0) / (decided + 2.0)
     out = np.zeros(len(memory_ids), dtype=np.float32)
-    if weight <= 0:
+    if weight <= 0 or not tallies:
         return out
+    # _FIELDS: reported, used, used_success, used_failure, unused, unused_success, unused_failure, hurt
+    successes = sum(t[2] + t[5] for t in tallies.values())
+    base = (successes + 1.0) / (successes + sum(t[3] + t[6] for t in tallies.values()) + 2.0)
     for position, memory_id in enumerate(memory_ids):
-        u = figures.memories.get(memory_id)
-        if u is None:
+        t = tallies.get(memory_id)
+        if t is None:
             continue
         # A report that the memory misled counts as a failure when used.
-        used_rate = (u.used_success + PRIOR_PSEUDO * base) / (u.used_success + u.used_failure + u.hurt + PRIOR_PSEUDO)
-        unused_rate = (u.unused_success + PRIOR_PSEUDO * base) / (u.unused_success + u.unused_failure + PRIOR_PSEUDO)
+        used_rate = (t[2] + PRIOR_PSEUDO * base) / (t[2] + t[3] + t[7] + PRIOR_PSEUDO)
+        unused_rate = (t[5] + PRIOR_PSEUDO * base) / (t[5] + t[6] + PRIOR_PSEUDO)
         out[position] = weight * max(-1.0, min(1.0, (used_rate - unused_rate) / PRIOR_FULL_EFFECT))
     return out
 
@@ -511,10 +516,7 @@ def prior(memory_ids: Sequence[str], repo: Repo | None = None, weight: float | N
     repo = repo or find_repo()
     if weight is None:
         weight = settings(repo).feedback_weight
-    outcome_figures = LedgerFigures()
-    if weight > 0:
-        _outcome_tallies(repo, outcome_figures)
-    return prior_values(outcome_figures, memory_ids, weight)
+    return _prior(_load_tallies(repo, LedgerFigures()) if weight > 0 else {}, memory_ids, weight)
 
 
 # --- lint, review, prompt extract and transcripts ----------------------------------------------------------
