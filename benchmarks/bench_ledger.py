@@ -42,8 +42,8 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 
 
-def make_repo(root: Path, memories: int = 30) -> Path:
-    repo = root / "repo"
+def make_repo(root: Path, memories: int = 30, name: str = "repo") -> Path:
+    repo = root / name
     repo.mkdir()
     git(repo, "init", "-q")
     subprocess.run([*MTLGIT, "init"], cwd=repo, check=True, capture_output=True)
@@ -82,9 +82,8 @@ def bench_record(repo: Path, runs: int) -> dict[str, float]:
         receipts.record_recall(result)
         times.append(time.perf_counter() - started)
     query = ["recall", "--json", "a test fails after a library upgrade"]
-    # Two copies of the pool, one recording and one not, so the configuration never changes inside the loop.
-    without = repo.parent / "without-ledger"
-    shutil.copytree(repo, without, symlinks=True)
+    # Two pools built alike, one recording and one not, so the configuration never changes inside the loop.
+    without = make_repo(repo.parent, name="without-ledger")
     for folder, record in ((repo, "true"), (without, "false")):
         (folder / ".mtlgit.yaml").write_text(CONFIG.format(record=record), encoding="utf-8")
         for _ in range(2):
