@@ -6,7 +6,6 @@ the generator is a dozen lines and the python-ulid package costs ~60 ms to impor
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
@@ -40,4 +39,6 @@ def ulid_time_ms(ulid: str) -> int:
 
 def blob_id(data: bytes) -> str:
     """The git blob id of ``data`` (``git hash-object``): the key of everything cached about a file."""
+    import hashlib  # here, not at the top: recording a recall's receipt needs a ULID, not OpenSSL
+
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git's own object id

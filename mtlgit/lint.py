@@ -11,6 +11,7 @@ from typing import Any
 from mtlgit import frontmatter
 from mtlgit.errors import MtlgitError, Problem
 from mtlgit.ids import new_ulid
+from mtlgit.ledger import harm_problems
 from mtlgit.memory import Memory, key_line
 from mtlgit.staleness import stale_notes
 from mtlgit.store import Pool, replace_file
@@ -64,6 +65,7 @@ def lint_pool(pool: Pool, paths: Iterable[Path] | None = None) -> LintReport:
     notes = stale_notes(pool.root, [m.to_json() for m in memories])
     for index, note in notes.items():
         problems.append(Problem(memories[index].path, 0, "warning", "stale", f"{note}: check it still holds"))
+    problems += harm_problems(pool.repo, memories)
     files = len(pool.files()) if wanted is None else len(wanted)
     return LintReport(files, sorted(problems, key=_order), skipped)
 

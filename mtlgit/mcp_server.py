@@ -37,6 +37,7 @@ def build_server(start: Path | None = None) -> MCPServer:
     recaller = Recaller(start)
     recaller.snapshot()
     server = MCPServer("mtlgit", instructions=INSTRUCTIONS)
+    with_receipt = _ledger_tools(server, recaller)
 
     def guarded(call: Any) -> Any:
         try:
@@ -81,7 +82,8 @@ def build_server(start: Path | None = None) -> MCPServer:
             )
         )
         text = render.prompt(result.hits) or f"No memory recalled: {result.reason or 'no memory matched'}."
-        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result.to_json())
+        data, receipt_text = with_receipt(result)
+        return CallToolResult(content=[TextContent(type="text", text=text + receipt_text)], structured_content=data)
 
     @server.tool(
         description="Add memory items (objects with title, description, content, format, domains, tags, outcome). "
@@ -121,6 +123,34 @@ def build_server(start: Path | None = None) -> MCPServer:
     watcher = threading.Thread(target=_watch, args=(recaller,), daemon=True, name="mtlgit-freshness")
     watcher.start()
     return server
+
+
+def _ledger_tools(server: MCPServer, recaller: Any) -> Any:
+    """Register ``report_outcome``; return what records a recall's receipt: (structured content, text to add)."""
+    from mtlgit import ledger
+
+    @server.tool(
+        description="Report how the task of a recall ended (receipt from `recall`): outcome success, failure or "
+        "unknown; used and hurt: numbers N of the Memory Items used or that misled you."
+    )
+    def report_outcome(
+        receipt: str,
+        outcome: str,
+        used: list[int | str] | None = None,
+        hurt: list[int | str] | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        try:
+            event = ledger.record_outcome(recaller.repo, receipt, outcome, used or [], hurt or [], note, tool="mcp")
+        except MtlgitError as exc:
+            raise ToolError(str(exc)) from None
+        return {key: event[key] for key in ("id", "receipt", "outcome", "used", "hurt")}
+
+    def with_receipt(result: Any) -> tuple[dict[str, Any], str]:
+        receipt = ledger.record_recall(result, tool="mcp", repo=recaller.repo)
+        return {**result.to_json(), "receipt": receipt}, ("\n\n" + ledger.receipt_line(receipt) if receipt else "")
+
+    return with_receipt
 
 
 def _watch(recaller: Any) -> None:

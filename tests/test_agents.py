@@ -35,7 +35,7 @@ def seed(cli) -> None:  # type: ignore[no-untyped-def]
 
 def test_the_json_configurations_parse_and_name_a_real_command() -> None:
     configs = [json.loads(block) for block in blocks("json")]
-    assert len(configs) == 3
+    assert len(configs) == 4
     servers = [c["mcpServers"]["mtlgit"] for c in configs if "mcpServers" in c]
     assert servers == [{"command": "mtlgit", "args": ["mcp"]}] * 2
     hook = next(c for c in configs if "hooks" in c)["hooks"]["UserPromptSubmit"][0]["hooks"][0]

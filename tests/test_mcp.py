@@ -30,7 +30,7 @@ async def session(repo: Path) -> None:
     )
     async with Client(params, read_timeout_seconds=120) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
-        assert tools == {"recall", "add_memories", "lint", "show"}
+        assert tools == {"recall", "add_memories", "lint", "show", "report_outcome"}
 
         first = await client.call_tool("recall", {"query": "failing test before the fix"})
         assert not first.is_error

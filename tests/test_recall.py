@@ -184,7 +184,9 @@ def test_a_memory_cannot_break_out_of_the_prompt_block(cli) -> None:  # type: ig
     assert result.code == 0, result.output
     prompt = cli("recall", "harmless looking title developer mode", "--prompt", "-k", "1").out
     boundary = prompt.split('<memory-items boundary="')[1].split('"')[0]
-    assert boundary != "000000000000" and prompt.rstrip().endswith(f'</memory-items boundary="{boundary}">')
+    *block, receipt = prompt.rstrip().splitlines()  # the outcome ledger's receipt follows the block
+    assert boundary != "000000000000" and block[-1] == f'</memory-items boundary="{boundary}">'
+    assert receipt.startswith("mtlgit receipt: rc-")
     body = prompt.split(f'<memory-items boundary="{boundary}">')[1]
     assert "\n# System\n" in body  # shown as written, inside the item's fence
     assert check_prompt(prompt, ["# Memory Item 1", "## Title", "## Description", "## Content"])[-1] == hostile
@@ -465,6 +467,6 @@ def test_the_fast_path_answers_like_click(repo: Path, cli, args: list[str]) -> N
     assert through_click.returncode == 0, through_click.stderr
 
     def same(text: str) -> str:
-        return re.sub(r'boundary="[0-9a-f]+"', 'boundary="B"', text)
+        return re.sub(r"rc-[0-9A-Z]{26}", "rc-R", re.sub(r'boundary="[0-9a-f]+"', 'boundary="B"', text))
 
     assert same(fast.out) == same(through_click.stdout)

@@ -184,6 +184,9 @@ def _add_json(pool: Any, source: str, force: bool) -> None:
             raise MtlgitError(f"cannot read {source}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise MtlgitError(f"{source} is not UTF-8 text") from None
+    from mtlgit.ledger import record_extract_answer
+
+    outcome = record_extract_answer(pool.repo, text)
     try:
         items = parse_items(text)
     except RecursionError:
@@ -195,6 +198,7 @@ def _add_json(pool: Any, source: str, force: bool) -> None:
             "added": len(added),
             "rejected": len(results) - len(added),
             "items": [r.to_json() for r in results],
+            **({"outcome_recorded": outcome} if outcome else {}),
         }
     )
     if len(added) != len(results):

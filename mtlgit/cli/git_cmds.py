@@ -24,15 +24,19 @@ def review(range_spec: str | None, check: bool, as_json: bool) -> None:
         mtlgit review origin/main...HEAD
         mtlgit review main..feature --check > review.md
     """
+    from mtlgit.ledger import review_section, usefulness_json
     from mtlgit.repo import find_repo
     from mtlgit.review import markdown
     from mtlgit.review import review as run_review
 
-    result = run_review(find_repo(), range_spec)
+    repo = find_repo()
+    result = run_review(repo, range_spec)
+    changed = [(str(c.memory["id"]), str(c.memory.get("title"))) for c in result.changes if c.memory]
     if as_json:
-        echo_json(result.to_json())
+        echo_json({**result.to_json(), "usefulness": usefulness_json(repo, [i for i, _title in changed])})
     else:
-        click.echo(markdown(result), nl=False)
+        section = review_section(repo, changed)
+        click.echo(markdown(result) + (f"\n{section}" if section else ""), nl=False)
     if check and result.errors:
         raise click.exceptions.Exit(1)
 

@@ -40,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "pool": "mtlgit.cli.pool_cmd:pool",
     "mcp": "mtlgit.cli.mcp_cmd:mcp",
     "hook-run": "mtlgit.cli.hooks_cmd:hook_run",
+    "feedback": "mtlgit.cli.feedback_cmd:feedback",
+    "ledger": "mtlgit.cli.feedback_cmd:ledger",
 }
 
 

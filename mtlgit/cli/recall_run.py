@@ -66,11 +66,16 @@ def run(
         min_confidence=min_confidence,
         explain=explain,
     )
+    receipt = None
+    if output in ("json", "prompt"):
+        from mtlgit.receipts import record_recall
+
+        receipt = record_recall(result, tool="hook" if hook_input else "cli")
     out = sys.stdout
     if output == "json":
         import json
 
-        data = result.to_json()
+        data = {**result.to_json(), "receipt": receipt}
         if explain:
             for item, hit in zip(data["results"], result.hits, strict=True):
                 item["explain"] = hit.explain()
@@ -81,6 +86,10 @@ def run(
     elif output == "prompt":
         if result.hits:
             out.write(render.prompt(result.hits) + "\n")
+        if receipt:
+            from mtlgit.receipts import receipt_line
+
+            out.write(receipt_line(receipt) + "\n")
     else:
         out.write(render.text(result.hits, explain=explain) + "\n")
     if output != "json":

@@ -27,7 +27,8 @@ def prompt() -> None:
     "--format", "fmt", type=click.Choice(["insight", "workflow", "summary"]), default="insight", show_default=True
 )
 @click.option("--max-items", default=3, show_default=True, type=click.IntRange(1, 20))
-def extract(outcome: str, fmt: str, max_items: int) -> None:
+@click.option("--receipt", metavar="RC", help="Also ask which items of this recall were used (outcome ledger).")
+def extract(outcome: str, fmt: str, max_items: int, receipt: str | None) -> None:
     """Print what an agent follows to turn a finished attempt into memory items (JSON for `add --json -`).
 
     \b
@@ -39,6 +40,11 @@ def extract(outcome: str, fmt: str, max_items: int) -> None:
     from mtlgit.extract import extraction_prompt
 
     click.echo(extraction_prompt(outcome, fmt, max_items), nl=False)
+    if receipt:
+        from mtlgit.ledger import extract_request
+        from mtlgit.repo import find_repo
+
+        click.echo(extract_request(find_repo(), receipt, outcome), nl=False)
 
 
 @click.command("import")
@@ -96,8 +102,9 @@ def export(output: Path | None, include_all: bool) -> None:
 
 
 @click.command()
+@click.option("--usefulness", is_flag=True, help="Per memory: recalled, used, success when used or not (ledger).")
 @json_option
-def stats(as_json: bool) -> None:
+def stats(usefulness: bool, as_json: bool) -> None:
     """Count the pool's memories by format, scope, outcome, status and domain.
 
     Transfer grows with the pool's size and the diversity of its domains.
@@ -106,10 +113,15 @@ def stats(as_json: bool) -> None:
     Example:
         mtlgit stats
         mtlgit stats --json
+        mtlgit stats --usefulness
     """
     from collections import Counter
 
     pool = open_pool()
+    if usefulness:
+        from mtlgit.cli.feedback_cmd import print_usefulness
+
+        return print_usefulness(pool, as_json)
     loaded = pool.load_indexed()
     memories = loaded.memories
     counts = {

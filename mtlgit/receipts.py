@@ -1,0 +1,270 @@
+"""Recording what a recall returned: the receipts of the outcome ledger (:mod:`mtlgit.ledger`).
+
+Kept apart from the ledger's figures because every agent recall runs it: it imports nothing that the recall
+path does not already hold, and reads its settings from a cache instead of the YAML file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mtlgit.errors import MtlgitError
+from mtlgit.ids import new_ulid
+from mtlgit.repo import Repo, find_repo
+
+try:  # CPython's built-in digests: hashlib would load OpenSSL, ~3 ms of every recall's process
+    from _sha1 import sha1  # type: ignore[import-not-found]
+    from _sha256 import sha256  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - other interpreters
+    from hashlib import sha1, sha256
+
+if TYPE_CHECKING:
+    from mtlgit.recall import RecallResult
+
+TOOLS = ("cli", "hook", "mcp", "extract", "transcript")
+# The default of ``recall.feedback_weight``, chosen with benchmarks/sim_ledger.py (docs/ledger.md).
+DEFAULT_FEEDBACK_WEIGHT = 0.5
+# mtlgit.config.CONFIG_NAME, not imported: mtlgit.config imports the YAML parser (see settings).
+CONFIG_FILE = ".mtlgit.yaml"
+
+_HEX = frozenset("0123456789abcdef")
+# Formats are checked with string methods, not regular expressions: compiling them would cost every recall.
+
+
+def is_clone_name(text: str) -> bool:
+    return len(text) == 16 and _HEX.issuperset(text)
+
+
+def _is_object_id(text: str) -> bool:
+    return len(text) in (40, 64) and _HEX.issuperset(text)
+
+
+def _is_memory_id(text: str) -> bool:
+    return 0 < len(text) <= 64 and text.isascii() and text.replace("-", "").replace("_", "").isalnum()
+
+
+def ledger_dir(repo: Repo) -> Path:
+    return repo.state_dir / "ledger"
+
+
+def clone_id(repo: Repo) -> str:
+    """This clone's name in the ledger: random, made once, shared by its worktrees (no name or e-mail)."""
+    folder = ledger_dir(repo)
+    path = folder / "clone"
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        if is_clone_name(text):
+            return text
+    except (OSError, UnicodeDecodeError):
+        pass
+    folder.mkdir(parents=True, exist_ok=True)
+    candidate = os.urandom(8).hex()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:  # another process made it a moment ago, or it is damaged
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+        if is_clone_name(text):
+            return text
+        raise MtlgitError(f"{path} is damaged: delete it and mtlgit makes a new one") from None
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(candidate + "\n")
+    return candidate
+
+
+def append_event(repo: Repo, kind: str, event: dict[str, Any]) -> None:
+    folder = ledger_dir(repo) / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    # One write of one line with O_APPEND: concurrent recalls never interleave their lines.
+    fd = os.open(folder / f"{clone_id(repo)}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+class LedgerConfig:
+    """The ledger's settings. A plain class: building a dataclass costs a recall's process ~0.3 ms."""
+
+    record = True
+    query_text = False
+    feedback_weight = DEFAULT_FEEDBACK_WEIGHT
+
+    def __init__(
+        self, record: bool = True, query_text: bool = False, feedback_weight: float = DEFAULT_FEEDBACK_WEIGHT
+    ) -> None:
+        self.record, self.query_text, self.feedback_weight = record, query_text, feedback_weight
+
+
+def ledger_config(raw: dict[str, Any]) -> LedgerConfig:
+    """``ledger.record``, ``ledger.query_text`` and ``recall.feedback_weight`` from the raw ``.mtlgit.yaml``.
+
+    :raises MtlgitError: naming the key and the fix when a value has the wrong type.
+    """
+    section = raw.get("ledger") or {}
+    if not isinstance(section, dict):
+        raise MtlgitError(".mtlgit.yaml: 'ledger' must be a mapping, e.g. ledger: {record: true, query_text: false}")
+    values: dict[str, Any] = {}
+    for key in ("record", "query_text"):
+        value = section.get(key, getattr(LedgerConfig, key))
+        if not isinstance(value, bool):
+            raise MtlgitError(f".mtlgit.yaml: 'ledger.{key}' must be true or false")
+        values[key] = value
+    recall = raw.get("recall") or {}
+    weight = recall.get("feedback_weight", DEFAULT_FEEDBACK_WEIGHT) if isinstance(recall, dict) else None
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 2:
+        raise MtlgitError(".mtlgit.yaml: 'recall.feedback_weight' must be a number from 0 (off) to 2")
+    return LedgerConfig(values["record"], values["query_text"], float(weight))
+
+
+def settings(repo: Repo) -> LedgerConfig:
+    """The ledger's settings, kept in a small cache until ``.mtlgit.yaml`` changes: the recall fast path
+    never imports the YAML parser, and importing it to record a receipt would cost more than the recording."""
+    try:
+        stat = (repo.root / CONFIG_FILE).stat()
+        key = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+    except OSError:
+        key = []
+    cache_path = ledger_dir(repo) / "config.json"
+    try:
+        cached = json.loads(cache_path.read_bytes())
+        if cached["key"] == key:
+            return LedgerConfig(**cached["config"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    from mtlgit.config import load_config
+
+    config = ledger_config(load_config(repo.root).raw)
+    ledger_dir(repo).mkdir(parents=True, exist_ok=True)
+    write_json(cache_path, {"key": key, "config": config.__dict__})
+    return config
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def query_hash(query: str) -> str:
+    """The receipt's handle on a query: the same task text always gives the same hash."""
+    return str(sha256(" ".join(query.split()).encode("utf-8")).hexdigest())[:16]
+
+
+def _head_commit(repo: Repo) -> str | None:
+    """HEAD's commit read from the files git keeps (a ``git`` process would cost the whole budget)."""
+    try:
+        head = (repo.git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        if not head.startswith("ref: "):
+            return head if _is_object_id(head) else None
+        ref = head[5:]
+        loose = repo.common_dir / ref
+        if loose.is_file():
+            value = loose.read_text(encoding="utf-8").strip()
+            return value if _is_object_id(value) else None
+        packed = (repo.common_dir / "packed-refs").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in packed.splitlines():
+        if line.endswith(" " + ref) and _is_object_id(line[: line.index(" ")]):
+            return line[: line.index(" ")]
+    return None
+
+
+def _blob_id(path: Path) -> str | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return str(sha1(b"blob %d\0" % len(data) + data).hexdigest())  # noqa: S324 - git's object id, as ids.blob_id
+
+
+_NAME_PUNCTUATION = str.maketrans("", "", "._@+/:-")
+
+
+def _agent_name(agent: str | None) -> str | None:
+    name = agent if agent is not None else os.environ.get("MTLGIT_AGENT")
+    if not name or len(name) > 64 or not name.isascii() or not name.translate(_NAME_PUNCTUATION).isalnum():
+        return None
+    from mtlgit.secrets import find_secrets  # only when a name is given: a token pasted as one is not kept
+
+    return None if find_secrets(name) else name
+
+
+def _hit_blob(repo: Repo, result: RecallResult, path: str, at_rev: bool) -> str | None:
+    """The blob id of a local hit: from the revision's snapshot, or hashed from the work tree (whose snapshot
+    was just checked fresh; hashing 3 small files beats loading the snapshot's file list)."""
+    if not at_rev:
+        return _blob_id(repo.root / path)
+    files = result.snapshot.files
+    return result.snapshot.array("files.blob")[files.index(path)].decode() if path in files else None
+
+
+def record_recall(
+    result: RecallResult, tool: str = "cli", agent: str | None = None, repo: Repo | None = None
+) -> str | None:
+    """Append a receipt for ``result`` and return its id (``rc-`` and a ULID); None when there was nothing
+    recalled or the configuration says ``ledger.record: false``.
+
+    :param agent: who asked (default: the ``MTLGIT_AGENT`` environment variable); kept only if it looks like a
+        name and not like a secret.
+    """
+    if not result.hits:
+        return None
+    repo = repo or find_repo()
+    config = settings(repo)
+    if not config.record:
+        return None
+    at_rev = result.snapshot.manifest.get("kind") == "rev"
+    event: dict[str, Any] = {
+        "v": 1,
+        "id": "rc-" + new_ulid(),
+        "at": now(),
+        "commit": result.snapshot.manifest.get("commit") if at_rev else _head_commit(repo),
+        "tool": tool if tool in TOOLS else "cli",
+        "agent": _agent_name(agent),
+        "query_sha": query_hash(result.query),
+        "memories": [str(hit.memory.get("id", "")) for hit in result.hits],
+        # Another pool's files are not in this work tree: its hits carry no blob id.
+        "blobs": [_hit_blob(repo, result, hit.path, at_rev) if hit.pool == "local" else None for hit in result.hits],
+        "pools": [hit.pool for hit in result.hits],
+    }
+    if config.query_text:
+        from mtlgit.secrets import find_secrets
+
+        if find_secrets(result.query):
+            event["query_withheld"] = "it looks like it holds a secret"
+        else:
+            event["query"] = result.query
+    check_event(event)
+    try:
+        append_event(repo, "receipts", event)
+    except OSError:
+        return None  # a read-only checkout or a full disk: the recall still answers, without a receipt
+    return str(event["id"])
+
+
+def receipt_line(receipt: str) -> str:
+    """The line printed after a ``--prompt`` block, so the agent can report on the recall."""
+    return (
+        f"mtlgit receipt: {receipt} (when the task is done: "
+        f"`mtlgit feedback {receipt} --outcome success|failure --used N`)"
+    )
+
+
+def check_event(event: dict[str, Any]) -> None:
+    """Ids, hashes and names must have their formats: a secret cannot hide in a field that is not scanned."""
+    for memory_id in event.get("memories", []):
+        if not _is_memory_id(memory_id):
+            raise MtlgitError(f"the ledger takes memory ids of letters and digits, not {memory_id[:40]!r}")
+    for blob in (event.get("blobs") or []) + [event.get("commit")]:
+        if blob is not None and not _is_object_id(blob):
+            raise MtlgitError("the ledger takes git object ids of 40 hex digits")
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+    os.replace(tmp, path)

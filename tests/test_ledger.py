@@ -1,0 +1,468 @@
+"""The outcome ledger: receipts, feedback, figures, lint/review/extract hooks, sharing between real clones."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mtlgit import ledger
+from mtlgit.repo import find_repo
+from tests.conftest import ROOT, git, run_cli, write
+
+DATA = ROOT / "tests" / "data" / "ledger"
+ITEMS = [
+    {
+        "title": "Reproduce the bug with a failing test first",
+        "description": "Before fixing a reported bug, when a test fails or a crash is reported.",
+        "content": "Write the smallest test that fails, watch it fail, then fix the code and watch it pass.",
+        "domains": ["python"],
+    },
+    {
+        "title": "Check the installed library version before calling its API",
+        "description": "When a call fails after an upgrade: AttributeError, TypeError on a changed signature.",
+        "content": "Read the version that is installed and its documentation before changing the call.",
+        "domains": ["python"],
+    },
+    {
+        "title": "Quote shell variables that may hold spaces",
+        "description": "When a shell script breaks on file names with spaces.",
+        "content": "Put double quotes around every variable expansion unless word splitting is wanted.",
+        "domains": ["shell"],
+    },
+]
+
+
+def pool(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q")
+    assert run_cli(path, "init").code == 0
+    added = run_cli(path, "add", "--force", "--json", "-", input=json.dumps(ITEMS))
+    assert added.code == 0, added.output
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "memories")
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return pool(tmp_path / "repo")
+
+
+def recall_json(repo: Path, query: str = "a test fails after a library upgrade") -> dict:  # type: ignore[type-arg]
+    result = run_cli(repo, "recall", "--json", query)
+    assert result.code == 0, result.output
+    return json.loads(result.out)  # type: ignore[no-any-return]
+
+
+def events(repo: Path, kind: str) -> list[dict]:  # type: ignore[type-arg]
+    files = ledger.event_files(find_repo(repo), kind)
+    return [json.loads(line) for path in files for line in path.read_text().splitlines()]
+
+
+def task(
+    repo: Path, outcome: str | None = None, used: tuple[str, ...] = (), hurt: tuple[str, ...] = ()
+) -> tuple[str, list[dict]]:  # type: ignore[type-arg]
+    """A recall and its outcome in-process, through the library calls the CLI makes (faster set-up)."""
+    from mtlgit.recall import recall
+
+    result = recall("a test fails after a library upgrade", start=repo)
+    receipt = ledger.record_recall(result, repo=find_repo(repo))
+    assert receipt is not None
+    if outcome is not None:
+        ledger.record_outcome(find_repo(repo), receipt, outcome, used, hurt)
+    return receipt, [hit.to_json() for hit in result.hits]
+
+
+def feedback(repo: Path, *args: str) -> None:
+    result = run_cli(repo, "feedback", *args)
+    assert result.code == 0, result.output
+
+
+# --- receipts ----------------------------------------------------------------------------------------------
+
+
+def test_a_prompt_recall_prints_its_receipt_after_the_block_and_records_ids_blobs_and_commit(repo: Path) -> None:
+    result = run_cli(repo, "recall", "--prompt", "a test fails after a library upgrade")
+    assert result.code == 0, result.output
+    block_end = result.out.rindex("</memory-items")
+    receipt_line = result.out[block_end:].splitlines()[1]
+    assert receipt_line.startswith("mtlgit receipt: rc-")
+    [receipt] = events(repo, "receipts")
+    assert receipt["id"] in receipt_line
+    assert receipt["commit"] == git(repo, "rev-parse", "HEAD").strip()
+    assert receipt["tool"] == "cli" and receipt["query_sha"] == ledger.query_hash(
+        "a test fails after a library upgrade"
+    )
+    assert "query" not in receipt
+    listed = {line.split()[1]: line.split()[3] for line in git(repo, "ls-files", "-s", "memories").splitlines()}
+    recalled = json.loads(run_cli(repo, "recall", "--json", "a test fails after a library upgrade").out)["results"]
+    assert receipt["memories"] == [hit["id"] for hit in recalled]
+    assert sorted(receipt["blobs"]) == sorted(b for b, p in listed.items() if p in {h["path"] for h in recalled})
+
+
+def test_a_receipt_at_a_revision_names_the_blobs_and_commit_of_that_revision(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD").strip()
+    hits = recall_json(repo)["results"]
+    path = repo / hits[0]["path"]
+    path.write_text(path.read_text().rstrip("\n") + " Edited since.\n")
+    git(repo, "commit", "-qam", "edit")
+    result = run_cli(repo, "recall", "--json", "--rev", head, "a test fails after a library upgrade")
+    assert result.code == 0, result.output
+    receipt = events(repo, "receipts")[-1]
+    assert receipt["commit"] == head
+    then, now = (git(repo, "rev-parse", f"{rev}:{hits[0]['path']}").strip() for rev in (head, "HEAD"))
+    assert then in receipt["blobs"] and now not in receipt["blobs"]
+
+
+def test_json_carries_the_receipt_and_the_agent_name_from_the_environment(repo: Path) -> None:
+    result = run_cli(repo, "recall", "--json", "flaky shell script", env={"MTLGIT_AGENT": "codex"})
+    data = json.loads(result.out)
+    assert data["receipt"].startswith("rc-")
+    assert events(repo, "receipts")[0]["agent"] == "codex"
+    token = "ghp_" + "9f8e7d6c5b4a39281706f5e4d3c2b1a0ffee"  # pragma: allowlist secret
+    for bad in ("two words", token):
+        run_cli(repo, "recall", "--json", "flaky shell script", env={"MTLGIT_AGENT": bad})
+        assert events(repo, "receipts")[-1]["agent"] is None
+    assert run_cli(repo, "recall", "flaky shell script").out.count("rc-") == 0  # text for people: no receipt
+    assert len(events(repo, "receipts")) == 3
+
+
+def test_query_text_is_kept_only_when_configured_and_never_with_a_secret(repo: Path) -> None:
+    config = repo / ".mtlgit.yaml"
+    config.write_text(config.read_text() + "ledger:\n  query_text: true\n")
+    recall_json(repo, "a test fails after a library upgrade")
+    secret = "deploy fails with token=ghp_9f8e7d6c5b4a39281706f5e4d3c2b1a0ffee1234"  # pragma: allowlist secret
+    recall_json(repo, secret)
+    plain, withheld = events(repo, "receipts")
+    assert plain["query"] == "a test fails after a library upgrade"
+    assert "query" not in withheld and "secret" in withheld["query_withheld"]
+    assert "ghp_" not in "".join(p.read_text() for p in (repo / ".git" / "mtlgit" / "ledger").rglob("*.jsonl"))
+
+
+def test_recording_can_be_switched_off(repo: Path) -> None:
+    config = repo / ".mtlgit.yaml"
+    config.write_text(config.read_text() + "ledger:\n  record: false\n")
+    assert recall_json(repo)["receipt"] is None
+    assert events(repo, "receipts") == []
+    config.write_text(config.read_text().replace("record: false", "record: maybe"))
+    result = run_cli(repo, "recall", "--json", "a test fails")
+    assert result.code == 1 and "'ledger.record' must be true or false" in result.err
+
+
+# --- outcomes ----------------------------------------------------------------------------------------------
+
+
+def test_feedback_names_items_by_number_or_id_and_refuses_what_is_not_in_the_receipt(repo: Path) -> None:
+    data = recall_json(repo)
+    receipt, ids = data["receipt"], [hit["id"] for hit in data["results"]]
+    feedback(repo, receipt[:14], "--outcome", "success", "--used", "2", "--hurt", ids[0])
+    [event] = events(repo, "outcomes")
+    assert event["receipt"] == receipt and event["used"] == [ids[1]] and event["hurt"] == [ids[0]]
+    assert event["memories"] == ids
+    wrong = run_cli(repo, "feedback", receipt, "--outcome", "success", "--used", "9")
+    assert wrong.code == 1 and "--used 9: not one of the items" in wrong.err and "Traceback" not in wrong.err
+    unknown = run_cli(repo, "feedback", "rc-01JF0000000000000000000000", "--outcome", "failure")
+    assert unknown.code == 1 and "no receipt rc-01JF0000000000000000000000" in unknown.err
+    assert run_cli(repo, "feedback", receipt).code == 2  # no --outcome
+    note = "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # pragma: allowlist secret
+    leaked = run_cli(repo, "feedback", receipt, "--outcome", "failure", "--note", note)
+    assert leaked.code == 1 and "never stores one" in leaked.err
+    assert len(events(repo, "outcomes")) == 1
+
+
+def usefulness(repo: Path) -> dict[str, dict]:  # type: ignore[type-arg]
+    result = run_cli(repo, "stats", "--usefulness", "--json")
+    assert result.code == 0, result.output
+    return {m["id"]: m for m in json.loads(result.out)["memories"]}
+
+
+def test_usefulness_separates_used_from_recalled_with_wilson_intervals(repo: Path) -> None:
+    ids = []
+    for n in range(12):
+        # item 1 is used in the first 8 tasks: 7 of them succeed; when not used, 1 of 4 succeeds
+        if n < 8:
+            _receipt, hits = task(repo, "success" if n < 7 else "failure", used=("1",))
+        else:
+            _receipt, hits = task(repo, "success" if n == 8 else "failure")
+        ids = [hit["id"] for hit in hits]
+    first = usefulness(repo)[ids[0]]
+    assert first["recalled"] == 12 and first["used"] == 8
+    assert first["success_when_used"]["successes"] == 7 and first["success_when_used"]["n"] == 8
+    low, high = ledger.wilson(7, 8)
+    assert first["success_when_used"]["interval95"] == [round(low, 4), round(high, 4)]
+    assert abs(low - 0.5291) < 1e-3 and abs(high - 0.9776) < 1e-3  # Wilson's published 7/8 interval
+    assert first["success_when_not_used"]["n"] == 4 and first["verdict"] == "too little evidence"
+    text = run_cli(repo, "stats", "--usefulness").out
+    assert "too little evidence" in text and "success when used 7/8 [0.53-0.98]" in text
+
+
+def test_the_latest_outcome_of_a_receipt_replaces_earlier_ones(repo: Path) -> None:
+    data = recall_json(repo)
+    feedback(repo, data["receipt"], "--outcome", "failure", "--used", "1")
+    feedback(repo, data["receipt"], "--outcome", "success", "--used", "1")
+    first = usefulness(repo)[data["results"][0]["id"]]
+    assert first["success_when_used"] == {"n": 1, "successes": 1, "rate": 1.0, "interval95": [0.2065, 1.0]}
+
+
+def test_figures_stay_right_as_the_ledger_grows_between_calls(repo: Path) -> None:
+    r = find_repo(repo)
+    for n in range(6):
+        task(repo, "success" if n % 2 else "failure", used=("1",))
+        cached = ledger.figures(r)
+        for name in ("recalled.json", "outcomes.json"):
+            (ledger.ledger_dir(r) / name).unlink()
+        fresh = ledger.figures(r)
+        assert cached.memories == fresh.memories and cached.receipts == fresh.receipts == n + 1
+
+
+def test_an_outcome_line_written_by_another_tool_is_read_and_a_broken_line_is_counted(repo: Path) -> None:
+    data = recall_json(repo)
+    first = data["results"][0]["id"]
+    r = find_repo(repo)
+    foreign = {"receipt": data["receipt"], "id": "oc-x", "outcome": "success", "memories": [first], "used": [first]}
+    path = ledger.ledger_dir(r) / "outcomes" / f"{'ab' * 8}.jsonl"
+    write(path, json.dumps(foreign) + "\n{not json\n")
+    known = ledger.figures(r)
+    assert known.get(first).used_success == 1 and known.unreadable_lines == 1
+
+
+# --- lint, review, prompt extract ---------------------------------------------------------------------------
+
+
+def test_lint_warns_about_a_memory_that_keeps_failing_when_used(repo: Path) -> None:
+    first = None
+    for n in range(4):
+        _receipt, hits = task(repo, "failure", used=("1",))
+        first = hits[0]
+        report = json.loads(run_cli(repo, "lint", "--json").out)
+        harm = [p for p in report["problems"] if p["code"] == "harm"]
+        # 3 failures out of 3: the upper bound is 0.56, not yet evidence; the 4th makes it 0.49
+        assert bool(harm) == (n == 3)
+    assert first is not None
+    assert harm[0]["path"] == first["path"] and harm[0]["severity"] == "warning"
+    assert "rewrite or retire it" in harm[0]["message"]
+    assert run_cli(repo, "lint").code == 0 and run_cli(repo, "lint", "--strict").code == 1
+
+
+def test_lint_warns_about_a_memory_reported_misleading_twice(repo: Path) -> None:
+    for _ in range(2):
+        data = recall_json(repo)
+        feedback(repo, data["receipt"], "--outcome", "success", "--hurt", "3")
+    report = json.loads(run_cli(repo, "lint", "--json").out)
+    assert [p["path"] for p in report["problems"] if p["code"] == "harm"] == [data["results"][2]["path"]]
+
+
+def test_review_shows_the_figures_of_the_memories_a_branch_changes(repo: Path) -> None:
+    data = recall_json(repo)
+    feedback(repo, data["receipt"], "--outcome", "success", "--used", "1")
+    git(repo, "checkout", "-q", "-b", "edit")
+    path = repo / data["results"][0]["path"]
+    path.write_text(path.read_text().rstrip("\n") + " Keep the check once it passes.\n")
+    git(repo, "commit", "-qam", "sharpen")
+    result = run_cli(repo, "review", "main..edit")
+    assert result.code == 0, result.output
+    assert "### Outcome ledger" in result.out and "success when used 1/1" in result.out
+    usefulness = json.loads(run_cli(repo, "review", "main..edit", "--json").out)["usefulness"]
+    assert [u["id"] for u in usefulness] == [data["results"][0]["id"]]
+
+
+def test_prompt_extract_asks_for_the_items_used_and_add_records_the_outcome(repo: Path) -> None:
+    data = recall_json(repo)
+    prompt = run_cli(repo, "prompt", "extract", "--outcome", "success", "--receipt", data["receipt"])
+    assert prompt.code == 0 and data["receipt"] in prompt.out and '"used"' in prompt.out
+    answer = {
+        "receipt": data["receipt"],
+        "outcome": "success",
+        "used": [2],
+        "hurt": [],
+        "memories": [
+            {
+                "title": "Read the changelog before upgrading a dependency",
+                "description": "When a dependency upgrade is planned or a call broke after one.",
+                "content": "Scan the changelog for removed and renamed functions first.",
+            }
+        ],
+    }
+    added = run_cli(repo, "add", "--json", "-", input=json.dumps(answer))
+    assert added.code == 0, added.output
+    report = json.loads(added.out)
+    assert report["added"] == 1 and report["outcome_recorded"].startswith("oc-")
+    [event] = events(repo, "outcomes")
+    assert event["used"] == [data["results"][1]["id"]] and event["tool"] == "extract"
+
+
+# --- the Claude Code hook recipe -----------------------------------------------------------------------------
+
+
+def test_session_end_hook_reads_using_memory_item_from_a_recorded_transcript(repo: Path, tmp_path: Path) -> None:
+    first = recall_json(repo, "the date parser test fails on leap days")
+    second = recall_json(repo, "a library function changed its signature after an upgrade")
+    text = (DATA / "session.jsonl").read_text()
+    text = text.replace("{RECEIPT_1}", first["receipt"]).replace("{RECEIPT_2}", second["receipt"])
+    transcript = write(tmp_path / "session.jsonl", text)
+    hook = json.dumps({"session_id": "5b1f", "transcript_path": str(transcript), "hook_event_name": "SessionEnd"})
+    result = run_cli(repo, "feedback", "--hook-input", "--outcome", "success", input=hook)
+    assert result.code == 0, result.output
+    by_receipt = {e["receipt"]: e for e in events(repo, "outcomes")}
+    # The preamble quotes "Using Memory Item 2" as an example: only the assistant's own words count.
+    assert by_receipt[first["receipt"]]["used"] == [first["results"][1]["id"]]
+    assert by_receipt[second["receipt"]]["used"] == [second["results"][0]["id"], second["results"][2]["id"]]
+    assert {e["outcome"] for e in by_receipt.values()} == {"success"} and len(by_receipt) == 2
+
+
+def test_the_hook_recipe_in_the_docs_runs_against_the_recorded_transcript(repo: Path, tmp_path: Path) -> None:
+    docs = (ROOT / "docs" / "agents.md").read_text()
+    settings = json.loads(docs.split("<!-- ledger-hook -->")[1].split("```json")[1].split("```")[0])
+    [entry] = settings["hooks"]["SessionEnd"]
+    command = entry["hooks"][0]["command"]
+    data = recall_json(repo, "the date parser test fails on leap days")
+    text = (DATA / "session.jsonl").read_text().replace("{RECEIPT_1}", data["receipt"])
+    transcript = write(tmp_path / "t.jsonl", text.replace("{RECEIPT_2}", "rc-01JF0000000000000000000000"))
+    write(repo / "check.sh", "exit 0\n")
+    hook = json.dumps({"transcript_path": str(transcript), "hook_event_name": "SessionEnd"})
+    bin_dir = Path(sys.executable).parent
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "MTLGIT_OUTCOME_CHECK": "sh check.sh"}
+    proc = subprocess.run(["sh", "-c", command], cwd=repo, input=hook, text=True, capture_output=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    [event] = events(repo, "outcomes")
+    assert event["outcome"] == "success" and event["used"] == [data["results"][1]["id"]]
+
+
+# --- MCP -----------------------------------------------------------------------------------------------------
+
+
+def test_mcp_recall_returns_a_receipt_and_report_outcome_records_it(repo: Path) -> None:
+    pytest.importorskip("mcp", reason="the MCP SDK is not installed (pip install 'mtlgit[mcp]')")
+    import os
+
+    import anyio
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    async def session() -> tuple[dict, str, bool, str]:  # type: ignore[type-arg]
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "mtlgit", "mcp"], cwd=str(repo), env=dict(os.environ)
+        )
+        async with Client(params, read_timeout_seconds=120) as client:
+            recalled = await client.call_tool("recall", {"query": "a test fails after a library upgrade"})
+            receipt = recalled.structured_content["receipt"]
+            text = "".join(getattr(block, "text", "") for block in recalled.content)
+            args = {"receipt": receipt, "outcome": "failure", "used": [1], "hurt": ["2"], "note": "did not fit"}
+            reported = await client.call_tool("report_outcome", args)
+            bad = await client.call_tool("report_outcome", {"receipt": receipt, "outcome": "meh"})
+            return reported.structured_content, text, bad.is_error, receipt
+
+    reported, text, bad_is_error, receipt = anyio.run(session)
+    assert f"mtlgit receipt: {receipt}" in text and bad_is_error
+    [event] = events(repo, "outcomes")
+    assert reported["id"] == event["id"] and event["tool"] == "mcp" and event["note"] == "did not fit"
+    assert event["used"] == [event["memories"][0]] and event["hurt"] == [event["memories"][1]]
+    assert events(repo, "receipts")[0]["tool"] == "mcp"
+
+
+# --- the prior -----------------------------------------------------------------------------------------------
+
+
+def test_the_prior_is_bounded_signed_and_zero_without_evidence(repo: Path) -> None:
+    r = find_repo(repo)
+    helpful = harmful = ""
+    for n in range(16):
+        used = "1" if n % 2 else "2"
+        _receipt, hits = task(repo, "success" if used == "1" else "failure", used=(used,))
+        helpful, harmful = hits[0]["id"], hits[1]["id"]
+    values = ledger.prior([helpful, harmful, "01JF0000000000000000000000"], r, weight=0.5)
+    assert 0 < values[0] <= 0.5 and -0.5 <= values[1] < 0 and values[2] == 0
+    assert values[0] > 0.4 and values[1] < -0.4  # 8 outcomes each way: at the bound
+    assert not ledger.prior([helpful], r, weight=0).any()
+    config = repo / ".mtlgit.yaml"
+    config.write_text(config.read_text().replace("recall:\n", "recall:\n  feedback_weight: 0.2\n"))
+    assert 0.19 < float(ledger.prior([helpful], r)[0]) <= 0.2 + 1e-6
+
+
+# --- sharing through git -------------------------------------------------------------------------------------
+
+
+def clones(tmp_path: Path) -> tuple[Path, Path, Path]:
+    origin = tmp_path / "origin.git"
+    source = pool(tmp_path / "source")
+    git(tmp_path, "clone", "-q", "--bare", str(source), str(origin))
+    a, b = tmp_path / "a", tmp_path / "b"
+    git(tmp_path, "clone", "-q", str(origin), str(a))
+    git(tmp_path, "clone", "-q", str(origin), str(b))
+    return origin, a, b
+
+
+def ledger_lines(repo: Path) -> set[str]:
+    files = (repo / ".git" / "mtlgit" / "ledger").rglob("*.jsonl")
+    return {line for path in files for line in path.read_text().splitlines()}
+
+
+def test_two_clones_share_their_ledgers_through_git_without_conflict_or_loss(tmp_path: Path) -> None:
+    origin, a, b = clones(tmp_path)
+    for round_ in range(3):
+        for clone in (a, b):
+            task(clone, "success", used=("1",))
+        assert run_cli(a, "ledger", "sync").code == 0
+        assert run_cli(b, "ledger", "sync").code == 0
+        assert run_cli(a, "ledger", "sync").code == 0
+        assert ledger_lines(a) == ledger_lines(b) and len(ledger_lines(a)) == 4 * (round_ + 1)
+    counts = json.loads(run_cli(b, "stats", "--usefulness", "--json").out)
+    assert counts["receipts"] == 6 and counts["outcomes"] == 6
+    tree = git(origin, "ls-tree", "-r", "--name-only", "refs/mtlgit/ledger").split()
+    assert len(tree) == 4 and all(p.startswith(("receipts/", "outcomes/")) for p in tree)
+    assert "Test Author" not in git(origin, "log", "--format=%an %cn", "refs/mtlgit/ledger")
+
+
+def test_git_merges_two_clones_ledger_commits_with_no_conflict(tmp_path: Path) -> None:
+    origin, a, b = clones(tmp_path)
+    other = tmp_path / "other.git"
+    git(tmp_path, "init", "-q", "--bare", str(other))
+    git(b, "remote", "add", "other", str(other))
+    for clone in (a, b):
+        recall_json(clone)
+    assert run_cli(a, "ledger", "sync").code == 0
+    assert run_cli(b, "ledger", "sync", "other").code == 0  # b's ledger commit does not know a's
+    git(b, "fetch", "-q", "origin", "refs/mtlgit/ledger:refs/theirs")
+    command = ["git", "merge-tree", "--write-tree", "--allow-unrelated-histories", "refs/mtlgit/ledger", "refs/theirs"]
+    merged = subprocess.run(command, cwd=b, capture_output=True, text=True)
+    assert merged.returncode == 0, merged.stdout  # 1 would mean a conflict
+    assert len(git(b, "ls-tree", "-r", merged.stdout.split()[0]).splitlines()) == 2
+    assert run_cli(b, "ledger", "sync").code == 0  # b's own commit joins origin's as a second parent
+    assert len(git(origin, "rev-list", "--parents", "-1", "refs/mtlgit/ledger").split()) == 3
+    assert run_cli(a, "ledger", "sync").code == 0
+    assert ledger_lines(a) == ledger_lines(b) and len(ledger_lines(a)) == 2
+
+
+def test_concurrent_syncs_lose_nothing(tmp_path: Path) -> None:
+    _origin, a, b = clones(tmp_path)
+    for clone in (a, b):
+        for _ in range(2):
+            recall_json(clone)
+    command = [sys.executable, "-m", "mtlgit", "ledger", "sync"]
+    procs = [subprocess.Popen(command, cwd=c, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in (a, b)]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    for clone in (a, b):
+        assert run_cli(clone, "ledger", "sync").code == 0
+    assert ledger_lines(a) == ledger_lines(b) and len(ledger_lines(a)) == 4
+
+
+def test_a_deleted_private_ledger_comes_back_from_the_shared_one(tmp_path: Path) -> None:
+    _origin, a, _b = clones(tmp_path)
+    data = recall_json(a)
+    assert run_cli(a, "ledger", "sync").code == 0
+    for path in (a / ".git" / "mtlgit" / "ledger" / "receipts").iterdir():
+        path.unlink()
+    assert run_cli(a, "ledger", "sync").code == 0
+    assert [e["id"] for e in events(a, "receipts")] == [data["receipt"]]
+
+
+def test_sync_with_an_unknown_remote_says_what_to_check(repo: Path) -> None:
+    recall_json(repo)
+    result = run_cli(repo, "ledger", "sync", "nowhere")
+    assert result.code == 1 and "git remote -v" in result.err and "Traceback" not in result.output
