@@ -301,3 +301,56 @@ def test_an_aws_secret_key_in_prose_is_refused_and_fails_review(repo: Path, cli)
     assert "wJalrXUtnFrEMI" not in review.output
     recall = cli("recall", "secret for the deploy", "--json")
     assert "wJalrXUtnFrEMI" not in recall.output
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-----BEGIN" + " " * 32_000 + "x",  # split-PEM runs that overlapped
+        "a." * 16_000 + " x@tcp(",  # a database address's user part from every word start
+        "sk-a" * 10_000,  # detect-secrets' token patterns on one long line
+        "hvs." * 30_000,  # passes the screen on every word
+    ],
+    ids=["pem-spaces", "dsn-run", "sk-run", "hvs-run"],
+)
+def test_no_crafted_line_makes_the_scan_quadratic(text: str) -> None:
+    import time
+
+    start = time.perf_counter()
+    find_secrets(text)
+    assert time.perf_counter() - start < 5  # each took 3-30 s before the patterns were bounded and lines windowed
+
+
+def test_a_secret_in_a_long_line_is_still_found_across_the_windows() -> None:
+    token = "ghp_R4nd0mT0k3nV4lu3Xq8Zp2Lm9Wc7Vb1Nd5Kf"  # pragma: allowlist secret
+    for at in (10, 2040, 5000):
+        assert find_secrets("x" * at + " " + token + " " + "y" * 6000), at
+
+
+@pytest.mark.parametrize("line", ["foo: !{token} bar", "foo: &{token} bar"], ids=["tag", "anchor"])
+def test_a_secret_in_a_yaml_tag_or_anchor_is_not_quoted(repo: Path, line: str) -> None:
+    from tests.conftest import run_cli
+
+    token = "ghp_R4nd0mT0k3nV4lu3Xq8Zp2Lm9Wc7Vb1Nd5Kf"  # pragma: allowlist secret
+    write(
+        repo / "memories" / "leak.md",
+        f"---\nid: 01JDQ2V6R3J8Z6TT4M0S3W4K9B\ntitle: t\n{line.format(token=token)}\n---\nbody\n",
+    )
+    result = run_cli(repo, "lint", "--json")
+    assert result.code == 1 and token not in result.output and "secret" in result.output
+    assert run_cli(repo, "list").code == 0
+    state = repo / ".git" / "mtlgit"
+    assert not [p for p in state.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
+
+
+def test_add_json_quotes_no_value_of_an_item_with_a_secret(repo: Path) -> None:
+    from tests.conftest import run_cli
+
+    token = "ghp_R4nd0mT0k3nV4lu3Xq8Zp2Lm9Wc7Vb1Nd5Kf"  # pragma: allowlist secret
+    items = [
+        {"title": "t", "description": "When a build breaks.", "content": "c", "format": token},
+        {"title": token, "description": "When a build breaks.", "content": "c"},
+    ]
+    result = run_cli(repo, "add", "--json", "-", input=json.dumps(items))
+    assert result.code == 1 and token not in result.output
+    assert json.loads(result.out)["rejected"] == 2
