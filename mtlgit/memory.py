@@ -242,15 +242,7 @@ def parse_bytes(
         # The parser's message may quote the secret (a YAML tag or anchor name): say only where.
         return None, [
             _error(rel, exc.line, "front-matter", "front matter cannot be read: fix this line (values not shown)"),
-            *(
-                _error(
-                    rel,
-                    f.line,
-                    "secret",
-                    f"contains {f.describe()}: remove it (or, for a false positive, put '{ALLOW}' on that line)",
-                )
-                for f in secrets
-            ),
+            *_secret_errors(rel, secrets),
         ]
     if doc.kind == "none":
         return None, [
@@ -267,19 +259,23 @@ def parse_bytes(
     secrets = find_secrets(text)
     memory, problems = validate(doc, rel, abstraction, hide_values=bool(secrets))
     if secrets:
-        return None, problems + [
-            _error(
-                rel,
-                f.line,
-                "secret",
-                f"contains {f.describe()}: remove it (or, for a false positive, put '{ALLOW}' on that line)",
-            )
-            for f in secrets
-        ]
+        return None, problems + _secret_errors(rel, secrets)
     if memory is not None:
         memory.blob = blob_id(data)
         memory.pool = pool
     return memory, problems
+
+
+def _secret_errors(rel: str, secrets: list[Any]) -> list[Problem]:
+    return [
+        _error(
+            rel,
+            f.line,
+            "secret",
+            f"contains {f.describe()}: remove it (or, for a false positive, put '{ALLOW}' on that line)",
+        )
+        for f in secrets
+    ]
 
 
 def too_large(rel: str, size: int) -> Problem:
