@@ -5,6 +5,11 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
+# Notes that matter only when the command succeeds ("the index could not be saved"): the command line sets
+# this to a list, gathers them there and prints them at a successful exit, since a failed command's one-line
+# error already says what went wrong. None (a library caller): they are logged at once.
+DEFERRED_NOTES: list[str] | None = None
+
 
 class MtlgitError(Exception):
     """A user-facing error: the CLI prints its message and exits 1, never a traceback."""

@@ -61,12 +61,17 @@ class IndexCorrupt(Exception):
 _NOTED: set[str] = set()
 
 
-def note(message: str) -> None:
+def note(message: str, if_done: bool = False) -> None:
     """One line on stderr for the user, once per process (through logging, which prints the bare message when
-    nothing is set up)."""
+    nothing is set up). ``if_done``: only worth saying if the command succeeds (see errors.DEFERRED_NOTES)."""
     if message in _NOTED:
         return
     _NOTED.add(message)
+    from mtlgit import errors
+
+    if if_done and errors.DEFERRED_NOTES is not None:
+        errors.DEFERRED_NOTES.append(f"mtlgit: {message}")
+        return
     import logging
 
     logging.getLogger("mtlgit").warning("mtlgit: %s", message)
@@ -128,6 +133,7 @@ class Snapshot:
         self._arrays: dict[str, np.ndarray] = arrays or {}
         self._files: list[str] | None = None
         self._blobs = blobs
+        self.unsaved_reason = ""  # why a snapshot held in memory could not be saved ("no space left on device")
         if blobs is not None and manifest is not None:
             self.manifest: dict[str, Any] = manifest
             return
@@ -416,14 +422,21 @@ def write_snapshot(
         "labels": labels.tolist(),
         "dim": dim,
     }
+    reason = ""
     if save:
         try:
             return _save(index_dir, arrays, blobs, manifest, old)
         except OSError as exc:
             if exc.errno not in UNWRITABLE:
                 raise
-            note(f"could not save the index in {index_dir} ({exc.strerror}): built in memory for this run only")
-    return Snapshot(index_dir / "unsaved", arrays, blobs=blobs, manifest=manifest)
+            reason = (exc.strerror or "cannot write").lower()
+            note(
+                f"could not save the index in {index_dir} ({exc.strerror}): built in memory for this run only",
+                if_done=True,
+            )
+    snapshot = Snapshot(index_dir / "unsaved", arrays, blobs=blobs, manifest=manifest)
+    snapshot.unsaved_reason = reason
+    return snapshot
 
 
 def _save(
@@ -839,9 +852,14 @@ class WorktreeIndex:
                     return old  # another process refreshed it while this one waited
                 return self._build(old, progress)
         except LockUnwritable as exc:
-            note(f"could not save the index in {self.dir} ({exc.strerror}): built in memory for this run only")
+            note(
+                f"could not save the index in {self.dir} ({exc.strerror}): built in memory for this run only",
+                if_done=True,
+            )
             old = None if rebuild else (stale if stale is not None else self.current())
-            return self._build(old, progress, save=False)
+            snapshot = self._build(old, progress, save=False)
+            snapshot.unsaved_reason = (exc.strerror or "cannot write").lower()
+            return snapshot
 
     def _build(self, old: Snapshot | None, progress: bool, save: bool = True) -> Snapshot:
         from mtlgit.config import load_config
@@ -1006,7 +1024,7 @@ def rev_snapshot(repo: Repo, rev: str, progress: bool = False) -> Snapshot:
                 return snapshot
             return Builder(repo, model, progress).build(index_dir, files, read, manifest)
     except LockUnwritable as exc:
-        note(f"could not save the index of {rev} ({exc.strerror}): built in memory for this run only")
+        note(f"could not save the index of {rev} ({exc.strerror}): built in memory for this run only", if_done=True)
         return Builder(repo, model, progress).build(index_dir, files, read, manifest, save=False)
 
 

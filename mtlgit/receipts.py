@@ -62,16 +62,22 @@ def clone_id(repo: Repo) -> str:
     except (OSError, UnicodeDecodeError):
         pass
     folder.mkdir(parents=True, exist_ok=True)
+    # Written whole to a temporary name, then linked into place: a full disk or a crash never leaves a
+    # half-written name, and of two processes racing to make one, the first link wins.
     candidate = os.urandom(8).hex()
+    temporary = folder / f".clone.{os.getpid()}.{candidate}"
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:  # another process made it a moment ago, or it is damaged
-        text = path.read_text(encoding="ascii", errors="replace").strip()
-        if is_clone_name(text):
-            return text
-        raise MtlgitError(f"{path} is damaged: delete it and mtlgit makes a new one") from None
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(candidate + "\n")
+        temporary.write_text(candidate + "\n", encoding="ascii")
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            text = path.read_text(encoding="ascii", errors="replace").strip()
+            if is_clone_name(text):
+                return text
+            os.replace(temporary, path)  # a damaged name (from an older version): a new one serves as well
+            return candidate
+    finally:
+        temporary.unlink(missing_ok=True)
     return candidate
 
 
@@ -139,8 +145,11 @@ def settings(repo: Repo) -> LedgerConfig:
     from mtlgit.config import load_config
 
     config = ledger_config(load_config(repo.root).raw)
-    ledger_dir(repo).mkdir(parents=True, exist_ok=True)
-    write_json(cache_path, {"key": key, "config": config.__dict__})
+    try:
+        ledger_dir(repo).mkdir(parents=True, exist_ok=True)
+        write_json(cache_path, {"key": key, "config": config.__dict__})
+    except OSError:
+        pass  # only a cache: a read-only checkout or a full disk reads the configuration each time
     return config
 
 
@@ -266,5 +275,8 @@ def check_event(event: dict[str, Any]) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no temporary file behind

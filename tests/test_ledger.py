@@ -37,9 +37,13 @@ ITEMS = [
 
 
 def pool(path: Path) -> Path:
+    """A repository of three made-up memories, recall's confidence bar off (as in tests/conftest.py's ``repo``):
+    these tests count the items of receipts, not whether a memory applies."""
     path.mkdir(parents=True, exist_ok=True)
     git(path, "init", "-q")
     assert run_cli(path, "init").code == 0
+    config = path / ".mtlgit.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("recall:\n", "recall:\n  min_confidence: 0\n"))
     added = run_cli(path, "add", "--force", "--json", "-", input=json.dumps(ITEMS))
     assert added.code == 0, added.output
     git(path, "add", "-A")

@@ -90,7 +90,9 @@ def check_prompt(prompt: str, titles: list[str]) -> list[str]:
     assert boundary and boundaries[1] == f'</memory-items boundary="{boundary[1]}">'
     body = prompt.split(boundaries[0], 1)[1].rsplit(boundaries[1], 1)[0]
     assert not any(token.lower() in body.lower() for token in RAW_TOKENS)
-    assert prompt.rstrip("\n").endswith(boundaries[1])
+    # Only the outcome ledger's receipt line may follow the block.
+    tail = prompt.rstrip("\n").rsplit(boundaries[1], 1)[1]
+    assert tail == "" or re.fullmatch(r"\n+mtlgit receipt: rc-[0-9A-Z]{26} \(when the task is done: [^\n]*\)", tail), tail
     inside = outside[outside.index(boundaries[0]) : outside.index(boundaries[1])]
     headings = [line for line in inside if ATX.match(line)]
     assert headings == titles

@@ -186,11 +186,11 @@ def _add_json(pool: Any, source: str, force: bool) -> None:
             raise MtlgitError(f"{source} is not UTF-8 text") from None
     from mtlgit.ledger import record_extract_answer
 
-    outcome = record_extract_answer(pool.repo, text)
     try:
         items = parse_items(text)
     except RecursionError:
         raise MtlgitError(f"{source}: the JSON nests too deeply to be read; give a list of memory objects") from None
+    outcome = record_extract_answer(pool.repo, text)
     results = add_items(pool, items, force=force)
     added = [r for r in results if r.memory is not None]
     echo_json(

@@ -7,6 +7,9 @@ import sys
 
 
 def console() -> None:
+    from mtlgit import errors
+
+    errors.DEFERRED_NOTES = []
     exit_now(run(sys.argv[1:]))
 
 
@@ -29,7 +32,11 @@ def run(argv: list[str]) -> int:
 def exit_now(code: int) -> None:
     """Flush and leave without tearing down the interpreter: freeing every object of a large index at exit
     costs ~90 ms a process at 100k memories, and every file mtlgit writes is already closed."""
+    from mtlgit import errors
+
     try:
+        if code == 0 and errors.DEFERRED_NOTES:
+            sys.stderr.write("".join(line + "\n" for line in errors.DEFERRED_NOTES))
         sys.stdout.flush()
         sys.stderr.flush()
     except (BrokenPipeError, ValueError):

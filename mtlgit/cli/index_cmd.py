@@ -6,6 +6,7 @@ import click
 
 from mtlgit.cli.main import echo_json
 from mtlgit.cli.options import json_option
+from mtlgit.errors import MtlgitError
 
 
 @click.command("index")
@@ -51,7 +52,9 @@ def index(rebuild: bool, check: bool, as_json: bool) -> None:
         return
     snapshot = WorktreeIndex(find_repo()).refresh(rebuild=rebuild, progress=sys.stderr.isatty())
     if not snapshot.saved:
-        raise SystemExit(1)  # the index module has said why, in one line
+        repo = find_repo()
+        reason = snapshot.unsaved_reason or "cannot write there"
+        raise MtlgitError(f"{repo.state_dir / 'index'}: {reason}: could not save the index")
     seconds = time.perf_counter() - started
     manifest = snapshot.manifest
     if as_json:
