@@ -68,7 +68,7 @@ class Memory:
         return self.status == "active"
 
     def search_text(self) -> str:
-        """The text the index sees: title, description/goal, content, tags and domains."""
+        """The text the index sees: title, description/goal, content, tags, domains and the source task text."""
         return search_text(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
@@ -126,6 +126,7 @@ def search_text(record: dict[str, Any]) -> str:
         record.get("content", ""),
         " ".join(record.get("tags", ())),
         " ".join(record.get("domains", ())),
+        str((record.get("source") or {}).get("query") or ""),
     ]
     return "\n".join(part for part in parts if part)
 
