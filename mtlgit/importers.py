@@ -396,8 +396,11 @@ def import_path(
                 report.skipped.append((candidate.source, f"id {memory_id} is already in the pool ({taken})"))
                 continue
             ids[str(memory_id)] = candidate.source
+        # A retired or superseded memory of an export is often a near-duplicate of its successor; recall skips
+        # it, so it is restored as it was.
+        restored = candidate.assigned.get("status", "active") != "active"
         result = add_one(
-            pool, fields, force=force, checker=checker, dry_run=dry_run, assigned=candidate.assigned or None
+            pool, fields, force=force or restored, checker=checker, dry_run=dry_run, assigned=candidate.assigned or None
         )
         if result.added:
             report.imported.append((candidate.source, result.memory))
