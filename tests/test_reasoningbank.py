@@ -167,6 +167,38 @@ def test_the_past_task_text_is_recalled(repo: Path, tmp_path: Path) -> None:
     }
 
 
+def test_items_of_one_long_task_are_not_near_duplicates(repo: Path, tmp_path: Path) -> None:
+    """The task text is indexed cut to the memory's own length: three lessons from one long issue stay apart."""
+    issue = (
+        "Title: QuerySet.bulk_update() crashes with TypeError when a field is a JSONField holding None. "
+        "Steps to reproduce: create a model with a JSONField(null=True), save three rows, then call "
+        "Model.objects.bulk_update(rows, ['payload']) after setting payload to None on one of them. "
+        "Traceback (most recent call last): File 'django/db/models/query.py', line 568, in bulk_update; "
+        "File 'django/db/models/expressions.py', line 1021, in resolve_expression; TypeError: "
+        "'NoneType' object is not iterable. Expected: the rows are updated and payload is stored as SQL NULL. "
+    ) * 3
+    items = [
+        {
+            "title": "Pin the interpreter version in CI",
+            "description": "When CI fails after a runner image update: a new Python, Node or JDK version.",
+            "content": "Name the exact version in the CI configuration instead of taking the image default.",
+        },
+        {
+            "title": "Reproduce a crash before changing code",
+            "description": "When an issue reports a traceback or crash on some input.",
+            "content": "Write the smallest script that triggers the error and run it before and after the fix.",
+        },
+        {
+            "title": "Quote shell variables",
+            "description": "When a shell script breaks on spaces in names.",
+            "content": "Put double quotes around every variable expansion.",
+        },
+    ]
+    record = {"task_id": "django-1", "query": issue, "status": "failure", "memory_items": items}
+    assert imported(repo, write(tmp_path / "bank.jsonl", json.dumps(record) + "\n"))["imported"] == 3
+    assert json.loads(run_cli(repo, "dedup", "--json").out) == []
+
+
 def test_a_deeply_nested_line_is_one_skip_naming_the_file_and_line(repo: Path, tmp_path: Path) -> None:
     good = {
         "title": "Quote shell variables",
