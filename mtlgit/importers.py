@@ -291,9 +291,10 @@ def from_jsonl(path: Path, root: Path) -> Iterator[Candidate]:
     whole = _whole_document(text) if path.name.lower().endswith(".json") else None
     if whole is not None:
         records = whole.get("memories", [whole]) if isinstance(whole, dict) else whole
-        last = text.count("\n") + 1
+        # A record of one document has no line of its own: a secret in it is reported by the memory's
+        # validation, so that one record's secret does not skip the whole file.
         for number, record in enumerate(records if isinstance(records, list) else [records], 1):
-            yield from _record_candidates(record, f"{rel}#{number}", path, (1, last))
+            yield from _record_candidates(record, f"{rel}#{number}", None, (0, 0))
         return
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -318,7 +319,7 @@ def _whole_document(text: str) -> Any:
         return None
 
 
-def _record_candidates(record: Any, source: str, path: Path, lines: tuple[int, int]) -> Iterator[Candidate]:
+def _record_candidates(record: Any, source: str, path: Path | None, lines: tuple[int, int]) -> Iterator[Candidate]:
     from mtlgit.intake import fields_of
 
     for item, context in record_items(record):

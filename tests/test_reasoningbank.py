@@ -199,6 +199,21 @@ def test_items_of_one_long_task_are_not_near_duplicates(repo: Path, tmp_path: Pa
     assert json.loads(run_cli(repo, "dedup", "--json").out) == []
 
 
+def test_a_secret_in_one_record_of_a_json_document_skips_only_that_record(repo: Path, tmp_path: Path) -> None:
+    document = json.loads((DATA / "mcp_memories.json").read_text("utf-8"))
+    leaky = dict(
+        document["memories"][0],
+        title="Rotate a leaked deploy key",
+        memory_id="mem_9",
+        content="The key AKIAIOSFODNN7EXAMPLQ was pasted in the log; rotate it first.",
+    )
+    document["memories"].append(leaky)
+    bank = write(tmp_path / "memories.json", json.dumps(document, indent=2))
+    report = imported(repo, bank)
+    assert report["imported"] == 1 and [s["source"] for s in report["skips"]] == ["memories.json#2"]
+    assert "AWS" in report["skips"][0]["reason"] or "secret" in report["skips"][0]["reason"].lower()
+
+
 def test_a_deeply_nested_line_is_one_skip_naming_the_file_and_line(repo: Path, tmp_path: Path) -> None:
     good = {
         "title": "Quote shell variables",
