@@ -163,8 +163,8 @@ def from_markdown_sections(path: Path, root: Path, tag: str, bullets_only: bool)
         )
 
 
-# The keys ReasoningBank implementations give a record's task id, task text and outcome, most specific first
-# (docs/format.md, "Importing ReasoningBank JSONL", names the implementations they come from).
+# The keys public ReasoningBank implementations give a record's task id, task text and outcome (the shapes are
+# in tests/data/reasoningbank/); the first key an item or its record has wins.
 TASK_ID_KEYS = ("task_id", "source_task_id", "source_problem_id", "problem_id", "instance_id")
 QUERY_KEYS = ("query", "task_query", "task_description", "intent", "instruction", "problem_statement", "question")
 OUTCOME_KEYS = ("outcome", "status", "success", "success_signal", "label", "judge_label", "result", "correct")
@@ -396,7 +396,7 @@ def import_path(
             if taken:
                 report.skipped.append((candidate.source, f"id {memory_id} is already in the pool ({taken})"))
                 continue
-            ids[str(memory_id)] = candidate.source
+            ids[str(memory_id)] = f"imported from {candidate.source}"
         # A retired or superseded memory of an export is often a near-duplicate of its successor; recall skips
         # it, so it is restored as it was.
         restored = candidate.assigned.get("status", "active") != "active"

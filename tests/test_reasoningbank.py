@@ -124,6 +124,15 @@ def test_export_then_import_keeps_ids_dates_status_and_supersession(repo: Path, 
     )
 
 
+def test_an_id_twice_in_one_import_is_imported_once(repo: Path, tmp_path: Path) -> None:
+    imported(repo, DATA / "issue18.jsonl")
+    line = json.dumps(exported(repo)[0], ensure_ascii=False) + "\n"
+    other = fresh_repo(tmp_path / "other")
+    report = imported(other, write(tmp_path / "twice.jsonl", line + line))
+    assert report["imported"] == 1
+    assert report["skips"][0]["reason"].endswith("is already in the pool (imported from twice.jsonl:1)")
+
+
 def test_a_failed_attempt_keeps_its_warning_in_the_prompt(repo: Path) -> None:
     imported(repo, DATA / "issue18.jsonl")
     result = run_cli(repo, "recall", "--prompt", "--min-confidence", "0", "parser IndexError on an empty file")
