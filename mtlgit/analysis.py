@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-ANALYZER_VERSION = "a2"
+ANALYZER_VERSION = "a3"
 MAX_TOKEN_CHARS = 40
 
 # bm25s's English list plus pronouns and auxiliaries that carry no topic in agent-written text.

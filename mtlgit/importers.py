@@ -15,6 +15,7 @@ from typing import Any
 
 from mtlgit import frontmatter
 from mtlgit.errors import MtlgitError
+from mtlgit.schema import OUTCOMES, STATUSES
 from mtlgit.store import Pool
 
 RULE_SUFFIXES = ("-cursorrules-prompt-file", "-cursorrules-prompt", "-cursor-rules", "-cursorrules")
@@ -30,6 +31,8 @@ class Candidate:
     # The source file and its lines the candidate was made from: secrets are reported at those lines.
     file: Path | None = None
     lines: tuple[int, int] = (0, 0)
+    # id, created, status, superseded_by of a memory an mtlgit export carried: the import keeps them.
+    assigned: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -160,27 +163,172 @@ def from_markdown_sections(path: Path, root: Path, tag: str, bullets_only: bool)
         )
 
 
+# The keys public ReasoningBank implementations give a record's task id, task text and outcome (the shapes are
+# in tests/data/reasoningbank/); the first key an item or its record has wins.
+TASK_ID_KEYS = ("task_id", "source_task_id", "source_problem_id", "problem_id", "instance_id")
+QUERY_KEYS = ("query", "task_query", "task_description", "intent", "instruction", "problem_statement", "question")
+OUTCOME_KEYS = ("outcome", "status", "success", "success_signal", "label", "judge_label", "result", "correct")
+ITEM_LIST_KEYS = ("memory_items", "memories", "items")
+SUCCESS_WORDS = frozenset(
+    "success succeeded successful succeed pass passed correct resolved solved true yes positive".split()
+)
+FAILURE_WORDS = frozenset("failure fail failed incorrect wrong unresolved unsolved false no error negative".split())
+# What an mtlgit export adds that is not a field of the memory file: where it was, and which pool.
+EXPORT_ONLY = ("path", "pool")
+MEMORY_ITEM_RE = re.compile(r"^\s*#\s*Memory Item\b.*$", re.MULTILINE | re.IGNORECASE)
+ITEM_SECTION_RE = re.compile(r"^\s*##\s*(Title|Description|Content)\b:?[ \t]*(.*)$", re.MULTILINE | re.IGNORECASE)
+
+
+def outcome_of(value: Any) -> str | None:
+    """``success`` or ``failure`` for the ways ReasoningBank records state an outcome (``status: fail``,
+    ``success: true``, ``label: Success``); None for anything else."""
+    if isinstance(value, bool):
+        return "success" if value else "failure"
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in SUCCESS_WORDS:
+            return "success"
+        if word in FAILURE_WORDS:
+            return "failure"
+    return None
+
+
+def markdown_items(texts: list[str]) -> list[dict[str, Any]]:
+    """Memory items written as the paper's Markdown (``# Memory Item i`` / ``## Title`` / ``## Description``
+    / ``## Content``). ReasoningBank's own code stores the model's answer split at blank lines, so one item may
+    span several strings: they are joined before the items are found."""
+    text = "\n\n".join(t for t in texts if t.strip()).replace("```", "")
+    chunks = MEMORY_ITEM_RE.split(text)
+    items = []
+    for chunk in chunks:
+        sections = list(ITEM_SECTION_RE.finditer(chunk))
+        if not sections:
+            if chunk.strip():
+                items.append({"title": _first_sentence(chunk), "content": chunk.strip()})
+            continue
+        item: dict[str, Any] = {}
+        for index, match in enumerate(sections):
+            end = sections[index + 1].start() if index + 1 < len(sections) else len(chunk)
+            value = (match.group(2) + chunk[match.end() : end]).strip()
+            item[match.group(1).lower()] = " ".join(value.split()) if match.group(1).lower() != "content" else value
+        items.append(item)
+    return items
+
+
+def record_items(record: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """Each memory item of one JSON record with the record-level fields it inherits (task, query, outcome...).
+
+    A record is an item itself (title, description, content at the top level), a list of items, or an object
+    holding them under ``memory_items`` (or ``memories``, ``items``) as objects or as Markdown text.
+    """
+    if isinstance(record, list):
+        return [(item, {}) for item in record]
+    if not isinstance(record, dict):
+        return [(record, {})]
+    key = next((k for k in ITEM_LIST_KEYS if isinstance(record.get(k), list) and "content" not in record), None)
+    if key is None:
+        return [(record, {})]
+    context = {k: v for k, v in record.items() if k != key}
+    listed = record[key]
+    texts = [item for item in listed if isinstance(item, str)]
+    items: list[Any] = [item for item in listed if not isinstance(item, str)]
+    return [(item, context) for item in items + markdown_items(texts)]
+
+
+def reasoningbank_item(item: Any, context: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """An importable item (for :func:`mtlgit.intake.fields_of`) and the fields mtlgit assigns that it keeps.
+
+    An item of an mtlgit export (it has ``format``) keeps its id, dates, status and supersession. Any other
+    item is a ReasoningBank one: its task id goes to ``source.task``, its task text to ``source.query``, its
+    outcome to ``outcome``, and every other field to ``source.extra``, which a later export gives back.
+    """
+    if not isinstance(item, dict):
+        return item, {}
+    from mtlgit.intake import ASSIGNED
+
+    if "format" in item and not context and item.get("status", "active") in STATUSES:
+        kept = {k: v for k, v in item.items() if k not in EXPORT_ONLY and k not in ASSIGNED}
+        return kept, {k: item[k] for k in ASSIGNED if item.get(k) is not None}
+    rest = {**context, **item}
+    found = rest.get("provenance")
+    provenance: dict[str, Any] = found if isinstance(found, dict) else {}
+    out: dict[str, Any] = {
+        k: rest.pop(k) for k in ("title", "description", "content", "goal", "domains", "tags") if k in item
+    }
+    source = dict(rest.pop("source")) if isinstance(rest.get("source"), dict) else {}
+
+    # The item's own field wins over its record's: an item may name the task it was extracted from.
+    def first(keys: tuple[str, ...], test: Any) -> str | None:
+        return next((k for scope in (item, context) for k in keys if k in scope and test(scope[k])), None)
+
+    task_key = first(TASK_ID_KEYS, lambda v: v not in (None, ""))
+    if "task" not in source:
+        task = rest.pop(task_key) if task_key else provenance.get("task_id")
+        if task not in (None, ""):
+            source["task"] = str(task)
+    query_key = first(QUERY_KEYS, lambda v: isinstance(v, str) and v.strip())
+    if query_key and "query" not in source:
+        source["query"] = rest.pop(query_key)
+    outcome_key = first(OUTCOME_KEYS, outcome_of)
+    if rest.get("outcome") in OUTCOMES:
+        out["outcome"] = rest.pop("outcome")
+    elif outcome_key:
+        out["outcome"] = outcome_of(rest.pop(outcome_key))
+    elif outcome_of(provenance.get("success")):
+        out["outcome"] = outcome_of(provenance["success"])
+    if rest:
+        source["extra"] = rest
+    if source:
+        out["source"] = source
+    return out, {}
+
+
 def from_jsonl(path: Path, root: Path) -> Iterator[Candidate]:
-    """ReasoningBank-style memory items: one JSON object per line with title, description, content (a line may
-    also hold a list of them, or an object with ``memory_items``)."""
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    """ReasoningBank-style records: one JSON value per line (see :func:`record_items`); a ``.json`` file may
+    also hold one JSON document, a list of records or an object with them under ``memories``."""
+    text = path.read_text(encoding="utf-8")
+    rel = _rel(path, root)
+    whole = _whole_document(text) if path.name.lower().endswith(".json") else None
+    if whole is not None:
+        records = whole.get("memories", [whole]) if isinstance(whole, dict) else whole
+        # A record of one document has no line of its own: a secret in it is reported by the memory's
+        # validation, so that one record's secret does not skip the whole file.
+        for number, record in enumerate(records if isinstance(records, list) else [records], 1):
+            yield from _record_candidates(record, f"{rel}#{number}", None, (0, 0))
+        return
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        source = f"{_rel(path, root)}:{number}"
+        source = f"{rel}:{number}"
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             yield Candidate(source, skip=f"not JSON ({exc.msg})")
             continue
-        items = data.get("memory_items", [data]) if isinstance(data, dict) else data
-        for item in items if isinstance(items, list) else [items]:
-            from mtlgit.intake import fields_of
+        except RecursionError:
+            yield Candidate(source, skip="not importable: JSON nested too deeply; a memory record is a flat object")
+            continue
+        yield from _record_candidates(data, source, path, (number, number))
 
-            fields, problems = fields_of(item)
-            if problems:
-                yield Candidate(source, skip="; ".join(problems))
-            else:
-                yield Candidate(source, fields, file=path, lines=(number, number))
+
+def _whole_document(text: str) -> Any:
+    """The JSON document a ``.json`` file holds, or None when it is JSON Lines (or not JSON)."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+
+
+def _record_candidates(record: Any, source: str, path: Path | None, lines: tuple[int, int]) -> Iterator[Candidate]:
+    from mtlgit.intake import fields_of
+
+    for item, context in record_items(record):
+        importable, assigned = reasoningbank_item(item, context)
+        fields, problems = fields_of(importable)
+        if problems:
+            yield Candidate(source, skip="; ".join(problems))
+        else:
+            yield Candidate(source, fields, file=path, lines=lines, assigned=assigned)
 
 
 def candidates(path: Path, root: Path) -> Iterator[Candidate]:
@@ -226,6 +374,8 @@ def import_path(
     checker = _Checker(pool)
     root = path if path.is_dir() else path.parent
     secrets = _SourceSecrets()
+    # Ids of the pool (its retired and superseded memories too) and of this import: an id is never reused.
+    ids = {m.id: m.path for m in pool.select(statuses=(), indexed=False)}
     for candidate in candidates(path, root):
         if candidate.skip:
             report.skipped.append((candidate.source, candidate.skip))
@@ -240,7 +390,19 @@ def import_path(
             continue
         if domain:
             fields["domains"] = [domain]
-        result = add_one(pool, fields, force=force, checker=checker, dry_run=dry_run)
+        memory_id = candidate.assigned.get("id")
+        if memory_id is not None:
+            taken = ids.get(str(memory_id))
+            if taken:
+                report.skipped.append((candidate.source, f"id {memory_id} is already in the pool ({taken})"))
+                continue
+            ids[str(memory_id)] = f"imported from {candidate.source}"
+        # A retired or superseded memory of an export is often a near-duplicate of its successor; recall skips
+        # it, so it is restored as it was.
+        restored = candidate.assigned.get("status", "active") != "active"
+        result = add_one(
+            pool, fields, force=force or restored, checker=checker, dry_run=dry_run, assigned=candidate.assigned or None
+        )
         if result.added:
             report.imported.append((candidate.source, result.memory))
         else:

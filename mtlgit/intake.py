@@ -144,6 +144,7 @@ def add_one(
     checker: _Checker | None = None,
     index: int = 1,
     dry_run: bool = False,
+    assigned: dict[str, Any] | None = None,
 ) -> Result:
     """Write one memory from :meth:`Pool.add` keyword arguments, unless it is a near-duplicate (and not
     ``force``d) or does not validate (a secret in it, a missing field...). ``dry_run`` runs the same checks and
@@ -165,7 +166,10 @@ def add_one(
             ]
             return result
     try:
-        memory = _validated(pool, fields) if dry_run else pool.add(**fields)
+        if dry_run or assigned:
+            memory = _validated(pool, fields, assigned or {}, write=not dry_run)
+        else:
+            memory = pool.add(**fields)
     except InvalidMemoryError as exc:
         result.reasons = [p.message for p in exc.problems if p.is_error] or [str(exc)]
         if any(p.code == "secret" for p in exc.problems):
@@ -185,12 +189,14 @@ def add_one(
     return result
 
 
-def _validated(pool: Pool, fields: dict[str, Any]) -> Memory:
-    """The memory :meth:`Pool.add` would write for ``fields``, validated the same way, without writing it."""
+def _validated(pool: Pool, fields: dict[str, Any], assigned: dict[str, Any], write: bool = False) -> Memory:
+    """The memory :meth:`Pool.add` would write for ``fields``, validated the same way; written only when
+    ``write``. ``assigned`` keeps the id, created, status and superseded_by an exported memory had."""
     from mtlgit import frontmatter
     from mtlgit.ids import new_ulid
     from mtlgit.memory import new_meta, parse_bytes, slugify
     from mtlgit.schema import FORMATS
+    from mtlgit.store import write_new_file
 
     options = {k: v for k, v in fields.items() if k != "content"}
     fmt = str(options.pop("format", "insight"))
@@ -198,14 +204,21 @@ def _validated(pool: Pool, fields: dict[str, Any]) -> Memory:
         raise InvalidMemoryError(f"'format' must be one of {', '.join(FORMATS)}")
     options["domains"] = [d.strip() for d in options.get("domains", ()) if d.strip()]
     options["tags"] = [t.strip() for t in options.get("tags", ()) if t.strip()]
-    memory_id = new_ulid()
-    text = frontmatter.render(new_meta(memory_id, format=fmt, **options), str(fields.get("content", "")))
+    memory_id = str(assigned.get("id") or new_ulid())
+    meta = new_meta(memory_id, format=fmt, **options)
+    meta.update((k, v) for k, v in assigned.items() if k != "id")
+    text = frontmatter.render(meta, str(fields.get("content", "")))
     name = f"{slugify(str(fields.get('title', '')))}-{memory_id[-8:].lower()}.md"
     rel = f"{pool.rel(pool.memories_dir / fmt)}/{name}"
     memory, problems = parse_bytes(text.encode("utf-8"), rel)
     errors = [p for p in problems if p.is_error]
     if memory is None or errors:
         raise InvalidMemoryError("memory not valid", problems)
+    if write:
+        path = pool.memories_dir / fmt / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not write_new_file(path, text.encode("utf-8"), pool.tmp_dir):
+            raise MtlgitError(f"{rel} already exists: import into a pool without it")
     return memory
 
 

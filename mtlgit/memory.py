@@ -68,7 +68,7 @@ class Memory:
         return self.status == "active"
 
     def search_text(self) -> str:
-        """The text the index sees: title, description/goal, content, tags and domains."""
+        """The text the index sees: title, description/goal, content, tags, domains and the source task text."""
         return search_text(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
@@ -118,7 +118,12 @@ def memory_from_record(record: dict[str, Any], path: str, blob: str = "", pool: 
 
 
 def search_text(record: dict[str, Any]) -> str:
-    """The text both halves of the index see, from a memory's JSON record."""
+    """The text both halves of the index see, from a memory's JSON record: its own text, then the text of the
+    task it was learned from (``source.query``), as ReasoningBank recalls by the similarity of past tasks.
+
+    The task text is cut to the length of the memory's own text, so that it never outweighs the lesson: the
+    items learned from one long task (an issue with a traceback) stay apart, not near-duplicates.
+    """
     parts = [
         record.get("title", ""),
         record.get("description", ""),
@@ -127,7 +132,11 @@ def search_text(record: dict[str, Any]) -> str:
         " ".join(record.get("tags", ())),
         " ".join(record.get("domains", ())),
     ]
-    return "\n".join(part for part in parts if part)
+    own = "\n".join(part for part in parts if part)
+    query = " ".join(str((record.get("source") or {}).get("query") or "").split())
+    if len(query) > len(own):
+        query = query[: len(own) + 1].rsplit(" ", 1)[0]
+    return f"{own}\n{query}" if query else own
 
 
 def lexical_text(record: dict[str, Any]) -> str:

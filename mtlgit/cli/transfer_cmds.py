@@ -56,8 +56,9 @@ def extract(outcome: str, fmt: str, max_items: int, receipt: str | None) -> None
 def import_(path: Path, domain: str | None, force: bool, dry_run: bool, as_json: bool) -> None:
     """Import guidance written for other tools as memories.
 
-    Reads ReasoningBank-style JSONL (title/description/content), Cursor rules (.mdc files, .cursorrules) and
-    the bullet sections of CLAUDE.md / AGENTS.md, in a file or a folder. Each item is checked like `mtlgit add`
+    Reads ReasoningBank-style JSONL (memory items with their task, query and outcome; docs/format.md), the
+    JSONL of `mtlgit export` (ids, dates and status kept), Cursor rules (.mdc files, .cursorrules) and the
+    bullet sections of CLAUDE.md / AGENTS.md, in a file or a folder. Each item is checked like `mtlgit add`
     (validation, secrets, near-duplicates); skipped ones are listed with the reason, a secret by the line of
     the source file where it is.
 
@@ -65,6 +66,7 @@ def import_(path: Path, domain: str | None, force: bool, dry_run: bool, as_json:
     Example:
         mtlgit import ~/src/awesome-cursorrules/rules --dry-run
         mtlgit import memories.jsonl --domain web
+        mtlgit export --all -o pool.jsonl   # elsewhere: mtlgit import pool.jsonl
     """
     from mtlgit.importers import import_path
 
