@@ -92,7 +92,8 @@ def check_prompt(prompt: str, titles: list[str]) -> list[str]:
     assert not any(token.lower() in body.lower() for token in RAW_TOKENS)
     # Only the outcome ledger's receipt line may follow the block.
     tail = prompt.rstrip("\n").rsplit(boundaries[1], 1)[1]
-    assert tail == "" or re.fullmatch(r"\n+mtlgit receipt: rc-[0-9A-Z]{26} \(when the task is done: [^\n]*\)", tail), tail
+    receipt = r"\n+mtlgit receipt: rc-[0-9A-Z]{26} \(when the task is done: [^\n]*\)"
+    assert tail == "" or re.fullmatch(receipt, tail), tail
     inside = outside[outside.index(boundaries[0]) : outside.index(boundaries[1])]
     headings = [line for line in inside if ATX.match(line)]
     assert headings == titles
