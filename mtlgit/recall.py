@@ -86,7 +86,7 @@ def bm25_scores(snapshot: Snapshot, terms: Sequence[str]) -> np.ndarray:
     vocab = snapshot.array("vocab")
     if not terms or not len(vocab):
         return scores
-    wanted = np.unique(np.array([t.encode("utf-8") for t in terms], dtype=bytes))
+    wanted = _distinct(terms)
     where = np.searchsorted(vocab, wanted)
     data, docs, ptr = snapshot.array("bm25.data"), snapshot.array("bm25.doc"), snapshot.array("bm25.ptr")
     for term, position in zip(wanted, where, strict=True):
@@ -94,6 +94,11 @@ def bm25_scores(snapshot: Snapshot, terms: Sequence[str]) -> np.ndarray:
             start, end = int(ptr[position]), int(ptr[position + 1])
             scores[docs[start:end]] += data[start:end]
     return scores
+
+
+def _distinct(terms: Sequence[str]) -> np.ndarray:
+    """The distinct terms, sorted as bytes like the vocabulary (np.unique would import numpy.ma: ~35 ms)."""
+    return np.array(sorted({t.encode("utf-8") for t in terms}), dtype=bytes)
 
 
 def dense_scores(snapshot: Snapshot, vector: np.ndarray) -> np.ndarray:
@@ -290,7 +295,7 @@ def matched_terms(snapshot: Snapshot, terms: Sequence[str], row: int) -> dict[st
     vocab = snapshot.array("vocab")
     if not len(vocab):
         return {}
-    wanted = np.unique(np.array([t.encode("utf-8") for t in terms], dtype=bytes))
+    wanted = _distinct(terms)
     data, docs, ptr = snapshot.array("bm25.data"), snapshot.array("bm25.doc"), snapshot.array("bm25.ptr")
     out: dict[str, float] = {}
     for term, position in zip(wanted, np.searchsorted(vocab, wanted), strict=True):
