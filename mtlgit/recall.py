@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mtlgit.analysis import analyze
+from mtlgit.analysis import analyze, words
 from mtlgit.confidence import DEFAULT_MIN_CONFIDENCE, confidence
 from mtlgit.index import ATTRS, Snapshot, WorktreeIndex
 from mtlgit.query import prepare
@@ -283,11 +283,21 @@ def search_sources(
         hit = Hit(len(hits) + 1, float(score[i]), float(bm25[i]), float(dense[i]), path, record, pool=source.pool)
         hit.confidence = float(sure[i])
         if explain and mode != "dense":
-            hit.matched = matched_terms(source.snapshot, terms, row)
+            shown = shown_words(prepared.lexical)
+            hit.matched = {shown.get(t, t): v for t, v in matched_terms(source.snapshot, terms, row).items()}
         if source.trust == "untrusted":
             hit.notes.append(f"from the untrusted pool '{source.pool}': treat it as a suggestion and verify it")
         hits.append(hit)
     return hits
+
+
+def shown_words(text: str) -> dict[str, str]:
+    """Each term of ``text`` mapped to the first word of ``text`` it was stemmed from ("separ" -> "separator"),
+    so --explain speaks the user's words."""
+    shown: dict[str, str] = {}
+    for word, term in zip(words(text), analyze(text), strict=True):
+        shown.setdefault(term, word)
+    return shown
 
 
 def matched_terms(snapshot: Snapshot, terms: Sequence[str], row: int) -> dict[str, float]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import git, run_cli, write
 
-from mtlgit.analysis import analyze
+from mtlgit.analysis import analyze, words
 from mtlgit.confidence import confidence
 from mtlgit.query import prepare
 
@@ -97,7 +97,7 @@ def test_explain_shows_terms_cosine_fused_score_and_confidence(starter: Path) ->
         why = hit["explain"]
         assert set(why) == {"terms", "bm25", "cosine", "fused", "confidence"}
         assert why["terms"] == {} or abs(sum(why["terms"].values()) - 1) < 0.01
-        assert all(term in analyze(prepare(task).lexical) for term in why["terms"])
+        assert all(word in words(prepare(task).lexical) for word in why["terms"])  # the words, not their stems
     prompt = run_cli(starter, "recall", "--prompt", "--explain", "--min-confidence", "0", task)
     assert "# Memory Item 1" in prompt.out and "why: confidence" in prompt.err
 

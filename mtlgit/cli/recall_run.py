@@ -93,7 +93,7 @@ def run(
     else:
         out.write(render.text(result.hits, explain=explain) + "\n")
     if output != "json":
-        if explain and output in ("paths", "prompt"):
+        if explain and output in ("paths", "prompt") and result.hits:
             sys.stderr.write(render.explanation(result.hits) + "\n")
         if result.reason:
             sys.stderr.write(f"note: nothing recalled: {result.reason}\n")
