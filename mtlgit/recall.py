@@ -274,6 +274,7 @@ def search_sources(
     else:
         best = eligible
     best = best[np.lexsort((rows[best], owner[best], -score[best]))][:top]
+    shown = shown_words(prepared.lexical) if explain and mode != "dense" else {}
     hits: list[Hit] = []
     for i in best:
         source = sources[int(owner[i])]
@@ -283,7 +284,6 @@ def search_sources(
         hit = Hit(len(hits) + 1, float(score[i]), float(bm25[i]), float(dense[i]), path, record, pool=source.pool)
         hit.confidence = float(sure[i])
         if explain and mode != "dense":
-            shown = shown_words(prepared.lexical)
             hit.matched = {shown.get(t, t): v for t, v in matched_terms(source.snapshot, terms, row).items()}
         if source.trust == "untrusted":
             hit.notes.append(f"from the untrusted pool '{source.pool}': treat it as a suggestion and verify it")
