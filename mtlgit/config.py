@@ -8,13 +8,9 @@ from typing import Any
 
 from mtlgit import frontmatter
 from mtlgit.errors import MtlgitError
+from mtlgit.rules import FRESHNESS, MODES
 
 CONFIG_NAME = ".mtlgit.yaml"
-MODES = ("hybrid", "bm25", "dense")
-# stat: every memory file's stat is checked on every recall (never stale). folders: only the folders and
-# recently written files (an edit in place of an older file waits for the git hooks or `mtlgit index`), for
-# pools so large that stat-ing every file costs more than the rest of a recall.
-FRESHNESS = ("stat", "folders")
 
 DEFAULT_CONFIG_TEXT = """\
 # mtlgit configuration: see docs/format.md

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mtlgit import render
+from mtlgit import git, render
 from mtlgit.index import WorktreeIndex
 from mtlgit.recall import recall
 from mtlgit.resources import starter_dir
@@ -27,7 +26,7 @@ def run_demo(echo: Callable[[str], None], keep: Path | None = None) -> Path:
     root = keep or Path(tempfile.mkdtemp(prefix="mtlgit-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
-        subprocess.run(["git", "init", "-q", str(root)], check=True)
+        git.run(root, "init", "-q")
         (root / ".mtlgit.yaml").write_text("memories: memories\nmodel: default\n", encoding="utf-8")
         shutil.copytree(starter_dir(), root / "memories", dirs_exist_ok=True)
         pool = Pool.open(root)

@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mtlgit import git
 from mtlgit.errors import MtlgitError
-
-MODES = ("bm25", "dense", "hybrid")
+from mtlgit.rules import MODES
 
 
 @dataclass
@@ -133,7 +132,7 @@ def evaluate(
 
     with tempfile.TemporaryDirectory(prefix="mtlgit-eval-", dir=workdir) as tmp:
         root = Path(tmp)
-        subprocess.run(["git", "init", "-q", str(root)], check=True)
+        git.run(root, "init", "-q")
         model_line = model if model == "default" else str(Path(model).resolve())
         (root / ".mtlgit.yaml").write_text(f"memories: memories\nmodel: {model_line}\n", encoding="utf-8")
         id_map = write_pool(dataset, root)
@@ -325,7 +324,7 @@ def evaluate_tasks(
 
     with tempfile.TemporaryDirectory(prefix="mtlgit-eval-tasks-", dir=workdir) as tmp:
         root = Path(tmp)
-        subprocess.run(["git", "init", "-q", str(root)], check=True, capture_output=True)
+        git.run(root, "init", "-q")
         if model != "default":
             (root / ".mtlgit.yaml").write_text(f"model: {json.dumps(str(Path(model).resolve()))}\n", "utf-8")
         known = copy_pool(pool, root / "memories")

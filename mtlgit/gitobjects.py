@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-
+from mtlgit import git
 from mtlgit.errors import MtlgitError
 from mtlgit.repo import Repo
-from mtlgit.store import SKIPPED_NAMES
+from mtlgit.rules import MEMORY_FILE_MODES, is_memory_path
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
@@ -24,10 +23,8 @@ def resolve_commit(repo: Repo, rev: str) -> str:
 
 def read_path(repo: Repo, commit: str, path: str) -> str | None:
     """The text of ``path`` at ``commit``, or None when it does not exist there."""
-    proc = subprocess.run(
-        ["git", "cat-file", "blob", f"{commit}:{path}"], cwd=repo.root, capture_output=True, check=False
-    )
-    return proc.stdout.decode("utf-8", "replace") if proc.returncode == 0 else None
+    result = git.run(repo.root, "cat-file", "blob", f"{commit}:{path}", check=False)
+    return result.stdout.decode("utf-8", "replace") if result.ok else None
 
 
 def tree_id(repo: Repo, commit: str, folder: str) -> str:
@@ -36,8 +33,8 @@ def tree_id(repo: Repo, commit: str, folder: str) -> str:
 
 
 def memory_entries(repo: Repo, commit: str, folder: str) -> list[tuple[str, str, int]]:
-    """(path, blob id, size) of every memory file below ``folder`` at ``commit``, by the working tree's rules:
-    ``*.md``, no hidden file or folder, no README.md; symlinks and submodules are not memories."""
+    """(path, blob id, size) of every memory file below ``folder`` at ``commit``, by the working tree's rules
+    (:func:`mtlgit.rules.is_memory_path`); symlinks and submodules are not memories."""
     out = repo.git("ls-tree", "-r", "-z", "--long", commit, "--", folder)
     entries = []
     for item in out.split("\0"):
@@ -45,13 +42,8 @@ def memory_entries(repo: Repo, commit: str, folder: str) -> list[tuple[str, str,
             continue
         info, path = item.split("\t", 1)
         mode, kind, blob, size = info.split()
-        name = path.rsplit("/", 1)[-1].lower()
-        hidden = any(part.startswith(".") for part in path.split("/"))
-        if kind != "blob" or mode not in ("100644", "100755") or hidden:
-            continue
-        if not name.endswith(".md") or name in SKIPPED_NAMES:
-            continue
-        entries.append((path, blob, int(size)))
+        if kind == "blob" and mode in MEMORY_FILE_MODES and is_memory_path(path, folder):
+            entries.append((path, blob, int(size)))
     return sorted(entries)
 
 
@@ -60,16 +52,7 @@ def read_blobs(repo: Repo, blobs: list[str]) -> dict[str, bytes]:
     unique = list(dict.fromkeys(blobs))
     if not unique:
         return {}
-    proc = subprocess.run(
-        ["git", "cat-file", "--batch"],
-        cwd=repo.root,
-        input=("\n".join(unique) + "\n").encode(),
-        capture_output=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise MtlgitError(f"git cat-file failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
-    out = proc.stdout
+    out = git.run(repo.root, "cat-file", "--batch", input=("\n".join(unique) + "\n").encode()).stdout
     contents: dict[str, bytes] = {}
     position = 0
     for blob in unique:
@@ -98,14 +81,13 @@ def object_ids(repo: Repo, names: list[str]) -> list[str]:
     if not names:
         return []
     nul = any("\n" in name for name in names)
-    proc = subprocess.run(
-        ["git", "cat-file", *(["-z"] if nul else []), "--batch-check=%(objectname)"],
-        cwd=repo.root,
+    out = git.run(
+        repo.root,
+        "cat-file",
+        *(["-z"] if nul else []),
+        "--batch-check=%(objectname)",
         input=("\0" if nul else "\n").join(names).encode("utf-8", "surrogateescape") + (b"\0" if nul else b"\n"),
-        capture_output=True,
-        check=True,
-    )
-    out = proc.stdout.decode("utf-8", "surrogateescape")
+    ).text
     ids: list[str] = []
     position = 0
     for name in names:

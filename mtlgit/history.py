@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from mtlgit import git
 from mtlgit.errors import MemoryNotFoundError, MtlgitError
 from mtlgit.store import Pool
 
@@ -37,7 +38,13 @@ def memory_log(pool: Pool, ref: str) -> tuple[str, list[Entry]]:
             raise
         memory_id = ref
         args = [f"-S{ref}", "--", pool.config.memories]
-    out = repo.git("log", "-M", "--format=%x1e%H%x1f%an%x1f%as%x1f%s", "--name-status", "-z", *args, check=False)
+    log = git.run(
+        repo.root, "log", "-M", "--format=%x1e%H%x1f%an%x1f%as%x1f%s", "--name-status", "-z", *args, check=False
+    )
+    # A branch without commits has no history; any other failure (a damaged object) is told, not half-read.
+    if not log.ok and repo.git("rev-parse", "--verify", "--quiet", "HEAD", check=False).strip():
+        log.check()
+    out = log.text
     entries: list[Entry] = []
     for record in out.split("\x1e"):
         if not record.strip("\0\n"):

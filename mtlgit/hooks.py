@@ -22,6 +22,7 @@ from pathlib import Path
 from mtlgit.errors import MtlgitError, Problem
 from mtlgit.repo import Repo
 from mtlgit.resources import hooks_dir
+from mtlgit.rules import MEMORY_FILE_MODES, first_of_each_id, is_memory_path
 
 REFRESH_HOOKS = ("post-commit", "post-merge", "post-checkout", "post-rewrite")
 HOOK_TYPES = ("pre-commit", *REFRESH_HOOKS)
@@ -194,8 +195,7 @@ def staged_problems(repo: Repo) -> tuple[int, list[Problem]]:
     """Lint the memory files as staged (the index, not the working tree): (files checked, problems)."""
     from mtlgit.cache import BlobCache
     from mtlgit.config import load_config
-    from mtlgit.memory import is_memory_path, parse_bytes
-    from mtlgit.store import duplicate_problem, first_of_each_id
+    from mtlgit.memory import duplicate_problem, parse_bytes
 
     config = load_config(repo.root)
     folder = config.memories
@@ -208,8 +208,7 @@ def staged_problems(repo: Repo) -> tuple[int, list[Problem]]:
             continue
         info, path = item.split("\t", 1)
         mode, blob, stage = info.split()
-        # A symlink or a submodule is not a memory in a commit (see gitobjects.memory_entries).
-        if mode in ("100644", "100755") and is_memory_path(path, folder):
+        if mode in MEMORY_FILE_MODES and is_memory_path(path, folder):
             entries.append((path, blob, stage))
     problems: list[Problem] = []
     unmerged = sorted({path for path, _blob, stage in entries if stage != "0"})

@@ -7,11 +7,9 @@ the generator is a dozen lines and the python-ulid package costs ~60 ms to impor
 from __future__ import annotations
 
 import os
-import re
 import time
 
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$", re.IGNORECASE)
+from mtlgit.rules import CROCKFORD
 
 
 def new_ulid(now_ms: int | None = None) -> str:
@@ -23,10 +21,6 @@ def new_ulid(now_ms: int | None = None) -> str:
         chars.append(CROCKFORD[value & 31])
         value >>= 5
     return "".join(reversed(chars))
-
-
-def is_ulid(text: str) -> bool:
-    return bool(ULID_RE.match(text))
 
 
 def ulid_time_ms(ulid: str) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 from mtlgit import frontmatter
 from mtlgit.errors import MtlgitError
-from mtlgit.schema import OUTCOMES, STATUSES
+from mtlgit.rules import OUTCOMES, STATUSES
 from mtlgit.store import Pool
 
 RULE_SUFFIXES = ("-cursorrules-prompt-file", "-cursorrules-prompt", "-cursor-rules", "-cursorrules")

@@ -11,7 +11,7 @@ from typing import Any
 
 from mtlgit.errors import InvalidMemoryError, MtlgitError
 from mtlgit.memory import Memory
-from mtlgit.schema import KNOWN_KEYS
+from mtlgit.rules import KNOWN_KEYS
 from mtlgit.store import Pool
 
 # Keys an item may not set: mtlgit assigns them.
@@ -195,7 +195,7 @@ def _validated(pool: Pool, fields: dict[str, Any], assigned: dict[str, Any], wri
     from mtlgit import frontmatter
     from mtlgit.ids import new_ulid
     from mtlgit.memory import new_meta, parse_bytes, slugify
-    from mtlgit.schema import FORMATS
+    from mtlgit.rules import FORMATS
     from mtlgit.store import write_new_file
 
     options = {k: v for k, v in fields.items() if k != "content"}

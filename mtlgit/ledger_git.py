@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mtlgit import git
 from mtlgit.errors import MtlgitError
 from mtlgit.ledger import event_files, ledger_dir
 from mtlgit.repo import Repo
@@ -73,24 +74,14 @@ def sync(repo: Repo, remote: str = "origin") -> SyncReport:
 
 
 def _commit_tree(repo: Repo, args: list[str]) -> str:
-    import os
-    import subprocess
-
-    proc = subprocess.run(
-        ["git", *args], cwd=repo.root, capture_output=True, check=False, env={**os.environ, **_IDENTITY}
-    )
-    if proc.returncode != 0:
-        raise MtlgitError(f"git commit-tree failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
-    return proc.stdout.decode().strip()
+    return git.run(repo.root, *args, env=_IDENTITY).text.strip()
 
 
 def _fetch(repo: Repo, remote: str) -> str | None:
-    from mtlgit.repo import run_git
-
     try:
-        run_git(repo.root, "fetch", "--quiet", "--no-tags", remote, f"+{REF}:{FETCHED}")
-    except MtlgitError as exc:
-        if "couldn't find remote ref" in str(exc):
+        repo.git("fetch", "--quiet", "--no-tags", remote, f"+{REF}:{FETCHED}")
+    except git.GitError as exc:
+        if "couldn't find remote ref" in exc.stderr:
             return None
         raise MtlgitError(f"{exc} (is '{remote}' a remote of this repository? `git remote -v`)") from None
     return repo.git("rev-parse", FETCHED).strip()
@@ -99,10 +90,8 @@ def _fetch(repo: Repo, remote: str) -> str | None:
 def _is_ancestor(repo: Repo, commit: str, of: str | None) -> bool:
     if of is None:
         return False
-    from mtlgit.repo import run_git
-
     try:
-        run_git(repo.root, "merge-base", "--is-ancestor", commit, of)
+        repo.git("merge-base", "--is-ancestor", commit, of)
     except MtlgitError:
         return False
     return True
@@ -149,8 +138,6 @@ def _count_new(repo: Repo, remote_lines: dict[str, set[bytes]]) -> int:
 
 
 def _write_tree(repo: Repo) -> str:
-    from mtlgit.repo import run_git
-
     subtrees = []
     for kind in KINDS:
         files = event_files(repo, kind)
@@ -158,18 +145,16 @@ def _write_tree(repo: Repo) -> str:
             continue
         blobs = repo.git("hash-object", "-w", "--", *(str(p) for p in files)).split()
         listing = "".join(f"100644 blob {blob}\t{p.name}\n" for blob, p in zip(blobs, files, strict=True))
-        subtrees.append(f"040000 tree {run_git(repo.root, 'mktree', input=listing.encode()).strip()}\t{kind}\n")
-    return run_git(repo.root, "mktree", input="".join(subtrees).encode()).strip()
+        subtrees.append(f"040000 tree {repo.git('mktree', input=listing.encode()).strip()}\t{kind}\n")
+    return repo.git("mktree", input="".join(subtrees).encode()).strip()
 
 
 def _push(repo: Repo, remote: str, commit: str) -> bool:
     """Push ``commit`` as the remote's ledger; False when the remote moved on since the fetch (retry)."""
-    from mtlgit.repo import run_git
-
     try:
-        run_git(repo.root, "push", "--quiet", remote, f"{commit}:{REF}")
-    except MtlgitError as exc:
-        text = str(exc)
+        repo.git("push", "--quiet", remote, f"{commit}:{REF}")
+    except git.GitError as exc:
+        text = exc.stderr
         if any(word in text for word in ("rejected", "fetch first", "non-fast-forward", "cannot lock ref")):
             return False
         raise

@@ -31,8 +31,8 @@ CHECK_SECONDS = 1.0
 def build_server(start: Path | None = None) -> MCPServer:
     """An MCP server bound to the repository containing ``start``."""
     from mtlgit import render
-    from mtlgit.recall import MODES, Filters, Recaller
-    from mtlgit.schema import FORMATS
+    from mtlgit.recall import Filters, Recaller
+    from mtlgit.rules import FORMATS, MODES
 
     recaller = Recaller(start)
     recaller.snapshot()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import posixpath
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -21,20 +20,21 @@ from mtlgit.abstraction import specificity
 from mtlgit.applicability import CODE as WHEN_CODE
 from mtlgit.applicability import when_problems
 from mtlgit.errors import Problem
-from mtlgit.ids import blob_id, is_ulid
-from mtlgit.schema import (
+from mtlgit.ids import blob_id
+from mtlgit.rules import (
     DEFAULT_SCOPE,
     FORMATS,
+    ID_RE,
     KNOWN_KEYS,
     OUTCOMES,
     SCOPES,
     SOURCE_TEXT_KEYS,
     STATUSES,
+    is_ulid,
 )
 from mtlgit.secrets import ALLOW, find_secrets
 
 MAX_FILE_BYTES = 1024 * 1024
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CONFLICT_RE = re.compile(r"^(?:<{7}|>{7})(?: |\r?$)|^={7}\r?$|^\|{7}(?: |\r?$)", re.MULTILINE)
 # A sentence ends at . ! or ? before a capital letter or the end: "e.g. a", "vs. b" and "3.5" do not count.
 SENTENCE_END_RE = re.compile(r"[.!?](?:\s+(?=[A-Z\"'`(\[])|\s*$)")
@@ -173,22 +173,6 @@ def symlink_problem(path: Path, rel: str, root: Path | None) -> Problem | None:
     return None
 
 
-def is_memory_path(path: str, folder: str) -> bool:
-    """Whether the repository path ``path`` names a memory file of the memories folder ``folder``, by the
-    rule the working tree is read with (``store.scan_memories``): below the folder, a name ending in ``.md`` in
-    any case, not README.md, no hidden file or folder below the folder (the folder's own name may start with a
-    dot). Commit hooks and reviews use it on paths git lists, so that they check every file the index reads."""
-    from mtlgit.store import SKIPPED_NAMES
-
-    folder = posixpath.normpath(folder)
-    prefix = "" if folder == "." else folder + "/"
-    if not path.startswith(prefix):
-        return False
-    parts = path[len(prefix) :].split("/")
-    name = parts[-1].lower()
-    return name.endswith(".md") and name not in SKIPPED_NAMES and not any(part.startswith(".") for part in parts)
-
-
 def read_file(path: Path, rel: str, root: Path | None = None) -> tuple[Memory | None, list[Problem]]:
     """Read and validate one memory file.
 
@@ -294,6 +278,17 @@ def too_large(rel: str, size: int) -> Problem:
         "too-large",
         f"file is {size / 1048576:.1f} MiB; a memory may be at most {MAX_FILE_BYTES // 1048576} MiB: "
         "keep the lesson, cut the trace",
+    )
+
+
+def duplicate_problem(path: str, memory_id: str, first_path: str) -> Problem:
+    return Problem(
+        path,
+        1,
+        "error",
+        "duplicate-id",
+        f"id {memory_id} is also the id of {first_path}: a copied file keeps its id; "
+        "give this one a new id (`mtlgit lint --fix-ids` does it)",
     )
 
 

@@ -13,18 +13,17 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mtlgit import git
 from mtlgit.config import CONFIG_NAME, Config, load_config
 from mtlgit.errors import MtlgitError
 from mtlgit.repo import Repo
+from mtlgit.rules import POOL_NAME_RE, TRUST
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-TRUST = ("reviewed", "untrusted")
 # Only transports that move data; "ext::" runs commands, "fd::" reads descriptors.
 _SAFE_GIT = ("-c", "protocol.ext.allow=never", "-c", "protocol.fd.allow=never")
 
@@ -61,7 +60,7 @@ def parse_pools(config: Config) -> list[PoolSpec]:
         if not isinstance(entry, dict):
             raise MtlgitError(f"{where} must be a mapping with name and url")
         name = str(entry.get("name", "")).strip()
-        if not NAME_RE.match(name) or name == "local":
+        if not POOL_NAME_RE.match(name) or name == "local":
             raise MtlgitError(f"{where}: name {name!r} must be lower-case letters, digits, '-' or '_' (not 'local')")
         if name in seen:
             raise MtlgitError(f"{where}: the name '{name}' is used twice")
@@ -141,21 +140,13 @@ def _write_atomic(path: Path, text: str) -> None:
 # --- sync ---------------------------------------------------------------------------------------------------
 
 
-def _git(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", *_SAFE_GIT, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=_git_env(),
-        check=False,
-    )
+def _git(cwd: Path, *args: str, timeout: float = 600) -> git.Result:
+    return git.run(cwd, *_SAFE_GIT, *args, timeout=timeout, env=_git_env(), check=False)
 
 
 def _git_env() -> dict[str, str]:
     # Never wait for a password prompt: a pool that needs credentials must have them in git's own helpers.
-    return {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
+    return {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
 
 
 def sync(repo: Repo, spec: PoolSpec, root: Path) -> dict[str, Any]:
@@ -173,18 +164,14 @@ def sync(repo: Repo, spec: PoolSpec, root: Path) -> dict[str, Any]:
         try:
             if not (mirror / "HEAD").exists():
                 shutil.rmtree(mirror, ignore_errors=True)
-                made = _git(folder, "init", "--quiet", "--bare", "mirror.git")
-                if made.returncode != 0:
-                    raise MtlgitError(made.stderr.strip())
+                _git(folder, "init", "--quiet", "--bare", "mirror.git").check()
             url = spec.url
             local = (root / url) if not re.match(r"^[\w+.-]+://|^[^/]+@[^/]+:", url) else None
             if local is not None and local.exists():
                 url = str(local.resolve())
             fetched = _git(mirror, "fetch", "--quiet", "--no-tags", "--", url, f"+{spec.ref}:refs/mtlgit/pool")
-            if fetched.returncode != 0:
-                lines = fetched.stderr.strip().splitlines() or ["git fetch failed"]
-                message = next((line for line in lines if line.startswith("fatal:")), lines[0])
-                raise MtlgitError(f"git fetch of {spec.url} ({spec.ref}) failed: {message}")
+            if not fetched.ok:
+                raise MtlgitError(f"git fetch of {spec.url} ({spec.ref}) failed: {fetched.error}")
             snapshot = index_pool(repo, spec)
             status.update(
                 ok=True,
@@ -194,8 +181,6 @@ def sync(repo: Repo, spec: PoolSpec, root: Path) -> dict[str, Any]:
                 snapshot=snapshot.folder.name,
                 unreadable=snapshot.manifest.get("problem_files", 0),
             )
-        except subprocess.TimeoutExpired:
-            status.update(ok=False, error="git fetch took more than 10 minutes")
         except MtlgitError as exc:
             status.update(ok=False, error=str(exc))
         previous = read_status(repo, spec.name)

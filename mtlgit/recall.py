@@ -19,9 +19,8 @@ from mtlgit.confidence import DEFAULT_MIN_CONFIDENCE, confidence
 from mtlgit.index import ATTRS, Snapshot, WorktreeIndex
 from mtlgit.query import prepare
 from mtlgit.repo import find_repo
-from mtlgit.schema import FORMATS, SCOPES, STATUSES
+from mtlgit.rules import FORMATS, SCOPES, STATUSES
 
-MODES = ("hybrid", "bm25", "dense")
 DENSE_WEIGHT = 0.5
 _BLOCK = 32768
 

@@ -1,4 +1,4 @@
-"""Finding the git repository and talking to git.
+"""Finding the git repository.
 
 Discovery is done in Python (walking up to ``.git``) because recall runs it on every call and a ``git``
 subprocess costs ~5 ms; git itself is asked only when the environment overrides the layout (``GIT_DIR``).
@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mtlgit import git
 from mtlgit.errors import MtlgitError, NotARepositoryError
 
 
@@ -32,7 +33,11 @@ class Repo:
         return self.git_dir / "mtlgit"
 
     def git(self, *args: str, check: bool = True, input: bytes | None = None) -> str:
-        return run_git(self.root, *args, check=check, input=input)
+        """The output of ``git *args`` run in the work tree, as text (see :func:`mtlgit.git.text`).
+
+        :raises mtlgit.git.GitError: when git fails and ``check`` is set.
+        """
+        return git.text(self.root, *args, check=check, input=input)
 
 
 def find_repo(start: Path | None = None) -> Repo:
@@ -77,7 +82,7 @@ def _common_dir(git_dir: Path) -> Path:
 
 def _ask_git(here: Path) -> Repo:
     try:
-        out = run_git(here, "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir")
+        out = git.text(here, "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir")
     except MtlgitError:
         raise NotARepositoryError(
             f"{here} is not inside a git work tree (GIT_DIR={os.environ.get('GIT_DIR')})"
@@ -87,20 +92,3 @@ def _ask_git(here: Path) -> Repo:
     if not common_path.is_absolute():
         common_path = (here / common_path).resolve()
     return Repo(Path(root), Path(git_dir), common_path)
-
-
-def run_git(cwd: Path, *args: str, check: bool = True, input: bytes | None = None) -> str:
-    """Run git and return its standard output.
-
-    :raises MtlgitError: when git is missing, or fails and ``check`` is set; the message carries git's own words.
-    """
-    import subprocess
-
-    try:
-        proc = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, check=False)
-    except FileNotFoundError:
-        raise MtlgitError("git is not installed or not on PATH: install git, then try again") from None
-    if check and proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", "replace").strip() or f"exit code {proc.returncode}"
-        raise MtlgitError(f"git {' '.join(args[:2])} failed: {err}")
-    return proc.stdout.decode("utf-8", "surrogateescape")

@@ -101,7 +101,8 @@ def review(repo: Repo, spec: str | None = None) -> Review:
     from mtlgit.embed import load_model
     from mtlgit.gitobjects import object_ids, read_blobs
     from mtlgit.index import rev_snapshot
-    from mtlgit.memory import is_memory_path, parse_bytes, search_text
+    from mtlgit.memory import parse_bytes, search_text
+    from mtlgit.rules import is_memory_path
 
     config = load_config(repo.root)
     base, head = parse_range(repo, spec, config.reviewed_ref)

@@ -1,31 +1,9 @@
-"""The vocabulary of format v1 (docs/format.md), importable without loading YAML."""
+"""The vocabulary of format v1 is defined in :mod:`mtlgit.rules`. This module only keeps the import of
+``mtlgit/index.py`` working until the index imports mtlgit.rules; delete it then."""
 
 from __future__ import annotations
 
-FORMATS = ("insight", "workflow", "summary", "trajectory")
-SCOPES = ("task-agnostic", "task-specific")
-OUTCOMES = ("success", "failure", "unknown")
-STATUSES = ("active", "retired", "superseded")
-SOURCE_TEXT_KEYS = ("task", "agent", "model", "commit")
-KEY_ORDER = (
-    "id",
-    "title",
-    "description",
-    "goal",
-    "format",
-    "scope",
-    "domains",
-    "tags",
-    "outcome",
-    "source",
-    "created",
-    "status",
-    "superseded_by",
-)
-KNOWN_KEYS = frozenset(KEY_ORDER)
-DEFAULT_SCOPE = {
-    "insight": "task-agnostic",
-    "workflow": "task-agnostic",
-    "summary": "task-specific",
-    "trajectory": "task-specific",
-}
+from mtlgit.rules import FORMATS as FORMATS
+from mtlgit.rules import OUTCOMES as OUTCOMES
+from mtlgit.rules import SCOPES as SCOPES
+from mtlgit.rules import STATUSES as STATUSES

@@ -7,10 +7,12 @@ call go through a single ``git cat-file --batch-check``.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from mtlgit import git
+from mtlgit.errors import MtlgitError
 
 
 def stale_notes(root: Path, memories: Sequence[dict[str, Any]], head: str = "HEAD") -> dict[int, str]:
@@ -35,19 +37,11 @@ def stale_notes(root: Path, memories: Sequence[dict[str, Any]], head: str = "HEA
     if not plans:
         return {}
     try:
-        proc = subprocess.run(
-            ["git", "cat-file", "--batch-check=%(objectname)"],
-            cwd=root,
-            input=("\n".join(asks) + "\n").encode("utf-8"),
-            capture_output=True,
-            check=False,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        asked = ("\n".join(asks) + "\n").encode()
+        out = git.run(root, "cat-file", "--batch-check=%(objectname)", input=asked, timeout=30)
+    except MtlgitError:
         return {}
-    if proc.returncode != 0:
-        return {}
-    answers = iter(proc.stdout.decode("utf-8", "replace").splitlines())
+    answers = iter(out.stdout.decode("utf-8", "replace").splitlines())
     notes: dict[int, str] = {}
     for index, commit, paths in plans:
         known = not next(answers, "").endswith(" missing")

@@ -30,11 +30,15 @@ from mtlgit.memory import (
     relpath,
     slugify,
 )
-from mtlgit.repo import Repo, find_repo
-from mtlgit.schema import FORMATS
-from mtlgit.supersede import check_supersede
 
-SKIPPED_NAMES = frozenset({"readme.md"})
+# The three "as" names are re-exported for mtlgit/index.py until it imports them from mtlgit.rules and
+# mtlgit.memory: its import of mtlgit.store closes the cycle index <-> store.
+from mtlgit.memory import duplicate_problem as duplicate_problem
+from mtlgit.repo import Repo, find_repo
+from mtlgit.rules import FORMATS
+from mtlgit.rules import first_of_each_id as first_of_each_id
+from mtlgit.rules import scan_memories as scan_memories
+from mtlgit.supersede import check_supersede
 
 
 @dataclass
@@ -43,66 +47,8 @@ class LoadResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-def scan_memories(
-    folder: Path, root: Path, listings: list[tuple[int, list[str]]] | None = None
-) -> tuple[list[str], list[str], list[str]]:
-    """Every ``*.md`` file below ``folder`` in a stable order, every folder visited (``folder`` first), and the
-    files that are symlinks, as paths relative to ``root`` with forward slashes. ``listings``, when given,
-    receives for each folder visited its mtime read just before it was listed, and the names listed.
-
-    Hidden files and folders are skipped (temporary files of writers are hidden), and so is README.md.
-    Symlinked folders are followed only when they stay inside ``root``, each real folder once, so a
-    symlink loop ends. Strings, not Path objects: an index refresh walks every file on each run.
-    """
-    root_real = os.path.realpath(root)
-    base = os.path.join(os.path.abspath(root), "")
-    seen: set[str] = set()
-    files: list[str] = []
-    folders: list[str] = []
-    links: list[str] = []
-    slash = os.sep != "/"
-
-    def rel(path: str) -> str:
-        relative = path[len(base) :] if path.startswith(base) else os.path.relpath(path, root)
-        return relative.replace(os.sep, "/") if slash else relative
-
-    def walk(path: str) -> None:
-        real = os.path.realpath(path)
-        if real in seen:
-            return
-        seen.add(real)
-        try:
-            before = os.stat(path).st_mtime_ns if listings is not None else 0
-            with os.scandir(path) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            return
-        folders.append(rel(path))
-        if listings is not None:
-            listings.append((before, [entry.name for entry in entries]))
-        for entry in entries:
-            name = entry.name
-            if name.startswith("."):
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                walk(entry.path)
-            elif entry.is_symlink() and os.path.isdir(entry.path):
-                target = os.path.realpath(entry.path)
-                if target == root_real or target.startswith(os.path.join(root_real, "")):
-                    walk(entry.path)
-            elif name.lower().endswith(".md") and name.lower() not in SKIPPED_NAMES:
-                files.append(rel(entry.path))
-                if entry.is_symlink():
-                    links.append(files[-1])
-
-    start = os.path.join(os.path.abspath(root), os.path.relpath(folder, root)) if folder.is_absolute() else str(folder)
-    if os.path.isdir(start):
-        walk(os.path.normpath(start))
-    return files, folders, links
-
-
 def iter_memory_files(folder: Path, root: Path) -> Iterator[Path]:
-    """The memory files below ``folder`` (see :func:`scan_memories`)."""
+    """The memory files below ``folder`` (see :func:`mtlgit.rules.scan_memories`)."""
     for rel in scan_memories(folder, root)[0]:
         yield root / rel
 
@@ -338,32 +284,6 @@ def dedupe_ids(memories: list[Memory]) -> tuple[list[Memory], list[Problem]]:
     kept, duplicates = first_of_each_id([(m.id, m.path) for m in memories])
     problems = [duplicate_problem(memories[i].path, memories[i].id, first) for i, first in duplicates]
     return [memories[i] for i in kept], problems
-
-
-def first_of_each_id(items: list[tuple[str, str]]) -> tuple[list[int], list[tuple[int, str]]]:
-    """Given (id, path) pairs in path order: the indexes kept, and (index, path of the first) of each repeat."""
-    first: dict[str, str] = {}
-    kept: list[int] = []
-    duplicates: list[tuple[int, str]] = []
-    for index, (memory_id, path) in enumerate(items):
-        key = memory_id.upper()
-        if key in first:
-            duplicates.append((index, first[key]))
-        else:
-            first[key] = path
-            kept.append(index)
-    return kept, duplicates
-
-
-def duplicate_problem(path: str, memory_id: str, first_path: str) -> Problem:
-    return Problem(
-        path,
-        1,
-        "error",
-        "duplicate-id",
-        f"id {memory_id} is also the id of {first_path}: a copied file keeps its id; "
-        "give this one a new id (`mtlgit lint --fix-ids` does it)",
-    )
 
 
 def resolve(memories: list[Memory], ref: str, root: Path | None = None) -> Memory:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mtlgit.ids import blob_id, is_ulid, new_ulid, ulid_time_ms
+from mtlgit.ids import blob_id, new_ulid, ulid_time_ms
 from mtlgit.memory import parse_bytes, slugify
+from mtlgit.rules import is_ulid
 from tests.conftest import VALID
 
 

@@ -10,7 +10,7 @@ import click
 
 from mtlgit.cli.main import echo_json, open_pool
 from mtlgit.cli.options import split_words
-from mtlgit.schema import FORMATS, OUTCOMES, SCOPES
+from mtlgit.rules import FORMATS, OUTCOMES, SCOPES
 
 
 @click.command()
@@ -208,7 +208,7 @@ def _add_json(pool: Any, source: str, force: bool) -> None:
 def _fields_from_text(text: str, origin: str, defaults: dict[str, Any]) -> dict[str, Any]:
     from mtlgit import frontmatter
     from mtlgit.errors import MtlgitError
-    from mtlgit.schema import KNOWN_KEYS
+    from mtlgit.rules import KNOWN_KEYS
 
     try:
         doc = frontmatter.parse(text)

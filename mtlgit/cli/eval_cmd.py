@@ -6,6 +6,7 @@ import click
 
 from mtlgit.cli.main import echo_json
 from mtlgit.cli.options import json_option
+from mtlgit.rules import MODES
 
 
 @click.command("eval")
@@ -38,7 +39,7 @@ from mtlgit.cli.options import json_option
     "--mode",
     "modes",
     multiple=True,
-    type=click.Choice(["hybrid", "bm25", "dense"]),
+    type=click.Choice(MODES),
     help="With --tasks: this retrieval mode (repeatable); default: hybrid, bm25 and dense.",
 )
 @click.option(
@@ -91,7 +92,7 @@ def eval_(
         ]
         if beir:
             raise MtlgitError(f"--tasks does not take {', '.join(beir)}: those are for a BEIR set")
-        _eval_tasks(tasks, split, modes or ("hybrid", "bm25", "dense"), pool, model, as_json)
+        _eval_tasks(tasks, split, modes or MODES, pool, model, as_json)
         return
     if split != "all" or modes or pool is not None:
         raise MtlgitError("--split, --mode and --pool go with --tasks")

@@ -11,9 +11,7 @@ import argparse
 import os
 import sys
 
-FORMATS = ("insight", "workflow", "summary", "trajectory")
-SCOPES = ("task-agnostic", "task-specific")
-MODES = ("hybrid", "bm25", "dense")
+from mtlgit.rules import FORMATS, MODES, SCOPES
 
 
 def parser() -> argparse.ArgumentParser:

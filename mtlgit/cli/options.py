@@ -19,7 +19,7 @@ def json_option(func: F) -> F:
 
 
 def filter_options(func: F) -> F:
-    from mtlgit.schema import FORMATS, SCOPES
+    from mtlgit.rules import FORMATS, SCOPES
 
     options = [
         click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS), help="Only this format."),

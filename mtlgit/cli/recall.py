@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mtlgit.cli.options import filter_options, split_words
-from mtlgit.recall import MODES
+from mtlgit.rules import MODES
 
 
 def _finite(value: float | None) -> float | None:

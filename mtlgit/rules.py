@@ -1,0 +1,165 @@
+"""The rules every layer of mtlgit shares, each written once: which files are memories, what an id looks like,
+and the closed sets of values (formats, statuses, scopes, outcomes, recall modes, freshness, pool trust).
+
+It imports nothing from mtlgit, so that any module may use it without an import cycle; nor YAML or numpy,
+so that ``mtlgit recall`` pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from pathlib import Path
+
+# --- the vocabulary of format v1 (docs/format.md) ------------------------------------------------------------
+
+FORMATS = ("insight", "workflow", "summary", "trajectory")
+SCOPES = ("task-agnostic", "task-specific")
+OUTCOMES = ("success", "failure", "unknown")
+STATUSES = ("active", "retired", "superseded")
+SOURCE_TEXT_KEYS = ("task", "agent", "model", "commit")
+KEY_ORDER = (
+    "id",
+    "title",
+    "description",
+    "goal",
+    "format",
+    "scope",
+    "domains",
+    "tags",
+    "outcome",
+    "source",
+    "created",
+    "status",
+    "superseded_by",
+)
+KNOWN_KEYS = frozenset(KEY_ORDER)
+DEFAULT_SCOPE = {
+    "insight": "task-agnostic",
+    "workflow": "task-agnostic",
+    "summary": "task-specific",
+    "trajectory": "task-specific",
+}
+
+# --- the configuration's closed choices (.mtlgit.yaml) ------------------------------------------------------
+
+MODES = ("hybrid", "bm25", "dense")
+# stat: every memory file's stat is checked on every recall (never stale). folders: only the folders and
+# recently written files (an edit in place of an older file waits for the git hooks or `mtlgit index`), for
+# pools so large that stat-ing every file costs more than the rest of a recall.
+FRESHNESS = ("stat", "folders")
+TRUST = ("reviewed", "untrusted")
+POOL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+# --- ids ---------------------------------------------------------------------------------------------------
+
+# ULIDs: 48 bits of milliseconds then 80 random bits, in Crockford base32; compared without regard to case.
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$", re.IGNORECASE)
+# Any id a memory may have: a ULID is what `mtlgit add` writes, but ids written by hand or imported stay valid.
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def is_ulid(text: str) -> bool:
+    return bool(ULID_RE.match(text))
+
+
+def first_of_each_id(items: list[tuple[str, str]]) -> tuple[list[int], list[tuple[int, str]]]:
+    """Given (id, path) pairs in path order: the indexes kept, and (index, path of the first) of each repeat."""
+    first: dict[str, str] = {}
+    kept: list[int] = []
+    duplicates: list[tuple[int, str]] = []
+    for index, (memory_id, path) in enumerate(items):
+        key = memory_id.upper()
+        if key in first:
+            duplicates.append((index, first[key]))
+        else:
+            first[key] = path
+            kept.append(index)
+    return kept, duplicates
+
+
+# --- which files are memories --------------------------------------------------------------------------------
+
+SKIPPED_NAMES = frozenset({"readme.md"})
+# A symlink (120000) or a submodule (160000) in a git tree is not a memory.
+MEMORY_FILE_MODES = ("100644", "100755")
+
+
+def is_memory_name(name: str) -> bool:
+    """Whether a file named ``name`` can be a memory: ``.md`` in any case, not README.md, not hidden (the
+    temporary files of writers are hidden)."""
+    lower = name.lower()
+    return lower.endswith(".md") and lower not in SKIPPED_NAMES and not name.startswith(".")
+
+
+def is_memory_path(path: str, folder: str) -> bool:
+    """Whether the repository path ``path`` names a memory file of the memories folder ``folder``, by the
+    rule the working tree is read with (:func:`scan_memories`): below the folder, a memory's name, no hidden
+    folder below the folder (the folder's own name may start with a dot). Commits, commit hooks and reviews
+    use it on paths git lists, so that they read every file the index reads."""
+    folder = posixpath.normpath(folder)
+    prefix = "" if folder == "." else folder + "/"
+    if not path.startswith(prefix):
+        return False
+    parts = path[len(prefix) :].split("/")
+    return is_memory_name(parts[-1]) and not any(part.startswith(".") for part in parts[:-1])
+
+
+def scan_memories(
+    folder: Path, root: Path, listings: list[tuple[int, list[str]]] | None = None
+) -> tuple[list[str], list[str], list[str]]:
+    """Every memory file below ``folder`` in a stable order, every folder visited (``folder`` first), and the
+    files that are symlinks, as paths relative to ``root`` with forward slashes. ``listings``, when given,
+    receives for each folder visited its mtime read just before it was listed, and the names listed.
+
+    Hidden folders are skipped. Symlinked folders are followed only when they stay inside ``root``, each real
+    folder once, so a symlink loop ends. Strings, not Path objects: an index refresh walks every file on each
+    run.
+    """
+    root_real = os.path.realpath(root)
+    base = os.path.join(os.path.abspath(root), "")
+    seen: set[str] = set()
+    files: list[str] = []
+    folders: list[str] = []
+    links: list[str] = []
+    slash = os.sep != "/"
+
+    def rel(path: str) -> str:
+        relative = path[len(base) :] if path.startswith(base) else os.path.relpath(path, root)
+        return relative.replace(os.sep, "/") if slash else relative
+
+    def walk(path: str) -> None:
+        real = os.path.realpath(path)
+        if real in seen:
+            return
+        seen.add(real)
+        try:
+            before = os.stat(path).st_mtime_ns if listings is not None else 0
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            return
+        folders.append(rel(path))
+        if listings is not None:
+            listings.append((before, [entry.name for entry in entries]))
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                walk(entry.path)
+            elif entry.is_symlink() and os.path.isdir(entry.path):
+                target = os.path.realpath(entry.path)
+                if target == root_real or target.startswith(os.path.join(root_real, "")):
+                    walk(entry.path)
+            elif is_memory_name(name):
+                files.append(rel(entry.path))
+                if entry.is_symlink():
+                    links.append(files[-1])
+
+    start = os.path.join(os.path.abspath(root), os.path.relpath(folder, root)) if folder.is_absolute() else str(folder)
+    if os.path.isdir(start):
+        walk(os.path.normpath(start))
+    return files, folders, links
