@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mtlgit import frontmatter
 from mtlgit.errors import MtlgitError
-from mtlgit.rules import FRESHNESS, MODES
+from mtlgit.rules import FRESHNESS, MODES, POOL_NAME_RE, TRUST
 
 CONFIG_NAME = ".mtlgit.yaml"
 
@@ -118,3 +119,68 @@ def parse_config(raw: dict[str, Any], text: str, root: Path, path: Path) -> Conf
         raise fail("pools", "'pools' must be a list of pools (see `mtlgit pool add --help`)")
     config.pools = pools
     return config
+
+
+@dataclass
+class PoolSpec:
+    """One entry of ``pools:``: where a pool's memories are read from, and how far they are trusted."""
+
+    name: str
+    url: str
+    ref: str = "main"
+    folder: str = "memories"
+    domain: str = ""
+    trust: str = "untrusted"
+
+    def to_yaml_lines(self) -> list[str]:
+        lines = [f"  - name: {self.name}"]
+        for key in ("url", "ref", "folder", "domain", "trust"):
+            value = getattr(self, key)
+            if value:
+                lines.extend("    " + line for line in frontmatter.dump_field(key, value))
+        return lines
+
+
+def parse_pools(config: Config) -> list[PoolSpec]:
+    """The pools of a configuration, validated.
+
+    :raises MtlgitError: naming the pool and the fix.
+    """
+    specs: list[PoolSpec] = []
+    seen: set[str] = set()
+    for number, entry in enumerate(config.pools, 1):
+        where = f"{CONFIG_NAME}: pool {number}"
+        if not isinstance(entry, dict):
+            raise MtlgitError(f"{where} must be a mapping with name and url")
+        name = str(entry.get("name", "")).strip()
+        if not POOL_NAME_RE.match(name) or name == "local":
+            raise MtlgitError(f"{where}: name {name!r} must be lower-case letters, digits, '-' or '_' (not 'local')")
+        if name in seen:
+            raise MtlgitError(f"{where}: the name '{name}' is used twice")
+        seen.add(name)
+        spec = PoolSpec(
+            name=name,
+            url=str(entry.get("url", "")).strip(),
+            ref=str(entry.get("ref", "main")).strip() or "main",
+            folder=str(entry.get("folder", "memories")).strip().strip("/") or "memories",
+            domain=str(entry.get("domain", "") or "").strip(),
+            trust=str(entry.get("trust", "untrusted")).strip(),
+        )
+        check_spec(spec, where)
+        specs.append(spec)
+    return specs
+
+
+def check_spec(spec: PoolSpec, where: str) -> None:
+    """Refuse what git could take for an option or a command instead of a repository."""
+    url = spec.url
+    if not url:
+        raise MtlgitError(f"{where}: 'url' is missing: a git URL or a local path")
+    if url.startswith("-") or re.match(r"^(ext|fd)::", url, re.IGNORECASE) or any(c in url for c in "\0\n\r"):
+        raise MtlgitError(f"{where}: url {url!r} is not a repository address (options and ext:: are refused)")
+    if spec.ref.startswith("-") or not re.match(r"^[\w./-]+$", spec.ref) or ".." in spec.ref:
+        raise MtlgitError(f"{where}: ref {spec.ref!r} is not a branch or tag name")
+    if spec.folder.startswith(("-", "/")) or ".." in spec.folder.split("/"):
+        raise MtlgitError(f"{where}: folder {spec.folder!r} must be a path inside the pool's repository")
+    if spec.trust not in TRUST:
+        raise MtlgitError(f"{where}: trust {spec.trust!r} must be 'reviewed' or 'untrusted'")

@@ -8,6 +8,8 @@ from typing import Any
 
 from mtlgit import git
 from mtlgit.errors import MemoryNotFoundError, MtlgitError
+from mtlgit.gitobjects import object_ids, read_blobs
+from mtlgit.memory import parse_bytes
 from mtlgit.store import Pool
 
 
@@ -79,9 +81,6 @@ def _change(fields: list[str]) -> tuple[str, str]:
 
 def _fill_status(pool: Pool, entries: list[Entry]) -> None:
     """The memory's ``status`` field as of each commit (batched through one cat-file)."""
-    from mtlgit.gitobjects import object_ids, read_blobs
-    from mtlgit.memory import parse_bytes
-
     names = [f"{e.commit}:{e.path}" for e in entries if e.change != "deleted"]
     blobs = dict(zip(names, object_ids(pool.repo, names), strict=True))
     contents = read_blobs(pool.repo, [b for b in blobs.values() if b])

@@ -11,6 +11,8 @@ import time
 
 from mtlgit.rules import CROCKFORD
 
+# hashlib is imported by blob_id alone: recording a recall's receipt needs a ULID, not OpenSSL (~10 ms).
+
 
 def new_ulid(now_ms: int | None = None) -> str:
     """Return a new ULID string (26 upper-case characters)."""
@@ -33,6 +35,6 @@ def ulid_time_ms(ulid: str) -> int:
 
 def blob_id(data: bytes) -> str:
     """The git blob id of ``data`` (``git hash-object``): the key of everything cached about a file."""
-    import hashlib  # here, not at the top: recording a recall's receipt needs a ULID, not OpenSSL
+    import hashlib
 
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git's own object id

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from mtlgit import git
 from mtlgit.errors import MtlgitError
+from mtlgit.gitobjects import read_blobs
 from mtlgit.ledger import event_files, ledger_dir
 from mtlgit.repo import Repo
 
@@ -102,8 +103,6 @@ _PATH = re.compile(r"^(receipts|outcomes)/([0-9a-f]{16})\.jsonl$")
 
 def _absorb(repo: Repo, commit: str, report: SyncReport) -> dict[str, set[bytes]]:
     """Append to the local files the lines of ``commit``'s files they lack; return the remote's lines."""
-    from mtlgit.gitobjects import read_blobs
-
     entries = []
     for line in repo.git("ls-tree", "-r", "-z", commit).split("\0"):
         if not line:

@@ -14,83 +14,22 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mtlgit import git
-from mtlgit.config import CONFIG_NAME, Config, load_config
+from mtlgit.config import CONFIG_NAME, load_config
+
+# Validating a configuration's pools is the configuration's work (mtlgit.index reads them too): the names
+# stay importable from here for the commands.
+from mtlgit.config import PoolSpec as PoolSpec
+from mtlgit.config import check_spec as check_spec
+from mtlgit.config import parse_pools as parse_pools
 from mtlgit.errors import MtlgitError
 from mtlgit.repo import Repo
-from mtlgit.rules import POOL_NAME_RE, TRUST
 
 # Only transports that move data; "ext::" runs commands, "fd::" reads descriptors.
 _SAFE_GIT = ("-c", "protocol.ext.allow=never", "-c", "protocol.fd.allow=never")
-
-
-@dataclass
-class PoolSpec:
-    name: str
-    url: str
-    ref: str = "main"
-    folder: str = "memories"
-    domain: str = ""
-    trust: str = "untrusted"
-
-    def to_yaml_lines(self) -> list[str]:
-        from mtlgit.frontmatter import dump_field
-
-        lines = [f"  - name: {self.name}"]
-        for key in ("url", "ref", "folder", "domain", "trust"):
-            value = getattr(self, key)
-            if value:
-                lines.extend("    " + line for line in dump_field(key, value))
-        return lines
-
-
-def parse_pools(config: Config) -> list[PoolSpec]:
-    """The pools of a configuration, validated.
-
-    :raises MtlgitError: naming the pool and the fix.
-    """
-    specs: list[PoolSpec] = []
-    seen: set[str] = set()
-    for number, entry in enumerate(config.pools, 1):
-        where = f"{CONFIG_NAME}: pool {number}"
-        if not isinstance(entry, dict):
-            raise MtlgitError(f"{where} must be a mapping with name and url")
-        name = str(entry.get("name", "")).strip()
-        if not POOL_NAME_RE.match(name) or name == "local":
-            raise MtlgitError(f"{where}: name {name!r} must be lower-case letters, digits, '-' or '_' (not 'local')")
-        if name in seen:
-            raise MtlgitError(f"{where}: the name '{name}' is used twice")
-        seen.add(name)
-        spec = PoolSpec(
-            name=name,
-            url=str(entry.get("url", "")).strip(),
-            ref=str(entry.get("ref", "main")).strip() or "main",
-            folder=str(entry.get("folder", "memories")).strip().strip("/") or "memories",
-            domain=str(entry.get("domain", "") or "").strip(),
-            trust=str(entry.get("trust", "untrusted")).strip(),
-        )
-        check_spec(spec, where)
-        specs.append(spec)
-    return specs
-
-
-def check_spec(spec: PoolSpec, where: str) -> None:
-    """Refuse what git could take for an option or a command instead of a repository."""
-    url = spec.url
-    if not url:
-        raise MtlgitError(f"{where}: 'url' is missing: a git URL or a local path")
-    if url.startswith("-") or re.match(r"^(ext|fd)::", url, re.IGNORECASE) or any(c in url for c in "\0\n\r"):
-        raise MtlgitError(f"{where}: url {url!r} is not a repository address (options and ext:: are refused)")
-    if spec.ref.startswith("-") or not re.match(r"^[\w./-]+$", spec.ref) or ".." in spec.ref:
-        raise MtlgitError(f"{where}: ref {spec.ref!r} is not a branch or tag name")
-    if spec.folder.startswith(("-", "/")) or ".." in spec.folder.split("/"):
-        raise MtlgitError(f"{where}: folder {spec.folder!r} must be a path inside the pool's repository")
-    if spec.trust not in TRUST:
-        raise MtlgitError(f"{where}: trust {spec.trust!r} must be 'reviewed' or 'untrusted'")
 
 
 # --- where a pool lives ----------------------------------------------------------------------------------

@@ -10,8 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mtlgit.abstraction import specificity
+from mtlgit.analysis import analyze
+from mtlgit.config import load_config
+from mtlgit.dedup import closest
+from mtlgit.embed import load_model
 from mtlgit.errors import MtlgitError, Problem
+from mtlgit.gitobjects import object_ids, read_blobs, resolve_commit
+from mtlgit.index import rev_snapshot
+from mtlgit.memory import parse_bytes, search_text
 from mtlgit.repo import Repo
+from mtlgit.rules import is_memory_path
 
 
 @dataclass
@@ -69,8 +78,6 @@ class Review:
 def parse_range(repo: Repo, spec: str | None, default_base: str) -> tuple[str, str]:
     """(base commit, head commit) of ``A..B``, ``A...B`` (from their merge base), ``A`` (A..HEAD) or nothing
     (the reviewed ref...HEAD)."""
-    from mtlgit.gitobjects import resolve_commit
-
     if not spec:
         try:
             resolve_commit(repo, default_base)
@@ -94,16 +101,6 @@ def parse_range(repo: Repo, spec: str | None, default_base: str) -> tuple[str, s
 
 
 def review(repo: Repo, spec: str | None = None) -> Review:
-    from mtlgit.abstraction import specificity
-    from mtlgit.analysis import analyze
-    from mtlgit.config import load_config
-    from mtlgit.dedup import closest
-    from mtlgit.embed import load_model
-    from mtlgit.gitobjects import object_ids, read_blobs
-    from mtlgit.index import rev_snapshot
-    from mtlgit.memory import parse_bytes, search_text
-    from mtlgit.rules import is_memory_path
-
     config = load_config(repo.root)
     base, head = parse_range(repo, spec, config.reviewed_ref)
     folder = config.memories
