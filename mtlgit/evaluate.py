@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from mtlgit import git
+from mtlgit.embed import load_model
 from mtlgit.errors import MtlgitError
+from mtlgit.frontmatter import render
+from mtlgit.index import WorktreeIndex
+from mtlgit.memory import parse_bytes
+from mtlgit.recall import DENSE_WEIGHT, Filters, Recaller, search
+from mtlgit.repo import find_repo
 from mtlgit.rules import MODES
 
 
@@ -84,7 +90,6 @@ def _memory_id(doc_id: str) -> str:
 
 def write_pool(dataset: Dataset, folder: Path) -> dict[str, str]:
     """Write one memory file per corpus document; return memory id -> corpus id."""
-    from mtlgit.frontmatter import render
 
     ids: dict[str, str] = {}
     target = folder / "memories"
@@ -125,10 +130,6 @@ def evaluate(
     workdir: Path | None = None,
 ) -> dict[str, dict[str, float]]:
     """Index the corpus as a pool and score every mode (and every hybrid weight) on the judged queries."""
-    from mtlgit.embed import load_model
-    from mtlgit.index import WorktreeIndex
-    from mtlgit.recall import DENSE_WEIGHT, Filters, search
-    from mtlgit.repo import find_repo
 
     with tempfile.TemporaryDirectory(prefix="mtlgit-eval-", dir=workdir) as tmp:
         root = Path(tmp)
@@ -231,7 +232,6 @@ def _task(row: Any, where: str) -> Task:
 
 def copy_pool(pool: Path, target: Path) -> set[str]:
     """Copy the memory files of ``pool`` (keeping their sub-folders) into ``target``; the ids of the valid ones."""
-    from mtlgit.memory import parse_bytes
 
     ids: set[str] = set()
     for path in sorted(pool.rglob("*.md")):
@@ -320,7 +320,6 @@ def evaluate_tasks(
 
     :raises MtlgitError: when a label names a memory that is not in the pool.
     """
-    from mtlgit.recall import Recaller
 
     with tempfile.TemporaryDirectory(prefix="mtlgit-eval-tasks-", dir=workdir) as tmp:
         root = Path(tmp)
