@@ -9,7 +9,7 @@ from typing import Any
 
 from mtlgit import frontmatter
 from mtlgit.errors import MtlgitError
-from mtlgit.rules import FRESHNESS, MODES, POOL_NAME_RE, TRUST
+from mtlgit.rules import FRESHNESS, MODES, TRUST, is_pool_name
 
 CONFIG_NAME = ".mtlgit.yaml"
 
@@ -153,7 +153,7 @@ def parse_pools(config: Config) -> list[PoolSpec]:
         if not isinstance(entry, dict):
             raise MtlgitError(f"{where} must be a mapping with name and url")
         name = str(entry.get("name", "")).strip()
-        if not POOL_NAME_RE.match(name) or name == "local":
+        if not is_pool_name(name):
             raise MtlgitError(f"{where}: name {name!r} must be lower-case letters, digits, '-' or '_' (not 'local')")
         if name in seen:
             raise MtlgitError(f"{where}: the name '{name}' is used twice")

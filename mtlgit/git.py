@@ -1,13 +1,11 @@
 """Every git command mtlgit runs goes through :func:`run`: bytes in, bytes out, and a failure is one
 :class:`GitError` line naming the command and git's own words, never a traceback.
-
-``subprocess`` is imported on the first command, not with this module: ``mtlgit recall`` imports this module
-(through :mod:`mtlgit.repo`) but finds the repository without running git, and the import costs ~3 ms.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,8 +80,6 @@ def run(
     :raises GitError: when git is missing, cannot start in ``cwd``, runs longer than ``timeout`` seconds, or
         (with ``check``) fails.
     """
-    import subprocess
-
     command = f"git {_subcommand(args)}"
     try:
         proc = subprocess.run(

@@ -24,13 +24,13 @@ from mtlgit.ids import blob_id
 from mtlgit.rules import (
     DEFAULT_SCOPE,
     FORMATS,
-    ID_RE,
     KNOWN_KEYS,
     OUTCOMES,
     SCOPES,
     SOURCE_TEXT_KEYS,
     STATUSES,
     is_ulid,
+    is_valid_id,
 )
 from mtlgit.secrets import ALLOW, find_secrets
 
@@ -387,7 +387,7 @@ def validate(
     check = _Checker(doc, rel, hide_values)
     meta = doc.meta
     memory_id = check.text("id", required=True, why=": every memory needs a unique id (mtlgit add writes a ULID)")
-    if memory_id and not ID_RE.match(memory_id):
+    if memory_id and not is_valid_id(memory_id):
         check.error(
             "id", "id", f"id {check.show(memory_id)} may hold only letters, digits, '.', '_' and '-' (64 at most)"
         )

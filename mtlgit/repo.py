@@ -10,8 +10,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mtlgit import git
 from mtlgit.errors import MtlgitError, NotARepositoryError
+
+# mtlgit.git, and subprocess with it (a tenth of a numpy import, measured), is imported by the two functions
+# that run git: recall finds the repository without running git.
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class Repo:
 
         :raises mtlgit.git.GitError: when git fails and ``check`` is set.
         """
+        from mtlgit import git
+
         return git.text(self.root, *args, check=check, input=input)
 
 
@@ -81,6 +85,8 @@ def _common_dir(git_dir: Path) -> Path:
 
 
 def _ask_git(here: Path) -> Repo:
+    from mtlgit import git
+
     try:
         out = git.text(here, "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir")
     except MtlgitError:

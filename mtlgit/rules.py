@@ -50,19 +50,32 @@ MODES = ("hybrid", "bm25", "dense")
 # pools so large that stat-ing every file costs more than the rest of a recall.
 FRESHNESS = ("stat", "folders")
 TRUST = ("reviewed", "untrusted")
-POOL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 # --- ids ---------------------------------------------------------------------------------------------------
 
 # ULIDs: 48 bits of milliseconds then 80 random bits, in Crockford base32; compared without regard to case.
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$", re.IGNORECASE)
-# Any id a memory may have: a ULID is what `mtlgit add` writes, but ids written by hand or imported stay valid.
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# The patterns are compiled on first use (re keeps them), not on import: recall imports this module and
+# checks no id.
+_ULID = r"[0-9A-HJKMNP-TV-Z]{26}"
+_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+_POOL_NAME = r"[a-z0-9][a-z0-9_-]{0,39}"
 
 
 def is_ulid(text: str) -> bool:
-    return bool(ULID_RE.match(text))
+    """Whether ``text`` is a ULID, in either case: what `mtlgit add` writes."""
+    return re.fullmatch(_ULID, text, re.IGNORECASE) is not None
+
+
+def is_valid_id(text: str) -> bool:
+    """Whether ``text`` may be a memory's id: a ULID or any id written by hand or imported, 64 characters at
+    most, of letters, digits, '.', '_' and '-'."""
+    return re.fullmatch(_ID, text) is not None
+
+
+def is_pool_name(name: str) -> bool:
+    """Whether ``name`` may name a pool (``local`` names the repository's own memories)."""
+    return name != "local" and re.fullmatch(_POOL_NAME, name) is not None
 
 
 def first_of_each_id(items: list[tuple[str, str]]) -> tuple[list[int], list[tuple[int, str]]]:

@@ -139,4 +139,4 @@ def test_recall_runs_no_git_and_loads_no_subprocess(repo: Path) -> None:
     proc = subprocess.run(command, cwd=repo, capture_output=True, text=True, env=env)
     assert proc.returncode == 0 and "wombats" in proc.stdout, proc.stderr
     imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
-    assert "mtlgit.recall" in imported and "subprocess" not in imported
+    assert "mtlgit.recall" in imported and "subprocess" not in imported and "mtlgit.git" not in imported

@@ -4,7 +4,7 @@ import click
 
 from mtlgit.cli.main import echo_json
 from mtlgit.cli.options import json_option
-from mtlgit.rules import POOL_NAME_RE
+from mtlgit.rules import is_pool_name
 
 
 @click.group()
@@ -48,7 +48,7 @@ def add(name: str, url: str, ref: str, folder: str, domain: str, trust: str, no_
     repo = find_repo()
     spec = pools.PoolSpec(name, url, ref, folder.strip("/"), domain, trust)
     pools.check_spec(spec, f"pool '{name}'")
-    if not POOL_NAME_RE.match(name) or name == "local":
+    if not is_pool_name(name):
         raise click.UsageError(f"pool name {name!r}: use lower-case letters, digits, '-' or '_' (not 'local')")
     pools.add_to_config(repo.root, spec)
     click.echo(f"Added pool '{name}' to .mtlgit.yaml")
