@@ -11,7 +11,7 @@ import time
 
 from mtlgit.rules import CROCKFORD
 
-# hashlib is imported by blob_id alone: recording a recall's receipt needs a ULID, not OpenSSL (~10 ms).
+# hashlib is imported by blob_id alone: recording a recall's receipt needs a ULID, not OpenSSL.
 
 
 def new_ulid(now_ms: int | None = None) -> str:
