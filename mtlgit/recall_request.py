@@ -23,8 +23,8 @@ EXPECTED = {
     "mode": f"one of {', '.join(MODES)}",
     "min_confidence": "a number from 0 to 1 (0 keeps all k)",
     "budget": "a whole number of tokens, 0 or more (0: no cap)",
-    "formats": f"each one of {', '.join(FORMATS)}",
-    "scopes": f"each one of {', '.join(SCOPES)}",
+    "formats": f"a list of names from {', '.join(FORMATS)}",
+    "scopes": f"a list of names from {', '.join(SCOPES)}",
 }
 
 
@@ -75,9 +75,8 @@ class RecallRequest:
         if self.budget is not None and (not _whole(self.budget) or self.budget < 0):
             raise RequestError("budget", self.budget)
         for name, allowed in (("formats", FORMATS), ("scopes", SCOPES)):
-            bad = [value for value in getattr(self, name) if value not in allowed]
-            if bad:
-                raise RequestError(name, bad[0])
+            if any(value not in allowed for value in getattr(self, name)):
+                raise RequestError(name, list(getattr(self, name)))
 
     def with_query(self, query: str) -> RecallRequest:
         return replace(self, query=query)
@@ -109,8 +108,8 @@ class Budget:
     def to_json(self) -> dict[str, Any]:
         return {"tokens": self.tokens, "used": self.used, "left_out": self.left_out}
 
-    def note(self) -> str | None:
-        """One line saying what the budget left out, or None."""
+    def note(self, option: str = "--budget") -> str | None:
+        """One line saying what the budget left out, or None; ``option`` is how the caller sets the budget."""
         if not self.left_out:
             return None
         ranks = [item["rank"] for item in self.left_out]
@@ -118,7 +117,7 @@ class Budget:
         more = sum(item["tokens"] for item in self.left_out)
         return (
             f"the prompt budget of {self.tokens} tokens left out {len(ranks)} memor{'y' if len(ranks) == 1 else 'ies'} "
-            f"({which}, ~{more} tokens): raise --budget or recall.budget (0: no cap), or ask for fewer (-k)"
+            f"({which}, ~{more} tokens): raise {option} or recall.budget (0: no cap), or ask for fewer (k)"
         )
 
 
