@@ -32,8 +32,9 @@ recall:
   # Leave out memories less likely than this (0-1) to apply: recall then returns fewer than k, or none.
   # Default 0.55 (measured, README); 0 always returns k.
   # min_confidence: 0.55
-  # Most tokens (estimated) of the items given to an agent (--prompt, --json, MCP); 0: no cap.
-  budget: 2000
+  # Most tokens (estimated, 4 characters each) of the memory block given to an agent (--prompt, --json, MCP):
+  # whole items in rank order, the rest named on stderr. Default 2000; 0: no cap.
+  # budget: 2000
 # The branch whose memories passed review (`mtlgit recall --reviewed`).
 reviewed_ref: origin/main
 """
