@@ -19,6 +19,7 @@ from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mtlgit.errors import MtlgitError
+from mtlgit.lint import LintJson
 from mtlgit.recall_request import EXPECTED, K_MAX
 
 # The enums of the tool schema; a test keeps them equal to mtlgit.recall.MODES and mtlgit.schema.FORMATS.
@@ -231,7 +232,7 @@ def build_server(start: Path | None = None) -> MCPServer:
         description="Lint the memory files (all, or the given paths relative to the repository: files or folders): "
         "errors and warnings. A path that does not exist or is outside the memories folder is an error."
     )
-    def lint(paths: list[str] | None = None) -> dict[str, Any]:
+    def lint(paths: list[str] | None = None) -> LintJson:
         from mtlgit.lint import LintReport, lint_pool
         from mtlgit.store import Pool
 

@@ -42,6 +42,7 @@ async def session(repo: Path) -> None:
         listed = {tool.name: tool for tool in (await client.list_tools()).tools}
         assert set(listed) == {"recall", "add_memories", "lint", "show", "report_outcome"}
         check_recall_schema(listed["recall"].input_schema, listed["recall"].output_schema)
+        assert set(listed["lint"].output_schema["properties"]) == {"files", "errors", "warnings", "problems", "skipped"}
 
         first = await client.call_tool("recall", {"query": "failing test before the fix"})
         assert not first.is_error
