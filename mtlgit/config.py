@@ -9,8 +9,6 @@ from typing import Any
 from mtlgit import frontmatter
 from mtlgit.errors import MtlgitError
 
-DEFAULT_BUDGET = 2000  # tokens of the --prompt block: see mtlgit.recall_request
-
 CONFIG_NAME = ".mtlgit.yaml"
 MODES = ("hybrid", "bm25", "dense")
 # stat: every memory file's stat is checked on every recall (never stale). folders: only the folders and
@@ -48,7 +46,7 @@ class Config:
     mode: str = "hybrid"
     freshness: str = "stat"
     min_confidence: float | None = None
-    budget: int = DEFAULT_BUDGET
+    budget: int | None = None  # None: mtlgit.recall_request.DEFAULT_BUDGET
     reviewed_ref: str = "origin/main"
     pools: list[dict[str, Any]] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -119,8 +117,8 @@ def parse_config(raw: dict[str, Any], text: str, root: Path, path: Path) -> Conf
     if bar is not None and (isinstance(bar, bool) or not isinstance(bar, (int, float)) or not 0 <= bar <= 1):
         raise fail("min_confidence", "'recall.min_confidence' must be a number from 0 to 1, e.g. 0.5 (0 keeps all)")
     config.min_confidence = None if bar is None else float(bar)
-    budget = recall.get("budget", DEFAULT_BUDGET)
-    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 0:
+    budget = recall.get("budget")
+    if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 0):
         raise fail("budget", "'recall.budget' must be a whole number of tokens, e.g. 2000 (0: no cap)")
     config.budget = budget
     reviewed = raw.get("reviewed_ref", "origin/main")

@@ -9,6 +9,7 @@ silently.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from mtlgit.errors import MtlgitError
@@ -16,6 +17,10 @@ from mtlgit.recall import MODES, Filters, Recaller, RecallResult
 from mtlgit.schema import FORMATS, SCOPES
 
 K_MAX = 1000
+# Estimated tokens of the whole --prompt block, preamble included (~150). A starter memory takes 150-200, so
+# the default k of 3 fits with room to spare and up to ~10 fit; an imported style guide of 2-10k tokens does
+# not, and a block never grows past ~8 KB unless asked.
+DEFAULT_BUDGET = 2000
 
 # What each checked option must be: the one text of every message about it (CLI, MCP schema errors, library).
 EXPECTED = {
@@ -144,7 +149,7 @@ def execute(request: RecallRequest, recaller: Recaller, quick: bool = False, bud
         return Recalled(request, result, None)
     from mtlgit import render
 
-    limit = request.budget if request.budget is not None else budget_for(result, recaller)
+    limit = request.budget if request.budget is not None else budget_for(result.snapshot.manifest, recaller.repo.root)
     kept, used, left = render.fit(result.hits, limit)
     budget = Budget(limit, used, [_left_out(hit, tokens) for hit, tokens in left])
     result.hits = kept
@@ -168,15 +173,25 @@ class Recalled:
         return data
 
 
-def budget_for(result: RecallResult, recaller: Recaller) -> int:
-    """The configured ``recall.budget``: kept in the index's manifest, read from the configuration only for an
-    index written before the key existed (parsing YAML costs a recall ~60 ms of imports)."""
-    manifest = result.snapshot.manifest
-    if "budget" in manifest:
-        return int(manifest["budget"])
-    from mtlgit.config import load_config
+def budget_for(manifest: dict[str, Any], root: Path) -> int:
+    """The configured ``recall.budget``, which the index's manifest keeps, else :data:`DEFAULT_BUDGET`.
 
-    return load_config(recaller.repo.root).budget
+    An index written before the key existed has no such entry: the configuration is then parsed only when its
+    text names a budget, since parsing YAML would cost every recall ~60 ms of imports until the next refresh.
+    """
+    if "budget" not in manifest:
+        try:
+            text = (root / ".mtlgit.yaml").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+        if "budget" not in text:
+            return DEFAULT_BUDGET
+        from mtlgit.config import load_config
+
+        configured = load_config(root).budget
+    else:
+        configured = manifest["budget"]
+    return DEFAULT_BUDGET if configured is None else int(configured)
 
 
 def _left_out(hit: Any, tokens: int) -> dict[str, Any]:
