@@ -8,7 +8,7 @@ silently.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,8 @@ class RequestError(MtlgitError):
         super().__init__(f"{name} {self.problem}")
 
 
-@dataclass(frozen=True)
+# eq, repr and frozen would each cost the recall path the generation of more methods at import (~1-2 ms).
+@dataclass(eq=False, repr=False)
 class RecallRequest:
     """What to recall and how. ``None`` means "as configured" (``recall.k``, ``recall.mode``,
     ``recall.min_confidence``, ``recall.budget``).
@@ -69,7 +70,7 @@ class RecallRequest:
 
     def __post_init__(self) -> None:
         for name in ("formats", "domains", "exclude_domains", "tags", "scopes", "pools"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+            setattr(self, name, tuple(getattr(self, name)))
         if self.k is not None and (not _whole(self.k) or not 1 <= self.k <= K_MAX):
             raise RequestError("k", self.k)
         if self.mode is not None and self.mode not in MODES:
@@ -102,13 +103,13 @@ def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-@dataclass
 class Budget:
     """How a recall's items were fitted to the prompt budget (estimated tokens, see :func:`render.tokens`)."""
 
-    tokens: int  # the budget; 0: no cap
-    used: int = 0  # the block of the items kept
-    left_out: list[dict[str, Any]] = field(default_factory=list)  # rank, id, title, tokens of each left out
+    def __init__(self, tokens: int, used: int, left_out: list[dict[str, Any]]) -> None:
+        self.tokens = tokens  # the budget; 0: no cap
+        self.used = used  # the block of the items kept
+        self.left_out = left_out  # rank, id, title, tokens of each item left out
 
     def to_json(self) -> dict[str, Any]:
         return {"tokens": self.tokens, "used": self.used, "left_out": self.left_out}
@@ -156,11 +157,11 @@ def execute(request: RecallRequest, recaller: Recaller, quick: bool = False, bud
     return Recalled(request, result, budget)
 
 
-@dataclass
 class Recalled:
-    request: RecallRequest
-    result: RecallResult
-    budget: Budget | None  # None: not fitted to a budget (text and --paths output)
+    def __init__(self, request: RecallRequest, result: RecallResult, budget: Budget | None) -> None:
+        self.request = request
+        self.result = result
+        self.budget = budget  # None: not fitted to a budget (text and --paths output)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON of ``recall --json`` and of MCP's structured content (a receipt is added by the caller)."""
