@@ -554,3 +554,16 @@ def test_a_bad_option_is_one_message_from_the_request(cli, args: list[str], mess
     with pytest.raises(RequestError) as raised:
         RecallRequest(**{name: value})  # type: ignore[arg-type]
     assert message.split("': ")[1] in str(raised.value) and str(raised.value).startswith(name)
+
+
+def test_the_budget_of_an_index_written_before_recall_budget_existed(tmp_path: Path) -> None:
+    from mtlgit.recall_request import DEFAULT_BUDGET, budget_for
+
+    assert budget_for({"budget": 0}, tmp_path) == 0
+    assert budget_for({"budget": None}, tmp_path) == DEFAULT_BUDGET
+    # No key: the configuration decides, read only when it names a budget.
+    assert budget_for({}, tmp_path) == DEFAULT_BUDGET
+    write(tmp_path / ".mtlgit.yaml", "recall:\n  k: 5\n")
+    assert budget_for({}, tmp_path) == DEFAULT_BUDGET
+    write(tmp_path / ".mtlgit.yaml", "recall:\n  budget: 500\n")
+    assert budget_for({}, tmp_path) == 500
