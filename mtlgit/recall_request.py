@@ -12,12 +12,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mtlgit import render
 from mtlgit.errors import MtlgitError
-from mtlgit.recall import MODES, Filters, Recaller, RecallResult
+from mtlgit.recall import MODES, Filters, Hit, Recaller, RecallResult
 from mtlgit.schema import FORMATS, SCOPES
 
 K_MAX = 1000
-# Estimated tokens of the whole --prompt block, preamble included (~150). A starter memory takes 150-200, so
+# Estimated tokens of the whole --prompt block, preamble included (~175). A starter memory takes 150-200, so
 # the default k of 3 fits with room to spare and up to ~10 fit; an imported style guide of 2-10k tokens does
 # not, and a block never grows past ~8 KB unless asked.
 DEFAULT_BUDGET = 2000
@@ -148,8 +149,6 @@ def execute(request: RecallRequest, recaller: Recaller, quick: bool = False, bud
     )
     if not budgeted:
         return Recalled(request, result, None)
-    from mtlgit import render
-
     limit = request.budget if request.budget is not None else budget_for(result.snapshot.manifest, recaller.repo.root)
     kept, used, left = render.fit(result.hits, limit)
     budget = Budget(limit, used, [_left_out(hit, tokens) for hit, tokens in left])
@@ -182,6 +181,7 @@ def budget_for(manifest: dict[str, Any], root: Path) -> int:
     """
     if "budget" not in manifest:
         try:
+            # config.CONFIG_NAME: importing mtlgit.config would import the YAML parser this avoids.
             text = (root / ".mtlgit.yaml").read_text(encoding="utf-8", errors="replace")
         except OSError:
             text = ""
@@ -195,5 +195,5 @@ def budget_for(manifest: dict[str, Any], root: Path) -> int:
     return DEFAULT_BUDGET if configured is None else int(configured)
 
 
-def _left_out(hit: Any, tokens: int) -> dict[str, Any]:
+def _left_out(hit: Hit, tokens: int) -> dict[str, Any]:
     return {"rank": hit.rank, "id": hit.memory.get("id"), "title": hit.memory.get("title"), "tokens": tokens}
