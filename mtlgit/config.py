@@ -27,6 +27,9 @@ recall:
   # Leave out memories less likely than this (0-1) to apply: recall then returns fewer than k, or none.
   # Default 0.55 (measured, README); 0 always returns k.
   # min_confidence: 0.55
+  # Most tokens (estimated, 4 characters each) of the memory block given to an agent (--prompt, --json, MCP):
+  # whole items in rank order, the rest named on stderr. Default 2000; 0: no cap.
+  # budget: 2000
 # The branch whose memories passed review (`mtlgit recall --reviewed`).
 reviewed_ref: origin/main
 """
@@ -40,6 +43,7 @@ class Config:
     mode: str = "hybrid"
     freshness: str = "stat"
     min_confidence: float | None = None
+    budget: int | None = None  # None: mtlgit.recall_request.DEFAULT_BUDGET
     reviewed_ref: str = "origin/main"
     pools: list[dict[str, Any]] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -110,6 +114,10 @@ def parse_config(raw: dict[str, Any], text: str, root: Path, path: Path) -> Conf
     if bar is not None and (isinstance(bar, bool) or not isinstance(bar, (int, float)) or not 0 <= bar <= 1):
         raise fail("min_confidence", "'recall.min_confidence' must be a number from 0 to 1, e.g. 0.5 (0 keeps all)")
     config.min_confidence = None if bar is None else float(bar)
+    budget = recall.get("budget")
+    if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 0):
+        raise fail("budget", "'recall.budget' must be a whole number of tokens, e.g. 2000 (0: no cap)")
+    config.budget = budget
     reviewed = raw.get("reviewed_ref", "origin/main")
     if not isinstance(reviewed, str) or not reviewed.strip() or reviewed.startswith("-"):
         raise fail("reviewed_ref", "'reviewed_ref' must be a git ref such as origin/main")

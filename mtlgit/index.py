@@ -943,6 +943,7 @@ class WorktreeIndex:
             "k": config.k,
             "mode": config.mode,
             "min_confidence": config.min_confidence,
+            "budget": config.budget,
             "freshness": config.freshness,
             "reviewed_ref": config.reviewed_ref,
             "pools": [spec.__dict__ for spec in parse_pools(config)],
@@ -1015,6 +1016,7 @@ def rev_snapshot(repo: Repo, rev: str, progress: bool = False) -> Snapshot:
         "k": config.k,
         "mode": config.mode,
         "min_confidence": config.min_confidence,
+        "budget": config.budget,
         "reviewed_ref": config.reviewed_ref,
     }
     try:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from mtlgit import frontmatter
 from mtlgit.errors import MtlgitError, Problem
@@ -16,6 +16,16 @@ from mtlgit.memory import Memory, key_line
 from mtlgit.staleness import stale_notes
 from mtlgit.store import Pool, replace_file
 from mtlgit.supersede import cycles, dangling
+
+
+class LintJson(TypedDict):
+    """A lint report as ``mtlgit lint --json`` prints it and MCP's ``lint`` tool returns it (its output schema)."""
+
+    files: int
+    errors: int
+    warnings: int
+    problems: list[dict[str, Any]]  # each Problem.to_json(): path, line, severity, code, message
+    skipped: list[str]
 
 
 @dataclass
@@ -35,7 +45,7 @@ class LintReport:
     def failed(self, strict: bool = False) -> bool:
         return bool(self.errors or (strict and self.warnings))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> LintJson:
         return {
             "files": self.files,
             "errors": len(self.errors),

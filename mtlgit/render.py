@@ -96,6 +96,40 @@ def _note(value: str) -> str:
     return escape_control(" ".join(value.split()))
 
 
+def tokens(text: str) -> int:
+    """A cheap estimate of the tokens ``text`` costs a model: one per 4 ASCII characters (the usual figure for
+    English with BPE vocabularies), one per other character (CJK and symbols cost one or more each).
+
+    No tokenizer is loaded: it would cost a recall more than the rest of it, and vocabularies differ by model.
+    """
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    return -(-ascii_chars // 4) + len(text) - ascii_chars
+
+
+def fit(hits: Sequence[Hit], budget: int) -> tuple[list[Hit], int, list[tuple[Hit, int]]]:
+    """The leading ``hits`` whose :func:`prompt` block fits in ``budget`` tokens (0: all), the estimated tokens
+    of that block, and each hit left out with its own tokens.
+
+    Whole items in rank order: the first that does not fit ends the block, so item numbers stay 1..n and a
+    lower-ranked short item never displaces a better one.
+    """
+    sizes = [tokens(_item(hit)) + 1 for hit in hits]
+    used = tokens(_frame("0" * 12)) if hits else 0
+    kept = 0
+    for size in sizes:
+        if budget and used + size > budget:
+            break
+        used += size
+        kept += 1
+    return list(hits[:kept]), used if kept else 0, list(zip(hits[kept:], sizes[kept:], strict=True))
+
+
+def _frame(boundary: str, body: str = "") -> str:
+    # The blank line after the opening tag ends it as an HTML block for CommonMark readers, so the first
+    # heading is a heading.
+    return f'{PROMPT_PREAMBLE}\n\n<memory-items boundary="{boundary}">\n\n{body}\n</memory-items boundary="{boundary}">'
+
+
 def prompt(hits: Sequence[Hit]) -> str:
     """The block an agent pastes into its system prompt (the Memory Item layout of the paper).
 
@@ -108,9 +142,7 @@ def prompt(hits: Sequence[Hit]) -> str:
     boundary = os.urandom(6).hex()
     while boundary in body:  # pragma: no cover - 48 random bits
         boundary = os.urandom(6).hex()
-    # The blank line after the opening tag ends it as an HTML block for CommonMark readers, so the first
-    # heading is a heading.
-    return f'{PROMPT_PREAMBLE}\n\n<memory-items boundary="{boundary}">\n\n{body}\n</memory-items boundary="{boundary}">'
+    return _frame(boundary, body)
 
 
 def _item(hit: Hit) -> str:

@@ -470,3 +470,100 @@ def test_the_fast_path_answers_like_click(repo: Path, cli, args: list[str]) -> N
         return re.sub(r"rc-[0-9A-Z]{26}", "rc-R", re.sub(r'boundary="[0-9a-f]+"', 'boundary="B"', text))
 
     assert same(fast.out) == same(through_click.stdout)
+
+
+def add_long(cli, count: int, sentences: int) -> None:  # type: ignore[no-untyped-def]
+    """``count`` memories of ``sentences`` sentences each (~25 tokens a sentence), all about flaky tests (near
+    duplicates of each other, added with --force)."""
+    for n in range(count):
+        content = " ".join(
+            f"Step {n}.{i}: rerun the flaky integration test with a fixed seed and record which fixture leaks state."
+            for i in range(sentences)
+        )
+        result = cli(
+            "add",
+            "-t",
+            f"Pin down flaky test number {n}",
+            "-d",
+            "When a test fails only sometimes.",
+            "-c",
+            content,
+            "--force",
+        )
+        assert result.code == 0, result.output
+
+
+def test_the_budget_keeps_whole_items_in_rank_order_and_says_what_it_left_out(cli) -> None:  # type: ignore[no-untyped-def]
+    add_long(cli, 4, 16)  # ~500 tokens an item in the prompt block
+    query = ["flaky integration test fixture leaks state", "-k", "4"]
+    result = cli("recall", *query, "--json", "--budget", "1300")
+    assert result.code == 0, result.output
+    data = json.loads(result.out)
+    budget = data["budget"]
+    kept, left = data["results"], budget["left_out"]
+    assert budget["tokens"] == 1300 and 0 < budget["used"] <= 1300
+    assert [r["rank"] for r in kept] == list(range(1, len(kept) + 1)) and 1 <= len(kept) < 4
+    assert [item["rank"] for item in left] == list(range(len(kept) + 1, 5))
+    assert budget["used"] + left[0]["tokens"] > 1300  # the next item would not have fitted
+    assert f"left out {len(left)} memories (ranks {len(kept) + 1}-4" in result.err and "--budget" in result.err
+    prompt = cli("recall", *query, "--prompt", "--budget", "1300")
+    assert prompt.out.count("# Memory Item ") == len(kept) and "left out" in prompt.err
+    # The block printed is within the budget by the documented estimate (4 characters a token).
+    block = prompt.out.split("\nmtlgit receipt:")[0]
+    assert len(block) / 4 <= 1300
+    # 0 lifts the cap; the text output, for people, is never cut.
+    everything = cli("recall", *query, "--json", "--budget", "0")
+    assert len(json.loads(everything.out)["results"]) == 4 and "left out" not in everything.err
+    assert cli("recall", *query).out.count("Pin down flaky test") == 4
+
+
+def test_the_default_budget_caps_a_prompt_of_long_items(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    add_long(cli, 3, 60)  # ~1,800 tokens an item: three of them are a ~22 KB block
+    prompt = cli("recall", "flaky integration test fixture leaks state", "--prompt")
+    assert prompt.code == 0, prompt.output
+    assert prompt.out.count("# Memory Item ") == 1 and len(prompt.out) < 10_000
+    assert "the prompt budget of 2000 tokens left out 2 memories (ranks 2-3" in prompt.err
+    config = repo / ".mtlgit.yaml"
+    config.write_text(config.read_text().replace("recall:\n", "recall:\n  budget: 0\n"))
+    assert cli("recall", "flaky integration test fixture", "--prompt").out.count("# Memory Item ") == 3
+    config.write_text(config.read_text().replace("budget: 0", "budget: lots"))
+    bad = cli("recall", "flaky", "--prompt")
+    assert (
+        bad.code == 1 and "'recall.budget' must be a whole number of tokens" in bad.err and ".mtlgit.yaml:" in bad.err
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-k", "0"], "Invalid value for '-k': must be a whole number from 1 to 1000, not 0"),
+        (["-k", "1001"], "Invalid value for '-k': must be a whole number from 1 to 1000, not 1001"),
+        (["--mode", "psychic"], "Invalid value for '--mode': must be one of hybrid, bm25, dense, not 'psychic'"),
+        (["--min-confidence", "nan"], "Invalid value for '--min-confidence': must be a number from 0 to 1"),
+        (["--budget", "-1"], "Invalid value for '--budget': must be a whole number of tokens, 0 or more"),
+    ],
+)
+def test_a_bad_option_is_one_message_from_the_request(cli, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    from mtlgit.recall_request import RecallRequest, RequestError
+
+    result = cli("recall", "anything", *args)
+    assert result.code == 2 and message in result.err and "Traceback" not in result.err
+    # The library (and MCP) say the same after the field's name.
+    name = {"-k": "k", "--mode": "mode", "--min-confidence": "min_confidence", "--budget": "budget"}[args[0]]
+    value: object = args[1] if name == "mode" else float(args[1]) if name == "min_confidence" else int(args[1])
+    with pytest.raises(RequestError) as raised:
+        RecallRequest(**{name: value})  # type: ignore[arg-type]
+    assert message.split("': ")[1] in str(raised.value) and str(raised.value).startswith(name)
+
+
+def test_the_budget_of_an_index_written_before_recall_budget_existed(tmp_path: Path) -> None:
+    from mtlgit.recall_request import DEFAULT_BUDGET, budget_for
+
+    assert budget_for({"budget": 0}, tmp_path) == 0
+    assert budget_for({"budget": None}, tmp_path) == DEFAULT_BUDGET
+    # No key: the configuration decides, read only when it names a budget.
+    assert budget_for({}, tmp_path) == DEFAULT_BUDGET
+    write(tmp_path / ".mtlgit.yaml", "recall:\n  k: 5\n")
+    assert budget_for({}, tmp_path) == DEFAULT_BUDGET
+    write(tmp_path / ".mtlgit.yaml", "recall:\n  budget: 500\n")
+    assert budget_for({}, tmp_path) == 500

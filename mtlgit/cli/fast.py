@@ -1,6 +1,7 @@
 """A fast path for ``mtlgit recall``: agents run it before every task, and click's import alone (~40 ms) is a
-fifth of a recall. Well-formed recall arguments are parsed here with argparse and run by the same code as the
-click command (:mod:`mtlgit.cli.recall_run`); anything else -- ``--help``, a bad value, an unknown option, a
+fifth of a recall. Well-formed recall arguments are parsed here with argparse into the same
+:class:`~mtlgit.recall_request.RecallRequest` as the click command builds, and run by the same code
+(:mod:`mtlgit.cli.recall_run`); anything else -- ``--help``, a value the request refuses, an unknown option, a
 query to read from a terminal -- returns None and goes to click, which owns usage and help. A test keeps the
 two parsers' options identical.
 """
@@ -10,8 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from mtlgit.rules import FORMATS, MODES, SCOPES
+if TYPE_CHECKING:
+    from mtlgit.recall_request import RecallRequest
 
 
 def parser() -> argparse.ArgumentParser:
@@ -20,12 +23,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--query-file")
     p.add_argument("--hook-input", action="store_true")
     p.add_argument("-k", type=int)
-    p.add_argument("--mode", choices=MODES)
-    p.add_argument("--format", dest="formats", action="append", choices=FORMATS, default=[])
+    p.add_argument("--mode")
+    p.add_argument("--format", dest="formats", action="append", default=[])
     p.add_argument("--domain", dest="domains", action="append", default=[])
     p.add_argument("--exclude-domain", dest="exclude_domains", action="append", default=[])
     p.add_argument("--tag", dest="tags", action="append", default=[])
-    p.add_argument("--scope", dest="scopes", action="append", choices=SCOPES, default=[])
+    p.add_argument("--scope", dest="scopes", action="append", default=[])
     p.add_argument("--include-retired", action="store_true")
     p.add_argument("--trajectories", dest="include_trajectories", action="store_true")
     p.add_argument("--pool", dest="pools", action="append", default=[])
@@ -33,6 +36,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rev")
     p.add_argument("--reviewed", action="store_true")
     p.add_argument("--min-confidence", type=float)
+    p.add_argument("--budget", type=int)
     p.add_argument("--explain", action="store_true")
     p.add_argument("--json", dest="output", action="store_const", const="json")
     p.add_argument("--paths", dest="output", action="store_const", const="paths")
@@ -53,11 +57,10 @@ def try_recall(argv: list[str]) -> int | None:
     if not args or args[0] != "recall" or any(a in ("-h", "--help") for a in args[1:]):
         return None
     try:
-        options = _parse(args[1:])
+        options, request = _parse(args[1:])
     except _Fallback:
         return None
-    from mtlgit.cli.args import split_words
-    from mtlgit.cli.recall_run import run
+    from mtlgit.cli.recall_run import read_query, run
     from mtlgit.errors import MtlgitError
 
     if directory is not None:
@@ -66,41 +69,25 @@ def try_recall(argv: list[str]) -> int | None:
         except OSError:
             return None
     try:
-        run(
-            query=options.query,
-            query_file=options.query_file,
-            hook_input=options.hook_input,
-            k=options.k,
-            mode=options.mode,
-            formats=options.formats,
-            domains=split_words(options.domains),
-            exclude_domains=split_words(options.exclude_domains),
-            tags=split_words(options.tags),
-            scopes=options.scopes,
-            include_retired=options.include_retired,
-            include_trajectories=options.include_trajectories,
-            pools=("local",) if options.local_only else options.pools,
-            rev=options.rev,
-            reviewed=options.reviewed,
-            min_confidence=options.min_confidence,
-            explain=options.explain,
-            output=options.output,
-        )
+        text = read_query(options.query, options.query_file, options.hook_input)
+        run(request.with_query(text), options.output, tool="hook" if options.hook_input else "cli")
     except MtlgitError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return 1
     return 0
 
 
-def _parse(args: list[str]) -> argparse.Namespace:
+def _parse(args: list[str]) -> tuple[argparse.Namespace, RecallRequest]:
     from pathlib import Path
+
+    from mtlgit.cli.args import split_words
+    from mtlgit.recall_request import RecallRequest, RequestError
 
     try:
         options, unknown = parser().parse_known_args(args)
     except (argparse.ArgumentError, SystemExit):
         raise _Fallback from None
-    bar = options.min_confidence
-    if unknown or (options.k is not None and not 1 <= options.k <= 1000) or (bar is not None and not 0 <= bar <= 1):
+    if unknown:
         raise _Fallback
     if options.query_file is not None:
         options.query_file = Path(options.query_file)
@@ -108,4 +95,24 @@ def _parse(args: list[str]) -> argparse.Namespace:
             raise _Fallback
     if not options.hook_input and options.query_file is None and not options.query and sys.stdin.isatty():
         raise _Fallback
-    return options
+    try:
+        request = RecallRequest(
+            k=options.k,
+            mode=options.mode,
+            formats=options.formats,
+            domains=tuple(split_words(options.domains)),
+            exclude_domains=tuple(split_words(options.exclude_domains)),
+            tags=tuple(split_words(options.tags)),
+            scopes=options.scopes,
+            include_retired=options.include_retired,
+            include_trajectories=options.include_trajectories,
+            pools=("local",) if options.local_only else options.pools,
+            rev=options.rev,
+            reviewed=options.reviewed,
+            min_confidence=options.min_confidence,
+            budget=options.budget,
+            explain=options.explain,
+        )
+    except RequestError:
+        raise _Fallback from None  # click says what is wrong, with its usage line
+    return options, request

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -8,12 +7,6 @@ import click
 
 from mtlgit.cli.options import filter_options, split_words
 from mtlgit.rules import MODES
-
-
-def _finite(value: float | None) -> float | None:
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter("must be a number from 0 to 1")
-    return value
 
 
 @click.command()
@@ -28,8 +21,8 @@ def _finite(value: float | None) -> float | None:
     is_flag=True,
     help="Read an agent hook's JSON from standard input and recall for its 'prompt' (Claude Code).",
 )
-@click.option("-k", "k", type=click.IntRange(1, 1000), help="How many memories (default 3, or recall.k).")
-@click.option("--mode", type=click.Choice(MODES), help="Retrieval: hybrid (default), bm25 or dense.")
+@click.option("-k", "k", type=int, help="How many memories, 1-1000 (default 3, or recall.k).")
+@click.option("--mode", metavar=f"[{'|'.join(MODES)}]", help="Retrieval: hybrid (default), bm25 or dense.")
 @filter_options
 @click.option("--include-retired", is_flag=True, help="Also recall retired and superseded memories.")
 @click.option("--trajectories", "include_trajectories", is_flag=True, help="Also recall trajectories.")
@@ -50,9 +43,15 @@ def _finite(value: float | None) -> float | None:
 )
 @click.option(
     "--min-confidence",
-    type=click.FloatRange(0, 1),
-    callback=lambda _ctx, _param, value: _finite(value),
+    type=float,
     help="Leave out memories less likely than this to apply (0-1; 0 keeps k; default: recall.min_confidence).",
+)
+@click.option(
+    "--budget",
+    type=int,
+    metavar="TOKENS",
+    help="Most tokens (estimated: 4 characters each) of the --prompt block, also for --json: whole items in rank "
+    "order, what is left out said on standard error (default: recall.budget, 2000; 0: no cap).",
 )
 @click.option("--explain", is_flag=True, help="Show why each memory came up: matched terms, cosine, confidence.")
 @click.option("--json", "output", flag_value="json", help="Print JSON.")
@@ -76,6 +75,7 @@ def recall(
     rev: str | None,
     reviewed: bool,
     min_confidence: float | None,
+    budget: int | None,
     explain: bool,
     output: str | None,
 ) -> None:
@@ -90,28 +90,32 @@ def recall(
         echo "the task text" | mtlgit recall - --json
         mtlgit recall --rev v1.2 "reproduce the run of last week"
         mtlgit recall --explain --min-confidence 0 "make fails: missing separator"
+        mtlgit recall --prompt --budget 800 "upgrade the database driver"
     """
-    from mtlgit.cli.recall_run import run
+    from mtlgit.cli.recall_run import OPTION_NAMES, read_query, run
+    from mtlgit.recall_request import RecallRequest, RequestError
 
+    try:
+        request = RecallRequest(
+            k=k,
+            mode=mode,
+            formats=formats,
+            domains=tuple(split_words(domains)),
+            exclude_domains=tuple(split_words(exclude_domains)),
+            tags=tuple(split_words(tags)),
+            scopes=scopes,
+            include_retired=include_retired,
+            include_trajectories=include_trajectories,
+            pools=("local",) if local_only else pools,
+            rev=rev,
+            reviewed=reviewed,
+            min_confidence=min_confidence,
+            budget=budget,
+            explain=explain,
+        )
+    except RequestError as exc:
+        raise click.BadParameter(exc.problem, param_hint=f"'{OPTION_NAMES[exc.field]}'") from None
     if not hook_input and query_file is None and query == () and sys.stdin.isatty():
         raise click.UsageError('give a query: mtlgit recall "describe the task"')
-    run(
-        query=query,
-        query_file=query_file,
-        hook_input=hook_input,
-        k=k,
-        mode=mode,
-        formats=formats,
-        domains=split_words(domains),
-        exclude_domains=split_words(exclude_domains),
-        tags=split_words(tags),
-        scopes=scopes,
-        include_retired=include_retired,
-        include_trajectories=include_trajectories,
-        pools=("local",) if local_only else pools,
-        rev=rev,
-        reviewed=reviewed,
-        min_confidence=min_confidence,
-        explain=explain,
-        output=output,
-    )
+    text = read_query(query, query_file, hook_input)
+    run(request.with_query(text), output, tool="hook" if hook_input else "cli")

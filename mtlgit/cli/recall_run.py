@@ -1,5 +1,5 @@
 """What ``mtlgit recall`` does once its arguments are parsed, free of click: shared by the click command and
-by the fast path of :mod:`mtlgit.cli.fast`."""
+by the fast path of :mod:`mtlgit.cli.fast`. Both build a :class:`~mtlgit.recall_request.RecallRequest`."""
 
 from __future__ import annotations
 
@@ -8,77 +8,55 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mtlgit.errors import MtlgitError
+from mtlgit.recall_request import RecallRequest
+
+# The command line's name of each option a request checks, for click's "Invalid value for ..." messages.
+OPTION_NAMES = {
+    "k": "-k",
+    "mode": "--mode",
+    "min_confidence": "--min-confidence",
+    "budget": "--budget",
+    "formats": "--format",
+    "scopes": "--scope",
+}
 
 
-def run(
-    query: Sequence[str],
-    query_file: Path | None,
-    hook_input: bool,
-    k: int | None,
-    mode: str | None,
-    formats: Sequence[str],
-    domains: Sequence[str],
-    exclude_domains: Sequence[str],
-    tags: Sequence[str],
-    scopes: Sequence[str],
-    include_retired: bool,
-    include_trajectories: bool,
-    pools: Sequence[str],
-    rev: str | None,
-    reviewed: bool,
-    output: str | None,
-    min_confidence: float | None = None,
-    explain: bool = False,
-) -> None:
-    from mtlgit import render
-    from mtlgit.recall import Filters, recall
-
+def read_query(query: Sequence[str], query_file: Path | None, hook_input: bool) -> str:
+    """The query text: from an agent hook's JSON, a file, standard input (no QUERY, or ``-``) or the words."""
     if hook_input:
-        text = hook_prompt(sys.stdin.read())
-    elif query_file is not None:
+        return hook_prompt(sys.stdin.read())
+    if query_file is not None:
         try:
-            text = query_file.read_text(encoding="utf-8", errors="replace")
+            return query_file.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             raise MtlgitError(f"cannot read {query_file}: {exc.strerror}") from None
-    elif list(query) in ([], ["-"]):
-        text = sys.stdin.read()
-    else:
-        text = " ".join(query)
-    if not text.strip():
-        raise MtlgitError("the query is empty: describe the task to recall memories for")
-    filters = Filters(
-        formats=tuple(formats),
-        domains=tuple(domains),
-        exclude_domains=tuple(exclude_domains),
-        tags=tuple(tags),
-        scopes=tuple(scopes),
-        include_retired=include_retired,
-        include_trajectories=include_trajectories,
-    )
-    result = recall(
-        text,
-        k=k,
-        mode=mode,
-        filters=filters,
-        rev=rev,
-        reviewed=reviewed,
-        pools=tuple(pools) or None,
-        min_confidence=min_confidence,
-        explain=explain,
-    )
+    if list(query) in ([], ["-"]):
+        return sys.stdin.read()
+    return " ".join(query)
+
+
+def run(request: RecallRequest, output: str | None, tool: str = "cli") -> None:
+    """Recall and print: text (default), ``json``, ``paths`` or ``prompt``; notes go to standard error.
+
+    ``--prompt`` and ``--json`` are fitted to the prompt budget; text and paths, read by people and shells,
+    are not.
+    """
+    from mtlgit import render
+    from mtlgit.recall import Recaller
+    from mtlgit.recall_request import execute
+
+    recalled = execute(request, Recaller(), budgeted=output in ("json", "prompt"))
+    result = recalled.result
     receipt = None
     if output in ("json", "prompt"):
         from mtlgit.receipts import record_recall
 
-        receipt = record_recall(result, tool="hook" if hook_input else "cli")
+        receipt = record_recall(result, tool=tool)
     out = sys.stdout
     if output == "json":
         import json
 
-        data = {**result.to_json(), "receipt": receipt}
-        if explain:
-            for item, hit in zip(data["results"], result.hits, strict=True):
-                item["explain"] = hit.explain()
+        data = {**recalled.to_json(), "receipt": receipt}
         out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     elif output == "paths":
         if result.hits:
@@ -91,9 +69,12 @@ def run(
 
             out.write(receipt_line(receipt) + "\n")
     else:
-        out.write(render.text(result.hits, explain=explain) + "\n")
+        out.write(render.text(result.hits, explain=request.explain) + "\n")
+    left_out = recalled.budget.note() if recalled.budget is not None else None
+    if left_out:
+        sys.stderr.write(f"note: {left_out}\n")
     if output != "json":
-        if explain and output in ("paths", "prompt") and result.hits:
+        if request.explain and output in ("paths", "prompt") and result.hits:
             sys.stderr.write(render.explanation(result.hits) + "\n")
         if result.reason:
             sys.stderr.write(f"note: nothing recalled: {result.reason}\n")
