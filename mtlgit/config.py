@@ -122,3 +122,15 @@ def parse_config(raw: dict[str, Any], text: str, root: Path, path: Path) -> Conf
         raise fail("pools", "'pools' must be a list of pools (see `mtlgit pool add --help`)")
     config.pools = pools
     return config
+
+
+def missing_memories_folder(root: Path, folder: str) -> str | None:
+    """Why a pool has nothing to read when its memories folder does not exist, with the fix; None when it does."""
+    if (root / folder).is_dir():
+        return None
+    if not (root / CONFIG_NAME).exists():
+        return f"mtlgit is not set up in {root}: run `mtlgit init` (--memories FOLDER for a folder other than {folder}/)"
+    return (
+        f"the memories folder {folder}/ of {CONFIG_NAME} does not exist: restore it (`git checkout -- {folder}`), "
+        f"create it, or set `memories:` in {CONFIG_NAME} to your folder"
+    )

@@ -178,7 +178,20 @@ class Finding:
     kind: str
 
     def describe(self) -> str:
-        return f"a {self.kind} on line {self.line}" if self.line else f"a {self.kind}"
+        named = f"{_article(self.kind)} {self.kind}"
+        return f"{named} on line {self.line}" if self.line else named
+
+
+# Lower-case names of kinds that are said letter by letter ("an aws access token", "an npm access token").
+_SPELLED = frozenset({"aws", "npm", "rsa", "ssh", "sql", "hmac", "ibm", "jwt", "gcp", "gpg", "pgp", "api", "uri"})
+
+
+def _article(kind: str) -> str:
+    """'a' or 'an' by the sound the kind's first word starts with: "an AWS Access Key", "a JSON Web Token"."""
+    word = kind.split(" ", 1)[0]
+    if (len(word) > 1 and word.isupper()) or word.lower() in _SPELLED:
+        return "an" if word[0].upper() in "AEFHILMNORSX" else "a"
+    return "an" if word[:1].lower() in "aeiou" and not word.lower().startswith(("us", "uni")) else "a"
 
 
 def _entropy(value: str) -> float:

@@ -94,7 +94,7 @@ def test_extract_prompt_then_agent_json_then_recall_prompt(repo: Path, cli) -> N
     assert instructions.code == 0
     text = instructions.out
     assert "The attempt FAILED" in text and "would have prevented" in text
-    assert "Never mention file names" in text and "mtlgit add --json -" in text
+    assert "Never mention file names" in text and "mtlgit add --items -" in text
     example = json.loads(text[text.index("[\n") : text.index("\n]") + 2])
     assert example[0]["format"] == "insight" and example[0]["outcome"] == "failure"
     answer = (

@@ -83,11 +83,15 @@ def cli(ctx: click.Context, directory: Path | None) -> None:
 
     \b
     Example:
-        mtlgit init
+        mtlgit init --starter
+        mtlgit recall "the date parser crashes on an empty string"
         mtlgit add --title "Run the failing test first" \\
             --description "Before a fix, reproduce the bug with a test." \\
             --content "Write the smallest test that fails, see it fail, then fix."
         mtlgit list
+
+    Exit codes: 0 done, 1 an error, or a batch (add --items, import) with a rejected item, 2 a usage error,
+    3 an internal error (a bug), 130 Ctrl-C.
     """
     if directory is not None:
         try:
