@@ -129,7 +129,7 @@ def missing_memories_folder(root: Path, folder: str) -> str | None:
     if (root / folder).is_dir():
         return None
     if not (root / CONFIG_NAME).exists():
-        return f"mtlgit is not set up in {root}: run `mtlgit init` (--memories FOLDER for a folder other than {folder}/)"
+        return f"mtlgit is not set up in {root}: run `mtlgit init` (--memories DIR for a folder other than {folder}/)"
     return (
         f"the memories folder {folder}/ of {CONFIG_NAME} does not exist: restore it (`git checkout -- {folder}`), "
         f"create it, or set `memories:` in {CONFIG_NAME} to your folder"
