@@ -503,3 +503,17 @@ def test_stats_counts_agree_and_say_what_they_include(repo: Path, cli, tmp_path:
     for key in ("format", "scope", "outcome", "status", "pool"):
         assert sum(counts[key].values()) == counts["memories"], key
     assert counts["domain"] == {"python": 2, "swe-bench": 1}
+
+
+def test_a_reader_that_goes_away_is_not_a_failure(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    assert run_cli(tmp_path, "init", "--starter", "--no-hooks").code == 0
+    for command in (["export"], ["list"]):
+        # `mtlgit export | head -1`: the reader closes the pipe before mtlgit writes.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mtlgit", *command], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=120) == 0 and err == b"", command

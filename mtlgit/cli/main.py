@@ -64,6 +64,9 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except MtlgitError as exc:
             raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:
+            # The reader went away (`mtlgit export | head`): not a failure, though click would exit 1 for it.
+            raise click.exceptions.Exit(0) from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -84,7 +87,7 @@ def cli(ctx: click.Context, directory: Path | None) -> None:
     \b
     Example:
         mtlgit init --starter
-        mtlgit recall "the date parser crashes on an empty string"
+        mtlgit recall "the date parser raises ValueError on an empty string"
         mtlgit add --title "Run the failing test first" \\
             --description "Before a fix, reproduce the bug with a test." \\
             --content "Write the smallest test that fails, see it fail, then fix."
