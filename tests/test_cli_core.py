@@ -52,9 +52,27 @@ def test_init_creates_config_and_folder_and_refuses_to_clobber(tmp_path: Path) -
     assert (tmp_path / "memories").is_dir()
     (tmp_path / ".mtlgit.yaml").write_text("memories: notes\n")
     second = run_cli(tmp_path, "init")
-    assert second.code == 1
-    assert ".mtlgit.yaml already exists" in second.err
+    assert second.code == 0 and ".mtlgit.yaml kept as it is, notes/" in second.out, second.output
+    assert (tmp_path / ".mtlgit.yaml").read_text() == "memories: notes\n" and (tmp_path / "notes").is_dir()
+    other = run_cli(tmp_path, "init", "--memories", "lessons")
+    assert other.code == 1 and "names the folder notes/, not lessons/" in other.err
     assert (tmp_path / ".mtlgit.yaml").read_text() == "memories: notes\n"
+
+
+def test_init_in_a_clone_of_a_project_that_uses_mtlgit_installs_the_hooks(tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    git(upstream, "init", "-q")
+    assert run_cli(upstream, "init", "--no-hooks").code == 0
+    write(upstream / "memories" / "insight" / "a.md", VALID)
+    git(upstream, "add", "-A")
+    git(upstream, "commit", "-qm", "mtlgit")
+    git(tmp_path, "clone", "-q", str(upstream), "clone")
+    clone = tmp_path / "clone"
+    result = run_cli(clone, "init", "--hooks", "--starter")
+    assert result.code == 0, result.output
+    assert "kept as it is" in result.out and "hook pre-commit: installed" in result.out
+    assert git(clone, "status", "--porcelain", ".mtlgit.yaml") == ""
 
 
 def test_init_outside_a_repository_is_a_clear_error(tmp_path: Path) -> None:
