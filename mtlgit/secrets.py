@@ -14,7 +14,7 @@ Detection is three layers, each run on text in memory:
 benchmarks/bench_secrets.py measures the choice. A cheap screen runs first, so the detectors (~0.5 s to load)
 are loaded only for text that could hold a secret.
 
-A memory with a secret is an error wherever it is met: ``add`` and ``add --json`` refuse it before writing,
+A memory with a secret is an error wherever it is met: ``add`` and ``add --items`` refuse it before writing,
 ``import`` skips it, ``lint`` and the pre-commit hook report it, and the index leaves it out. Messages name the
 line and the kind of secret, never its value. A false positive is allowed by putting
 ``pragma: allowlist secret`` on its line (detect-secrets' own marker).
