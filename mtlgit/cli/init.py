@@ -67,7 +67,7 @@ def init(ctx: click.Context, folder: str, with_hooks: bool | None, starter: bool
             click.echo(f"  hook {line}")
     else:
         click.echo("Git hooks not installed: `mtlgit hooks install` adds them.")
-    click.echo("Next: mtlgit add --help")
+    click.echo('Next: `mtlgit recall "<a task>"` before a task; `mtlgit add --help` to keep a lesson after one')
 
 
 def copy_starter(target: Path) -> tuple[int, int]:
