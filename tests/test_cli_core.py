@@ -446,6 +446,20 @@ def test_edit_reopens_a_kept_draft_and_never_deletes_it_unapplied(repo: Path, cl
     assert "format: poem" in draft.read_text() and path.read_text() == before
     fixed = cli("edit", memory["id"], env=_editor(tmp_path, "p.write_text(p.read_text().replace('poem', 'insight'))\n"))
     assert fixed.code == 0 and path.read_text() == before and not draft.exists()
+    assert list(draft.parent.iterdir()) == []
+
+
+def test_a_kept_draft_never_undoes_a_later_change_to_the_memory(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    memory = add(cli)
+    path = repo / memory["path"]
+    to_poem = "p.write_text(p.read_text().replace('format: insight', 'format: poem'))\n"
+    assert cli("edit", memory["id"], env=_editor(tmp_path, to_poem)).code == 1
+    path.write_text(path.read_text().replace("this is the whole lesson", "this is the lesson"))  # a teammate's change
+    changed = path.read_text()
+    back = "p.write_text(p.read_text().replace('format: poem', 'format: insight'))\n"
+    result = cli("edit", memory["id"], env=_editor(tmp_path, back))
+    assert result.code == 1 and f"{memory['path']} changed since your draft" in result.err
+    assert path.read_text() == changed
 
 
 def test_a_failing_editor_is_named_with_its_exit_status(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

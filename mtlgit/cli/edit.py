@@ -28,18 +28,27 @@ def edit(ref: str, as_json: bool) -> None:
     memory = pool.get(ref)
     original = (pool.root / memory.path).read_text(encoding="utf-8")
     draft = draft_path(pool.repo.state_dir, f"EDIT_{memory.id}.md")
+    # The text the draft started from: a kept draft must not silently undo a change made to the file since.
+    base = draft.with_suffix(".base")
     if draft.is_file() and draft.read_text(encoding="utf-8") != original:
+        if base.is_file() and base.read_text(encoding="utf-8") != original:
+            raise MtlgitError(
+                f"{memory.path} changed since your draft {draft} was made: merge the two by hand "
+                f"(`diff {base} {memory.path}` shows the change), or delete the draft to start over"
+            )
         click.echo(
             f"Opening the draft kept from an earlier edit: {draft} (delete it to start over from {memory.path})",
             err=True,
         )
     else:
         draft.write_text(original, encoding="utf-8")
+    base.write_text(original, encoding="utf-8")
     while True:
         text = run_editor(draft)
         if text == original:
             # The draft says what the file says: deleting it loses nothing.
             draft.unlink(missing_ok=True)
+            base.unlink(missing_ok=True)
             click.echo(f"No change to {memory.path}")
             return
         try:
@@ -58,6 +67,7 @@ def edit(ref: str, as_json: bool) -> None:
                 f"{memory.path} was not changed; your edit is kept in {draft}: `mtlgit edit {memory.id}` opens it again"
             ) from None
     draft.unlink(missing_ok=True)
+    base.unlink(missing_ok=True)
     if as_json:
         echo_json(updated.to_json())
     else:
