@@ -14,7 +14,8 @@ def edit(ref: str, as_json: bool) -> None:
 
     ID is an id, an id prefix or the file's path. Nothing is lost: if the edited text does not validate, or the
     editor fails, it stays in a draft file whose path is printed, and the next `mtlgit edit ID` opens that
-    draft again. Delete the draft to start over from the memory.
+    draft again; it replaces the memory once it validates (closed unchanged too), and is refused if the memory
+    changed since the draft was made. Delete the draft to start over from the memory.
 
     \b
     Example:
