@@ -192,3 +192,15 @@ def check_spec(spec: PoolSpec, where: str) -> None:
         raise MtlgitError(f"{where}: folder {spec.folder!r} must be a path inside the pool's repository")
     if spec.trust not in TRUST:
         raise MtlgitError(f"{where}: trust {spec.trust!r} must be 'reviewed' or 'untrusted'")
+
+
+def missing_memories_folder(root: Path, folder: str) -> str | None:
+    """Why a pool has nothing to read when its memories folder does not exist, with the fix; None when it does."""
+    if (root / folder).is_dir():
+        return None
+    if not (root / CONFIG_NAME).exists():
+        return f"mtlgit is not set up in {root}: run `mtlgit init` (--memories DIR for a folder other than {folder}/)"
+    return (
+        f"the memories folder {folder}/ of {CONFIG_NAME} does not exist: restore it (`git checkout -- {folder}`), "
+        f"create it, or set `memories:` in {CONFIG_NAME} to your folder"
+    )

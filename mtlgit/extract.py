@@ -73,7 +73,7 @@ OUTCOME_RULES = {
 
 
 def extraction_prompt(outcome: str, fmt: str = "insight", max_items: int = 3) -> str:
-    """The instruction an agent follows after an attempt; its answer is JSON for ``mtlgit add --json -``."""
+    """The instruction an agent follows after an attempt; its answer is JSON for ``mtlgit add --items -``."""
     if outcome not in OUTCOME_RULES:
         raise MtlgitError(f"outcome must be one of {', '.join(OUTCOME_RULES)}")
     if fmt not in FORMAT_RULES:
@@ -118,7 +118,7 @@ outcome{", goal" if fmt == "workflow" else ""}. Example:
 
 {json.dumps([example], indent=2)}
 
-The answer is stored with: mtlgit add --json - < answer.json
+The answer is stored with: mtlgit add --items - < answer.json
 """
 
 

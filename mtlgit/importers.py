@@ -236,7 +236,7 @@ def record_items(record: Any) -> list[tuple[Any, dict[str, Any]]]:
 
 
 def reasoningbank_item(item: Any, context: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """An importable item (for :func:`mtlgit.intake.fields_of`) and the fields mtlgit assigns that it keeps.
+    """An importable item (for :func:`mtlgit.intake.fields_from_mapping`) and the fields mtlgit assigns that it keeps.
 
     An item of an mtlgit export (it has ``format``) keeps its id, dates, status and supersession. Any other
     item is a ReasoningBank one: its task id goes to ``source.task``, its task text to ``source.query``, its
@@ -320,11 +320,11 @@ def _whole_document(text: str) -> Any:
 
 
 def _record_candidates(record: Any, source: str, path: Path | None, lines: tuple[int, int]) -> Iterator[Candidate]:
-    from mtlgit.intake import fields_of
+    from mtlgit.intake import fields_from_mapping
 
     for item, context in record_items(record):
         importable, assigned = reasoningbank_item(item, context)
-        fields, problems = fields_of(importable)
+        fields, problems = fields_from_mapping(importable)
         if problems:
             yield Candidate(source, skip="; ".join(problems))
         else:

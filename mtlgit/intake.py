@@ -6,6 +6,7 @@ unless forced), and written; a bad item is rejected with its reasons and the goo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,51 +45,64 @@ class Result:
         return data
 
 
-def fields_of(item: Any) -> tuple[dict[str, Any], list[str]]:
-    """The keyword arguments of :meth:`Pool.add` for one JSON item, and what was wrong with it."""
+def fields_from_mapping(
+    item: Any, defaults: dict[str, Any] | None = None, where: Callable[[str], str] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """The keyword arguments of :meth:`Pool.add` for one mapping, and what is wrong with it.
+
+    The mapping is an agent's JSON item (``add --items``, MCP's ``add_memories``, ``import``) or a file's front
+    matter with its body as ``content`` (``add --file``, ``add --edit``); the same keys get the same checks and the
+    same messages from all of them. A key that is absent, null or blank keeps its value in ``defaults`` (the
+    command line's options). ``where(key)`` prefixes each message with where that key was written (a file's
+    ``path:line: ``).
+    """
     if not isinstance(item, dict):
         return {}, [f"an item must be a JSON object with title, description and content, not {type(item).__name__}"]
+    place = where or (lambda _key: "")
     problems: list[str] = []
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = dict(defaults or {})
     for key in TEXT_KEYS:
         value = item.get(key)
         if value is None:
             continue
         if not isinstance(value, str):
-            problems.append(f"'{key}' must be a string")
-        else:
-            fields[key] = value
-    content = item.get("content", "")
+            problems.append(f"{place(key)}'{key}' must be a string")
+        elif value.strip():
+            fields[key] = value.strip()
+    content = item.get("content")
     if isinstance(content, list) and all(isinstance(step, str) for step in content):
         content = "\n".join(f"{n}. {step}" for n, step in enumerate(content, 1))
-    if not isinstance(content, str):
-        problems.append("'content' must be a string (or a list of steps)")
-        content = ""
-    fields["content"] = content
+    if content is not None and not isinstance(content, str):
+        problems.append(f"{place('content')}'content' must be a string (or a list of steps)")
+    elif content and content.strip():
+        fields["content"] = content
+    fields.setdefault("content", "")
     for key in ("domains", "tags"):
-        value = item.get(key, [])
+        value = item.get(key)
+        if value is None:
+            fields.setdefault(key, [])
+            continue
         if isinstance(value, str):
-            value = [part.strip() for part in value.split(",")]
+            value = value.split(",")
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            problems.append(f"'{key}' must be a list of strings")
+            problems.append(f"{place(key)}'{key}' must be a list of strings")
             value = []
-        fields[key] = value
+        fields[key] = [v.strip() for v in value if v.strip()]
     source = item.get("source")
-    if source is not None:
-        if isinstance(source, dict):
-            fields["source"] = source
-        else:
-            problems.append("'source' must be an object (task, agent, model, commit, paths)")
+    if isinstance(source, dict):
+        fields["source"] = source
+    elif source is not None:
+        problems.append(f"{place('source')}'source' must be an object (task, agent, model, commit, paths)")
     ignored = [key for key in ASSIGNED if key in item]
     if ignored:
-        problems.append(f"{', '.join(ignored)} cannot be set: mtlgit assigns them")
+        problems.append(f"{place(ignored[0])}{', '.join(ignored)} cannot be set: mtlgit assigns them; remove them")
     extra = {k: v for k, v in item.items() if k not in KNOWN_KEYS and k != "content"}
     if extra:
         fields["extra"] = extra
     fields.setdefault("format", "insight")
-    fields["outcome"] = fields.get("outcome", "unknown")
-    if not str(fields.get("title", "")).strip():
-        problems.append("'title' is missing")
+    fields.setdefault("outcome", "unknown")
+    if not str(fields.get("title") or "").strip():
+        problems.append(f"{place('title')}'title' is missing")
     return fields, problems
 
 
@@ -159,11 +173,14 @@ def add_one(
         similar = checker.duplicates(search_text(record))
         if similar:
             best = similar[0]
-            result.reasons = [
-                f'near-duplicate of {best.memory["id"]} "{best.memory["title"]}" ({best.path}, cosine '
-                f"{best.cosine:.2f}, shared terms {best.jaccard:.2f}): improve that one (`mtlgit edit`) or "
-                "add with --force"
-            ]
+            what = f'{best.memory["id"]} "{best.memory["title"]}" ({best.path}'
+            if identical(record, best.memory):
+                result.reasons = [f"identical to {what}): it is in the pool already"]
+            else:
+                result.reasons = [
+                    f"near-duplicate of {what}, cosine {best.cosine:.2f}, shared terms {best.jaccard:.2f}): improve "
+                    "that one (`mtlgit edit`) or add with --force"
+                ]
             return result
     try:
         if dry_run or assigned:
@@ -187,6 +204,14 @@ def add_one(
     _memory, found = _lint(pool, memory)
     result.warnings = [p.message for p in found if not p.is_error]
     return result
+
+
+def identical(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two memory records say the same words: title, description, goal and content, blank space aside."""
+    return all(
+        " ".join(str(a.get(key) or "").split()) == " ".join(str(b.get(key) or "").split())
+        for key in ("title", "description", "goal", "content")
+    )
 
 
 def _validated(pool: Pool, fields: dict[str, Any], assigned: dict[str, Any], write: bool = False) -> Memory:
@@ -227,7 +252,7 @@ def add_items(pool: Pool, items: list[Any], force: bool = False) -> list[Result]
     checker = _Checker(pool)
     results: list[Result] = []
     for index, item in enumerate(items, 1):
-        fields, problems = fields_of(item)
+        fields, problems = fields_from_mapping(item)
         if problems:
             results.append(Result(index, str(fields.get("title", ""))[:120], reasons=problems))
             continue

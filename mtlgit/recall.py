@@ -457,6 +457,10 @@ class Recaller:
             why=why,
         )
         reason = why[0] if why else None
+        if reason is not None and rev is None and (wanted is None or "local" in wanted):
+            from mtlgit.config import missing_memories_folder
+
+            reason = missing_memories_folder(repo.root, str(manifest.get("memories", "memories"))) or reason
         local = [hit for hit in hits if hit.pool == "local"]
         if any((hit.memory.get("source") or {}).get("commit") for hit in local):
             from mtlgit.staleness import stale_notes

@@ -14,7 +14,7 @@ Detection is three layers, each run on text in memory:
 benchmarks/bench_secrets.py measures the choice. A cheap screen runs first, so the detectors (~0.5 s to load)
 are loaded only for text that could hold a secret.
 
-A memory with a secret is an error wherever it is met: ``add`` and ``add --json`` refuse it before writing,
+A memory with a secret is an error wherever it is met: ``add`` and ``add --items`` refuse it before writing,
 ``import`` skips it, ``lint`` and the pre-commit hook report it, and the index leaves it out. Messages name the
 line and the kind of secret, never its value. A false positive is allowed by putting
 ``pragma: allowlist secret`` on its line (detect-secrets' own marker).
@@ -178,7 +178,20 @@ class Finding:
     kind: str
 
     def describe(self) -> str:
-        return f"a {self.kind} on line {self.line}" if self.line else f"a {self.kind}"
+        named = f"{_article(self.kind)} {self.kind}"
+        return f"{named} on line {self.line}" if self.line else named
+
+
+# Lower-case names of kinds that are said letter by letter ("an aws access token", "an npm access token").
+_SPELLED = frozenset({"aws", "npm", "rsa", "ssh", "sql", "hmac", "ibm", "jwt", "gcp", "gpg", "pgp", "api", "uri"})
+
+
+def _article(kind: str) -> str:
+    """'a' or 'an' by the sound the kind's first word starts with: "an AWS Access Key", "a JSON Web Token"."""
+    word = kind.split(" ", 1)[0]
+    if (len(word) > 1 and word.isupper()) or word.lower() in _SPELLED:
+        return "an" if word[0].upper() in "AEFHILMNORSX" else "a"
+    return "an" if word[:1].lower() in "aeiou" and not word.lower().startswith(("us", "uni")) else "a"
 
 
 def _entropy(value: str) -> float:

@@ -52,9 +52,27 @@ def test_init_creates_config_and_folder_and_refuses_to_clobber(tmp_path: Path) -
     assert (tmp_path / "memories").is_dir()
     (tmp_path / ".mtlgit.yaml").write_text("memories: notes\n")
     second = run_cli(tmp_path, "init")
-    assert second.code == 1
-    assert ".mtlgit.yaml already exists" in second.err
+    assert second.code == 0 and ".mtlgit.yaml kept as it is, notes/" in second.out, second.output
+    assert (tmp_path / ".mtlgit.yaml").read_text() == "memories: notes\n" and (tmp_path / "notes").is_dir()
+    other = run_cli(tmp_path, "init", "--memories", "lessons")
+    assert other.code == 1 and "names the folder notes/, not lessons/" in other.err
     assert (tmp_path / ".mtlgit.yaml").read_text() == "memories: notes\n"
+
+
+def test_init_in_a_clone_of_a_project_that_uses_mtlgit_installs_the_hooks(tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    git(upstream, "init", "-q")
+    assert run_cli(upstream, "init", "--no-hooks").code == 0
+    write(upstream / "memories" / "insight" / "a.md", VALID)
+    git(upstream, "add", "-A")
+    git(upstream, "commit", "-qm", "mtlgit")
+    git(tmp_path, "clone", "-q", str(upstream), "clone")
+    clone = tmp_path / "clone"
+    result = run_cli(clone, "init", "--hooks", "--starter")
+    assert result.code == 0, result.output
+    assert "kept as it is" in result.out and "hook pre-commit: installed" in result.out
+    assert git(clone, "status", "--porcelain", ".mtlgit.yaml") == ""
 
 
 def test_init_outside_a_repository_is_a_clear_error(tmp_path: Path) -> None:
@@ -146,7 +164,7 @@ def test_a_broken_edit_changes_nothing_and_keeps_the_draft(repo: Path, cli, tmp_
     assert result.code == 1
     assert "'format' is 'poem'" in result.err and "your edit is kept in" in result.err
     assert path.read_text() == before
-    draft = Path(result.err.split("your edit is kept in ")[1].strip())
+    draft = Path(result.err.split("your edit is kept in ")[1].split(": `mtlgit edit")[0])
     assert "format: poem" in draft.read_text()
 
 
@@ -320,3 +338,214 @@ def test_commands_work_from_a_subfolder(repo: Path, where: str) -> None:
     result = run_cli(cwd, "add", "-t", "t", "-d", "d", "-c", "c")
     assert result.code == 0, result.output
     assert "memories/insight/t-" in result.out
+
+
+# --- batches and their exit codes (README, "Exit codes") -------------------------------------------------------
+
+
+def item(title: str) -> dict[str, str]:
+    return {"title": title, "description": f"When {title.lower()} matters.", "content": f"{title}: in its own words."}
+
+
+def test_add_items_exits_0_only_when_every_item_was_added(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    empty = cli("add", "--items", "-", input="  \n")
+    assert empty.code == 1 and "standard input is empty: nothing to add" in empty.err
+    none = cli("add", "--items", "-", input="[]")
+    assert none.code == 0 and "nothing to add" in none.out
+    good = [item("Pin the interpreter of the virtual environment"), item("Vendor modules before an offline build")]
+    added = cli("add", "--items", "-", input=json.dumps(good))
+    assert added.code == 0, added.output
+    assert added.out.count("added 01") == 2 and "added 2, rejected 0" in added.out
+    mixed = [item("Quote every shell variable expansion"), {"title": 12}]
+    partial = cli("add", "--items", "-", "--json", input=json.dumps(mixed))
+    assert partial.code == 1
+    report = json.loads(partial.out)
+    assert (report["added"], report["rejected"]) == (1, 1)
+    assert report["items"][1]["reasons"] == ["'title' must be a string", "'title' is missing"]
+    rejected = cli("add", "--items", "-", input=json.dumps([item("Quote every shell variable expansion")]))
+    assert rejected.code == 1 and "rejected item 1" in rejected.err and "added 0, rejected 1" in rejected.out
+    assert len(list((repo / "memories").rglob("*.md"))) == 3
+
+
+def test_add_json_file_still_reads_items_with_a_deprecation_note(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    answer = write(repo.parent / "answer.json", json.dumps([item("Measure before optimising the hot loop")]))
+    result = cli("add", "--json", str(answer))
+    assert result.code == 0, result.output
+    assert json.loads(result.out)["added"] == 1
+    assert f"`add --json {answer}` is deprecated: use `add --items {answer} --json`" in result.err
+    both = cli("add", "--json", str(answer), "--items", str(answer))
+    assert both.code == 2 and "give the items once" in both.err
+
+
+def test_import_exits_1_when_an_item_was_skipped_or_nothing_was_there(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    items = [item("Pin the interpreter of the virtual environment"), item("Vendor modules before an offline build")]
+    source = write(repo.parent / "items.jsonl", "".join(json.dumps(i) + "\n" for i in items))
+    first = cli("import", str(source))
+    assert first.code == 0 and "imported 2, skipped 0" in first.out, first.output
+    again = cli("import", str(source))
+    assert again.code == 1 and "imported 0, skipped 2" in again.out
+    empty = cli("import", str(write(repo.parent / "empty.jsonl", "")))
+    assert empty.code == 1 and "nothing to import in" in empty.err
+
+
+def test_fields_from_mapping_gives_items_and_files_one_set_of_messages(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    from mtlgit.intake import fields_from_mapping
+
+    bad = {"title": "Pin the interpreter", "tags": [3], "id": "01JDQ2V6R3J8Z6TT4M0S3W4K9B", "content": "x"}
+    _fields, problems = fields_from_mapping(bad)
+    assert problems == ["'tags' must be a list of strings", "id cannot be set: mtlgit assigns them; remove them"]
+    memo = write(repo.parent / "memo.md", "---\ntitle: Pin the interpreter\ntags: [3]\nid: 01JDQ2V6\n---\nUse it.\n")
+    result = cli("add", "--file", str(memo))
+    assert result.code == 1
+    assert f"{memo}:3: 'tags' must be a list of strings" in result.err
+    assert f"{memo}:4: id cannot be set: mtlgit assigns them; remove them" in result.err
+    fields, problems = fields_from_mapping({"title": " T ", "tags": "a, b", "content": ["one", "two"]}, {"tags": ["x"]})
+    assert problems == []
+    assert (fields["title"], fields["tags"], fields["content"]) == ("T", ["a", "b"], "1. one\n2. two")
+
+
+# --- a missing memories folder ----------------------------------------------------------------------------------
+
+
+def test_recall_and_list_say_the_memories_folder_is_missing(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    git(fresh, "init", "-q")
+    for args in (("recall", "a flaky test"), ("list",)):
+        result = run_cli(fresh, *args)
+        assert result.code == 0 and "mtlgit is not set up in" in result.err and "run `mtlgit init`" in result.err
+    add(cli)
+    for folder in (repo / "memories").rglob("*"):
+        if folder.is_file():
+            folder.unlink()
+    for folder in sorted((repo / "memories").rglob("*"), reverse=True):
+        folder.rmdir()
+    (repo / "memories").rmdir()
+    for args in (("recall", "a flaky test"), ("list",)):
+        result = cli(*args)
+        assert result.code == 0 and "the memories folder memories/ of .mtlgit.yaml does not exist" in result.err
+
+
+# --- edit: drafts and the editor ---------------------------------------------------------------------------------
+
+
+def test_edit_reopens_a_kept_draft_and_never_deletes_it_unapplied(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    memory = add(cli)
+    path = repo / memory["path"]
+    before = path.read_text()
+    broken = cli(
+        "edit", memory["id"], env=_editor(tmp_path, "p.write_text(p.read_text().replace('insight', 'poem'))\n")
+    )
+    assert broken.code == 1
+    draft = repo / ".git" / "mtlgit" / "drafts" / f"EDIT_{memory['id']}.md"
+    seen = tmp_path / "seen.md"
+    # An editor closed without a change: it copies what it was shown, and saves nothing.
+    unchanged = cli("edit", memory["id"], env=_editor(tmp_path, f"Path({str(seen)!r}).write_text(p.read_text())\n"))
+    assert "format: poem" in seen.read_text(), "the kept draft was not opened"
+    assert unchanged.code == 1 and "Opening the draft kept from an earlier edit" in unchanged.err
+    assert "format: poem" in draft.read_text() and path.read_text() == before
+    fixed = cli("edit", memory["id"], env=_editor(tmp_path, "p.write_text(p.read_text().replace('poem', 'insight'))\n"))
+    assert fixed.code == 0 and path.read_text() == before and not draft.exists()
+    assert list(draft.parent.iterdir()) == []
+
+
+def test_a_kept_draft_never_undoes_a_later_change_to_the_memory(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    memory = add(cli)
+    path = repo / memory["path"]
+    to_poem = "p.write_text(p.read_text().replace('format: insight', 'format: poem'))\n"
+    assert cli("edit", memory["id"], env=_editor(tmp_path, to_poem)).code == 1
+    path.write_text(path.read_text().replace("this is the whole lesson", "this is the lesson"))  # a teammate's change
+    changed = path.read_text()
+    back = "p.write_text(p.read_text().replace('format: poem', 'format: insight'))\n"
+    result = cli("edit", memory["id"], env=_editor(tmp_path, back))
+    assert result.code == 1 and f"{memory['path']} changed since your draft" in result.err
+    assert path.read_text() == changed
+
+
+def test_a_failing_editor_is_named_with_its_exit_status(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    memory = add(cli)
+    env = _editor(tmp_path, "raise SystemExit(3)\n")
+    result = cli("edit", memory["id"], env=env)
+    assert result.code == 1
+    assert f"the editor `{env['EDITOR']}` ($EDITOR) exited with status 3" in result.err
+    assert "set $EDITOR" not in result.err and "your draft is kept at" in result.err
+    missing = cli("edit", memory["id"], env={"EDITOR": "no-such-editor-here", "VISUAL": ""})
+    assert missing.code == 1 and "cannot start the editor `no-such-editor-here` ($EDITOR)" in missing.err
+    added = cli("add", "--edit", "--title", "x", env=env)
+    assert added.code == 1 and "exited with status 3" in added.err
+
+
+# --- help and wording -----------------------------------------------------------------------------------------------
+
+
+def test_help_shows_recall_ids_and_every_option_of_prompt_extract(cli) -> None:  # type: ignore[no-untyped-def]
+    assert "mtlgit recall " in cli("--help").out
+    assert "../" not in cli("eval", "--help").out
+    for command in ("show", "edit", "log", "retire"):
+        assert f"Usage: mtlgit {command} [OPTIONS] ID\n" in cli(command, "--help").out, command
+    extract = cli("prompt", "extract", "--help").out
+    for option in ("--format", "--max-items"):
+        line = " ".join(extract.split(option, 1)[1].split("\n  --", 1)[0].split())
+        assert len(line) > 60, f"{option} has no help: {line}"
+
+
+def test_export_takes_the_filters_of_list(cli) -> None:  # type: ignore[no-untyped-def]
+    py = add(cli, title="Pin the interpreter of the virtual environment", domain="python", tag="testing")
+    add(cli, title="Vendor modules before an offline build", domain="go", tag="build")
+    for args in (("--domain", "python"), ("--exclude-domain", "go"), ("--tag", "testing")):
+        exported = cli("export", *args)
+        assert exported.code == 0, exported.output
+        assert [json.loads(line)["id"] for line in exported.out.splitlines()] == [py["id"]], args
+
+
+def test_a_secret_is_named_with_the_right_article(cli) -> None:  # type: ignore[no-untyped-def]
+    key = "AKIA" + "IOSFODNN7EXAMPLF"
+    result = cli("add", "-t", "Use the deploy key", "-d", "When deploying.", "-c", f"The key is {key} here.")
+    assert result.code == 1 and "contains an AWS Access Key on line" in result.err
+
+
+def test_identical_memories_are_called_identical(cli) -> None:  # type: ignore[no-untyped-def]
+    first = add(cli)
+    again = cli("add", "--items", "-", input=json.dumps([item("Reproduce the bug with a failing test first")]))
+    assert again.code == 1
+    forced = {
+        "title": first["title"],
+        "description": first["description"],
+        "content": first["content"],
+    }
+    same = cli("add", "--items", "-", input=json.dumps([forced]))
+    assert same.code == 1 and f"identical to {first['id']}" in same.err and "cosine" not in same.err
+    assert cli("add", "--items", "-", "--force", input=json.dumps([forced])).code == 0
+    pairs = cli("dedup")
+    assert "identical text" in pairs.out and "cosine" not in pairs.out
+
+
+def test_stats_counts_agree_and_say_what_they_include(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    add(cli, domain="python")
+    team = tmp_path / "team"
+    write(team / "memories" / "a.md", VALID)
+    git(team, "init", "-q")
+    git(team, "add", "-A")
+    git(team, "commit", "-qm", "memories")
+    assert cli("pool", "add", "team", str(team), "--ref", "main").code == 0
+    text = cli("stats").out
+    assert text.splitlines()[0] == "2 memories (1 in this repository, 1 in pools)"
+    counts = json.loads(cli("stats", "--json").out)
+    assert counts["memories"] == 2 and counts["pool"] == {"local": 1, "team": 1}
+    for key in ("format", "scope", "outcome", "status", "pool"):
+        assert sum(counts[key].values()) == counts["memories"], key
+    assert counts["domain"] == {"python": 2, "swe-bench": 1}
+
+
+def test_a_reader_that_goes_away_is_not_a_failure(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    assert run_cli(tmp_path, "init", "--starter", "--no-hooks").code == 0
+    for command in (["export"], ["list"]):
+        # `mtlgit export | head -1`: the reader closes the pipe before mtlgit writes.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mtlgit", *command], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=120) == 0 and err == b"", command

@@ -172,7 +172,7 @@ def test_a_pool_with_an_alias_bomb_adds_and_syncs(repo: Path, tmp_path: Path) ->
 
 def test_deeply_nested_json_for_add_is_a_one_line_error(repo: Path, tmp_path: Path) -> None:
     deep = write(tmp_path / "deep.json", "[" * 200_000 + "]" * 200_000)
-    result = run(repo, "add", "--json", str(deep))
+    result = run(repo, "add", "--items", str(deep))
     assert result.code == 1, result.output
     assert result.err.strip() == f"Error: {deep}: the JSON nests too deeply to be read; give a list of memory objects"
 

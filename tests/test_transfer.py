@@ -94,7 +94,7 @@ def test_extract_prompt_then_agent_json_then_recall_prompt(repo: Path, cli) -> N
     assert instructions.code == 0
     text = instructions.out
     assert "The attempt FAILED" in text and "would have prevented" in text
-    assert "Never mention file names" in text and "mtlgit add --json -" in text
+    assert "Never mention file names" in text and "mtlgit add --items -" in text
     example = json.loads(text[text.index("[\n") : text.index("\n]") + 2])
     assert example[0]["format"] == "insight" and example[0]["outcome"] == "failure"
     answer = (
@@ -121,7 +121,7 @@ def test_extract_prompt_then_agent_json_then_recall_prompt(repo: Path, cli) -> N
     recalled = cli("recall", "library call fails with an unexpected keyword", "--prompt", "-k", "1").out
     assert "# Memory Item 1\n## Note\nLearned from a failed attempt.\n## Title\n```\n" + GOOD_ITEM["title"] in recalled
     again = cli("add", "--json", "-", input=json.dumps(GOOD_ITEM))
-    assert again.code == 1 and "near-duplicate of" in json.loads(again.out)["items"][0]["reasons"][0]
+    assert again.code == 1 and "identical to" in json.loads(again.out)["items"][0]["reasons"][0]
 
 
 @pytest.mark.parametrize("fmt", ["insight", "workflow", "summary"])
@@ -176,7 +176,7 @@ def test_dedup_and_supersede(cli) -> None:  # type: ignore[no-untyped-def]
         "-c",
         "Run the reported steps and watch them fail.",
     )
-    assert refused.code == 1 and f"near-duplicate of {first['id']}" in refused.err and "--force" in refused.err
+    assert refused.code == 1 and f"identical to {first['id']}" in refused.err
     second = added(
         cli, "Reproduce the failure before changing code", "Run the reported steps and watch them fail.", "--force"
     )
@@ -222,7 +222,7 @@ def test_import_reads_three_kinds_and_changes_no_source(repo: Path, cli, tmp_pat
     )
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in source.rglob("*") if p.is_file()}
     result = cli("import", str(source), "--json")
-    assert result.code == 0, result.output
+    assert result.code == 1, result.output  # two sources skipped
     report = json.loads(result.out)
     assert report["imported"] == 6
     skips = {s["source"]: s["reason"] for s in report["skips"]}
@@ -235,7 +235,8 @@ def test_import_reads_three_kinds_and_changes_no_source(repo: Path, cli, tmp_pat
     assert after == before
     again = json.loads(cli("import", str(source), "--json").out)
     assert again["imported"] == 0 and all(
-        "near-duplicate" in s["reason"] or "not JSON" in s["reason"] or "bullet" in s["reason"] for s in again["skips"]
+        any(word in s["reason"] for word in ("near-duplicate", "identical to", "not JSON", "bullet"))
+        for s in again["skips"]
     )
 
 
@@ -336,7 +337,7 @@ def test_a_dry_run_runs_every_check_of_the_real_run(repo: Path, cli, tmp_path: P
     write(bank, "".join(json.dumps(i) + "\n" for i in items))
     dry = cli("import", str(bank), "--dry-run")
     real = cli("import", str(bank))
-    assert dry.code == real.code == 0
+    assert dry.code == real.code == 1  # four items skipped
     assert dry.out.splitlines()[-1] == "would import 2, skipped 4", dry.out
     assert real.out.splitlines()[-1] == "imported 2, skipped 4", real.out
 

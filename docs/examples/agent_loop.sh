@@ -26,4 +26,4 @@ cat "$answer"
 $agent "$(mtlgit prompt extract --outcome "$outcome")
 
 # Your attempt
-$(tail -c 20000 "$answer")" | mtlgit add --json - || echo "agent_loop: some memory items were rejected (see above)" >&2
+$(tail -c 20000 "$answer")" | mtlgit add --items - --json || echo "agent_loop: some memory items were rejected (see above)" >&2

@@ -43,14 +43,19 @@ from mtlgit.rules import FORMATS, OUTCOMES, SCOPES
 @click.option("-e", "--edit", "use_editor", is_flag=True, help="Open $EDITOR on the memory before adding it.")
 @click.option("--force", is_flag=True, help="Add even when a near-duplicate exists.")
 @click.option(
+    "--items",
+    "items_from",
+    metavar="FILE|-",
+    help="Add the memory items of this JSON (- reads standard input): an agent's answer to `mtlgit prompt extract`.",
+)
+@click.option(
     "--json",
     "json_arg",
     is_flag=False,
     flag_value="",
     default=None,
-    metavar="[FILE|-]",
-    help="Print the result as JSON. With FILE (or - for standard input): add the memory items of that JSON "
-    "(see `mtlgit prompt extract`).",
+    metavar="",
+    help="Print the result as JSON. (`--json FILE` for --items FILE still works in 0.x, with a deprecation note.)",
 )
 def add(
     title: str | None,
@@ -70,6 +75,7 @@ def add(
     from_file: Path | None,
     use_editor: bool,
     force: bool,
+    items_from: str | None,
     json_arg: str | None,
 ) -> None:
     """Add a memory to the pool.
@@ -85,16 +91,24 @@ def add(
           --domain python --tag testing
         echo "Steps..." | mtlgit add -t "Bisect flaky tests" -d "When a test fails only sometimes." -c -
         mtlgit prompt extract --outcome failure   # give this to the agent, then:
-        mtlgit add --json - < agent-answer.json
+        mtlgit add --items - < agent-answer.json
+
+    With --items, the exit code is 0 when every item was added (or the answer holds none: []), 1 when any
+    item was rejected or the input is empty.
     """
     from mtlgit.cli.drafts import HINT, draft_path, interactive, run_editor
     from mtlgit.errors import MtlgitError
 
-    pool = open_pool()
     if json_arg:
-        _add_json(pool, json_arg, force)
-        return
+        if items_from:
+            raise click.UsageError("give the items once: --items FILE (--json only asks for JSON output)")
+        # `--json FILE` read items before --items existed: kept for the 0.x versions so scripts keep working.
+        click.echo(f"mtlgit: `add --json {json_arg}` is deprecated: use `add --items {json_arg} --json`", err=True)
+        items_from = json_arg
     as_json = json_arg is not None
+    pool = open_pool()
+    if items_from:
+        raise click.exceptions.Exit(_add_items(pool, items_from, force, as_json))
     if content == "-":
         content = sys.stdin.read()
     fields: dict[str, Any] = {
@@ -125,40 +139,22 @@ def add(
                 f"missing --{' and --'.join(missing)}: give them as options, pass the content with "
                 "--content - on standard input, or run on a terminal to use $EDITOR"
             )
-        from mtlgit.frontmatter import dump_field
-
-        template = {
-            "title": fields["title"],
-            "description": description,
-            "goal": goal if fmt == "workflow" else None,
-            "format": fmt,
-            "scope": scope,
-            "domains": fields["domains"],
-            "tags": fields["tags"],
-            "outcome": outcome,
-        }
-        lines = ["---"]
-        for key, value in template.items():
-            if value is None and key == "goal":
-                continue
-            lines.extend(dump_field(key, value) if value not in (None, "") else [f"{key}: "])
-        lines.append("---")
         draft = draft_path(pool.repo.state_dir, f"ADD_{os.getpid()}_{int(time.time())}.md")
-        body = (fields["content"] or "").strip()
-        draft.write_text("\n".join(lines) + "\n" + (body + "\n\n" if body else "") + HINT + "\n", encoding="utf-8")
+        draft.write_text(_template(fields) + HINT + "\n", encoding="utf-8")
         text = run_editor(draft)
         if not text.strip():
+            draft.unlink()
             raise MtlgitError("empty draft: nothing added")
-        fields = _fields_from_text(text, str(draft), fields)
+        try:
+            fields = _fields_from_text(text, str(draft), fields)
+        except MtlgitError as exc:
+            raise MtlgitError(f"{exc}\n{_kept(draft)}") from None
     from mtlgit.intake import add_one
 
     result = add_one(pool, fields, force=force)
     if result.memory is None:
         details = "\n".join(f"  {reason}" for reason in result.reasons)
-        kept = ""
-        if draft is not None:
-            kept = f"\nyour text is kept in {draft}: fix it there and run `mtlgit add --file {draft}`"
-        raise MtlgitError(f"memory not added:\n{details}{kept}")
+        raise MtlgitError(f"memory not added:\n{details}" + (f"\n{_kept(draft)}" if draft else ""))
     if draft is not None:
         draft.unlink(missing_ok=True)
     if as_json:
@@ -169,12 +165,39 @@ def add(
             click.echo(f"warning: {warning}", err=True)
 
 
-def _add_json(pool: Any, source: str, force: bool) -> None:
-    """Add every item of a JSON answer; print one JSON report; exit 1 when any item was rejected."""
+def _template(fields: dict[str, Any]) -> str:
+    """The draft $EDITOR opens: the options given so far as front matter, then the content."""
+    from mtlgit.frontmatter import dump_field
+
+    shown = {
+        key: fields[key]
+        for key in ("title", "description", "goal", "format", "scope", "domains", "tags", "outcome")
+        if key != "goal" or fields["format"] == "workflow"
+    }
+    lines = ["---"]
+    for key, value in shown.items():
+        lines.extend(dump_field(key, value) if value not in (None, "") else [f"{key}: "])
+    lines.append("---")
+    body = str(fields["content"] or "").strip()
+    return "\n".join(lines) + "\n" + (body + "\n\n" if body else "")
+
+
+def _kept(draft: Path) -> str:
+    return f"your text is kept in {draft}: fix it there and run `mtlgit add --file {draft}`"
+
+
+def _add_items(pool: Any, source: str, force: bool, as_json: bool) -> int:
+    """Add every item of a JSON answer, report each, and return the exit code of a batch (README, "Exit codes"):
+    0 when every item was added or the answer holds none, 1 when any was rejected.
+
+    :raises MtlgitError: when the input is empty or is not JSON.
+    """
     from mtlgit.errors import MtlgitError
     from mtlgit.extract import parse_items
     from mtlgit.intake import add_items
+    from mtlgit.ledger import record_extract_answer
 
+    name = "standard input" if source == "-" else source
     if source == "-":
         text = sys.stdin.read()
     else:
@@ -184,52 +207,59 @@ def _add_json(pool: Any, source: str, force: bool) -> None:
             raise MtlgitError(f"cannot read {source}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise MtlgitError(f"{source} is not UTF-8 text") from None
-    from mtlgit.ledger import record_extract_answer
-
+    if not text.strip():
+        raise MtlgitError(
+            f"{name} is empty: nothing to add. Give the JSON answer to `mtlgit prompt extract` "
+            "(an agent that learned nothing answers [])"
+        )
     try:
         items = parse_items(text)
     except RecursionError:
-        raise MtlgitError(f"{source}: the JSON nests too deeply to be read; give a list of memory objects") from None
+        raise MtlgitError(f"{name}: the JSON nests too deeply to be read; give a list of memory objects") from None
     outcome = record_extract_answer(pool.repo, text)
     results = add_items(pool, items, force=force)
     added = [r for r in results if r.memory is not None]
-    echo_json(
-        {
-            "added": len(added),
-            "rejected": len(results) - len(added),
-            "items": [r.to_json() for r in results],
-            **({"outcome_recorded": outcome} if outcome else {}),
-        }
-    )
-    if len(added) != len(results):
-        raise click.exceptions.Exit(1)
+    rejected = len(results) - len(added)
+    if as_json:
+        echo_json(
+            {
+                "added": len(added),
+                "rejected": rejected,
+                "items": [r.to_json() for r in results],
+                **({"outcome_recorded": outcome} if outcome else {}),
+            }
+        )
+    else:
+        for r in results:
+            if r.memory is not None:
+                click.echo(f"added {r.memory.id} {r.memory.path}")
+                for warning in r.warnings:
+                    click.echo(f"  warning: {warning}", err=True)
+            else:
+                title = f' "{r.title}"' if r.title else ""
+                click.echo(f"rejected item {r.index}{title}: " + "; ".join(r.reasons), err=True)
+        summary = f"added {len(added)}, rejected {rejected}" if results else "nothing to add: the answer holds no item"
+        click.echo(summary + (f"; outcome recorded as {outcome}" if outcome else ""))
+    return 1 if rejected else 0
 
 
 def _fields_from_text(text: str, origin: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a Markdown file with front matter, over ``defaults`` (the options given).
+
+    :raises MtlgitError: naming the file and line of each problem.
+    """
     from mtlgit import frontmatter
     from mtlgit.errors import MtlgitError
-    from mtlgit.rules import KNOWN_KEYS
+    from mtlgit.intake import fields_from_mapping
+    from mtlgit.memory import key_line
 
     try:
         doc = frontmatter.parse(text)
     except frontmatter.FrontMatterError as exc:
         raise MtlgitError(f"{origin}:{exc.line}: {exc.message}") from None
-    meta = doc.meta
-    fields = dict(defaults)
-    for key in ("title", "description", "goal", "format", "scope", "outcome"):
-        value = meta.get(key)
-        if isinstance(value, str) and value.strip():
-            fields[key] = value.strip()
-    for key in ("domains", "tags"):
-        value = meta.get(key)
-        if isinstance(value, list):
-            fields[key] = [str(v) for v in value]
-        elif isinstance(value, str):
-            fields[key] = split_words((value,))
-    if isinstance(meta.get("source"), dict):
-        fields["source"] = meta["source"]
-    fields["content"] = doc.content or fields.get("content", "")
-    extra = {k: v for k, v in meta.items() if k not in KNOWN_KEYS}
-    if extra:
-        fields["extra"] = extra
+    fields, problems = fields_from_mapping(
+        {**doc.meta, "content": doc.content}, defaults, where=lambda key: f"{origin}:{key_line(doc, key)}: "
+    )
+    if problems:
+        raise MtlgitError("memory not added:\n" + "\n".join(f"  {problem}" for problem in problems))
     return fields

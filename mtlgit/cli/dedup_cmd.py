@@ -22,6 +22,7 @@ def dedup(limit: int, as_json: bool) -> None:
     """
     from mtlgit.dedup import duplicate_pairs
     from mtlgit.index import WorktreeIndex
+    from mtlgit.intake import identical
     from mtlgit.repo import find_repo
 
     snapshot = WorktreeIndex(find_repo()).fresh()
@@ -32,6 +33,7 @@ def dedup(limit: int, as_json: bool) -> None:
                 {
                     "cosine": round(a.cosine, 4),
                     "jaccard": round(a.jaccard, 4),
+                    "identical": identical(a.memory, b.memory),
                     "a": {"id": a.memory["id"], "title": a.memory["title"], "path": a.path},
                     "b": {"id": b.memory["id"], "title": b.memory["title"], "path": b.path},
                 }
@@ -43,7 +45,8 @@ def dedup(limit: int, as_json: bool) -> None:
         click.echo(f"No near-duplicates among {snapshot.n_docs} memories.")
         return
     for a, b in pairs:
-        click.echo(f"cosine {a.cosine:.2f}, shared terms {a.jaccard:.2f}")
+        same = identical(a.memory, b.memory)
+        click.echo("identical text" if same else f"cosine {a.cosine:.2f}, shared terms {a.jaccard:.2f}")
         click.echo(f"  {a.memory['id']}  {a.memory['title']}  ({a.path})")
         click.echo(f"  {b.memory['id']}  {b.memory['title']}  ({b.path})")
     click.echo(f"{len(pairs)} pair(s); retire one of each with `mtlgit retire ID --superseded-by OTHER`")

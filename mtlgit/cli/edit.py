@@ -7,12 +7,15 @@ from mtlgit.cli.options import json_option
 
 
 @click.command()
-@click.argument("ref")
+@click.argument("ref", metavar="ID")
 @json_option
 def edit(ref: str, as_json: bool) -> None:
     """Edit a memory in $EDITOR; the result is validated before it replaces the file.
 
-    Nothing is lost: if the edited text does not validate, it stays in a draft file whose path is printed.
+    ID is an id, an id prefix or the file's path. Nothing is lost: if the edited text does not validate, or the
+    editor fails, it stays in a draft file whose path is printed, and the next `mtlgit edit ID` opens that
+    draft again; it replaces the memory once it validates (closed unchanged too), and is refused if the memory
+    changed since the draft was made. Delete the draft to start over from the memory.
 
     \b
     Example:
@@ -26,11 +29,27 @@ def edit(ref: str, as_json: bool) -> None:
     memory = pool.get(ref)
     original = (pool.root / memory.path).read_text(encoding="utf-8")
     draft = draft_path(pool.repo.state_dir, f"EDIT_{memory.id}.md")
-    draft.write_text(original, encoding="utf-8")
+    # The text the draft started from: a kept draft must not silently undo a change made to the file since.
+    base = draft.with_suffix(".base")
+    if draft.is_file() and draft.read_text(encoding="utf-8") != original:
+        if base.is_file() and base.read_text(encoding="utf-8") != original:
+            raise MtlgitError(
+                f"{memory.path} changed since your draft {draft} was made: merge the two by hand "
+                f"(`diff {base} {memory.path}` shows the change), or delete the draft to start over"
+            )
+        click.echo(
+            f"Opening the draft kept from an earlier edit: {draft} (delete it to start over from {memory.path})",
+            err=True,
+        )
+    else:
+        draft.write_text(original, encoding="utf-8")
+    base.write_text(original, encoding="utf-8")
     while True:
         text = run_editor(draft)
         if text == original:
+            # The draft says what the file says: deleting it loses nothing.
             draft.unlink(missing_ok=True)
+            base.unlink(missing_ok=True)
             click.echo(f"No change to {memory.path}")
             return
         try:
@@ -45,8 +64,11 @@ def edit(ref: str, as_json: bool) -> None:
             click.echo("The edited memory has errors:\n" + "\n".join(lines), err=True)
             if interactive() and click.confirm("Edit again?", default=True, err=True):
                 continue
-            raise MtlgitError(f"{memory.path} was not changed; your edit is kept in {draft}") from None
+            raise MtlgitError(
+                f"{memory.path} was not changed; your edit is kept in {draft}: `mtlgit edit {memory.id}` opens it again"
+            ) from None
     draft.unlink(missing_ok=True)
+    base.unlink(missing_ok=True)
     if as_json:
         echo_json(updated.to_json())
     else:

@@ -70,7 +70,7 @@ def eval_(
 
     \b
     Example:
-        mtlgit eval ../shared/data/scifact
+        mtlgit eval ~/data/scifact   # a BEIR dataset folder, e.g. SciFact unzipped
         mtlgit eval --corpus c.jsonl --queries q.jsonl --qrels test.tsv --json
         mtlgit eval --tasks benchmarks/agent_tasks --split dev --mode hybrid
     """

@@ -42,7 +42,7 @@ def review(range_spec: str | None, check: bool, as_json: bool) -> None:
 
 
 @click.command("log")
-@click.argument("ref")
+@click.argument("ref", metavar="ID")
 @json_option
 def log(ref: str, as_json: bool) -> None:
     """Show the history of one memory from git, across renames (newest first).

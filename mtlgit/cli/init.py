@@ -16,10 +16,12 @@ from mtlgit.cli.main import open_pool
     help="Install the git hooks (asked on a terminal; not installed otherwise).",
 )
 @click.option("--starter", is_flag=True, help="Copy mtlgit's starter pool of task-agnostic memories in.")
-def init(folder: str, with_hooks: bool | None, starter: bool) -> None:
+@click.pass_context
+def init(ctx: click.Context, folder: str, with_hooks: bool | None, starter: bool) -> None:
     """Set up mtlgit in the current git repository.
 
-    Writes .mtlgit.yaml and creates the memories folder. An existing .mtlgit.yaml is never overwritten.
+    Writes .mtlgit.yaml and creates the memories folder. An existing .mtlgit.yaml is never overwritten: in a
+    clone of a project that uses mtlgit already, init keeps it and does the rest (the folder, --starter, --hooks).
 
     \b
     Example:
@@ -31,15 +33,24 @@ def init(folder: str, with_hooks: bool | None, starter: bool) -> None:
     from mtlgit.errors import MtlgitError
     from mtlgit.repo import find_repo
 
+    folder_given = ctx.get_parameter_source("folder") is not click.core.ParameterSource.DEFAULT
     repo = find_repo()
     config_path = repo.root / CONFIG_NAME
     if config_path.exists():
-        raise MtlgitError(f"{CONFIG_NAME} already exists in {repo.root}: nothing changed (edit it by hand)")
-    text = DEFAULT_CONFIG_TEXT.replace("memories: memories", f"memories: {folder}")
-    config_path.write_text(text, encoding="utf-8")
-    pool = open_pool()
-    pool.memories_dir.mkdir(parents=True, exist_ok=True)
-    click.echo(f"Initialised mtlgit in {repo.root}: {CONFIG_NAME}, {pool.config.memories}/")
+        pool = open_pool()
+        if folder_given and folder != pool.config.memories:
+            raise MtlgitError(
+                f"{CONFIG_NAME} already exists and names the folder {pool.config.memories}/, not {folder}/: "
+                f"nothing changed; edit `memories:` in {CONFIG_NAME} to move it"
+            )
+        pool.memories_dir.mkdir(parents=True, exist_ok=True)
+        click.echo(f"mtlgit is set up in {repo.root} already: {CONFIG_NAME} kept as it is, {pool.config.memories}/")
+    else:
+        text = DEFAULT_CONFIG_TEXT.replace("memories: memories", f"memories: {folder}")
+        config_path.write_text(text, encoding="utf-8")
+        pool = open_pool()
+        pool.memories_dir.mkdir(parents=True, exist_ok=True)
+        click.echo(f"Initialised mtlgit in {repo.root}: {CONFIG_NAME}, {pool.config.memories}/")
     if starter:
         copied, kept = copy_starter(pool.memories_dir)
         note = f" ({kept} already there, left alone)" if kept else ""
@@ -56,7 +67,7 @@ def init(folder: str, with_hooks: bool | None, starter: bool) -> None:
             click.echo(f"  hook {line}")
     else:
         click.echo("Git hooks not installed: `mtlgit hooks install` adds them.")
-    click.echo("Next: mtlgit add --help")
+    click.echo('Next: `mtlgit recall "<a task>"` before a task; `mtlgit add --help` to keep a lesson after one')
 
 
 def copy_starter(target: Path) -> tuple[int, int]:

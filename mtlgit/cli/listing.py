@@ -44,6 +44,12 @@ def list_memories(
             status = "" if m.status == "active" else f" ({m.status})"
             domains_text = f"  [{', '.join(m.domains)}]" if m.domains else ""
             click.echo(f"{m.id}  {m.format:<10}  {m.title}{status}{domains_text}")
+    if not memories:
+        from mtlgit.config import missing_memories_folder
+
+        missing = missing_memories_folder(pool.root, pool.config.memories)
+        if missing:
+            click.echo(f"note: no memories: {missing}", err=True)
     unreadable = {p.path for p in pool.load_indexed().problems if p.is_error}
     if unreadable and not as_json:
         click.echo(f"{len(unreadable)} file(s) could not be read: `mtlgit lint` shows why", err=True)

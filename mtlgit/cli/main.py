@@ -64,6 +64,9 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except MtlgitError as exc:
             raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:
+            # The reader went away (`mtlgit export | head`): not a failure, though click would exit 1 for it.
+            raise click.exceptions.Exit(0) from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -83,11 +86,15 @@ def cli(ctx: click.Context, directory: Path | None) -> None:
 
     \b
     Example:
-        mtlgit init
+        mtlgit init --starter
+        mtlgit recall "the date parser raises ValueError on an empty string"
         mtlgit add --title "Run the failing test first" \\
             --description "Before a fix, reproduce the bug with a test." \\
             --content "Write the smallest test that fails, see it fail, then fix."
         mtlgit list
+
+    Exit codes: 0 done, 1 an error, or a batch (add --items, import) with a rejected item, 2 a usage error,
+    3 an internal error (a bug), 130 Ctrl-C.
     """
     if directory is not None:
         try:

@@ -7,7 +7,7 @@ from mtlgit.cli.options import json_option
 
 
 @click.command()
-@click.argument("ref")
+@click.argument("ref", metavar="ID")
 @click.option("--superseded-by", metavar="ID", help="The memory that replaces this one.")
 @json_option
 def retire(ref: str, superseded_by: str | None, as_json: bool) -> None:

@@ -7,7 +7,7 @@ from mtlgit.cli.options import json_option
 
 
 @click.command()
-@click.argument("ref")
+@click.argument("ref", metavar="ID")
 @json_option
 def show(ref: str, as_json: bool) -> None:
     """Print one memory, by id, id prefix or file path.
