@@ -35,6 +35,13 @@ from mtlgit.schema import FORMATS, OUTCOMES, SCOPES
 @click.option("--source-commit", help="Provenance: the code commit it was learned at.")
 @click.option("--source-path", "source_paths", multiple=True, help="Provenance: a code path it is about.")
 @click.option(
+    "--cite",
+    "cites",
+    multiple=True,
+    metavar="PATH[:SYMBOL|:A-B]",
+    help="Code the memory is about, checked at recall (repeatable; the commit defaults to HEAD).",
+)
+@click.option(
     "--file",
     "from_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -67,6 +74,7 @@ def add(
     source_model: str | None,
     source_commit: str | None,
     source_paths: tuple[str, ...],
+    cites: tuple[str, ...],
     from_file: Path | None,
     use_editor: bool,
     force: bool,
@@ -86,6 +94,7 @@ def add(
         echo "Steps..." | mtlgit add -t "Bisect flaky tests" -d "When a test fails only sometimes." -c -
         mtlgit prompt extract --outcome failure   # give this to the agent, then:
         mtlgit add --json - < agent-answer.json
+        mtlgit add -t "..." -d "..." -c "..." --cite src/parser.py:parse --cite src/io.py:10-24
     """
     from mtlgit.cli.drafts import HINT, draft_path, interactive, run_editor
     from mtlgit.errors import MtlgitError
@@ -113,6 +122,7 @@ def add(
             "model": source_model,
             "commit": source_commit,
             "paths": list(source_paths),
+            "cites": _cites(cites),
         },
     }
     draft: Path | None = None
@@ -150,8 +160,11 @@ def add(
         if not text.strip():
             raise MtlgitError("empty draft: nothing added")
         fields = _fields_from_text(text, str(draft), fields)
+    from mtlgit.citations import with_commit
     from mtlgit.intake import add_one
 
+    fields["source"] = with_commit(pool.root, fields.get("source") or {})
+    _check_cites(pool, fields["source"])
     result = add_one(pool, fields, force=force)
     if result.memory is None:
         details = "\n".join(f"  {reason}" for reason in result.reasons)
@@ -190,6 +203,16 @@ def _add_json(pool: Any, source: str, force: bool) -> None:
         items = parse_items(text)
     except RecursionError:
         raise MtlgitError(f"{source}: the JSON nests too deeply to be read; give a list of memory objects") from None
+    from mtlgit.citations import with_commit
+
+    for item in items:
+        # `cites` at the top of an item (as `mtlgit prompt extract` asks) is source.cites, at HEAD by default.
+        if isinstance(item, dict) and ("cites" in item or isinstance(item.get("source"), dict)):
+            given = item.get("source")
+            provenance: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
+            if "cites" in item:
+                provenance["cites"] = item.pop("cites")
+            item["source"] = with_commit(pool.root, provenance)
     outcome = record_extract_answer(pool.repo, text)
     results = add_items(pool, items, force=force)
     added = [r for r in results if r.memory is not None]
@@ -233,3 +256,26 @@ def _fields_from_text(text: str, origin: str, defaults: dict[str, Any]) -> dict[
     if extra:
         fields["extra"] = extra
     return fields
+
+
+def _cites(specs: tuple[str, ...]) -> list[dict[str, Any]]:
+    from mtlgit.citations import parse_spec
+    from mtlgit.errors import MtlgitError
+
+    out = []
+    for spec in specs:
+        try:
+            out.append(parse_spec(spec).to_json())
+        except ValueError as exc:
+            raise MtlgitError(f"--cite {spec}: {exc}") from None
+    return out
+
+
+def _check_cites(pool: Any, source: dict[str, Any]) -> None:
+    """Refuse citations that do not hold at their commit (lint would report them): nothing is written."""
+    from mtlgit.citations import verify
+    from mtlgit.errors import MtlgitError
+
+    found = verify(pool.root, [{"source": source}]).get(0)
+    if found:
+        raise MtlgitError("memory not added: " + "; ".join(problem for _cite, problem in found))

@@ -27,6 +27,11 @@ def edit(ref: str, as_json: bool) -> None:
     original = (pool.root / memory.path).read_text(encoding="utf-8")
     draft = draft_path(pool.repo.state_dir, f"EDIT_{memory.id}.md")
     draft.write_text(original, encoding="utf-8")
+    from mtlgit.staleness import orphan_note
+
+    orphaned = orphan_note(pool.root, pool.repo.worktree_state_dir, memory.to_json())
+    if orphaned:
+        click.echo(f"note: {orphaned}: update source.cites, or retire it", err=True)
     while True:
         text = run_editor(draft)
         if text == original:
