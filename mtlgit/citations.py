@@ -669,10 +669,10 @@ def warm(repo: Any, snapshot: Any) -> int:
 # --- checking citations when they are written ----------------------------------------------------------------
 
 
-def verify(root: Path, memories: Sequence[dict[str, Any]]) -> dict[int, list[tuple[Cite, str]]]:
-    """Index -> what is wrong with each citation that does not hold at its own recorded commit: the path is not
-    a file there, the symbol is not defined in it, or the lines run past its end. A commit this repository
-    does not have is not checked (learned elsewhere). Two git calls for all memories."""
+def verify(root: Path, memories: Sequence[dict[str, Any]]) -> dict[int, list[tuple[int, str]]]:
+    """Index -> [(position in source.cites, what is wrong)] for each citation that does not hold at its own
+    recorded commit: the path is not a file there, the symbol is not defined in it, or the lines run past its
+    end. A commit this repository does not have is not checked (learned elsewhere). Two git calls in all."""
     plans = [(index, *cited) for index, memory in enumerate(memories) if (cited := cites_of(memory))]
     names = []
     for _index, commit, cites in plans:
@@ -681,11 +681,11 @@ def verify(root: Path, memories: Sequence[dict[str, Any]]) -> dict[int, list[tup
     answers = iter(_batch_check(root, names))
     rows = [(index, commit, next(answers), [(c, next(answers)) for c in cites]) for index, commit, cites in plans]
     contents = read_blobs(root, {b for *_, pairs in rows for c, b in pairs if b and (c.symbol or c.lines)})
-    found: dict[int, list[tuple[Cite, str]]] = {}
+    found: dict[int, list[tuple[int, str]]] = {}
     for index, commit, commit_id, pairs in rows:
         if not commit_id:
             continue
-        for cite, blob in pairs:
+        for position, (cite, blob) in enumerate(pairs):
             problem = None
             if not blob:
                 problem = f"'{cite.path}' is not a file at {commit[:10]}: fix the path, or cite the commit that has it"
@@ -698,17 +698,29 @@ def verify(root: Path, memories: Sequence[dict[str, Any]]) -> dict[int, list[tup
                 total = len(_text_lines(contents.get(blob, b"")))
                 problem = f"{cite.label} runs past the end of the file ({total} lines at {commit[:10]}): fix the range"
             if problem:
-                found.setdefault(index, []).append((cite, problem))
+                found.setdefault(index, []).append((position, problem))
     return found
 
 
-def cite_line(text: str, cite: Cite) -> int:
-    """1-based line of a memory file's text that names the cited path (1 when none does): where lint points."""
-    for number, line in enumerate(text.split("\n"), 1):
-        if cite.path in line:
-            return number
-        if number > 200:
-            break
+def cite_line(text: str, position: int) -> int:
+    """1-based line of a memory file's front matter holding its citation number ``position`` (0-based) of
+    ``source.cites``: where lint points (the ``cites:`` line for a flow list, 1 when there is none)."""
+    lines = text.split("\n")
+    for number, line in enumerate(lines[:400]):
+        if not re.match(r"^[ \t]+cites[ \t]*:", line):
+            continue
+        if line.split(":", 1)[1].strip():
+            return number + 1
+        base = len(line) - len(line.lstrip())
+        items: list[tuple[int, int]] = []  # (indent, line number) of each item
+        for index in range(number + 1, len(lines)):
+            body = lines[index].lstrip()
+            indent = len(lines[index]) - len(body)
+            if body and (indent < base or (indent == base and not body.startswith("-"))):
+                break  # the next key: the list ended
+            if body.startswith("-") and (not items or indent == items[0][0]):
+                items.append((indent, index + 1))
+        return items[position][1] if position < len(items) else number + 1
     return 1
 
 
@@ -720,3 +732,13 @@ def with_commit(root: Path, source: dict[str, Any]) -> dict[str, Any]:
         if out:
             return {**source, "commit": out.decode().strip()}
     return source
+
+
+def prepare_items(root: Path, items: list[Any]) -> None:
+    """Move the ``cites`` of JSON items (as `mtlgit prompt extract` asks for them) into ``source.cites``, and
+    record HEAD as their commit when the item names none."""
+    for item in items:
+        given = item.get("source", {}) if isinstance(item, dict) else None
+        if not isinstance(given, dict) or "cites" not in item:
+            continue  # a source that is not a mapping is rejected with its reason by the intake
+        item["source"] = with_commit(root, {**given, "cites": item.pop("cites")})

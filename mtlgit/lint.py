@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mtlgit import frontmatter
-from mtlgit.citations import Cite, Report, cite_line, verify
+from mtlgit.citations import Report, cite_line, verify
 from mtlgit.errors import MtlgitError, Problem
 from mtlgit.ids import new_ulid
 from mtlgit.ledger import harm_problems
@@ -78,23 +78,24 @@ def lint_pool(pool: Pool, paths: Iterable[Path] | None = None, stale: bool = Fal
     for index, found in verify(pool.root, records).items():
         path = memories[index].path
         problems += [
-            Problem(path, _cite_line(pool, path, cite), "error", "cite", f"source.cites: {p}") for cite, p in found
+            Problem(path, _cite_line(pool, path, position), "error", "cite", f"source.cites: {p}")
+            for position, p in found
         ]
     problems += harm_problems(pool.repo, memories)
     files = len(pool.files()) if wanted is None else len(wanted)
     return LintReport(files, sorted(problems, key=_order), skipped)
 
 
-def _cite_line(pool: Pool, path: str, about: Report | Cite) -> int:
-    """The line of the memory file naming a citation (of a report: its first drifted or orphaned one)."""
+def _cite_line(pool: Pool, path: str, about: Report | int) -> int:
+    """The line of the memory file holding a citation (of a report: its first drifted or orphaned one)."""
     try:
         text = (pool.root / path).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return 0
-    if isinstance(about, Cite):
+    if isinstance(about, int):
         return cite_line(text, about)
-    bad = [c for c in about.cites if c.state == about.state] or about.cites
-    return cite_line(text, bad[0].cite) if bad else 0
+    states = [c.state for c in about.cites]
+    return cite_line(text, states.index(about.state) if about.state in states else 0)
 
 
 def memory_paths(pool: Pool, paths: Iterable[Path]) -> tuple[list[str], list[str]]:

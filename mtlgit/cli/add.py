@@ -203,16 +203,9 @@ def _add_json(pool: Any, source: str, force: bool) -> None:
         items = parse_items(text)
     except RecursionError:
         raise MtlgitError(f"{source}: the JSON nests too deeply to be read; give a list of memory objects") from None
-    from mtlgit.citations import with_commit
+    from mtlgit.citations import prepare_items
 
-    for item in items:
-        # `cites` at the top of an item (as `mtlgit prompt extract` asks) is source.cites, at HEAD by default.
-        if isinstance(item, dict) and ("cites" in item or isinstance(item.get("source"), dict)):
-            given = item.get("source")
-            provenance: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
-            if "cites" in item:
-                provenance["cites"] = item.pop("cites")
-            item["source"] = with_commit(pool.root, provenance)
+    prepare_items(pool.root, items)
     outcome = record_extract_answer(pool.repo, text)
     results = add_items(pool, items, force=force)
     added = [r for r in results if r.memory is not None]
