@@ -32,7 +32,7 @@ STATES = ("fresh", "drifted", "orphaned")
 CACHE_NAME = "citations.sqlite"
 # Part of every cache key: a change to how states are found must not keep the states found the old way.
 CHECK_VERSION = 1
-# git processes spawned by this module in this process: a warm cache spawns none but the HEAD lookup.
+# git processes spawned by this module in this process: a check answered from the cache spawns none.
 COUNTERS = {"git": 0}
 
 _LINES = re.compile(r"^(\d+)(?:-(\d+))?$")
@@ -336,9 +336,41 @@ def _git(root: Path, args: Sequence[str], data: bytes | None = None) -> bytes | 
     return proc.stdout if proc.returncode == 0 else None
 
 
-def head_tree(root: Path, rev: str = "HEAD") -> str | None:
+def head_tree(root: Path, rev: str = "HEAD", git_dir: Path | None = None) -> str | None:
+    """The tree id of ``rev``: for HEAD read from the files of ``git_dir`` when it can be, else from git."""
+    if rev == "HEAD" and git_dir is not None:
+        tree = _head_tree_from_files(git_dir)
+        if tree:
+            return tree
     out = _git(root, ["rev-parse", "--verify", "-q", f"{rev}^{{tree}}"])
     return out.decode().strip() if out else None
+
+
+def _head_tree_from_files(git_dir: Path) -> str | None:
+    """HEAD's tree from the ref files and the loose commit object, without a git process (a recall with a warm
+    cache then starts none: a process costs 5-15 ms on a busy machine). None whenever any part is packed or
+    unusual (a packed ref, a packed commit, SHA-256 ids): git answers those."""
+    import zlib
+
+    try:
+        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        common = git_dir
+        if (git_dir / "commondir").is_file():
+            common = git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()
+        commit = head
+        if head.startswith("ref: "):
+            ref = head[5:].strip()
+            own = git_dir / ref
+            commit = (own if own.is_file() else common / ref).read_text(encoding="utf-8").strip()
+        if not re.fullmatch(r"[0-9a-f]{40}", commit):
+            return None
+        data = zlib.decompress((common / "objects" / commit[:2] / commit[2:]).read_bytes())
+    except (OSError, zlib.error, ValueError):
+        return None
+    header, _, body = data.partition(b"\0")
+    if not header.startswith(b"commit ") or not re.match(rb"tree [0-9a-f]{40}\n", body):
+        return None
+    return body[5:45].decode()
 
 
 def _batch_check(root: Path, names: list[str]) -> list[str | None]:
@@ -633,11 +665,12 @@ def states(
     root: Path, state_dir: Path | None, memories: Sequence[dict[str, Any]], rev: str = "HEAD", prune: bool = False
 ) -> dict[int, Report]:
     """:func:`check`, through the cache in ``state_dir`` (None: no cache): only memories whose (citations,
-    tree) were never checked cost any git work beyond one ``rev-parse``."""
+    tree) were never checked cost any git work (and finding HEAD's tree, when its commit is packed)."""
     keys = {index: key for index, memory in enumerate(memories) if (key := cache_key(memory))}
     if not keys:
         return {}
-    tree = head_tree(root, rev)
+    # state_dir is <git dir>/mtlgit (Repo.worktree_state_dir): HEAD is read from that git dir's files.
+    tree = head_tree(root, rev, state_dir.parent if state_dir is not None else None)
     if tree is None:
         return {}
     cache = StateCache(state_dir / CACHE_NAME) if state_dir is not None else None

@@ -237,7 +237,7 @@ def test_a_memory_without_citations_keeps_the_coarse_paths_note(repo: Path, code
 # --- the cache ----------------------------------------------------------------------------------------------
 
 
-def test_the_second_check_and_the_check_after_a_hook_do_no_git_work_but_find_head(repo: Path, code: str) -> None:
+def test_the_cache_answers_a_second_check_and_the_one_after_a_hook_with_no_git_work(repo: Path, code: str) -> None:
     from mtlgit.hooks import refresh
     from mtlgit.repo import find_repo
 
@@ -247,18 +247,39 @@ def test_the_second_check_and_the_check_after_a_hook_do_no_git_work_but_find_hea
     memories = record["memories"] if isinstance(record, dict) else record
     before = citations.COUNTERS["git"]
     first = citations.states(repo, found.worktree_state_dir, memories)
-    assert citations.COUNTERS["git"] - before >= 3  # rev-parse, batch-check, cat-file --batch
+    assert citations.COUNTERS["git"] - before == 2  # cat-file --batch-check, then --batch
     before = citations.COUNTERS["git"]
     again = citations.states(repo, found.worktree_state_dir, memories)
-    assert citations.COUNTERS["git"] - before == 1  # rev-parse HEAD^{tree} only
+    assert citations.COUNTERS["git"] - before == 0
     assert again[0].to_json() == first[0].to_json()
     write(repo / "src" / "parser.py", PARSER.replace("split()", "split(' ')"))
     commit(repo, "change parse")
     refresh(found, "post-commit")  # what the post-commit hook runs
     before = citations.COUNTERS["git"]
     warm = citations.states(repo, found.worktree_state_dir, memories)
-    assert citations.COUNTERS["git"] - before == 1
+    assert citations.COUNTERS["git"] - before == 0
     assert warm[0].state == "drifted"
+
+
+def test_head_tree_read_from_files_matches_git_and_falls_back_when_packed(repo: Path, code: str) -> None:
+    from mtlgit.repo import find_repo
+
+    found = find_repo(repo)
+    tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+    before = citations.COUNTERS["git"]
+    assert citations.head_tree(repo, "HEAD", found.git_dir) == tree
+    assert citations.COUNTERS["git"] == before
+    git(repo, "gc", "-q")  # packs the ref and the commit: git must answer
+    assert citations.head_tree(repo, "HEAD", found.git_dir) == tree
+    assert citations.COUNTERS["git"] == before + 1
+    git(repo, "worktree", "add", "-q", str(repo.parent / "other"), "-b", "other")
+    write(repo.parent / "other" / "x.py", "x = 1\n")
+    other_tree = commit(repo.parent / "other", "other")
+    other = find_repo(repo.parent / "other")
+    assert (
+        citations.head_tree(repo.parent / "other", "HEAD", other.git_dir)
+        == git(repo.parent / "other", "rev-parse", f"{other_tree}^{{tree}}").strip()
+    )
 
 
 # --- review, lint, retire, edit -----------------------------------------------------------------------------
