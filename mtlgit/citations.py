@@ -12,13 +12,12 @@ range, as they were at ``source.commit``. At recall each citation is checked aga
 A memory takes the worst state of its citations. The git work of one check is batched: one
 ``cat-file --batch-check`` for the blobs at both ends, one ``diff --raw -M`` per recorded commit whose cited
 file is gone (to follow a rename), one ``cat-file --batch`` for the contents of the files that changed, and one
-``git grep`` for orphaned symbols. The result is cached per (citations, ``HEAD`` tree) in
-``.git/mtlgit/<worktree>/citations.sqlite``, and the refresh hooks warm it (see docs/citations.md).
+``git grep`` for orphaned symbols. The result is cached per (citations, ``HEAD`` tree) under the worktree's
+state folder (``.git/mtlgit/citations/<tree>/``), and the refresh hooks warm it (see docs/citations.md).
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -29,9 +28,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 STATES = ("fresh", "drifted", "orphaned")
-CACHE_NAME = "citations.sqlite"
+CACHE_NAME = "citations"
 # Part of every cache key: a change to how states are found must not keep the states found the old way.
-CHECK_VERSION = 1
+CHECK_VERSION = 2
 # git processes spawned by this module in this process: a check answered from the cache spawns none.
 COUNTERS = {"git": 0}
 
@@ -151,7 +150,9 @@ _JS = (
     r"^(?P<indent>[ \t]*)(?:export[ \t]+)?(?:default[ \t]+)?(?:abstract[ \t]+)?class[ \t]+{n}\b",
     r"^(?P<indent>[ \t]*)(?:export[ \t]+)?(?:const|let|var)[ \t]+{n}\s*(?::[^=]+)?=",
     r"^(?P<indent>[ \t]*)(?:export[ \t]+)?(?:interface|enum|type)[ \t]+{n}\b",
-    r"^(?P<indent>[ \t]*)(?:(?:public|private|protected|static|async|readonly|override|get|set)[ \t]+)*{n}\s*\([^;]*$",
+    # A method: its header ends with '{' (a call in code without semicolons does not).
+    r"^(?P<indent>[ \t]*)(?:(?:public|private|protected|static|async|readonly|override|get|set)[ \t]+)*{n}\s*"
+    r"(?:<[^>]*>)?\([^;]*\)\s*(?::[^;{]*)?\{",
 )
 _GO = (r"^(?P<indent>)func[ \t]+(?:\([^)]*\)[ \t]*)?{n}\s*[(\[]", r"^(?P<indent>[ \t]*)type[ \t]+{n}\b")
 _RUST = (
@@ -188,17 +189,26 @@ LANGUAGES: dict[str, tuple[str, ...]] = {
     ".scala": _JAVA,
 }
 _ANY = tuple(dict.fromkeys((*_PY, *_JS, *_GO, *_RUST, *_JAVA)))
-_COMPILED: dict[tuple[str, str], list[re.Pattern[str]]] = {}
+_NAME = r"(?P<name>[A-Za-z_$][\w$]*)"
+_COMPILED: dict[str, list[re.Pattern[str]]] = {}
 
 
-def _patterns(path: str, name: str) -> list[re.Pattern[str]]:
+def _patterns(path: str) -> list[re.Pattern[str]]:
+    """The definition patterns for a file's language (all of them for an unknown one), compiled once: each
+    captures the defined name, so one set serves every symbol."""
     suffix = PurePosixPath(path).suffix.lower()
-    key = (suffix if suffix in LANGUAGES else "", name)
+    key = suffix if suffix in LANGUAGES else ""
     if key not in _COMPILED:
-        _COMPILED[key] = [
-            re.compile(p.replace("{n}", re.escape(name)), re.MULTILINE) for p in LANGUAGES.get(suffix, _ANY)
-        ]
+        _COMPILED[key] = [re.compile(p.replace("{n}", _NAME)) for p in LANGUAGES.get(key, _ANY)]
     return _COMPILED[key]
+
+
+def _defines(patterns: Sequence[re.Pattern[str]], line: str, name: str) -> re.Match[str] | None:
+    for pattern in patterns:
+        match = pattern.match(line)
+        if match and match["name"] == name:
+            return match
+    return None
 
 
 def find_symbol(path: str, lines: Sequence[str], symbol: str) -> tuple[int, int] | None:
@@ -213,15 +223,11 @@ def find_symbol(path: str, lines: Sequence[str], symbol: str) -> tuple[int, int]
 
 
 def _find_one(path: str, lines: Sequence[str], name: str, start: int, end: int) -> tuple[int, int] | None:
-    patterns = _patterns(path, name)
+    patterns = _patterns(path)
     for index in range(start, end):
         line = lines[index]
-        if name not in line:
-            continue
-        for pattern in patterns:
-            match = pattern.match(line)
-            if match:
-                return index, _block_end(path, lines, index, len(match["indent"].expandtabs()), end)
+        if name in line and (match := _defines(patterns, line, name)):
+            return index, _block_end(path, lines, index, len(match["indent"].expandtabs()), end)
     return None
 
 
@@ -449,6 +455,8 @@ def _text_lines(data: bytes) -> list[str]:
 def map_lines(old: Sequence[str], new: Sequence[str], first: int, last: int) -> tuple[str, tuple[int, int]]:
     """(state, new 1-based range) of lines first..last of ``old`` in ``new``: fresh when they sit in one
     unchanged stretch of the diff (moved by what was inserted or removed around them), else drifted."""
+    import difflib  # only on a cache miss: recall with a warm cache does not pay for it
+
     if last > len(old):
         return "orphaned", (first, last)
     matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
@@ -481,7 +489,7 @@ def _where_defined(root: Path, rev: str, symbols: set[str]) -> dict[str, str]:
         except ValueError:
             continue
         for name in names:
-            if name not in found and name in text and any(p.match(text) for p in _patterns(path, name)):
+            if name not in found and name in text and _defines(_patterns(path), text, name):
                 found[name] = f"{path}:{number}"
     return found
 
@@ -597,68 +605,50 @@ def cache_key(memory: dict[str, Any]) -> str | None:
 
 
 class StateCache:
-    """(citation key, tree) -> checked citations, in one sqlite table of the worktree's state folder."""
+    """(citation key, tree) -> checked citations: one small JSON file per key in a folder per tree.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: Any = None
+    A recall reads only its hits' files, so it neither loads a table nor imports sqlite3 (which costs more
+    than the lookups). The folders of the ``KEEP`` most recent trees stay; a warm-up keeps only its own.
+    """
 
-    def _connect(self, create: bool) -> Any:
-        import sqlite3
+    KEEP = 4
 
-        if self._db is None:
-            if not create and not self.path.exists():
-                return None
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(self.path, timeout=5)
-                self._db.execute(
-                    "CREATE TABLE IF NOT EXISTS states (key TEXT, tree TEXT, report TEXT, PRIMARY KEY (key, tree))"
-                )
-            except (sqlite3.Error, OSError):
-                self._db = None
-        return self._db
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
 
     def get(self, tree: str, keys: Sequence[str]) -> dict[str, Report]:
-        import sqlite3
-
-        db = self._connect(create=False)
-        if db is None or not keys:
-            return {}
         found: dict[str, Report] = {}
-        try:
-            marks = ",".join("?" * len(keys))
-            query = f"SELECT key, report FROM states WHERE tree = ? AND key IN ({marks})"  # noqa: S608 - only '?'s
-            rows = db.execute(query, (tree, *keys))
-            for key, text in rows:
-                data = json.loads(text)
+        here = self.folder / tree
+        for key in keys:
+            try:
+                data = json.loads((here / key).read_bytes())
                 found[key] = Report(data["commit"], [CiteState.from_json(c) for c in data["cites"]])
-        except (sqlite3.Error, ValueError, KeyError, TypeError):
-            return {}
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not checked yet, or damaged: checked again
         return found
 
     def put(self, tree: str, reports: dict[str, Report], prune: bool = False) -> None:
-        """Store reports for ``tree``; ``prune`` drops the rows of every other tree (a warm-up after a commit)."""
-        import sqlite3
+        """Store reports for ``tree``; ``prune`` drops every other tree's folder (a warm-up after a commit)."""
+        import os
+        import shutil
 
-        db = self._connect(create=True)
-        if db is None:
-            return
+        here = self.folder / tree
         try:
-            with db:
-                if prune:
-                    db.execute("DELETE FROM states WHERE tree != ?", (tree,))
-                db.executemany(
-                    "INSERT OR REPLACE INTO states VALUES (?, ?, ?)",
-                    [(key, tree, json.dumps(r.to_json())) for key, r in reports.items()],
-                )
-        except sqlite3.Error:
-            return
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+            here.mkdir(parents=True, exist_ok=True)
+            os.utime(here)
+            for key, report in reports.items():
+                scratch = here / f".{key}.{os.getpid()}"
+                scratch.write_text(json.dumps(report.to_json()), encoding="utf-8")
+                os.replace(scratch, here / key)
+            others = sorted(
+                (p for p in self.folder.iterdir() if p.is_dir() and p.name != tree),
+                key=lambda p: p.stat().st_mtime,
+                reverse=True,
+            )
+        except OSError:
+            return  # a read-only repository: the states are found again next time
+        for old in others if prune else others[self.KEEP - 1 :]:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def states(
@@ -674,22 +664,17 @@ def states(
     if tree is None:
         return {}
     cache = StateCache(state_dir / CACHE_NAME) if state_dir is not None else None
-    try:
-        cached = cache.get(tree, sorted(set(keys.values()))) if cache else {}
-        reports = {index: cached[key] for index, key in keys.items() if key in cached}
-        todo = [index for index in keys if index not in reports]
-        if todo:
-            fresh = check(root, [memories[i] for i in todo], rev)
-            new = {todo[position]: report for position, report in fresh.items()}
-            reports.update(new)
-            if cache is not None:
-                cache.put(tree, {keys[i]: r for i, r in new.items()}, prune)
-        elif prune and cache is not None:
-            cache.put(tree, {}, prune)
-        return reports
-    finally:
-        if cache is not None:
-            cache.close()
+    cached = cache.get(tree, sorted(set(keys.values()))) if cache else {}
+    reports = {index: cached[key] for index, key in keys.items() if key in cached}
+    todo = [index for index in keys if index not in reports]
+    new: dict[int, Report] = {}
+    if todo:
+        fresh = check(root, [memories[i] for i in todo], rev)
+        new = {todo[position]: report for position, report in fresh.items()}
+        reports.update(new)
+    if cache is not None and (new or prune):
+        cache.put(tree, {keys[i]: r for i, r in new.items()}, prune)
+    return reports
 
 
 def warm(repo: Any, snapshot: Any) -> int:

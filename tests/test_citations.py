@@ -398,6 +398,7 @@ def test_a_call_is_not_a_definition() -> None:
     lines = ["def main():", "    parse(x)", "    return tail(x)"]
     assert find_symbol("m.py", lines, "parse") is None
     assert find_symbol("m.java", ["    return split(x);"], "split") is None
+    assert find_symbol("m.ts", ["  render(view)", "  render(view) {", "  }"], "render") == (1, 3)
 
 
 def test_line_mapping_and_specs() -> None:
