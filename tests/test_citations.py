@@ -121,11 +121,12 @@ The reader reads the whole file at once.
 def test_lines_inserted_above_keep_a_range_fresh_and_an_edit_inside_drifts_it(repo: Path, code: str) -> None:
     add_memory(repo, "src/parser.py:14-15")
     assert cite_states(state(repo)) == [("fresh", "unchanged")]
-    write(repo / "src" / "parser.py", '"""Parsing."""\nimport os\n' + PARSER + "\n\ndef head(items):\n    return 0\n")
-    commit(repo, "lines above and below")
+    middle = PARSER.replace("\n\ndef tail", "\n\ndef first(items):\n    return items[0]\n\n\ndef tail")
+    write(repo / "src" / "parser.py", '"""Parsing."""\nimport os\n' + middle + "\n\ndef head(items):\n    return 0\n")
+    commit(repo, "lines above, between and below")
     found = state(repo)
     assert found["state"] == "fresh" and found["notes"] == []
-    assert found["cites"][0]["now"] == {"path": "src/parser.py", "lines": [16, 17]}
+    assert found["cites"][0]["now"] == {"path": "src/parser.py", "lines": [20, 21]}
     write(repo / "src" / "parser.py", PARSER.replace("items[-1]", "items[-1] if items else None"))
     commit(repo, "edit inside the range")
     found = state(repo)
@@ -137,9 +138,15 @@ def test_lines_inserted_above_keep_a_range_fresh_and_an_edit_inside_drifts_it(re
 def test_a_symbol_is_followed_across_a_rename_and_drifts_when_its_body_changes(repo: Path, code: str) -> None:
     add_memory(repo, "src/parser.py:parse")
     git(repo, "mv", "src/parser.py", "src/parsing.py")
-    # Much of the file changes too: git diff -M alone would no longer pair the two names.
-    write(repo / "src" / "parsing.py", PARSER.replace("class Reader", "class FileReader").replace("tail", "last"))
-    commit(repo, "rename and rework")
+    commit(repo, "rename")
+    # Then most of the file changes: git diff -M from the memory's commit no longer pairs the two names, the
+    # rename of each commit (as git log --follow sees them) still does.
+    extra = "".join(f"\n\ndef step_{n}(value):\n    return value + {n}\n" for n in range(12))
+    write(repo / "src" / "parsing.py", PARSER.split("\n\nclass Reader")[0] + "\n" + extra)
+    commit(repo, "rework")
+    assert "parsing.py" not in git(repo, "diff", "-M", "--name-status", f"{code}", "HEAD").replace(
+        "A\tsrc/parsing.py", ""
+    )
     found = state(repo)
     assert cite_states(found) == [("fresh", "unchanged (now src/parsing.py)")]
     assert found["cites"][0]["now"] == {"path": "src/parsing.py", "lines": [4, 5]}
