@@ -328,10 +328,6 @@ class Report:
         what = "; ".join(f"{c.cite.label} {c.detail}" for c in bad)
         return f"{self.state}: {what} since {self.commit[:10]}: verify this memory against the code"
 
-    def summary(self) -> str:
-        """Short, for --explain: ``cites fresh (src/a.py:parse)``."""
-        return f"cites {self.state} ({', '.join(c.cite.label for c in self.cites)})"
-
 
 def _git(root: Path, args: Sequence[str], data: bytes | None = None) -> bytes | None:
     COUNTERS["git"] += 1
@@ -389,7 +385,8 @@ def _batch_check(root: Path, names: list[str]) -> list[str | None]:
     result: list[str | None] = []
     for answer in answers[: len(names)]:
         parts = answer.split()
-        result.append(parts[0] if len(parts) == 2 and parts[1] in ("blob", "commit", "tree") else None)
+        # A cited folder (a tree) is not a file: as good as missing.
+        result.append(parts[0] if len(parts) == 2 and parts[1] in ("blob", "commit") else None)
     return result + [None] * (len(names) - len(result))
 
 
@@ -514,7 +511,7 @@ def check(root: Path, memories: Sequence[dict[str, Any]], rev: str = "HEAD") -> 
     for index, _commit, cites in plans:
         commit_id = next(answers)
         known[index] = (commit_id, [(cite, next(answers), next(answers)) for cite in cites])
-    # Follow the renames of files gone at rev: one diff per recorded commit that needs it.
+    # Follow the renames of files gone at rev: one rename walk per recorded commit that needs it.
     gone: dict[str, set[str]] = {}
     for commit_id, rows in known.values():
         for cite, then, now in rows:
@@ -543,7 +540,7 @@ def check(root: Path, memories: Sequence[dict[str, Any]], rev: str = "HEAD") -> 
                 path, now = renames.get(commit_id, {}).get(cite.path, (cite.path, None))
             state = _check_one(cite, then, now, path, contents)
             report.cites.append(state)
-            if state.state == "orphaned" and cite.symbol and now:
+            if state.state == "orphaned" and cite.symbol and then:
                 orphaned_symbols.append(state)
         reports[index] = report
     if orphaned_symbols:

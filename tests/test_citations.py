@@ -180,6 +180,11 @@ def test_a_symbol_moved_to_another_file_is_orphaned_and_the_note_says_where_it_w
     assert cite_states(found) == [
         ("orphaned", "is no longer defined in src/parser.py (a definition of that name is now in src/lists.py:4)")
     ]
+    (repo / "src" / "parser.py").unlink()
+    commit(repo, "drop the parser")
+    assert cite_states(state(repo)) == [
+        ("orphaned", "was deleted (a definition of that name is now in src/lists.py:4)")
+    ]
 
 
 def test_a_merge_brings_a_change_to_the_cited_code(repo: Path, code: str) -> None:

@@ -164,7 +164,10 @@ def add(
     from mtlgit.intake import add_one
 
     fields["source"] = with_commit(pool.root, fields.get("source") or {})
-    _check_cites(pool, fields["source"])
+    wrong = _cite_problems(pool, fields["source"])
+    if wrong:
+        kept = f"\nyour text is kept in {draft}: fix it there and run `mtlgit add --file {draft}`" if draft else ""
+        raise MtlgitError(f"memory not added: {'; '.join(wrong)}{kept}")
     result = add_one(pool, fields, force=force)
     if result.memory is None:
         details = "\n".join(f"  {reason}" for reason in result.reasons)
@@ -264,11 +267,8 @@ def _cites(specs: tuple[str, ...]) -> list[dict[str, Any]]:
     return out
 
 
-def _check_cites(pool: Any, source: dict[str, Any]) -> None:
-    """Refuse citations that do not hold at their commit (lint would report them): nothing is written."""
+def _cite_problems(pool: Any, source: dict[str, Any]) -> list[str]:
+    """What is wrong with citations that do not hold at their commit (lint would report them as errors)."""
     from mtlgit.citations import verify
-    from mtlgit.errors import MtlgitError
 
-    found = verify(pool.root, [{"source": source}]).get(0)
-    if found:
-        raise MtlgitError("memory not added: " + "; ".join(problem for _cite, problem in found))
+    return [problem for _position, problem in verify(pool.root, [{"source": source}]).get(0, [])]
