@@ -430,3 +430,41 @@ def test_git_missing_commit_says_nothing(repo: Path, code: str) -> None:
     memory = {"source": {"commit": "0" * 40, "cites": [{"path": "src/parser.py", "symbol": "parse"}]}}
     assert citations.check(repo, [memory]) == {}
     assert subprocess.run(["git", "cat-file", "-e", "0" * 40], cwd=repo).returncode != 0
+
+
+def test_mcp_takes_citations_and_shows_their_state(repo: Path, code: str) -> None:
+    pytest.importorskip("mcp", reason="the MCP SDK is not installed (pip install 'mtlgit[mcp]')")
+    import anyio
+
+    async def session() -> None:
+        import os
+        import sys
+
+        from mcp import Client
+        from mcp.client.stdio import StdioServerParameters
+
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "mtlgit", "mcp"], cwd=str(repo), env=dict(os.environ)
+        )
+        async with Client(params, read_timeout_seconds=120) as client:
+            item = {
+                "title": "The parser splits on whitespace",
+                "description": "When parsing input text.",
+                "content": "Tokens are separated by whitespace.",
+                "cites": ["src/parser.py:parse"],
+            }
+            added = await client.call_tool("add_memories", {"items": [item]})
+            assert added.structured_content["added"] == 1, added.structured_content
+            fresh = await client.call_tool("recall", {"query": "parser whitespace", "k": 1, "min_confidence": 0})
+            assert fresh.structured_content["results"][0]["citations"]["state"] == "fresh"
+            assert "The code it cites (src/parser.py:parse) is unchanged" in "".join(
+                getattr(block, "text", "") for block in fresh.content
+            )
+            write(repo / "src" / "parser.py", PARSER.replace("split()", "split(';')"))
+            commit(repo, "change parse")
+            drifted = await client.call_tool("recall", {"query": "parser whitespace", "k": 1, "min_confidence": 0})
+            assert drifted.structured_content["results"][0]["citations"]["state"] == "drifted"
+            text = "".join(getattr(block, "text", "") for block in drifted.content)
+            assert "drifted: src/parser.py:parse changed since" in text
+
+    anyio.run(session)
