@@ -128,7 +128,9 @@ def check_cite(value: Any) -> Cite:
 
 def cites_of(memory: dict[str, Any]) -> tuple[str, list[Cite]] | None:
     """(recorded commit, citations) of a memory record, or None when it cites nothing checkable."""
-    source = memory.get("source") or {}
+    source = memory.get("source")
+    if not isinstance(source, dict):
+        return None
     commit = source.get("commit")
     raw = source.get("cites")
     if not isinstance(commit, str) or not commit.strip() or "\n" in commit or not isinstance(raw, list) or not raw:
@@ -747,6 +749,29 @@ def with_commit(root: Path, source: dict[str, Any]) -> dict[str, Any]:
         if out:
             return {**source, "commit": out.decode().strip()}
     return source
+
+
+def add_items(pool: Any, items: list[Any], force: bool = False) -> list[Any]:
+    """:func:`mtlgit.intake.add_items` for JSON items that may cite code: each item's ``cites`` go to
+    ``source.cites`` at HEAD (:func:`prepare_items`), and an item whose citations do not hold at their commit
+    is rejected with the reasons, as ``mtlgit add --cite`` refuses it."""
+    from mtlgit.intake import Result
+    from mtlgit.intake import add_items as add_all
+
+    prepare_items(pool.root, items)
+    sources = [item if isinstance(item, dict) else {} for item in items]
+    wrong = verify(pool.root, sources)
+    done = iter(add_all(pool, [item for n, item in enumerate(items) if n not in wrong], force=force))
+    results = []
+    for n, item in enumerate(items):
+        if n in wrong:
+            title = str(item.get("title", ""))[:120]
+            results.append(Result(n + 1, title, reasons=[f"source.cites: {p}" for _position, p in wrong[n]]))
+        else:
+            result = next(done)
+            result.index = n + 1
+            results.append(result)
+    return results
 
 
 def prepare_items(root: Path, items: list[Any]) -> None:

@@ -91,11 +91,9 @@ def build_server(start: Path | None = None) -> MCPServer:
         "their reasons."
     )
     def add_memories(items: list[dict[str, Any]], force: bool = False) -> dict[str, Any]:
-        from mtlgit.citations import prepare_items
-        from mtlgit.intake import add_items
+        from mtlgit.citations import add_items
         from mtlgit.store import Pool
 
-        prepare_items(recaller.repo.root, items)
         results = guarded(lambda: add_items(Pool.open(recaller.repo.root), items, force=force))
         added = [r for r in results if r.memory is not None]
         if added:

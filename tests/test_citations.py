@@ -360,8 +360,22 @@ def test_add_json_takes_the_cites_prompt_extract_asks_for(repo: Path, code: str)
             "cites": ["src/parser.py:Reader.read"],
         }
     ]
-    result = run_cli(repo, "add", "--json", "-", input=json.dumps(items))
-    assert result.code == 0, result.output
+    wrong = {
+        "title": "Writers flush",
+        "description": "When writing.",
+        "content": "x",
+        "cites": ["src/parser.py:Writer"],
+    }
+    bad_source = {"title": "Odd source", "description": "When odd.", "content": "y", "source": "nope", "cites": []}
+    result = run_cli(repo, "add", "--json", "-", input=json.dumps([wrong, *items, bad_source]))
+    assert result.code == 1, result.output
+    report = json.loads(result.out)
+    assert [(i["item"], i["added"]) for i in report["items"]] == [(1, False), (2, True), (3, False)]
+    assert report["items"][0]["reasons"] == [
+        f"source.cites: 'Writer' is not defined in src/parser.py at {code[:10]}: cite the function or class name as "
+        "written in its definition, or cite lines instead"
+    ]
+    assert "'source' must be an object" in report["items"][2]["reasons"][0]
     commit(repo, "memory")
     listed = run_cli(repo, "list", "--json").out
     assert '"symbol": "Reader.read"' in listed and code in listed

@@ -187,9 +187,9 @@ def add(
 
 def _add_json(pool: Any, source: str, force: bool) -> None:
     """Add every item of a JSON answer; print one JSON report; exit 1 when any item was rejected."""
+    from mtlgit.citations import add_items
     from mtlgit.errors import MtlgitError
     from mtlgit.extract import parse_items
-    from mtlgit.intake import add_items
 
     if source == "-":
         text = sys.stdin.read()
@@ -206,9 +206,6 @@ def _add_json(pool: Any, source: str, force: bool) -> None:
         items = parse_items(text)
     except RecursionError:
         raise MtlgitError(f"{source}: the JSON nests too deeply to be read; give a list of memory objects") from None
-    from mtlgit.citations import prepare_items
-
-    prepare_items(pool.root, items)
     outcome = record_extract_answer(pool.repo, text)
     results = add_items(pool, items, force=force)
     added = [r for r in results if r.memory is not None]
