@@ -111,10 +111,13 @@ variable names, issue ids, exact error strings, queries or data of this task.{""
 {categories}
 - One lesson per item, each distinct; no platitudes ("write good code"). Fewer, sharper items are better.
 - `domains`: where this was learned (e.g. python, web, shell, data-science, swe-bench); `tags`: topics.
+- `cites` (optional): when a lesson rests on particular code of this repository, cite that code here, not in \
+the text: a list like ["src/parser.py:parse_header", "src/io.py:40-52"] (a file with a function or class name, or \
+with a line range). mtlgit records the current commit and warns later readers when that code changes or goes.
 - If nothing general was learned, answer with an empty list [].
 
 Answer with JSON only: a list of objects with the keys title, description, content, format, domains, tags, \
-outcome{", goal" if fmt == "workflow" else ""}. Example:
+outcome{", goal" if fmt == "workflow" else ""} and, when it applies, cites. Example:
 
 {json.dumps([example], indent=2)}
 

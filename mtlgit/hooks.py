@@ -190,6 +190,15 @@ def refresh(repo: Repo, hook_type: str) -> None:
     try:
         snapshot = WorktreeIndex(repo).refresh()
         log(repo, f"{hook_type}: index of {snapshot.n_docs} memories fresh in {time.perf_counter() - started:.2f} s")
+        from mtlgit.citations import warm
+
+        started = time.perf_counter()
+        checked = warm(repo, snapshot)
+        if checked:
+            log(
+                repo,
+                f"{hook_type}: code citations of {checked} memories checked in {time.perf_counter() - started:.2f} s",
+            )
     except MtlgitError as exc:
         log(repo, f"{hook_type}: index not refreshed: {exc}")
     except Exception:  # noqa: BLE001 - a hook must never break a git command

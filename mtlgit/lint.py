@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from mtlgit import frontmatter
+from mtlgit.citations import Report, cite_line, verify
 from mtlgit.errors import MtlgitError, Problem
 from mtlgit.ids import new_ulid
 from mtlgit.ledger import harm_problems
 from mtlgit.memory import Memory, key_line
-from mtlgit.staleness import stale_notes
+from mtlgit.staleness import code_notes
 from mtlgit.store import Pool, replace_file
 from mtlgit.supersede import cycles, dangling
 
@@ -55,10 +56,12 @@ class LintReport:
         }
 
 
-def lint_pool(pool: Pool, paths: Iterable[Path] | None = None) -> LintReport:
+def lint_pool(pool: Pool, paths: Iterable[Path] | None = None, stale: bool = False) -> LintReport:
     """Lint the whole pool, or only the memory files ``paths`` name (files, or folders searched recursively),
     still checked against the whole pool for duplicate ids and ``superseded_by`` links.
 
+    :param stale: report only the memories whose cited code drifted or is gone (and the coarse "possibly
+        stale" ones), as warnings.
     :raises MtlgitError: when a path does not exist or is outside the memories folder (see :func:`memory_paths`).
     """
     wanted: list[str] | None = None
@@ -72,12 +75,37 @@ def lint_pool(pool: Pool, paths: Iterable[Path] | None = None) -> LintReport:
         chosen = set(wanted)
         problems = [p for p in problems if p.path in chosen]
         memories = [m for m in memories if m.path in chosen]
-    notes = stale_notes(pool.root, [m.to_json() for m in memories])
+    if stale:
+        problems = []
+    records = [m.to_json() for m in memories]
+    notes, reports = code_notes(pool.root, pool.repo.worktree_state_dir, records)
     for index, note in notes.items():
-        problems.append(Problem(memories[index].path, 0, "warning", "stale", f"{note}: check it still holds"))
+        line = _cite_line(pool, memories[index].path, reports[index]) if index in reports else 0
+        code = reports[index].state if index in reports else "stale"
+        problems.append(Problem(memories[index].path, line, "warning", code, f"{note}: check it still holds"))
+    if stale:
+        return LintReport(len(memories), sorted(problems, key=_order), skipped)
+    for index, found in verify(pool.root, records).items():
+        path = memories[index].path
+        problems += [
+            Problem(path, _cite_line(pool, path, position), "error", "cite", f"source.cites: {p}")
+            for position, p in found
+        ]
     problems += harm_problems(pool.repo, memories)
     files = len(pool.files()) if wanted is None else len(wanted)
     return LintReport(files, sorted(problems, key=_order), skipped)
+
+
+def _cite_line(pool: Pool, path: str, about: Report | int) -> int:
+    """The line of the memory file holding a citation (of a report: its first drifted or orphaned one)."""
+    try:
+        text = (pool.root / path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return 0
+    if isinstance(about, int):
+        return cite_line(text, about)
+    states = [c.state for c in about.cites]
+    return cite_line(text, states.index(about.state) if about.state in states else 0)
 
 
 def memory_paths(pool: Pool, paths: Iterable[Path]) -> tuple[list[str], list[str]]:

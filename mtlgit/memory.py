@@ -469,7 +469,26 @@ def _check_source(check: _Checker, value: Any) -> dict[str, Any]:
             )
     if "paths" in value:
         source["paths"] = list(check.words("paths", value))
+    if "cites" in value:
+        source["cites"] = _check_cites(check, value["cites"], value.get("commit"))
     return source
+
+
+def _check_cites(check: _Checker, value: Any, commit: Any) -> list[dict[str, Any]]:
+    """``source.cites`` as mappings (see docs/citations.md); each bad citation is an error naming the fix."""
+    from mtlgit.citations import check_cite
+
+    if not isinstance(value, list):
+        value = [value]
+    cites = []
+    for item in value:
+        try:
+            cites.append(check_cite(item).to_json())
+        except ValueError as exc:
+            check.error("source", "cites", f"source.cites: {exc}", sub_key="cites")
+    if cites and not (isinstance(commit, str) and commit.strip()):
+        check.warn("source", "cites", "source.cites without source.commit cannot be checked: add the commit")
+    return cites
 
 
 def _check_created(check: _Checker, value: Any) -> str | None:

@@ -48,6 +48,7 @@ class Hit:
     notes: list[str] = field(default_factory=list)
     confidence: float = 1.0
     matched: dict[str, float] = field(default_factory=dict)  # query term -> its part of the BM25 score
+    citations: dict[str, Any] | None = None  # the checked code citations (mtlgit/citations.py)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +60,7 @@ class Hit:
             "path": self.path,
             "pool": self.pool,
             "notes": self.notes,
+            **({"citations": self.citations} if self.citations else {}),
         }
 
     def explain(self) -> dict[str, Any]:
@@ -71,6 +73,7 @@ class Hit:
             "cosine": round(self.dense, 6),
             "fused": round(self.score, 6),
             "confidence": round(self.confidence, 4),
+            **({"cites": self.citations["state"]} if self.citations else {}),
         }
 
 
@@ -463,11 +466,14 @@ class Recaller:
             reason = missing_memories_folder(repo.root, str(manifest.get("memories", "memories"))) or reason
         local = [hit for hit in hits if hit.pool == "local"]
         if any((hit.memory.get("source") or {}).get("commit") for hit in local):
-            from mtlgit.staleness import stale_notes
+            from mtlgit.staleness import code_notes
 
             head = str(manifest.get("commit", "HEAD")) if rev is not None else "HEAD"
-            for position, note in stale_notes(repo.root, [hit.memory for hit in local], head).items():
+            found, cited = code_notes(repo.root, repo.worktree_state_dir, [hit.memory for hit in local], head)
+            for position, note in found.items():
                 local[position].notes.append(note)
+            for position, report in cited.items():
+                local[position].citations = report.to_json()
         searched = sum(source.snapshot.n_docs for source in sources)
         return RecallResult(
             query, mode, k, hits, snapshot, int(manifest.get("problem_files", 0)), notes, searched, bar, reason

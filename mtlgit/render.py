@@ -61,10 +61,18 @@ def explanation(hits: Sequence[Hit]) -> str:
 def _explain_line(hit: Hit) -> str:
     why = hit.explain()
     terms = ", ".join(f"{term} {share:.0%}" for term, share in list(why["terms"].items())[:8]) or "none"
+    cites = f" · cites {why['cites']} ({_cite_labels(hit)})" if "cites" in why else ""
     return (
         f"why: confidence {why['confidence']:.2f} · fused {why['fused']:.3f} · cosine {why['cosine']:.3f} · "
-        f"BM25 {why['bm25']:.3f} from {terms}"
+        f"BM25 {why['bm25']:.3f} from {terms}{cites}"
     )
+
+
+def _cite_labels(hit: Hit) -> str:
+    from mtlgit.citations import check_cite
+
+    cites = (hit.citations or {}).get("cites") or []
+    return ", ".join(check_cite({k: c[k] for k in ("path", "symbol", "lines") if k in c}).label for c in cites)
 
 
 def paths(hits: Sequence[Hit]) -> str:
@@ -149,6 +157,8 @@ def _item(hit: Hit) -> str:
     m = hit.memory
     lines = [f"# Memory Item {hit.rank}"]
     warnings = list(hit.notes)
+    if hit.citations and hit.citations["state"] == "fresh":
+        warnings.append(f"The code it cites ({_cite_labels(hit)}) is unchanged since it was written.")
     if m.get("format") in ("trajectory", "workflow"):
         warnings.append(
             "This is a " + m["format"] + " from one earlier attempt: check each step before you follow it, "

@@ -2,7 +2,9 @@
 
 Added, changed, retired and deleted memories with their title, format and domains; lint findings on the
 changed files; for each new memory the closest memories already in the base pool (near-duplicates are
-flagged); abstraction warnings for insights that read as task-specific.
+flagged); abstraction warnings for insights that read as task-specific. Then the memories whose cited code
+(``source.cites``) the branch changes, each with the diff hunks that touched it: a pull request that changes
+code also reviews the memories about that code (docs/citations.md).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from mtlgit.abstraction import specificity
 from mtlgit.analysis import analyze
+from mtlgit.citations import CiteState
 from mtlgit.config import load_config
 from mtlgit.dedup import closest
 from mtlgit.embed import load_model
@@ -21,6 +24,9 @@ from mtlgit.index import rev_snapshot
 from mtlgit.memory import parse_bytes, search_text
 from mtlgit.repo import Repo
 from mtlgit.rules import is_memory_path
+
+ORPHANS = ("fail", "warn")
+_HUNK_LINES = 12
 
 
 @dataclass
@@ -35,14 +41,51 @@ class Change:
 
 
 @dataclass
+class CodeChange:
+    """A memory whose cited code differs between base and head: each citation's state at both ends, and the
+    diff hunks of the branch that touched it."""
+
+    path: str
+    memory: dict[str, Any]
+    cites: list[tuple[CiteState | None, CiteState, list[str]]]
+
+    @property
+    def orphaned(self) -> bool:
+        """The branch orphans it: a citation gone at head that was there at base."""
+        return any(
+            after.state == "orphaned" and (before is None or before.state != "orphaned")
+            for before, after, _hunks in self.cites
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "id": self.memory.get("id"),
+            "title": self.memory.get("title"),
+            "orphaned_by_branch": self.orphaned,
+            "cites": [
+                {**after.to_json(), "base_state": before.state if before else None, "hunks": hunks}
+                for before, after, hunks in self.cites
+            ],
+        }
+
+
+@dataclass
 class Review:
     base: str
     head: str
     changes: list[Change]
+    code: list[CodeChange] = field(default_factory=list)
+    orphans: str = "fail"  # .mtlgit.yaml review.orphans: fail | warn
 
     @property
     def errors(self) -> list[Problem]:
         return [p for c in self.changes for p in c.problems if p.is_error]
+
+    @property
+    def failed_orphans(self) -> list[CodeChange]:
+        """The memories the branch orphans, when the configuration makes them fail --check."""
+        return [c for c in self.code if c.orphaned] if self.orphans == "fail" else []
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +115,8 @@ class Review:
                 }
                 for c in self.changes
             ],
+            "code": [c.to_json() for c in self.code],
+            "orphaned_by_branch": len([c for c in self.code if c.orphaned]),
         }
 
 
@@ -146,7 +191,97 @@ def review(repo: Repo, spec: str | None = None) -> Review:
                 model = model or load_model(config.model, repo.root, repo.state_dir)
                 change.similar = closest(base_snapshot, model.encode([text])[0], analyze(text), 3, {memory.id})
         changes.append(change)
-    return Review(base, head, changes)
+    return Review(base, head, changes, code_changes(repo, base, head, folder), orphans_setting(config.raw))
+
+
+def orphans_setting(raw: dict[str, Any]) -> str:
+    """``review.orphans`` of .mtlgit.yaml: ``fail`` (default: `review --check` fails on a memory the branch
+    orphans) or ``warn``."""
+    section = raw.get("review") or {}
+    value = section.get("orphans", "fail") if isinstance(section, dict) else None
+    if value not in ORPHANS:
+        raise MtlgitError(
+            ".mtlgit.yaml: 'review.orphans' must be fail or warn (what `review --check` does with a "
+            "memory whose cited code the branch removes)"
+        )
+    return str(value)
+
+
+def code_changes(repo: Repo, base: str, head: str, folder: str) -> list[CodeChange]:
+    """The memories at head whose cited code differs between base and head, with the branch's hunks."""
+    from mtlgit.citations import states
+    from mtlgit.gitobjects import memory_entries, read_blobs
+    from mtlgit.memory import parse_bytes
+
+    entries = memory_entries(repo, head, folder)
+    contents = read_blobs(repo, [blob for _path, blob, _size in entries])
+    records: list[dict[str, Any]] = []
+    for path, blob, _size in entries:
+        data = contents.get(blob, b"")
+        if b"cites" not in data:
+            continue
+        memory, _problems = parse_bytes(data, path)
+        if memory is not None and memory.source.get("cites"):
+            records.append(memory.to_json())
+    if not records:
+        return []
+    before = states(repo.root, repo.worktree_state_dir, records, base)
+    after = states(repo.root, repo.worktree_state_dir, records, head)
+    found: list[CodeChange] = []
+    for index, report in sorted(after.items()):
+        then = before.get(index)
+        pairs = []
+        for position, state in enumerate(report.cites):
+            old = then.cites[position] if then and position < len(then.cites) else None
+            if old is None or (old.state, old.digest, old.path) != (state.state, state.digest, state.path):
+                pairs.append((old, state))
+        if pairs:
+            found.append(CodeChange(str(records[index].get("path")), records[index], [(a, b, []) for a, b in pairs]))
+    if found:
+        _attach_hunks(repo, base, head, found)
+    return found
+
+
+def _attach_hunks(repo: Repo, base: str, head: str, found: list[CodeChange]) -> None:
+    """Give each changed citation the hunks of ``git diff -M base head`` that touch its code at base (one diff
+    for all the cited files)."""
+    paths = sorted(
+        {p for change in found for a, b, _h in change.cites for p in (a and a.path, b.path, b.cite.path) if p}
+    )
+    out = repo.git("diff", "--no-color", "--no-ext-diff", "-U0", "-M", base, head, "--", *paths, check=False)
+    # old path -> [(first old line, old line count, hunk text)]
+    hunks: dict[str, list[tuple[int, int, list[str]]]] = {}
+    old_path, inside = "", False
+    for line in out.splitlines():
+        if line.startswith("diff "):
+            inside = False
+        elif line.startswith("--- ") and not inside:
+            old_path = line[6:] if line.startswith("--- a/") else ""
+        elif line.startswith("@@ "):
+            start, _, count = line.split(" ")[1][1:].partition(",")
+            hunks.setdefault(old_path, []).append((int(start), int(count or "1"), [line]))
+            inside = True
+        elif inside and len(hunks[old_path][-1][2]) <= _HUNK_LINES:
+            hunks[old_path][-1][2].append(line)
+    for change in found:
+        for position, (before, after, _h) in enumerate(change.cites):
+            where = before.path if before and before.path else after.cite.path
+            span = before.lines if before else None
+            touching = [
+                "\n".join(text)
+                for start, count, text in hunks.get(where, [])
+                if span is None or _overlaps(start, count, span)
+            ]
+            change.cites[position] = (before, after, touching)
+
+
+def _overlaps(start: int, count: int, span: tuple[int, int]) -> bool:
+    """Does a hunk removing ``count`` lines from ``start`` (or inserting after ``start`` when 0) touch lines
+    span[0]..span[1]?"""
+    first, last = span
+    if count == 0:
+        return first <= start < last
+    return start <= last and start + count - 1 >= first
 
 
 def markdown(result: Review) -> str:
@@ -179,6 +314,20 @@ def markdown(result: Review) -> str:
                     f"(cosine {similar.cosine:.2f}, shared terms {similar.jaccard:.2f})"
                 )
         lines.append("")
+    if result.code:
+        lines += ["### Memories about code this branch changes", ""]
+        for code in result.code:
+            flag = " — **orphaned by this branch**" if code.orphaned else ""
+            lines.append(f"- **{code.memory.get('title', '')}** — `{code.path}`{flag}")
+            for before, after, hunks in code.cites:
+                was = before.state if before else "unknown"
+                lines.append(f"  - `{after.cite.label}`: {was} → {after.state} ({after.detail})")
+                for hunk in hunks:
+                    lines += ["", "    ```diff", *(f"    {text}" for text in hunk.split("\n")), "    ```", ""]
+        lines.append("")
     errors = len(result.errors)
     lines.append(f"**{errors} error(s)** — fix them before merging." if errors else "No lint errors.")
+    orphans = len(result.failed_orphans)
+    if orphans:
+        lines.append(f"**{orphans} memory(ies) orphaned** by this branch — update their source.cites or retire them.")
     return "\n".join(lines) + "\n"

@@ -1,8 +1,9 @@
-"""Possibly stale memories: the code paths a memory was learned on changed since the commit it names.
+"""Possibly stale memories: the code a memory was learned on changed since the commit it names.
 
-A memory whose ``source`` names a ``commit`` and ``paths`` is about that code as it was; when any of those
-paths has a different blob at ``HEAD`` (or is gone), the memory may no longer hold. All the checks of one
-call go through a single ``git cat-file --batch-check``.
+A memory that cites code precisely (``source.cites``) gets a state, fresh, drifted or orphaned, from
+mtlgit/citations.py. One that only names ``source.paths`` keeps the coarse check: when any of those paths has
+a different blob at ``HEAD`` (or is gone), the memory may no longer hold. All the coarse checks of one call go
+through a single ``git cat-file --batch-check``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mtlgit import git
+from mtlgit.citations import Report, cites_of, states
 from mtlgit.errors import MtlgitError
 
 
@@ -53,3 +55,26 @@ def stale_notes(root: Path, memories: Sequence[dict[str, Any]], head: str = "HEA
         if changed:
             notes[index] = f"possibly stale: {', '.join(changed)} changed since {commit[:10]}"
     return notes
+
+
+def code_notes(
+    root: Path, state_dir: Path | None, memories: Sequence[dict[str, Any]], head: str = "HEAD"
+) -> tuple[dict[int, str], dict[int, Report]]:
+    """(index -> note, index -> checked citations) of the memories: a citing memory gets its state (a note
+    when drifted or orphaned), any other the coarse ``source.paths`` note. ``state_dir`` holds the cache."""
+    reports = states(root, state_dir, memories, head)
+    notes = {index: note for index, report in reports.items() if (note := report.note())}
+    rest = [index for index, memory in enumerate(memories) if index not in reports and not cites_of(memory)]
+    if rest:
+        for position, note in stale_notes(root, [memories[i] for i in rest], head).items():
+            notes[rest[position]] = note
+    return notes, reports
+
+
+def orphan_note(root: Path, state_dir: Path | None, memory: dict[str, Any]) -> str | None:
+    """A line saying the memory's cited code is gone (for retire and edit), or None."""
+    report = states(root, state_dir, [memory]).get(0)
+    if report is None or report.state != "orphaned":
+        return None
+    gone = "; ".join(f"{c.cite.label} {c.detail}" for c in report.cites if c.state == "orphaned")
+    return f"{memory.get('path') or memory.get('id')} is orphaned: {gone} since {report.commit[:10]}"

@@ -35,6 +35,13 @@ from mtlgit.rules import FORMATS, OUTCOMES, SCOPES
 @click.option("--source-commit", help="Provenance: the code commit it was learned at.")
 @click.option("--source-path", "source_paths", multiple=True, help="Provenance: a code path it is about.")
 @click.option(
+    "--cite",
+    "cites",
+    multiple=True,
+    metavar="PATH[:SYMBOL|:A-B]",
+    help="Code the memory is about, checked at recall (repeatable; the commit defaults to HEAD).",
+)
+@click.option(
     "--file",
     "from_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -72,6 +79,7 @@ def add(
     source_model: str | None,
     source_commit: str | None,
     source_paths: tuple[str, ...],
+    cites: tuple[str, ...],
     from_file: Path | None,
     use_editor: bool,
     force: bool,
@@ -92,6 +100,7 @@ def add(
         echo "Steps..." | mtlgit add -t "Bisect flaky tests" -d "When a test fails only sometimes." -c -
         mtlgit prompt extract --outcome failure   # give this to the agent, then:
         mtlgit add --items - < agent-answer.json
+        mtlgit add -t "..." -d "..." -c "..." --cite src/parser.py:parse --cite src/io.py:10-24
 
     With --items, the exit code is 0 when every item was added (or the answer holds none: []), 1 when any
     item was rejected or the input is empty.
@@ -127,6 +136,7 @@ def add(
             "model": source_model,
             "commit": source_commit,
             "paths": list(source_paths),
+            "cites": _cites(cites),
         },
     }
     draft: Path | None = None
@@ -149,8 +159,14 @@ def add(
             fields = _fields_from_text(text, str(draft), fields)
         except MtlgitError as exc:
             raise MtlgitError(f"{exc}\n{_kept(draft)}") from None
+    from mtlgit.citations import with_commit
     from mtlgit.intake import add_one
 
+    fields["source"] = with_commit(pool.root, fields.get("source") or {})
+    wrong = _cite_problems(pool, fields["source"])
+    if wrong:
+        kept = f"\nyour text is kept in {draft}: fix it there and run `mtlgit add --file {draft}`" if draft else ""
+        raise MtlgitError(f"memory not added: {'; '.join(wrong)}{kept}")
     result = add_one(pool, fields, force=force)
     if result.memory is None:
         details = "\n".join(f"  {reason}" for reason in result.reasons)
@@ -192,9 +208,9 @@ def _add_items(pool: Any, source: str, force: bool, as_json: bool) -> int:
 
     :raises MtlgitError: when the input is empty or is not JSON.
     """
+    from mtlgit.citations import add_items  # intake's, plus the items' citations checked
     from mtlgit.errors import MtlgitError
     from mtlgit.extract import parse_items
-    from mtlgit.intake import add_items
     from mtlgit.ledger import record_extract_answer
 
     name = "standard input" if source == "-" else source
@@ -263,3 +279,23 @@ def _fields_from_text(text: str, origin: str, defaults: dict[str, Any]) -> dict[
     if problems:
         raise MtlgitError("memory not added:\n" + "\n".join(f"  {problem}" for problem in problems))
     return fields
+
+
+def _cites(specs: tuple[str, ...]) -> list[dict[str, Any]]:
+    from mtlgit.citations import parse_spec
+    from mtlgit.errors import MtlgitError
+
+    out = []
+    for spec in specs:
+        try:
+            out.append(parse_spec(spec).to_json())
+        except ValueError as exc:
+            raise MtlgitError(f"--cite {spec}: {exc}") from None
+    return out
+
+
+def _cite_problems(pool: Any, source: dict[str, Any]) -> list[str]:
+    """What is wrong with citations that do not hold at their commit (lint would report them as errors)."""
+    from mtlgit.citations import verify
+
+    return [problem for _position, problem in verify(pool.root, [{"source": source}]).get(0, [])]

@@ -44,6 +44,11 @@ def edit(ref: str, as_json: bool) -> None:
     else:
         draft.write_text(original, encoding="utf-8")
     base.write_text(original, encoding="utf-8")
+    from mtlgit.staleness import orphan_note
+
+    orphaned = orphan_note(pool.root, pool.repo.worktree_state_dir, memory.to_json())
+    if orphaned:
+        click.echo(f"note: {orphaned}: update source.cites, or retire it", err=True)
     while True:
         text = run_editor(draft)
         if text == original:

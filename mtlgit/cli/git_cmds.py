@@ -10,14 +10,18 @@ from mtlgit.cli.options import json_option
 
 @click.command()
 @click.argument("range_spec", required=False, metavar="[BASE..HEAD]")
-@click.option("--check", is_flag=True, help="Exit 1 when a changed memory has an error (for CI).")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 1 when a changed memory has an error, or the branch orphans a memory's cited code (review.orphans).",
+)
 @json_option
 def review(range_spec: str | None, check: bool, as_json: bool) -> None:
     """Report a branch's memory changes as Markdown for a pull-request comment.
 
     Lists memories added, changed, retired and deleted; lint findings; for each new memory the closest ones
-    already in the base pool (near-duplicates flagged); abstraction warnings. Without a range: the reviewed
-    ref (origin/main) ... HEAD.
+    already in the base pool (near-duplicates flagged); abstraction warnings; the memories whose cited code
+    the branch changes, with the hunks. Without a range: the reviewed ref (origin/main) ... HEAD.
 
     \b
     Example:
@@ -37,7 +41,7 @@ def review(range_spec: str | None, check: bool, as_json: bool) -> None:
     else:
         section = review_section(repo, changed)
         click.echo(markdown(result) + (f"\n{section}" if section else ""), nl=False)
-    if check and result.errors:
+    if check and (result.errors or result.failed_orphans):
         raise click.exceptions.Exit(1)
 
 

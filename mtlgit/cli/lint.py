@@ -12,8 +12,11 @@ from mtlgit.cli.options import json_option
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @click.option("--fix-ids", is_flag=True, help="Give a new id to files whose id is missing or duplicated.")
+@click.option(
+    "--stale", is_flag=True, help="List only memories whose cited code drifted or is gone (docs/citations.md)."
+)
 @json_option
-def lint(paths: tuple[Path, ...], strict: bool, fix_ids: bool, as_json: bool) -> None:
+def lint(paths: tuple[Path, ...], strict: bool, fix_ids: bool, stale: bool, as_json: bool) -> None:
     """Check memory files: front matter, fields, content, duplicate ids, superseded_by links.
 
     PATHS are memory files or folders (searched recursively); default: every memory. A path that does not
@@ -27,6 +30,7 @@ def lint(paths: tuple[Path, ...], strict: bool, fix_ids: bool, as_json: bool) ->
         mtlgit lint
         mtlgit lint memories/workflow
         mtlgit lint memories/insight/run-tests-first-4k9b2c1d.md --json
+        mtlgit lint --stale
     """
     from mtlgit.lint import fix_ids as do_fix_ids
     from mtlgit.lint import lint_pool
@@ -35,7 +39,7 @@ def lint(paths: tuple[Path, ...], strict: bool, fix_ids: bool, as_json: bool) ->
     if fix_ids:
         for path, new_id in do_fix_ids(pool):
             click.echo(f"{path}: new id {new_id}")
-    report = lint_pool(pool, list(paths) if paths else None)
+    report = lint_pool(pool, list(paths) if paths else None, stale=stale)
     if as_json:
         echo_json(report.to_json())
     else:

@@ -22,8 +22,13 @@ def retire(ref: str, superseded_by: str | None, as_json: bool) -> None:
         mtlgit retire 01JDQ2V6
         mtlgit retire 01JDQ2V6 --superseded-by 01JF0000
     """
+    from mtlgit.staleness import orphan_note
+
     pool = open_pool()
     memory = pool.retire(ref, superseded_by=superseded_by)
+    orphaned = orphan_note(pool.root, pool.repo.worktree_state_dir, memory.to_json())
+    if orphaned:
+        click.echo(f"note: {orphaned}", err=True)
     if as_json:
         echo_json(memory.to_json())
     elif memory.superseded_by:
