@@ -60,6 +60,7 @@ __all__ = [
     "ledger_dir",
     "prior",
     "query_hash",
+    "recall_prior",
     "receipt_line",
     "record_outcome",
     "record_recall",
@@ -389,9 +390,13 @@ def _load_tallies(repo: Repo, figures: LedgerFigures) -> dict[str, list[int]]:
     except (OSError, ValueError, KeyError, TypeError):
         data = b"".join(path.read_bytes().rstrip(b"\n") + b"\n" for path in files)
         tallies = _tally(data, figures)
-        write_json(
-            cache_path, {"key": key, "tallies": tallies, "outcomes": figures.outcomes, "bad": figures.unreadable_lines}
-        )
+        try:
+            write_json(
+                cache_path,
+                {"key": key, "tallies": tallies, "outcomes": figures.outcomes, "bad": figures.unreadable_lines},
+            )
+        except OSError:
+            pass  # only a cache: a read-only checkout or a full disk tallies the outcomes each time
         return tallies
 
 
@@ -481,34 +486,46 @@ def prior_values(figures: LedgerFigures, memory_ids: Sequence[str], weight: floa
     return _prior(tallies, memory_ids, weight)
 
 
+def _prior_table(tallies: dict[str, list[int]], weight: float) -> tuple[list[str], np.ndarray]:
+    """Every memory with outcomes, and its prior (see :func:`prior`)."""
+    import numpy as np
+
+    ids = list(tallies)
+    if weight <= 0 or not ids:
+        return ids, np.zeros(len(ids), dtype=np.float32)
+    # Columns in _FIELDS order: reported, used, used_success, used_failure, unused, unused_success,
+    # unused_failure, hurt.
+    t = np.array(list(tallies.values()), dtype=np.float64)
+    successes, failures = float(t[:, 2].sum() + t[:, 5].sum()), float(t[:, 3].sum() + t[:, 6].sum())
+    base = (successes + 1.0) / (successes + failures + 2.0)
+    # A report that the memory misled counts as a failure when used.
+    used_rate = (t[:, 2] + PRIOR_PSEUDO * base) / (t[:, 2] + t[:, 3] + t[:, 7] + PRIOR_PSEUDO)
+    unused_rate = (t[:, 5] + PRIOR_PSEUDO * base) / (t[:, 5] + t[:, 6] + PRIOR_PSEUDO)
+    values = weight * np.clip((used_rate - unused_rate) / PRIOR_FULL_EFFECT, -1.0, 1.0)
+    return ids, values.astype(np.float32)
+
+
 def _prior(tallies: dict[str, list[int]], memory_ids: Sequence[str], weight: float) -> np.ndarray:
     import numpy as np
 
+    ids, values = _prior_table(tallies, weight)
+    position = {memory_id: n for n, memory_id in enumerate(ids)}
     out = np.zeros(len(memory_ids), dtype=np.float32)
-    if weight <= 0 or not tallies:
-        return out
-    # _FIELDS: reported, used, used_success, used_failure, unused, unused_success, unused_failure, hurt
-    successes = sum(t[2] + t[5] for t in tallies.values())
-    base = (successes + 1.0) / (successes + sum(t[3] + t[6] for t in tallies.values()) + 2.0)
-    for position, memory_id in enumerate(memory_ids):
-        t = tallies.get(memory_id)
-        if t is None:
-            continue
-        # A report that the memory misled counts as a failure when used.
-        used_rate = (t[2] + PRIOR_PSEUDO * base) / (t[2] + t[3] + t[7] + PRIOR_PSEUDO)
-        unused_rate = (t[5] + PRIOR_PSEUDO * base) / (t[5] + t[6] + PRIOR_PSEUDO)
-        out[position] = weight * max(-1.0, min(1.0, (used_rate - unused_rate) / PRIOR_FULL_EFFECT))
+    for n, memory_id in enumerate(memory_ids):
+        if memory_id in position:
+            out[n] = values[position[memory_id]]
     return out
 
 
 def prior(memory_ids: Sequence[str], repo: Repo | None = None, weight: float | None = None) -> np.ndarray:
-    """A bounded score adjustment for each memory from its outcomes, to add to recall's fused score.
+    """A bounded score adjustment for each memory from its outcomes, in standard deviations of recall's fused
+    score (recall multiplies it by the spread of the candidates' scores before adding it).
 
     Each memory's success rate when used is compared with its rate when recalled but not used (both shrunk
     towards the pool's success rate by :data:`PRIOR_PSEUDO` pseudo-outcomes); the difference, scaled so that
     :data:`PRIOR_FULL_EFFECT` reaches the bound, is clipped to ``[-weight, +weight]``. A memory without
-    outcomes gets 0. Hybrid scores are averaged z-scores, so the bound is in standard deviations of the fused
-    score: the default, 0.5, can move a memory a few places, never from the bottom of a pool to the top.
+    outcomes gets 0. The default bound, 0.5, can move a memory a few places, never from the bottom of a pool
+    to the top.
 
     :param weight: the bound; default ``recall.feedback_weight`` of ``.mtlgit.yaml`` (0 turns the prior off).
     :return: float32 array aligned with ``memory_ids``.
@@ -517,6 +534,53 @@ def prior(memory_ids: Sequence[str], repo: Repo | None = None, weight: float | N
     if weight is None:
         weight = settings(repo).feedback_weight
     return _prior(_load_tallies(repo, LedgerFigures()) if weight > 0 else {}, memory_ids, weight)
+
+
+class RecallPrior:
+    """The prior of every memory that has one, looked up by the ids a snapshot holds (``docs.id``, bytes)."""
+
+    def __init__(self, ids: Sequence[str], values: np.ndarray) -> None:
+        import numpy as np
+
+        keep = values != 0
+        keys = np.array([i.encode("utf-8") for i in ids], dtype="S64")[keep]
+        order = np.argsort(keys)
+        self.ids, self.values = keys[order], values[keep][order]
+
+    def __call__(self, memory_ids: np.ndarray) -> np.ndarray:
+        """The prior of each of ``memory_ids`` (0 for a memory without one), aligned with them."""
+        import numpy as np
+
+        at = np.minimum(np.searchsorted(self.ids, memory_ids), len(self.ids) - 1)
+        return np.where(self.ids[at] == memory_ids, self.values[at], np.float32(0.0))
+
+
+# The last prior built in this process, with what it was built from: the MCP server recalls many times
+# between two outcomes.
+_LAST_PRIOR: dict[Path, tuple[Any, RecallPrior | None]] = {}
+
+
+def recall_prior(repo: Repo) -> RecallPrior | None:
+    """The prior recall adds to its fused scores; None when it is off (``recall.feedback_weight: 0``) or no
+    memory has one."""
+    weight = settings(repo).feedback_weight
+    if weight <= 0:
+        return None
+    try:
+        return _recall_prior(repo, weight)
+    except OSError:
+        return None  # a ledger that cannot be read leaves recall as it is without one
+
+
+def _recall_prior(repo: Repo, weight: float) -> RecallPrior | None:
+    key = (weight, [(p.name, s.st_size, s.st_mtime_ns) for p in event_files(repo, "outcomes") for s in [p.stat()]])
+    folder = ledger_dir(repo)
+    if folder in _LAST_PRIOR and _LAST_PRIOR[folder][0] == key:
+        return _LAST_PRIOR[folder][1]
+    ids, values = _prior_table(_load_tallies(repo, LedgerFigures()), weight)
+    built = RecallPrior(ids, values) if values.any() else None
+    _LAST_PRIOR[folder] = (key, built)
+    return built
 
 
 # --- lint, review, prompt extract and transcripts ----------------------------------------------------------
