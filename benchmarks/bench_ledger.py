@@ -211,10 +211,11 @@ def bench_prior(repo: Path, receipts: int, outcome_share: float, runs: int) -> d
     pool_ids = [str(hit.memory["id"]) for hit in recall("check the tests", k=1000, min_confidence=0, start=repo).hits]
     write_ledger(repo, receipts, outcome_share, pool_ids=pool_ids)
     bare = make_repo(repo.parent, name="no-ledger")
-    query = ["recall", "a test fails after a library upgrade"]  # text: no receipt, so neither ledger changes
+    # Text output records no receipt, so neither ledger changes; no bar, so the prior has hits to move.
+    query = ["recall", "--min-confidence", "0", "a test fails after a library upgrade"]
     for folder in (repo, bare):
         whole([*MTLGIT, *query], folder)
-    assert Recaller(repo).recall(query[1]).hits[0].prior != 0, "the prior is not applied"
+    assert Recaller(repo).recall(query[-1], min_confidence=0).hits[0].prior != 0, "the prior is not applied"
     numpy: list[float] = []
     on: list[float] = []
     off: list[float] = []

@@ -626,6 +626,34 @@ def test_a_deleted_private_ledger_comes_back_from_the_shared_one(tmp_path: Path)
     assert [e["id"] for e in events(a, "receipts")] == [data["receipt"]]
 
 
+def test_sync_refuses_received_lines_that_hold_a_secret_or_are_not_ledger_events(tmp_path: Path) -> None:
+    origin, a, b = clones(tmp_path)
+    data = recall_json(b)
+    feedback(b, data["receipt"], "--outcome", "success", "--used", "1")
+    [own] = events(b, "outcomes")
+    # Lines another tool (or a hand) added to b's file: mtlgit never wrote them, so nothing scanned them.
+    token = "ghp_" + "9f8e7d6c5b4a39281706f5e4d3c2b1a0ffee"  # pragma: allowlist secret
+    bad = [
+        {**own, "id": "oc-01JF0000000000000000000001", "note": f"used the token {token}"},
+        {**own, "id": "oc-01JF0000000000000000000002", "used": ["not one of the memories"]},
+        {**own, "id": "oc-01JF0000000000000000000003", "memories": ["a b"]},
+    ]
+    [path] = (b / ".git" / "mtlgit" / "ledger" / "outcomes").iterdir()
+    with path.open("a") as handle:
+        handle.write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in bad) + "{not json\n")
+    assert run_cli(b, "ledger", "sync").code == 0
+    result = run_cli(a, "ledger", "sync")
+    assert result.code == 0, result.output
+    assert "2 line(s) received" in result.out  # b's receipt and its outcome
+    assert "4 line(s) of origin's ledger refused: not ledger events, or holding a secret" in result.err
+    assert [e["id"] for e in events(a, "outcomes")] == [own["id"]]
+    assert "ghp_" not in "".join(ledger_lines(a))
+    # a pushed the union it holds: the shared ledger no longer passes the refused lines on.
+    shared = git(origin, "show", f"refs/mtlgit/ledger:outcomes/{path.name}")
+    assert "ghp_" not in shared and own["id"] in shared
+    assert json.loads(run_cli(a, "ledger", "sync", "--json").out)["refused"] == 0
+
+
 def test_sync_with_an_unknown_remote_says_what_to_check(repo: Path) -> None:
     recall_json(repo)
     result = run_cli(repo, "ledger", "sync", "nowhere")

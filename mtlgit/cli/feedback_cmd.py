@@ -135,6 +135,11 @@ def sync(remote: str, as_json: bool) -> None:
         echo_json(report.to_json())
     else:
         click.echo(f"ledger synced with {remote}: {report.received} line(s) received, {report.sent} sent")
+        if report.refused:
+            click.echo(
+                f"{report.refused} line(s) of {remote}'s ledger refused: not ledger events, or holding a secret",
+                err=True,
+            )
 
 
 def print_usefulness(pool: Any, as_json: bool) -> None:
