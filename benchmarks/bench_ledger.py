@@ -232,7 +232,7 @@ def bench_prior(repo: Path, receipts: int, outcome_share: float, runs: int) -> d
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True)
         first.append(float(out.stdout))
-    built = ledger.recall_prior(r)
+    built = receipts.recall_prior(r)
     assert built is not None
     candidates = np.array([new_ulid().encode() for _ in range(100_000 - len(pool_ids))] + pool_ids, dtype="S64")
     lookup = []

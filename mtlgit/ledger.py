@@ -37,7 +37,7 @@ from mtlgit.receipts import (
     LedgerConfig,
     append_event,
     check_event,
-    is_clone_name,
+    event_files,
     ledger_config,
     ledger_dir,
     now,
@@ -55,12 +55,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_FEEDBACK_WEIGHT",
     "LedgerConfig",
+    "event_files",
     "figures",
     "ledger_config",
     "ledger_dir",
     "prior",
     "query_hash",
-    "recall_prior",
     "receipt_line",
     "record_outcome",
     "record_recall",
@@ -81,15 +81,6 @@ _USING_RE = re.compile(r"Using Memory Items? ((?:\d+(?:\s*(?:,|and|&)\s*)?)+)", 
 
 
 # --- where the ledger lives --------------------------------------------------------------------------------
-
-
-def event_files(repo: Repo, kind: str) -> list[Path]:
-    """Every clone's ``receipts`` or ``outcomes`` file held here (this clone's and those synced in)."""
-    folder = ledger_dir(repo) / kind
-    try:
-        return sorted(p for p in folder.iterdir() if p.suffix == ".jsonl" and is_clone_name(p.stem))
-    except FileNotFoundError:
-        return []
 
 
 # --- configuration -----------------------------------------------------------------------------------------
@@ -536,51 +527,9 @@ def prior(memory_ids: Sequence[str], repo: Repo | None = None, weight: float | N
     return _prior(_load_tallies(repo, LedgerFigures()) if weight > 0 else {}, memory_ids, weight)
 
 
-class RecallPrior:
-    """The prior of every memory that has one, looked up by the ids a snapshot holds (``docs.id``, bytes)."""
-
-    def __init__(self, ids: Sequence[str], values: np.ndarray) -> None:
-        import numpy as np
-
-        keep = values != 0
-        keys = np.array([i.encode("utf-8") for i in ids], dtype="S64")[keep]
-        order = np.argsort(keys)
-        self.ids, self.values = keys[order], values[keep][order]
-
-    def __call__(self, memory_ids: np.ndarray) -> np.ndarray:
-        """The prior of each of ``memory_ids`` (0 for a memory without one), aligned with them."""
-        import numpy as np
-
-        at = np.minimum(np.searchsorted(self.ids, memory_ids), len(self.ids) - 1)
-        return np.where(self.ids[at] == memory_ids, self.values[at], np.float32(0.0))
-
-
-# The last prior built in this process, with what it was built from: the MCP server recalls many times
-# between two outcomes.
-_LAST_PRIOR: dict[Path, tuple[Any, RecallPrior | None]] = {}
-
-
-def recall_prior(repo: Repo) -> RecallPrior | None:
-    """The prior recall adds to its fused scores; None when it is off (``recall.feedback_weight: 0``) or no
-    memory has one."""
-    weight = settings(repo).feedback_weight
-    if weight <= 0:
-        return None
-    try:
-        return _recall_prior(repo, weight)
-    except OSError:
-        return None  # a ledger that cannot be read leaves recall as it is without one
-
-
-def _recall_prior(repo: Repo, weight: float) -> RecallPrior | None:
-    key = (weight, [(p.name, s.st_size, s.st_mtime_ns) for p in event_files(repo, "outcomes") for s in [p.stat()]])
-    folder = ledger_dir(repo)
-    if folder in _LAST_PRIOR and _LAST_PRIOR[folder][0] == key:
-        return _LAST_PRIOR[folder][1]
-    ids, values = _prior_table(_load_tallies(repo, LedgerFigures()), weight)
-    built = RecallPrior(ids, values) if values.any() else None
-    _LAST_PRIOR[folder] = (key, built)
-    return built
+def prior_table(repo: Repo, weight: float) -> tuple[list[str], np.ndarray]:
+    """Every memory with outcomes and its prior at ``weight`` (for :func:`mtlgit.receipts.recall_prior`)."""
+    return _prior_table(_load_tallies(repo, LedgerFigures()), weight)
 
 
 # --- lint, review, prompt extract and transcripts ----------------------------------------------------------

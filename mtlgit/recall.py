@@ -216,7 +216,7 @@ def search_sources(
 
     :param explain: also give each hit its matched terms (:meth:`Hit.explain`).
     :param why: when nothing is returned, the reason is appended to this list.
-    :param prior: the outcome ledger's prior of memories by id (:class:`mtlgit.ledger.RecallPrior`).
+    :param prior: the outcome ledger's prior of memories by id (:class:`mtlgit.receipts.RecallPrior`).
     """
 
     def nothing(reason: str) -> list[Hit]:
@@ -501,10 +501,10 @@ class Recaller:
 
 def _ledger_prior(repo: Any) -> Any:
     """The outcome ledger's prior, or None. A repository with no outcome recorded costs one ``stat``: the
-    ledger's module is not imported."""
+    ledger's modules are not imported."""
     if not (repo.state_dir / "ledger" / "outcomes").is_dir():
         return None
-    from mtlgit.ledger import recall_prior
+    from mtlgit.receipts import recall_prior
 
     return recall_prior(repo)
 

@@ -382,6 +382,9 @@ def test_the_prior_is_bounded_signed_and_zero_without_evidence(repo: Path) -> No
     assert 0 < values[0] <= 0.5 and -0.5 <= values[1] < 0 and values[2] == 0
     assert values[0] > 0.4 and values[1] < -0.4  # 8 outcomes each way: at the bound
     assert not ledger.prior([helpful], r, weight=0).any()
+    shown = usefulness(repo)
+    assert shown[helpful]["prior"] == round(float(values[0]), 4) and shown[harmful]["prior"] < 0
+    assert "recall prior +0.5" in run_cli(repo, "stats", "--usefulness").out
     config = repo / ".mtlgit.yaml"
     config.write_text(config.read_text().replace("recall:\n", "recall:\n  feedback_weight: 0.2\n"))
     assert 0.19 < float(ledger.prior([helpful], r)[0]) <= 0.2 + 1e-6
@@ -449,6 +452,12 @@ def test_recall_moves_a_harmful_memory_down_and_a_helpful_one_up_by_the_bound_an
         assert hit["score"] == pytest.approx(scores(before)[hit["id"]] + prior[hit["id"]], abs=1e-5)
         assert hit["explain"]["prior"] == hit["scores"]["prior"] and hit["explain"]["fused"] == hit["score"]
     assert [hit["id"] for hit in results][:2] == [helpful, harmful]  # the order of the two flipped
+    # The prior's cache, damaged under a valid key, is rebuilt, not trusted.
+    cache = ledger.ledger_dir(find_repo(repo)) / "prior.json"
+    damaged = json.loads(cache.read_text())
+    assert sorted(damaged["ids"]) == sorted([harmful, helpful])
+    cache.write_text(json.dumps({**damaged, "values": ["x"] * len(damaged["values"])}))
+    assert {hit["id"]: hit["scores"]["prior"] for hit in recall_json(repo, QUERY)["results"]} == prior
     set_weight(repo, 0)
     assert recall_json(repo, QUERY)["results"] == before  # exactly as without a ledger
     set_weight(repo, 0.1)
