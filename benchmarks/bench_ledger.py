@@ -8,7 +8,7 @@
   them with an outcome, written as mtlgit writes them; :func:`mtlgit.ledger.figures` cold (no cache) and warm,
   and :func:`mtlgit.ledger.prior` for 3 and for 10k memories;
 - **the prior on a recall**: the same ledger written over the pool's own memory ids (and others), so recall
-  applies it; ``mtlgit recall`` whole processes with that ledger against the same pool with no ledger at all
+  applies it; ``mtlgit recall`` whole processes with the ledger's outcomes and with them moved away
   (interleaved, medians); the prior's first call in a fresh process (``mtlgit.ledger`` imported, settings and
   the cached outcome tallies read, the table built); and the lookup of the prior of 100k candidates.
 
@@ -206,24 +206,29 @@ def bench_prior(repo: Path, receipts: int, outcome_share: float, runs: int) -> d
     import numpy as np
 
     from mtlgit.recall import Recaller
+    from mtlgit.receipts import recall_prior
 
     r = find_repo(repo)
     pool_ids = [str(hit.memory["id"]) for hit in recall("check the tests", k=1000, min_confidence=0, start=repo).hits]
     write_ledger(repo, receipts, outcome_share, pool_ids=pool_ids)
-    bare = make_repo(repo.parent, name="no-ledger")
-    # Text output records no receipt, so neither ledger changes; no bar, so the prior has hits to move.
-    query = ["recall", "--min-confidence", "0", "a test fails after a library upgrade"]
-    for folder in (repo, bare):
-        whole([*MTLGIT, *query], folder)
+    # Text output records no receipt, so the ledger does not change; no bar, so the prior has hits to move.
+    query = [*MTLGIT, "recall", "--min-confidence", "0", "a test fails after a library upgrade"]
+    whole(query, repo)
     assert Recaller(repo).recall(query[-1], min_confidence=0).hits[0].prior != 0, "the prior is not applied"
+    # The same repository with and without its outcomes: the folder is renamed away and back, which keeps
+    # every file's stat, so the prior's cache stays valid, as it does between two recalls.
+    outcomes = ledger.ledger_dir(r) / "outcomes"
     numpy: list[float] = []
     on: list[float] = []
     off: list[float] = []
     for n in range(runs):
         numpy.append(whole([sys.executable, "-c", "import numpy"], repo))
-        pairs = ((repo, on), (bare, off)) if n % 2 else ((bare, off), (repo, on))
-        for folder, bucket in pairs:
-            bucket.append(whole([*MTLGIT, *query], folder))
+        for with_ledger in (n % 2 == 0, n % 2 == 1):
+            if not with_ledger:
+                outcomes.rename(outcomes.with_name("outcomes.away"))
+            (on if with_ledger else off).append(whole(query, repo))
+            if not with_ledger:
+                outcomes.with_name("outcomes.away").rename(outcomes)
     probe = (
         "import time; from mtlgit.recall import Recaller, _ledger_prior; r = Recaller(); t = time.perf_counter(); "
         "_ledger_prior(r.repo); print(time.perf_counter() - t)"
@@ -232,7 +237,7 @@ def bench_prior(repo: Path, receipts: int, outcome_share: float, runs: int) -> d
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True)
         first.append(float(out.stdout))
-    built = receipts.recall_prior(r)
+    built = recall_prior(r)
     assert built is not None
     candidates = np.array([new_ulid().encode() for _ in range(100_000 - len(pool_ids))] + pool_ids, dtype="S64")
     lookup = []

@@ -162,11 +162,13 @@ def record_outcome(
     hurt: Sequence[str | int] = (),
     note: str | None = None,
     tool: str = "cli",
+    refresh: bool = True,
 ) -> dict[str, Any]:
     """Append the outcome of the task a receipt was recalled for; return the event written.
 
     :param used: items the agent used: numbers (Memory Item N), memory ids or id prefixes.
     :param hurt: items that misled the agent (counted against them even when not reported as used).
+    :param refresh: rebuild the recall prior's cache (:func:`refresh_prior`) now.
     :raises MtlgitError: for an unknown receipt, an item that is not one of its, or a note holding a secret.
     """
     if outcome not in OUTCOMES:
@@ -192,7 +194,20 @@ def record_outcome(
         event["note"] = note[:2000]
     check_event(event)
     append_event(repo, "outcomes", event)
+    if refresh:
+        refresh_prior(repo)
     return event
+
+
+def refresh_prior(repo: Repo) -> None:
+    """Tally the outcomes and rebuild the recall prior's cache now, after outcomes were added: the next recall
+    reads the cache instead of paying for the tally (about as long as importing numpy at 20k outcomes)."""
+    from mtlgit.receipts import recall_prior
+
+    try:
+        recall_prior(repo)
+    except MtlgitError:
+        pass  # a bad recall.feedback_weight: the next recall reports it
 
 
 # --- figures -----------------------------------------------------------------------------------------------
@@ -678,5 +693,7 @@ def record_transcript(repo: Repo, lines: Iterable[str], outcome: str) -> list[di
         except MtlgitError:
             continue  # a receipt of another clone, not synced here
         valid = [n for n in numbers if 1 <= n <= len(memories)]
-        events.append(record_outcome(repo, receipt, outcome, valid, tool="transcript"))
+        events.append(record_outcome(repo, receipt, outcome, valid, tool="transcript", refresh=False))
+    if events:
+        refresh_prior(repo)
     return events

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from mtlgit.errors import MtlgitError
-from mtlgit.ledger import event_files, ledger_dir
+from mtlgit.ledger import event_files, ledger_dir, refresh_prior
 from mtlgit.receipts import check_event
 from mtlgit.repo import Repo
 
@@ -60,6 +60,8 @@ def sync(repo: Repo, remote: str = "origin") -> SyncReport:
         fetched = _fetch(repo, remote)
         remote_lines = _absorb(repo, fetched, report) if fetched else {}
         tree = _write_tree(repo)
+        if report.received:
+            refresh_prior(repo)
         if fetched and tree == repo.git("rev-parse", f"{fetched}^{{tree}}").strip():
             repo.git("update-ref", REF, fetched)
             report.commit = fetched

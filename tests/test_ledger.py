@@ -490,6 +490,32 @@ def test_explain_shows_the_prior_and_prompt_paths_and_rev_apply_it(
     assert [hit["id"] for hit in results][:2] == [helpful, harmful] and results[1]["scores"]["prior"] < 0
 
 
+def prior_cache(repo: Path) -> dict | None:  # type: ignore[type-arg]
+    """The recall prior's cache when it is up to date with the outcomes files, else None."""
+    r = find_repo(repo)
+    key: list[object] = [0.5]
+    for path in ledger.event_files(r, "outcomes"):
+        stat = path.stat()
+        key.append([path.name, stat.st_size, stat.st_mtime_ns])
+    cache = json.loads((ledger.ledger_dir(r) / "prior.json").read_text())
+    return cache if cache["key"] == key else None  # type: ignore[no-any-return]
+
+
+def test_an_outcome_recorded_or_synced_rebuilds_the_prior_so_the_next_recall_only_reads_it(
+    repo: Path, tmp_path: Path
+) -> None:
+    data = recall_json(repo)
+    feedback(repo, data["receipt"], "--outcome", "failure", "--used", "1")
+    cache = prior_cache(repo)
+    assert cache is not None
+    assert dict(zip(cache["ids"], cache["values"], strict=True))[data["results"][0]["id"]] < 0
+    second = recall_json(repo, "the date parser test fails on leap days")
+    text = (DATA / "session.jsonl").read_text().replace("{RECEIPT_1}", second["receipt"])
+    transcript = write(tmp_path / "t.jsonl", text.replace("{RECEIPT_2}", "rc-01JF0000000000000000000000"))
+    assert run_cli(repo, "feedback", "--transcript", str(transcript), "--outcome", "success").code == 0
+    assert prior_cache(repo) is not None
+
+
 def test_recall_without_outcomes_never_imports_the_ledger(repo: Path) -> None:
     recall_json(repo)  # a receipt, no outcome
     probe = (
@@ -583,6 +609,7 @@ def test_two_clones_share_their_ledgers_through_git_without_conflict_or_loss(tmp
         assert run_cli(b, "ledger", "sync").code == 0
         assert run_cli(a, "ledger", "sync").code == 0
         assert ledger_lines(a) == ledger_lines(b) and len(ledger_lines(a)) == 4 * (round_ + 1)
+    assert prior_cache(b) is not None  # the outcomes a sync brings are tallied by the sync, not by a recall
     counts = json.loads(run_cli(b, "stats", "--usefulness", "--json").out)
     assert counts["receipts"] == 6 and counts["outcomes"] == 6
     tree = git(origin, "ls-tree", "-r", "--name-only", "refs/mtlgit/ledger").split()
