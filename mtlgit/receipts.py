@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -347,6 +348,7 @@ def recall_prior(repo: Repo) -> RecallPrior | None:
                 and len(ids) == len(values)
                 and all(isinstance(i, str) for i in ids)
                 and all(isinstance(v, float) for v in values)
+                and all(a < b for a, b in pairwise(ids))  # sorted, or the lookup would miss
             )
         except (OSError, ValueError, KeyError, TypeError):
             fresh = False

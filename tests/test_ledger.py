@@ -456,8 +456,9 @@ def test_recall_moves_a_harmful_memory_down_and_a_helpful_one_up_by_the_bound_an
     cache = ledger.ledger_dir(find_repo(repo)) / "prior.json"
     damaged = json.loads(cache.read_text())
     assert sorted(damaged["ids"]) == sorted([harmful, helpful])
-    cache.write_text(json.dumps({**damaged, "values": ["x"] * len(damaged["values"])}))
-    assert {hit["id"]: hit["scores"]["prior"] for hit in recall_json(repo, QUERY)["results"]} == prior
+    for bad in ({"values": ["x"] * len(damaged["values"])}, {"ids": damaged["ids"][::-1]}):
+        cache.write_text(json.dumps({**damaged, **bad}))
+        assert {hit["id"]: hit["scores"]["prior"] for hit in recall_json(repo, QUERY)["results"]} == prior
     set_weight(repo, 0)
     assert recall_json(repo, QUERY)["results"] == before  # exactly as without a ledger
     set_weight(repo, 0.1)
