@@ -6,7 +6,11 @@
   interleaved, medians and their difference;
 - **aggregate**: a ledger of ``--receipts`` receipts (3 memories each, out of 2,000) and ``--outcome-share`` of
   them with an outcome, written as mtlgit writes them; :func:`mtlgit.ledger.figures` cold (no cache) and warm,
-  and :func:`mtlgit.ledger.prior` for 3 and for 10k memories.
+  and :func:`mtlgit.ledger.prior` for 3 and for 10k memories;
+- **the prior on a recall**: the same ledger written over the pool's own memory ids (and others), so recall
+  applies it; ``mtlgit recall`` whole processes with the ledger's outcomes and with them moved away
+  (interleaved, medians); the prior's first call in a fresh process (``mtlgit.ledger`` imported, settings and
+  the cached outcome tallies read, the table built); and the lookup of the prior of 100k candidates.
 
 ``python -c 'import numpy'`` is timed in the same run: the machine is shared, so compare ratios.
 
@@ -88,7 +92,9 @@ def bench_record(repo: Path, runs: int) -> dict[str, float]:
         (folder / ".mtlgit.yaml").write_text(CONFIG.format(record=record), encoding="utf-8")
         for _ in range(2):
             whole([*MTLGIT, *query], folder)
-    numpy, on, off = [], [], []
+    numpy: list[float] = []
+    on: list[float] = []
+    off: list[float] = []
     for n in range(runs):
         numpy.append(whole([sys.executable, "-c", "import numpy"], repo))
         pairs = ((repo, on), (without, off)) if n % 2 else ((without, off), (repo, on))
@@ -114,12 +120,14 @@ def bench_record(repo: Path, runs: int) -> dict[str, float]:
     }
 
 
-def write_ledger(repo: Path, receipts: int, outcome_share: float, memories: int = 2000) -> None:
-    """A ledger as mtlgit writes it, spread over 4 clones' files."""
+def write_ledger(
+    repo: Path, receipts: int, outcome_share: float, memories: int = 2000, pool_ids: list[str] | None = None
+) -> None:
+    """A ledger as mtlgit writes it, spread over 4 clones' files, over ``pool_ids`` and other ids."""
     import random
 
     rng = random.Random(0)
-    ids = [new_ulid() for _ in range(memories)]
+    ids = list(pool_ids or []) + [new_ulid() for _ in range(memories - len(pool_ids or []))]
     folder = ledger.ledger_dir(find_repo(repo))
     shutil.rmtree(folder, ignore_errors=True)
     for kind in ("receipts", "outcomes"):
@@ -194,23 +202,86 @@ def bench_aggregate(repo: Path, receipts: int, outcome_share: float, runs: int) 
     }
 
 
+def bench_prior(repo: Path, receipts: int, outcome_share: float, runs: int) -> dict[str, float]:
+    import numpy as np
+
+    from mtlgit.recall import Recaller
+    from mtlgit.receipts import recall_prior
+
+    r = find_repo(repo)
+    pool_ids = [str(hit.memory["id"]) for hit in recall("check the tests", k=1000, min_confidence=0, start=repo).hits]
+    write_ledger(repo, receipts, outcome_share, pool_ids=pool_ids)
+    # Text output records no receipt, so the ledger does not change; no bar, so the prior has hits to move.
+    query = [*MTLGIT, "recall", "--min-confidence", "0", "a test fails after a library upgrade"]
+    whole(query, repo)
+    assert Recaller(repo).recall(query[-1], min_confidence=0).hits[0].prior != 0, "the prior is not applied"
+    # The same repository with and without its outcomes: the folder is renamed away and back, which keeps
+    # every file's stat, so the prior's cache stays valid, as it does between two recalls.
+    outcomes = ledger.ledger_dir(r) / "outcomes"
+    numpy: list[float] = []
+    on: list[float] = []
+    off: list[float] = []
+    for n in range(runs):
+        numpy.append(whole([sys.executable, "-c", "import numpy"], repo))
+        for with_ledger in (n % 2 == 0, n % 2 == 1):
+            if not with_ledger:
+                outcomes.rename(outcomes.with_name("outcomes.away"))
+            (on if with_ledger else off).append(whole(query, repo))
+            if not with_ledger:
+                outcomes.with_name("outcomes.away").rename(outcomes)
+    probe = (
+        "import time; from mtlgit.recall import Recaller, _ledger_prior; r = Recaller(); t = time.perf_counter(); "
+        "_ledger_prior(r.repo); print(time.perf_counter() - t)"
+    )
+    first = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True)
+        first.append(float(out.stdout))
+    built = recall_prior(r)
+    assert built is not None
+    candidates = np.array([new_ulid().encode() for _ in range(100_000 - len(pool_ids))] + pool_ids, dtype="S64")
+    lookup = []
+    for _ in range(runs * 5):
+        started = time.perf_counter()
+        built(candidates)
+        lookup.append(time.perf_counter() - started)
+    return {
+        "prior_recall_with_ledger_ms": statistics.median(on) * 1000,
+        "prior_recall_no_ledger_ms": statistics.median(off) * 1000,
+        "prior_whole_process_delta_ms": (statistics.median(on) - statistics.median(off)) * 1000,
+        "prior_first_call_ms": statistics.median(first) * 1000,
+        "prior_lookup_100k_ms": statistics.median(lookup) * 1000,
+        "prior_numpy_ms": statistics.median(numpy) * 1000,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--receipts", type=int, default=100_000)
     parser.add_argument("--outcome-share", type=float, default=0.2, help="share of receipts with an outcome")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--only-prior", action="store_true", help="measure only the prior on a recall")
     args = parser.parse_args()
+    figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        repo = make_repo(Path(tmp))
-        record = bench_record(repo, args.runs)
-        aggregate = bench_aggregate(repo, args.receipts, args.outcome_share, args.runs)
-    for name, value in {**record, **aggregate}.items():
+        if not args.only_prior:
+            repo = make_repo(Path(tmp))
+            figures.update(bench_record(repo, args.runs))
+            figures.update(bench_aggregate(repo, args.receipts, args.outcome_share, args.runs))
+        figures.update(bench_prior(make_repo(Path(tmp), name="prior"), args.receipts, args.outcome_share, args.runs))
+    for name, value in figures.items():
         print(f"{name:28} {value:10.2f}" if isinstance(value, float) else f"{name:28} {value:10d}")
+    ratios = [
+        ("record first call", "record_first_call_ms", "numpy_ms"),
+        ("record whole-process delta", "whole_process_delta_ms", "numpy_ms"),
+        ("figures cold", "figures_cold_ms", "numpy_ms"),
+        ("figures warm", "figures_warm_ms", "numpy_ms"),
+        ("prior first call", "prior_first_call_ms", "prior_numpy_ms"),
+        ("prior whole-process delta", "prior_whole_process_delta_ms", "prior_numpy_ms"),
+    ]
     print(
-        f"ratios to numpy: record first call {record['record_first_call_ms'] / record['numpy_ms']:.3f}, "
-        f"whole-process delta {record['whole_process_delta_ms'] / record['numpy_ms']:.3f}, "
-        f"figures cold {aggregate['figures_cold_ms'] / aggregate['numpy_ms']:.2f}, "
-        f"warm {aggregate['figures_warm_ms'] / aggregate['numpy_ms']:.2f}"
+        "ratios to numpy: "
+        + ", ".join(f"{label} {figures[a] / figures[b]:.3f}" for label, a, b in ratios if a in figures)
     )
 
 

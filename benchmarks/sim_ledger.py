@@ -13,8 +13,14 @@ The agent uses a recalled memory with probability ``--use-on-topic`` when it is 
 used (clipped to [0.05, 0.95]). No agent reports "hurt": harm is found from outcomes alone. Outcomes are
 written as mtlgit writes them and read back by the ledger's own code (:func:`mtlgit.ledger.outcome_figures`).
 
+Recall in mtlgit multiplies the prior by the spread (standard deviation) of the candidates' fused scores
+before adding it; the scores here are z-scores, whose spread is 1, so the prior is added as it is.
+
 Printed, for each prior weight (the bound of ``recall.feedback_weight``), medians over ``--seeds`` runs:
 
+- tasks until the ledger separates helpful from harmful memories: the first refresh at which a helpful memory
+  taken at random has a higher ledger score than a harmful one with probability 0.8 / 0.9 (the area under the
+  ROC curve of the unbounded score, ties counted half);
 - tasks until the ledger flags 50% / 90% of the harmful memories (lint's rule: evidence of harm), and how
   many helpful or neutral memories are flagged by then (false flags); at the end, the share of harmful
   memories flagged and the false flags; how many times a harmful memory had been used when it was flagged;
@@ -45,6 +51,8 @@ HELPFUL, NEUTRAL, HARMFUL = 1, 0, -1
 
 @dataclass
 class Run:
+    separated_80: float
+    separated_90: float
     flagged_half: float
     flagged_most: float
     false_flags_at_most: float
@@ -66,7 +74,7 @@ def simulate(args: argparse.Namespace, weight: float, seed: int) -> Run:
     harmful = set(np.flatnonzero(kind == HARMFUL).tolist())
     lines: list[bytes] = []
     bonus = np.zeros(n, dtype=np.float32)
-    flagged_half = flagged_most = float("nan")
+    flagged_half = flagged_most = separated_80 = separated_90 = float("nan")
     false_at_most = float("nan")
     hits = harmful_hits = counted = tasks_with_helpful = 0
     uses_when_flagged: dict[int, int] = {}
@@ -106,6 +114,13 @@ def simulate(args: argparse.Namespace, weight: float, seed: int) -> Run:
         if task % args.refresh == 0:
             figures = ledger.outcome_figures(b"\n".join(lines) + b"\n")
             bonus = ledger.prior_values(figures, ids, weight)
+            # The score before the bound: weight 1 and the effect clipped to [-1, 1] keep its order.
+            score = ledger.prior_values(figures, ids, 1.0)
+            auc = _auc(score[kind == HELPFUL], score[kind == HARMFUL])
+            if auc >= 0.8 and separated_80 != separated_80:
+                separated_80 = task
+            if auc >= 0.9 and separated_90 != separated_90:
+                separated_90 = task
             flags = {i for i, memory_id in enumerate(ids) if figures.get(memory_id).harmful}
             for i in flags & harmful:
                 uses_when_flagged.setdefault(i, figures.get(ids[i]).used)
@@ -115,6 +130,8 @@ def simulate(args: argparse.Namespace, weight: float, seed: int) -> Run:
             if share >= 0.9 and flagged_most != flagged_most:
                 flagged_most, false_at_most = task, len(flags - harmful)
     return Run(
+        separated_80,
+        separated_90,
         flagged_half,
         flagged_most,
         false_at_most,
@@ -124,6 +141,15 @@ def simulate(args: argparse.Namespace, weight: float, seed: int) -> Run:
         len(flags & harmful) / max(1, len(harmful)),
         statistics.median(uses_when_flagged.values()) if uses_when_flagged else float("nan"),
     )
+
+
+def _auc(better: np.ndarray, worse: np.ndarray) -> float:
+    """The probability that a value of ``better`` exceeds one of ``worse`` (ties count half)."""
+    if not len(better) or not len(worse):
+        return float("nan")
+    above = (better[:, None] > worse[None, :]).mean()
+    tied = (better[:, None] == worse[None, :]).mean()
+    return float(above + tied / 2)
 
 
 def main() -> None:
@@ -147,18 +173,19 @@ def main() -> None:
         f"success {args.base} +/- {args.effect} per helpful/harmful memory used; medians over seeds"
     )
     header = (
-        "weight  tasks to flag 50% / 90% of harmful  false flags then  hit@3 helpful  harmful recalled  "
-        "flagged at end (harmful share / false)  uses of a harmful memory when flagged"
+        "weight  tasks to separate (AUC 0.8 / 0.9)  tasks to flag 50% / 90% of harmful  false flags then  "
+        "hit@3 helpful  harmful recalled  flagged at end (harmful share / false)  uses of a harmful memory when flagged"
     )
     print(header)
     for weight in args.weights:
         runs = [simulate(args, weight, seed) for seed in range(args.seeds)]
 
         def med(name: str, runs: list[Run] = runs) -> float:
-            return statistics.median(getattr(r, name) for r in runs)
+            return float(statistics.median(getattr(r, name) for r in runs))
 
         print(
-            f"{weight:6.2f}  {med('flagged_half'):>10.0f} / {med('flagged_most'):<10.0f}"
+            f"{weight:6.2f}  {med('separated_80'):>12.0f} / {med('separated_90'):<16.0f}"
+            f"  {med('flagged_half'):>10.0f} / {med('flagged_most'):<10.0f}"
             f"              {med('false_flags_at_most'):>6.1f}        {med('hit3'):11.3f}  "
             f"{med('harmful_recalled'):16.3f}  {med('harmful_flagged_end'):10.2f} / {med('false_flags_end'):<26.0f} "
             f"{med('uses_to_flag'):.0f}"

@@ -37,7 +37,7 @@ from mtlgit.receipts import (
     LedgerConfig,
     append_event,
     check_event,
-    is_clone_name,
+    event_files,
     ledger_config,
     ledger_dir,
     now,
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_FEEDBACK_WEIGHT",
     "LedgerConfig",
+    "event_files",
     "figures",
     "ledger_config",
     "ledger_dir",
@@ -80,15 +81,6 @@ _USING_RE = re.compile(r"Using Memory Items? ((?:\d+(?:\s*(?:,|and|&)\s*)?)+)", 
 
 
 # --- where the ledger lives --------------------------------------------------------------------------------
-
-
-def event_files(repo: Repo, kind: str) -> list[Path]:
-    """Every clone's ``receipts`` or ``outcomes`` file held here (this clone's and those synced in)."""
-    folder = ledger_dir(repo) / kind
-    try:
-        return sorted(p for p in folder.iterdir() if p.suffix == ".jsonl" and is_clone_name(p.stem))
-    except FileNotFoundError:
-        return []
 
 
 # --- configuration -----------------------------------------------------------------------------------------
@@ -170,11 +162,13 @@ def record_outcome(
     hurt: Sequence[str | int] = (),
     note: str | None = None,
     tool: str = "cli",
+    refresh: bool = True,
 ) -> dict[str, Any]:
     """Append the outcome of the task a receipt was recalled for; return the event written.
 
     :param used: items the agent used: numbers (Memory Item N), memory ids or id prefixes.
     :param hurt: items that misled the agent (counted against them even when not reported as used).
+    :param refresh: rebuild the recall prior's cache (:func:`refresh_prior`) now.
     :raises MtlgitError: for an unknown receipt, an item that is not one of its, or a note holding a secret.
     """
     if outcome not in OUTCOMES:
@@ -200,7 +194,20 @@ def record_outcome(
         event["note"] = note[:2000]
     check_event(event)
     append_event(repo, "outcomes", event)
+    if refresh:
+        refresh_prior(repo)
     return event
+
+
+def refresh_prior(repo: Repo) -> None:
+    """Tally the outcomes and rebuild the recall prior's cache now, after outcomes were added: the next recall
+    reads the cache instead of paying for the tally (about as long as importing numpy at 20k outcomes)."""
+    from mtlgit.receipts import recall_prior
+
+    try:
+        recall_prior(repo)
+    except MtlgitError:
+        pass  # a bad recall.feedback_weight: the next recall reports it
 
 
 # --- figures -----------------------------------------------------------------------------------------------
@@ -389,9 +396,13 @@ def _load_tallies(repo: Repo, figures: LedgerFigures) -> dict[str, list[int]]:
     except (OSError, ValueError, KeyError, TypeError):
         data = b"".join(path.read_bytes().rstrip(b"\n") + b"\n" for path in files)
         tallies = _tally(data, figures)
-        write_json(
-            cache_path, {"key": key, "tallies": tallies, "outcomes": figures.outcomes, "bad": figures.unreadable_lines}
-        )
+        try:
+            write_json(
+                cache_path,
+                {"key": key, "tallies": tallies, "outcomes": figures.outcomes, "bad": figures.unreadable_lines},
+            )
+        except OSError:
+            pass  # only a cache: a read-only checkout or a full disk tallies the outcomes each time
         return tallies
 
 
@@ -481,34 +492,46 @@ def prior_values(figures: LedgerFigures, memory_ids: Sequence[str], weight: floa
     return _prior(tallies, memory_ids, weight)
 
 
+def _prior_table(tallies: dict[str, list[int]], weight: float) -> tuple[list[str], np.ndarray]:
+    """Every memory with outcomes, and its prior (see :func:`prior`)."""
+    import numpy as np
+
+    ids = list(tallies)
+    if weight <= 0 or not ids:
+        return ids, np.zeros(len(ids), dtype=np.float32)
+    # Columns in _FIELDS order: reported, used, used_success, used_failure, unused, unused_success,
+    # unused_failure, hurt.
+    t = np.array(list(tallies.values()), dtype=np.float64)
+    successes, failures = float(t[:, 2].sum() + t[:, 5].sum()), float(t[:, 3].sum() + t[:, 6].sum())
+    base = (successes + 1.0) / (successes + failures + 2.0)
+    # A report that the memory misled counts as a failure when used.
+    used_rate = (t[:, 2] + PRIOR_PSEUDO * base) / (t[:, 2] + t[:, 3] + t[:, 7] + PRIOR_PSEUDO)
+    unused_rate = (t[:, 5] + PRIOR_PSEUDO * base) / (t[:, 5] + t[:, 6] + PRIOR_PSEUDO)
+    values = weight * np.clip((used_rate - unused_rate) / PRIOR_FULL_EFFECT, -1.0, 1.0)
+    return ids, values.astype(np.float32)
+
+
 def _prior(tallies: dict[str, list[int]], memory_ids: Sequence[str], weight: float) -> np.ndarray:
     import numpy as np
 
+    ids, values = _prior_table(tallies, weight)
+    position = {memory_id: n for n, memory_id in enumerate(ids)}
     out = np.zeros(len(memory_ids), dtype=np.float32)
-    if weight <= 0 or not tallies:
-        return out
-    # _FIELDS: reported, used, used_success, used_failure, unused, unused_success, unused_failure, hurt
-    successes = sum(t[2] + t[5] for t in tallies.values())
-    base = (successes + 1.0) / (successes + sum(t[3] + t[6] for t in tallies.values()) + 2.0)
-    for position, memory_id in enumerate(memory_ids):
-        t = tallies.get(memory_id)
-        if t is None:
-            continue
-        # A report that the memory misled counts as a failure when used.
-        used_rate = (t[2] + PRIOR_PSEUDO * base) / (t[2] + t[3] + t[7] + PRIOR_PSEUDO)
-        unused_rate = (t[5] + PRIOR_PSEUDO * base) / (t[5] + t[6] + PRIOR_PSEUDO)
-        out[position] = weight * max(-1.0, min(1.0, (used_rate - unused_rate) / PRIOR_FULL_EFFECT))
+    for n, memory_id in enumerate(memory_ids):
+        if memory_id in position:
+            out[n] = values[position[memory_id]]
     return out
 
 
 def prior(memory_ids: Sequence[str], repo: Repo | None = None, weight: float | None = None) -> np.ndarray:
-    """A bounded score adjustment for each memory from its outcomes, to add to recall's fused score.
+    """A bounded score adjustment for each memory from its outcomes, in standard deviations of recall's fused
+    score (recall multiplies it by the spread of the candidates' scores before adding it).
 
     Each memory's success rate when used is compared with its rate when recalled but not used (both shrunk
     towards the pool's success rate by :data:`PRIOR_PSEUDO` pseudo-outcomes); the difference, scaled so that
     :data:`PRIOR_FULL_EFFECT` reaches the bound, is clipped to ``[-weight, +weight]``. A memory without
-    outcomes gets 0. Hybrid scores are averaged z-scores, so the bound is in standard deviations of the fused
-    score: the default, 0.5, can move a memory a few places, never from the bottom of a pool to the top.
+    outcomes gets 0. The default bound, 0.5, can move a memory a few places, never from the bottom of a pool
+    to the top.
 
     :param weight: the bound; default ``recall.feedback_weight`` of ``.mtlgit.yaml`` (0 turns the prior off).
     :return: float32 array aligned with ``memory_ids``.
@@ -517,6 +540,11 @@ def prior(memory_ids: Sequence[str], repo: Repo | None = None, weight: float | N
     if weight is None:
         weight = settings(repo).feedback_weight
     return _prior(_load_tallies(repo, LedgerFigures()) if weight > 0 else {}, memory_ids, weight)
+
+
+def prior_table(repo: Repo, weight: float) -> tuple[list[str], np.ndarray]:
+    """Every memory with outcomes and its prior at ``weight`` (for :func:`mtlgit.receipts.recall_prior`)."""
+    return _prior_table(_load_tallies(repo, LedgerFigures()), weight)
 
 
 # --- lint, review, prompt extract and transcripts ----------------------------------------------------------
@@ -665,5 +693,7 @@ def record_transcript(repo: Repo, lines: Iterable[str], outcome: str) -> list[di
         except MtlgitError:
             continue  # a receipt of another clone, not synced here
         valid = [n for n in numbers if 1 <= n <= len(memories)]
-        events.append(record_outcome(repo, receipt, outcome, valid, tool="transcript"))
+        events.append(record_outcome(repo, receipt, outcome, valid, tool="transcript", refresh=False))
+    if events:
+        refresh_prior(repo)
     return events

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from mtlgit import git
 from mtlgit.errors import MtlgitError
 from mtlgit.gitobjects import read_blobs
-from mtlgit.ledger import event_files, ledger_dir
+from mtlgit.ledger import event_files, ledger_dir, refresh_prior
+from mtlgit.receipts import check_event
 from mtlgit.repo import Repo
 
 REF = "refs/mtlgit/ledger"
@@ -35,10 +36,17 @@ class SyncReport:
     remote: str
     received: int = 0  # lines of other clones (or lost lines of this one) added here
     sent: int = 0  # lines the remote did not have
+    refused: int = 0  # lines of the remote that are not ledger events, or hold a secret: not taken in
     commit: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"remote": self.remote, "received": self.received, "sent": self.sent, "commit": self.commit}
+        return {
+            "remote": self.remote,
+            "received": self.received,
+            "sent": self.sent,
+            "refused": self.refused,
+            "commit": self.commit,
+        }
 
 
 def sync(repo: Repo, remote: str = "origin") -> SyncReport:
@@ -54,6 +62,8 @@ def sync(repo: Repo, remote: str = "origin") -> SyncReport:
         fetched = _fetch(repo, remote)
         remote_lines = _absorb(repo, fetched, report) if fetched else {}
         tree = _write_tree(repo)
+        if report.received:
+            refresh_prior(repo)
         if fetched and tree == repo.git("rev-parse", f"{fetched}^{{tree}}").strip():
             repo.git("update-ref", REF, fetched)
             report.commit = fetched
@@ -120,11 +130,52 @@ def _absorb(repo: Repo, commit: str, report: SyncReport) -> dict[str, set[bytes]
         target.parent.mkdir(parents=True, exist_ok=True)
         have = set(target.read_bytes().split(b"\n")) if target.exists() else set()
         missing = [line for line in dict.fromkeys(lines) if line not in have]
+        accepted = [line for line in missing if _acceptable(line)]
+        report.refused += len(missing) - len(accepted)
+        missing = accepted
         if missing:
             with open(target, "ab") as handle:
                 handle.write(b"".join(line + b"\n" for line in missing))
             report.received += len(missing)
     return remote_lines
+
+
+# Fields whose values have a fixed shape, checked here instead of scanned as text.
+_SHAPED = {"v", "id", "at", "receipt", "commit", "query_sha", "tool", "outcome", "memories", "blobs", "used", "hurt"}
+
+
+def _acceptable(line: bytes) -> bool:
+    """Whether a line received from the remote may join this clone's ledger: a JSON event whose ids, hashes
+    and times have their shapes and whose free text holds no secret. The shared ref takes whatever a clone
+    pushes (a hand-edited file, another tool's); this clone would push it on."""
+    import json
+
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(event, dict) or not all(
+        isinstance(event.get(key), str) and _SHAPE.fullmatch(event[key]) for key in ("id", "at")
+    ):
+        return False
+    try:
+        check_event(event)
+        lists = [event.get(key) or [] for key in ("used", "hurt")]
+        if not all(isinstance(ids, list) and set(ids) <= set(event.get("memories") or []) for ids in lists):
+            return False
+    except (MtlgitError, TypeError, AttributeError):
+        return False
+    for key in ("receipt", "query_sha", "tool", "outcome"):
+        if key in event and not (isinstance(event[key], str) and _SHAPE.fullmatch(event[key])):
+            return False
+    free = json.dumps({key: value for key, value in event.items() if key not in _SHAPED}, ensure_ascii=False)
+    from mtlgit.secrets import find_secrets
+
+    return not find_secrets(free)
+
+
+# ids (rc-/oc- and a ULID), times, hashes and names: short, of letters, digits and a little punctuation.
+_SHAPE = re.compile(r"[0-9A-Za-z:.\-]{1,40}")
 
 
 def _count_new(repo: Repo, remote_lines: dict[str, set[bytes]]) -> int:

@@ -8,7 +8,7 @@ train split and on agent-memory cases (README, "Retrieval quality").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,13 +49,14 @@ class Hit:
     confidence: float = 1.0
     matched: dict[str, float] = field(default_factory=dict)  # query term -> its part of the BM25 score
     citations: dict[str, Any] | None = None  # the checked code citations (mtlgit/citations.py)
+    prior: float = 0.0  # the outcome ledger's part of ``score`` (mtlgit.ledger.prior)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "rank": self.rank,
             "score": round(self.score, 6),
             "confidence": round(self.confidence, 4),
-            "scores": {"bm25": round(self.bm25, 6), "dense": round(self.dense, 6)},
+            "scores": {"bm25": round(self.bm25, 6), "dense": round(self.dense, 6), "prior": round(self.prior, 6)},
             **self.memory,
             "path": self.path,
             "pool": self.pool,
@@ -65,13 +66,14 @@ class Hit:
 
     def explain(self) -> dict[str, Any]:
         """Why this memory came up: its matched terms with their share of the BM25 score, the dense cosine,
-        the fused score and the confidence."""
+        the fused score, the outcome ledger's part of it (the prior) and the confidence."""
         total = sum(self.matched.values()) or 1.0
         return {
             "terms": {term: round(value / total, 4) for term, value in self.matched.items()},
             "bm25": round(self.bm25, 6),
             "cosine": round(self.dense, 6),
             "fused": round(self.score, 6),
+            "prior": round(self.prior, 6),
             "confidence": round(self.confidence, 4),
             **({"cites": self.citations["state"]} if self.citations else {}),
         }
@@ -207,6 +209,7 @@ def search_sources(
     min_confidence: float = 0.0,
     explain: bool = False,
     why: list[str] | None = None,
+    prior: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[Hit]:
     """The top ``k`` memories over several snapshots, scored and fused together (one normalisation for all),
     among those whose confidence is at least ``min_confidence``.
@@ -215,6 +218,7 @@ def search_sources(
 
     :param explain: also give each hit its matched terms (:meth:`Hit.explain`).
     :param why: when nothing is returned, the reason is appended to this list.
+    :param prior: the outcome ledger's prior of memories by id (:class:`mtlgit.receipts.RecallPrior`).
     """
 
     def nothing(reason: str) -> list[Hit]:
@@ -259,6 +263,9 @@ def search_sources(
     if mode == "bm25" and not bm25.any():
         return nothing("no memory has a word of the query")
     score = fuse(bm25, dense, mode, dense_weight)
+    shift = _prior_shift(prior, sources, owner, rows, score)
+    if shift is not None:
+        score = score + shift
     # The bar applies before the top k is taken, so a memory that clears it is never pushed out by ones that
     # do not, and the answer for k=1 is the first answer for k=2.
     sizes = np.array([source.snapshot.n_docs for source in sources])[owner]
@@ -285,12 +292,32 @@ def search_sources(
         path = source.snapshot.doc_paths([row])[0]
         hit = Hit(len(hits) + 1, float(score[i]), float(bm25[i]), float(dense[i]), path, record, pool=source.pool)
         hit.confidence = float(sure[i])
+        hit.prior = float(shift[i]) if shift is not None else 0.0
         if explain and mode != "dense":
             hit.matched = {shown.get(t, t): v for t, v in matched_terms(source.snapshot, terms, row).items()}
         if source.trust == "untrusted":
             hit.notes.append(f"from the untrusted pool '{source.pool}': treat it as a suggestion and verify it")
         hits.append(hit)
     return hits
+
+
+def _prior_shift(
+    prior: Callable[[np.ndarray], np.ndarray] | None,
+    sources: Sequence[Source],
+    owner: np.ndarray,
+    rows: np.ndarray,
+    score: np.ndarray,
+) -> np.ndarray | None:
+    """The prior of each candidate times the spread of the fused scores, so that its bound means the same in
+    every mode; None when there is no prior. Applied before the confidence bar and the top k: it reorders
+    the memories that clear the bar, never which ones do."""
+    if prior is None or len(score) < 2:
+        return None
+    ids = np.empty(len(rows), dtype="S64")
+    for number, source in enumerate(sources):
+        mine = owner == number
+        ids[mine] = source.snapshot.array("docs.id")[rows[mine]]
+    return prior(ids) * np.float32(score.std())
 
 
 def shown_words(text: str) -> dict[str, str]:
@@ -458,6 +485,7 @@ class Recaller:
             min_confidence=bar,
             explain=explain,
             why=why,
+            prior=_ledger_prior(repo),
         )
         reason = why[0] if why else None
         if reason is not None and rev is None and (wanted is None or "local" in wanted):
@@ -478,6 +506,16 @@ class Recaller:
         return RecallResult(
             query, mode, k, hits, snapshot, int(manifest.get("problem_files", 0)), notes, searched, bar, reason
         )
+
+
+def _ledger_prior(repo: Any) -> Any:
+    """The outcome ledger's prior, or None. A repository with no outcome recorded costs one ``stat``: the
+    ledger's modules are not imported."""
+    if not (repo.state_dir / "ledger" / "outcomes").is_dir():
+        return None
+    from mtlgit.receipts import recall_prior
+
+    return recall_prior(repo)
 
 
 def min_confidence_for(manifest: dict[str, Any]) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,8 @@ except ImportError:  # pragma: no cover - other interpreters
     from hashlib import sha1, sha256
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from mtlgit.recall import RecallResult
 
 TOOLS = ("cli", "hook", "mcp", "extract", "transcript")
@@ -49,6 +52,15 @@ def _is_memory_id(text: str) -> bool:
 
 def ledger_dir(repo: Repo) -> Path:
     return repo.state_dir / "ledger"
+
+
+def event_files(repo: Repo, kind: str) -> list[Path]:
+    """Every clone's ``receipts`` or ``outcomes`` file held here (this clone's and those synced in)."""
+    folder = ledger_dir(repo) / kind
+    try:
+        return sorted(p for p in folder.iterdir() if p.suffix == ".jsonl" and is_clone_name(p.stem))
+    except FileNotFoundError:
+        return []
 
 
 def clone_id(repo: Repo) -> str:
@@ -280,3 +292,78 @@ def write_json(path: Path, data: Any) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # a full disk leaves no temporary file behind
+
+
+# --- the recall prior --------------------------------------------------------------------------------------
+
+
+class RecallPrior:
+    """The prior of every memory that has one, looked up by the ids a snapshot holds (``docs.id``, bytes)."""
+
+    def __init__(self, ids: list[str], values: list[float]) -> None:
+        """:param ids: sorted as bytes, as :func:`recall_prior` keeps them."""
+        import numpy as np
+
+        self.ids = np.array(ids, dtype="S64")
+        self.values = np.array(values, dtype=np.float32)
+
+    def __call__(self, memory_ids: np.ndarray) -> np.ndarray:
+        """The prior of each of ``memory_ids`` (0 for a memory without one), aligned with them."""
+        import numpy as np
+
+        at = np.minimum(np.searchsorted(self.ids, memory_ids), len(self.ids) - 1)
+        return np.where(self.ids[at] == memory_ids, self.values[at], np.float32(0.0))
+
+
+# The last prior read in this process and what it was read for: the MCP server recalls many times between
+# two outcomes.
+_LAST_PRIOR: dict[Path, tuple[list[Any], RecallPrior | None]] = {}
+
+
+def recall_prior(repo: Repo) -> RecallPrior | None:
+    """The prior recall adds to its fused scores (:func:`mtlgit.ledger.prior`); None when it is off
+    (``recall.feedback_weight: 0``), when no memory has one, or when the ledger cannot be read.
+
+    Read from ``prior.json``, kept beside the outcomes until an outcomes file or the weight changes: a recall
+    then imports none of the ledger's parsing and reads one small file. Only the memories with a prior other
+    than 0 are kept, sorted as bytes for the lookup.
+    """
+    weight = settings(repo).feedback_weight
+    if weight <= 0:
+        return None
+    folder = ledger_dir(repo)
+    try:
+        key: list[Any] = [weight]
+        for path in event_files(repo, "outcomes"):
+            stat = path.stat()
+            key.append([path.name, stat.st_size, stat.st_mtime_ns])
+        if folder in _LAST_PRIOR and _LAST_PRIOR[folder][0] == key:
+            return _LAST_PRIOR[folder][1]
+        cache_path = folder / "prior.json"
+        try:
+            cached = json.loads(cache_path.read_bytes())
+            ids, values = cached["ids"], cached["values"]
+            fresh = (
+                cached["key"] == key
+                and len(ids) == len(values)
+                and all(isinstance(i, str) for i in ids)
+                and all(isinstance(v, float) for v in values)
+                and all(a < b for a, b in pairwise(ids))  # sorted, or the lookup would miss
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            fresh = False
+        if not fresh:
+            from mtlgit.ledger import prior_table
+
+            ids, values = prior_table(repo, weight)
+            kept = sorted((i.encode("utf-8"), float(v)) for i, v in zip(ids, values.tolist(), strict=True) if v)
+            cached = {"key": key, "ids": [i.decode("utf-8") for i, _v in kept], "values": [v for _i, v in kept]}
+            try:
+                write_json(cache_path, cached)
+            except OSError:
+                pass  # only a cache: a read-only checkout or a full disk builds the prior each time
+        built = RecallPrior(cached["ids"], cached["values"]) if cached["ids"] else None
+    except OSError:
+        return None  # a ledger that cannot be read leaves recall as it is without one
+    _LAST_PRIOR[folder] = (key, built)
+    return built

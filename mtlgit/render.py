@@ -62,8 +62,9 @@ def _explain_line(hit: Hit) -> str:
     why = hit.explain()
     terms = ", ".join(f"{term} {share:.0%}" for term, share in list(why["terms"].items())[:8]) or "none"
     cites = f" · cites {why['cites']} ({_cite_labels(hit)})" if "cites" in why else ""
+    prior = f" (outcome ledger {why['prior']:+.3f})" if why["prior"] else ""
     return (
-        f"why: confidence {why['confidence']:.2f} · fused {why['fused']:.3f} · cosine {why['cosine']:.3f} · "
+        f"why: confidence {why['confidence']:.2f} · fused {why['fused']:.3f}{prior} · cosine {why['cosine']:.3f} · "
         f"BM25 {why['bm25']:.3f} from {terms}{cites}"
     )
 

@@ -95,7 +95,7 @@ def test_explain_shows_terms_cosine_fused_score_and_confidence(starter: Path) ->
     data = recall_json(starter, "--explain", "--min-confidence", "0", task)
     for hit in data["results"]:
         why = hit["explain"]
-        assert set(why) == {"terms", "bm25", "cosine", "fused", "confidence"}
+        assert set(why) == {"terms", "bm25", "cosine", "fused", "prior", "confidence"}
         assert why["terms"] == {} or abs(sum(why["terms"].values()) - 1) < 0.01
         assert all(word in words(prepare(task).lexical) for word in why["terms"])  # the words, not their stems
     prompt = run_cli(starter, "recall", "--prompt", "--explain", "--min-confidence", "0", task)

@@ -382,9 +382,205 @@ def test_the_prior_is_bounded_signed_and_zero_without_evidence(repo: Path) -> No
     assert 0 < values[0] <= 0.5 and -0.5 <= values[1] < 0 and values[2] == 0
     assert values[0] > 0.4 and values[1] < -0.4  # 8 outcomes each way: at the bound
     assert not ledger.prior([helpful], r, weight=0).any()
+    shown = usefulness(repo)
+    assert shown[helpful]["prior"] == round(float(values[0]), 4) and shown[harmful]["prior"] < 0
+    assert "recall prior +0.5" in run_cli(repo, "stats", "--usefulness").out
     config = repo / ".mtlgit.yaml"
     config.write_text(config.read_text().replace("recall:\n", "recall:\n  feedback_weight: 0.2\n"))
     assert 0.19 < float(ledger.prior([helpful], r)[0]) <= 0.2 + 1e-6
+
+
+QUERY = "a test fails after a library upgrade"
+
+
+def set_weight(repo: Path, weight: float) -> None:
+    config = repo / ".mtlgit.yaml"
+    text = config.read_text()
+    if "feedback_weight" in text:
+        text = "".join(
+            f"  feedback_weight: {weight}\n" if "feedback_weight" in line else line
+            for line in text.splitlines(keepends=True)
+        )
+    else:
+        text = text.replace("recall:\n", f"recall:\n  feedback_weight: {weight}\n")
+    config.write_text(text)
+
+
+def judge(repo: Path, harmful: str, helpful: str, rounds: int = 6, pools: tuple[str, ...] | None = None) -> None:
+    """Outcomes in-process: ``harmful`` used in failing tasks, ``helpful`` in succeeding ones."""
+    from mtlgit.recall import recall
+
+    r = find_repo(repo)
+    for _ in range(rounds):
+        for memory_id, outcome in ((harmful, "failure"), (helpful, "success")):
+            receipt = ledger.record_recall(recall(QUERY, start=repo, pools=pools), repo=r)
+            assert receipt is not None
+            ledger.record_outcome(r, receipt, outcome, used=[memory_id])
+
+
+def scores(results: list[dict]) -> dict[str, float]:  # type: ignore[type-arg]
+    return {hit["id"]: hit["score"] for hit in results}
+
+
+@pytest.fixture
+def judged(repo: Path) -> tuple[Path, list[dict], str, str]:  # type: ignore[type-arg]
+    """The pool with a ledger that says today's first hit for QUERY hurts and the second helps; and the results
+    before any outcome was recorded."""
+    before = recall_json(repo, QUERY)["results"]
+    assert all(hit["scores"]["prior"] == 0 for hit in before)
+    harmful, helpful = before[0]["id"], before[1]["id"]
+    judge(repo, harmful, helpful)
+    return repo, before, harmful, helpful
+
+
+def test_recall_moves_a_harmful_memory_down_and_a_helpful_one_up_by_the_bound_and_weight_0_is_off(
+    judged: tuple[Path, list[dict], str, str],  # type: ignore[type-arg]
+) -> None:
+    import statistics
+
+    repo, before, harmful, helpful = judged
+    # The bound is in standard deviations of the fused scores of the candidates (all three memories here).
+    bound = 0.5 * statistics.pstdev(hit["score"] for hit in before)
+    after = run_cli(repo, "recall", "--json", "--explain", QUERY)  # the argparse fast path
+    assert after.code == 0, after.output
+    results = json.loads(after.out)["results"]
+    prior = {hit["id"]: hit["scores"]["prior"] for hit in results}
+    # 6 failures when used (and successes when not) are a steady record: the full bound, no more.
+    assert prior[harmful] == pytest.approx(-bound, abs=1e-4) and prior[helpful] == pytest.approx(bound, abs=1e-4)
+    assert all(abs(value) <= bound + 1e-4 for value in prior.values())
+    for hit in results:
+        assert hit["score"] == pytest.approx(scores(before)[hit["id"]] + prior[hit["id"]], abs=1e-5)
+        assert hit["explain"]["prior"] == hit["scores"]["prior"] and hit["explain"]["fused"] == hit["score"]
+    assert [hit["id"] for hit in results][:2] == [helpful, harmful]  # the order of the two flipped
+    # The prior's cache, damaged under a valid key, is rebuilt, not trusted.
+    cache = ledger.ledger_dir(find_repo(repo)) / "prior.json"
+    damaged = json.loads(cache.read_text())
+    assert sorted(damaged["ids"]) == sorted([harmful, helpful])
+    for bad in ({"values": ["x"] * len(damaged["values"])}, {"ids": damaged["ids"][::-1]}):
+        cache.write_text(json.dumps({**damaged, **bad}))
+        assert {hit["id"]: hit["scores"]["prior"] for hit in recall_json(repo, QUERY)["results"]} == prior
+    set_weight(repo, 0)
+    assert recall_json(repo, QUERY)["results"] == before  # exactly as without a ledger
+    set_weight(repo, 0.1)
+    weak = {hit["id"]: hit["scores"]["prior"] for hit in recall_json(repo, QUERY)["results"]}
+    assert weak[harmful] == pytest.approx(-bound / 5, abs=1e-4)
+
+
+def test_explain_shows_the_prior_and_prompt_paths_and_rev_apply_it(
+    judged: tuple[Path, list[dict], str, str],  # type: ignore[type-arg]
+) -> None:
+    repo, _before, harmful, helpful = judged
+    text = run_cli(repo, "recall", "--explain", QUERY)
+    assert text.code == 0, text.output
+    lines = {line.split("(")[-1].rstrip(")"): n for n, line in enumerate(text.out.splitlines()) if "(01" in line}
+    why = text.out.splitlines()
+    assert "(outcome ledger -0." in why[lines[harmful] + 1] and "(outcome ledger +0." in why[lines[helpful] + 1]
+    assert lines[helpful] < lines[harmful]
+    prompt = run_cli(repo, "recall", "--prompt", "--explain", QUERY)
+    assert prompt.code == 0, prompt.output
+    first_item = prompt.out.split("# Memory Item 2")[0]
+    assert "Reproduce the bug" in first_item or "Check the installed" in first_item
+    explained = prompt.err.splitlines()
+    assert explained[0].startswith(f"1. {helpful}: ") and "(outcome ledger +0." in explained[0]
+    assert explained[1].startswith(f"2. {harmful}: ") and "(outcome ledger -0." in explained[1]
+    paths = run_cli(repo, "recall", "--paths", "--explain", QUERY)
+    assert paths.err.splitlines()[:2] == explained[:2]
+    at_rev = run_cli(repo, "recall", "--json", "--rev", "HEAD", QUERY)
+    assert at_rev.code == 0, at_rev.output
+    results = json.loads(at_rev.out)["results"]
+    assert [hit["id"] for hit in results][:2] == [helpful, harmful] and results[1]["scores"]["prior"] < 0
+
+
+def prior_cache(repo: Path) -> dict | None:  # type: ignore[type-arg]
+    """The recall prior's cache when it is up to date with the outcomes files, else None."""
+    r = find_repo(repo)
+    key: list[object] = [0.5]
+    for path in ledger.event_files(r, "outcomes"):
+        stat = path.stat()
+        key.append([path.name, stat.st_size, stat.st_mtime_ns])
+    cache = json.loads((ledger.ledger_dir(r) / "prior.json").read_text())
+    return cache if cache["key"] == key else None  # type: ignore[no-any-return]
+
+
+def test_an_outcome_recorded_or_synced_rebuilds_the_prior_so_the_next_recall_only_reads_it(
+    repo: Path, tmp_path: Path
+) -> None:
+    data = recall_json(repo)
+    feedback(repo, data["receipt"], "--outcome", "failure", "--used", "1")
+    cache = prior_cache(repo)
+    assert cache is not None
+    assert dict(zip(cache["ids"], cache["values"], strict=True))[data["results"][0]["id"]] < 0
+    second = recall_json(repo, "the date parser test fails on leap days")
+    text = (DATA / "session.jsonl").read_text().replace("{RECEIPT_1}", second["receipt"])
+    transcript = write(tmp_path / "t.jsonl", text.replace("{RECEIPT_2}", "rc-01JF0000000000000000000000"))
+    assert run_cli(repo, "feedback", "--transcript", str(transcript), "--outcome", "success").code == 0
+    assert prior_cache(repo) is not None
+
+
+def test_recall_without_outcomes_never_imports_the_ledger(repo: Path) -> None:
+    recall_json(repo)  # a receipt, no outcome
+    probe = (
+        "import sys; from mtlgit.cli.recall_run import run; "
+        "run(['a test fails'], None, False, None, None, (), (), (), (), (), False, False, (), None, False, 'json'); "
+        "print('mtlgit.ledger' in sys.modules, file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == "False"
+    data = json.loads(proc.stdout)
+    assert data["receipt"] and all(hit["scores"]["prior"] == 0 for hit in data["results"])
+
+
+def test_memories_of_another_pool_get_their_prior_too(repo: Path, tmp_path: Path) -> None:
+    from tests.test_pools import upstream
+
+    team = upstream(
+        tmp_path,
+        "team",
+        {
+            "Pin the library version a test relies on": "A test that fails after an upgrade: pin, then update.",
+            "Read the upgrade notes before a library upgrade": "Breaking changes are listed there first.",
+        },
+    )
+    added = run_cli(repo, "pool", "add", "team", str(team))
+    assert added.code == 0, added.output
+    before = json.loads(run_cli(repo, "recall", "--json", "-k", "5", "--pool", "team", QUERY).out)["results"]
+    assert {hit["pool"] for hit in before} == {"team"}
+    judge(repo, before[0]["id"], before[1]["id"], rounds=3, pools=("team",))
+    after = json.loads(run_cli(repo, "recall", "--json", "-k", "5", QUERY).out)["results"]
+    prior = {hit["id"]: hit["scores"]["prior"] for hit in after if hit["pool"] == "team"}
+    assert prior[before[0]["id"]] < 0 < prior[before[1]["id"]]
+
+
+def test_mcp_recall_applies_the_prior_and_sees_an_outcome_reported_in_the_same_session(repo: Path) -> None:
+    pytest.importorskip("mcp", reason="the MCP SDK is not installed (pip install 'mtlgit[mcp]')")
+    import os
+
+    import anyio
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    async def session() -> list[list[dict]]:  # type: ignore[type-arg]
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "mtlgit", "mcp"], cwd=str(repo), env=dict(os.environ)
+        )
+        answers = []
+        async with Client(params, read_timeout_seconds=120) as client:
+            for outcome in ("failure", "success", None):
+                recalled = await client.call_tool("recall", {"query": QUERY})
+                answers.append(recalled.structured_content["results"])
+                if outcome is not None:  # the first answer's top memory used in the failure, not in the success
+                    used = [answers[0][0]["id"]] if outcome == "failure" else []
+                    args = {"receipt": recalled.structured_content["receipt"], "outcome": outcome, "used": used}
+                    await client.call_tool("report_outcome", args)
+        return answers
+
+    first, *later = anyio.run(session)
+    assert all(hit["scores"]["prior"] == 0 for hit in first)
+    top = first[0]["id"]
+    priors = [next(hit["scores"]["prior"] for hit in answer if hit["id"] == top) for answer in later]
+    # An outcome reported through the server changes the next recall's prior at once.
+    assert 0 > priors[0] > priors[1]
 
 
 # --- sharing through git -------------------------------------------------------------------------------------
@@ -414,6 +610,7 @@ def test_two_clones_share_their_ledgers_through_git_without_conflict_or_loss(tmp
         assert run_cli(b, "ledger", "sync").code == 0
         assert run_cli(a, "ledger", "sync").code == 0
         assert ledger_lines(a) == ledger_lines(b) and len(ledger_lines(a)) == 4 * (round_ + 1)
+    assert prior_cache(b) is not None  # the outcomes a sync brings are tallied by the sync, not by a recall
     counts = json.loads(run_cli(b, "stats", "--usefulness", "--json").out)
     assert counts["receipts"] == 6 and counts["outcomes"] == 6
     tree = git(origin, "ls-tree", "-r", "--name-only", "refs/mtlgit/ledger").split()
@@ -464,6 +661,34 @@ def test_a_deleted_private_ledger_comes_back_from_the_shared_one(tmp_path: Path)
         path.unlink()
     assert run_cli(a, "ledger", "sync").code == 0
     assert [e["id"] for e in events(a, "receipts")] == [data["receipt"]]
+
+
+def test_sync_refuses_received_lines_that_hold_a_secret_or_are_not_ledger_events(tmp_path: Path) -> None:
+    origin, a, b = clones(tmp_path)
+    data = recall_json(b)
+    feedback(b, data["receipt"], "--outcome", "success", "--used", "1")
+    [own] = events(b, "outcomes")
+    # Lines another tool (or a hand) added to b's file: mtlgit never wrote them, so nothing scanned them.
+    token = "ghp_" + "9f8e7d6c5b4a39281706f5e4d3c2b1a0ffee"  # pragma: allowlist secret
+    bad = [
+        {**own, "id": "oc-01JF0000000000000000000001", "note": f"used the token {token}"},
+        {**own, "id": "oc-01JF0000000000000000000002", "used": ["not one of the memories"]},
+        {**own, "id": "oc-01JF0000000000000000000003", "memories": ["a b"]},
+    ]
+    [path] = (b / ".git" / "mtlgit" / "ledger" / "outcomes").iterdir()
+    with path.open("a") as handle:
+        handle.write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in bad) + "{not json\n")
+    assert run_cli(b, "ledger", "sync").code == 0
+    result = run_cli(a, "ledger", "sync")
+    assert result.code == 0, result.output
+    assert "2 line(s) received" in result.out  # b's receipt and its outcome
+    assert "4 line(s) of origin's ledger refused: not ledger events, or holding a secret" in result.err
+    assert [e["id"] for e in events(a, "outcomes")] == [own["id"]]
+    assert "ghp_" not in "".join(ledger_lines(a))
+    # a pushed the union it holds: the shared ledger no longer passes the refused lines on.
+    shared = git(origin, "show", f"refs/mtlgit/ledger:outcomes/{path.name}")
+    assert "ghp_" not in shared and own["id"] in shared
+    assert json.loads(run_cli(a, "ledger", "sync", "--json").out)["refused"] == 0
 
 
 def test_sync_with_an_unknown_remote_says_what_to_check(repo: Path) -> None:

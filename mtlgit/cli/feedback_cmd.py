@@ -135,15 +135,24 @@ def sync(remote: str, as_json: bool) -> None:
         echo_json(report.to_json())
     else:
         click.echo(f"ledger synced with {remote}: {report.received} line(s) received, {report.sent} sent")
+        if report.refused:
+            click.echo(
+                f"{report.refused} line(s) of {remote}'s ledger refused: not ledger events, or holding a secret",
+                err=True,
+            )
 
 
 def print_usefulness(pool: Any, as_json: bool) -> None:
     """The usefulness table of ``mtlgit stats --usefulness``."""
     from mtlgit import ledger
+    from mtlgit.receipts import settings
 
     known = ledger.figures(pool.repo)
     titles = {m.id: m.title for m in pool.load_indexed().memories}
     rows = sorted(known.memories.values(), key=lambda u: (-u.recalled, -u.used, u.memory_id))
+    # What recall adds for each, in standard deviations of the fused score.
+    weight = settings(pool.repo).feedback_weight
+    priors = ledger.prior_values(known, [u.memory_id for u in rows], weight)
     if as_json:
         echo_json(
             {
@@ -151,7 +160,11 @@ def print_usefulness(pool: Any, as_json: bool) -> None:
                 "outcomes": known.outcomes,
                 "unreadable_lines": known.unreadable_lines,
                 "min_evidence": ledger.MIN_EVIDENCE,
-                "memories": [{**u.to_json(), "title": titles.get(u.memory_id)} for u in rows],
+                "feedback_weight": weight,
+                "memories": [
+                    {**u.to_json(), "prior": round(float(prior), 4), "title": titles.get(u.memory_id)}
+                    for u, prior in zip(rows, priors, strict=True)
+                ],
             }
         )
         return
@@ -159,12 +172,13 @@ def print_usefulness(pool: Any, as_json: bool) -> None:
     if not rows:
         click.echo("no evidence yet: record outcomes with `mtlgit feedback RECEIPT --outcome ...`")
         return
-    for u in rows:
+    for u, prior in zip(rows, priors, strict=True):
         title = titles.get(u.memory_id, "(not in the pool)")
         flag = "  ! evidence of harm" if u.harmful else ""
         click.echo(f"{u.memory_id[:10]}  {title[:60]}{flag}")
-        click.echo(f"            {ledger.describe(u)}")
+        click.echo(f"            {ledger.describe(u)}; recall prior {prior:+.2f}")
     click.echo(
         f'"too little evidence": fewer than {ledger.MIN_EVIDENCE} outcomes when used or when not used; '
-        "intervals are 95% Wilson intervals"
+        "intervals are 95% Wilson intervals; the recall prior is in standard deviations of the fused score "
+        "(recall.feedback_weight bounds it)"
     )
