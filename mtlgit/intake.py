@@ -123,7 +123,11 @@ class _Checker:
         for other, their_terms, record, path in self.added:
             union = mine | their_terms
             similar = Similar(
-                float(np.dot(vector, other)), len(mine & their_terms) / len(union) if union else 0.0, record, path
+                float(np.dot(vector, other)),
+                len(mine & their_terms) / len(union) if union else 0.0,
+                record,
+                path,
+                min(len(mine), len(their_terms)),
             )
             if similar.duplicate:
                 found.append(similar)

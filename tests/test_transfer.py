@@ -229,8 +229,10 @@ def test_import_reads_three_kinds_and_changes_no_source(repo: Path, cli, tmp_pat
     assert skips["bank.jsonl:2"].startswith("not JSON")
     assert skips["CLAUDE.md#1"] == "section without a bullet list"
     hooks = json.loads(cli("recall", "react hooks top level", "--json", "-k", "1").out)["results"][0]
-    assert hooks["title"] == "Rules for React hooks." and hooks["domains"] == ["react"]
-    assert hooks["description"] == "Rules for React hooks."
+    # The rule's scope: its folder's name and the language of its globs are domains, the globs are kept.
+    assert hooks["title"] == "Rules for React hooks." and hooks["domains"] == ["react", "typescript"]
+    assert hooks["description"] == "When working with react (TypeScript): Rules for React hooks."
+    assert hooks["source"]["extra"] == {"globs": ["**/*.tsx"]}
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in source.rglob("*") if p.is_file()}
     assert after == before
     again = json.loads(cli("import", str(source), "--json").out)

@@ -73,11 +73,13 @@ def import_(path: Path, domain: str | None, force: bool, dry_run: bool, as_json:
     report = import_path(open_pool(), path, domain=domain, force=force, dry_run=dry_run)
     if as_json:
         echo_json(report.to_json())
-        return
-    for source, reason in report.skipped:
-        click.echo(f"skipped {source}: {reason}")
-    verb = "would import" if dry_run else "imported"
-    click.echo(f"{verb} {len(report.imported)}, skipped {len(report.skipped)}")
+    else:
+        for source, reason in report.skipped:
+            click.echo(f"skipped {source}: {reason}")
+        verb = "would import" if dry_run else "imported"
+        click.echo(f"{verb} {len(report.imported)}, skipped {len(report.skipped)}")
+    if report.skipped and not report.imported:
+        raise click.exceptions.Exit(1)
 
 
 @click.command()
