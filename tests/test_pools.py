@@ -177,7 +177,8 @@ def test_a_pool_that_cannot_be_fetched_is_not_added(repo: Path, tmp_path: Path) 
     assert not (find_repo(repo).state_dir / "pools" / "broken").exists()
     remote = upstream(tmp_path, "team", MASTER, branch="master")
     wrong_ref = run_cli(repo, "pool", "add", "team", str(remote), "--ref", "main")
-    assert wrong_ref.code == 1 and "(main) failed" in wrong_ref.err and "team" not in (repo / ".mtlgit.yaml").read_text()
+    assert wrong_ref.code == 1 and "(main) failed" in wrong_ref.err
+    assert "team" not in (repo / ".mtlgit.yaml").read_text()
 
 
 def test_pool_set_changes_the_ref_and_the_url_in_place(repo: Path, tmp_path: Path) -> None:
@@ -213,7 +214,7 @@ def test_pool_set_changes_the_ref_and_the_url_in_place(repo: Path, tmp_path: Pat
 
 
 def test_a_pool_memory_can_be_shown_listed_and_opened(repo: Path, tmp_path: Path, teams: tuple[Path, Path]) -> None:
-    frontend, database = teams
+    frontend, _database = teams
     write(repo / "memories" / "own.md", VALID)
     assert run_cli(repo, "pool", "add", "frontend", str(frontend)).code == 0
     other = upstream(tmp_path, "ops", MASTER, branch="master", prefix="01M8RX8B3DAAAAAAAAAAAA")

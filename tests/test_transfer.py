@@ -11,7 +11,7 @@ import pytest
 
 from mtlgit.abstraction import specificity
 from mtlgit.applicability import when_problems
-from tests.conftest import SHARED_DATA, git, run_cli, write
+from tests.conftest import SHARED_DATA, TEST_DATA, git, run_cli, write
 
 HEREDOC_INSIGHT = (
     "Validate a fix with a self-contained here-doc test. Before calling a fix done, run a minimal inline test "
@@ -358,3 +358,51 @@ def test_the_cursor_guides_are_not_refused_as_secrets(repo: Path, cli) -> None: 
     report = json.loads(result.out)
     refused = sorted(s["source"] for s in report["skips"] if "contains a" in s["reason"])
     assert refused == ["github-actions.mdc", "kubernetes.mdc"], refused
+
+
+# --- issue 15: long guides, near-duplicates of long documents, export -> import ----------------------------
+
+GUIDES = TEST_DATA / "guides"
+MDC = SHARED_DATA / "cursor-rules-mdc" / "rules-mdc"
+
+
+def whole_guide(path: Path) -> dict[str, object]:
+    """A guide as one memory, the way mtlgit 0.1 imported it: the description cut as the title."""
+    _fence, front, body = path.read_text(encoding="utf-8").split("---\n", 2)
+    description = front.split("description:", 1)[1].split("\n", 1)[0].strip()
+    return {
+        "title": description[:99].rsplit(" ", 1)[0] + "…",
+        "description": description,
+        "content": body.strip(),
+        "domains": ["rules"],
+        "tags": ["cursor-rule"],
+    }
+
+
+def near_duplicates_of_whole(cli, tmp_path: Path, first: Path, second: Path) -> tuple[dict, list]:  # type: ignore[no-untyped-def]
+    bank = write(
+        tmp_path / "guides.jsonl", json.dumps(whole_guide(first)) + "\n" + json.dumps(whole_guide(second)) + "\n"
+    )
+    report = json.loads(cli("import", str(bank), "--json").out)
+    return report, json.loads(cli("dedup", "--json").out)
+
+
+def test_two_long_guides_on_neighbouring_topics_are_not_near_duplicates(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Whole, the two guides have a cosine of 0.90 and share 0.27 of their terms: one was refused before."""
+    report, pairs = near_duplicates_of_whole(cli, tmp_path, GUIDES / "containers.mdc", GUIDES / "compose.mdc")
+    assert (report["imported"], report["skips"]) == (2, []), report
+    assert pairs == []
+    # A long document imported twice is still a near-duplicate, by its shared terms.
+    again = write(
+        tmp_path / "again.jsonl", json.dumps({**whole_guide(GUIDES / "compose.mdc"), "title": "Compose"}) + "\n"
+    )
+    twice = json.loads(cli("import", str(again), "--json").out)
+    assert twice["imported"] == 0 and "near-duplicate of" in twice["skips"][0]["reason"]
+
+
+@pytest.mark.skipif(not MDC.is_dir(), reason="third-party data not found (../shared/data/cursor-rules-mdc)")
+@pytest.mark.parametrize(("first", "second"), [("aws-ecs", "docker"), ("bash", "zsh")])
+def test_real_long_guides_are_not_near_duplicates(repo: Path, cli, tmp_path: Path, first: str, second: str) -> None:  # type: ignore[no-untyped-def]
+    report, pairs = near_duplicates_of_whole(cli, tmp_path, MDC / f"{first}.mdc", MDC / f"{second}.mdc")
+    assert report["imported"] == 2, report
+    assert pairs == []
