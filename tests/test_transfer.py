@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -406,3 +407,72 @@ def test_real_long_guides_are_not_near_duplicates(repo: Path, cli, tmp_path: Pat
     report, pairs = near_duplicates_of_whole(cli, tmp_path, MDC / f"{first}.mdc", MDC / f"{second}.mdc")
     assert report["imported"] == 2, report
     assert pairs == []
+
+
+def test_long_guides_import_as_an_overview_and_insight_sized_sections(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rules = tmp_path / "rules-mdc"
+    for name in ("containers.mdc", "compose.mdc"):
+        write(rules / name, (GUIDES / name).read_text())
+    report = json.loads(cli("import", str(rules), "--json").out)
+    assert report["skipped"] == 0 and report["imported"] == 2 + 13 + 12, report
+    assert cli("lint", "--strict").code == 0
+    memories = {m["title"]: m for m in json.loads(cli("list", "--json").out)}
+    overview = memories["Container Image Guidelines"]
+    assert overview["domains"] == ["containers", "yaml"]
+    assert overview["description"].startswith("When working with containers (Dockerfile, YAML): Rules for the")
+    assert overview["source"]["extra"] == {"globs": ["**/Dockerfile", "**/compose*.{yml,yaml}"]}
+    assert "Sections: Use the Same Image in Every Environment; Pin the Base Image;" in overview["content"]
+    section = memories["containers: Run as an Unprivileged User"]
+    assert section["content"] == (
+        "Create a dedicated user in the image and switch to it before the entry point. A process that runs as "
+        "root inside the container turns a small bug into a host compromise."
+    )  # the code example stays in the guide
+    assert section["source"]["task"].startswith("containers.mdc#")
+    assert all(len(m["content"]) <= 1200 and "```" not in m["content"] for m in memories.values())
+    assert not [t for t in memories if t.endswith("…")]
+    hits = json.loads(cli("recall", "the app container runs as root, make it safer", "--json", "-k", "3").out)
+    assert "containers: Run as an Unprivileged User" in [h["title"] for h in hits["results"]]
+    prompt = cli("recall", "the app container runs as root, make it safer", "--prompt", "-k", "3").out
+    assert len(prompt.encode()) < 5000
+
+
+def test_export_then_import_gives_back_the_same_memories(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    kept = added(cli, "Reproduce the failure before changing code", "Run the reported steps and watch them fail.")
+    old = added(cli, "Reproduce the failure first", "Run the reported steps and watch them fail first.", "--force")
+    gone = added(cli, "Prefer print debugging", "Print the values where the bug shows.")
+    assert cli("retire", str(old["id"]), "--superseded-by", str(kept["id"])).code == 0
+    assert cli("retire", str(gone["id"])).code == 0
+    exported = tmp_path / "pool.jsonl"
+    assert cli("export", "--all", "-o", str(exported)).code == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q")
+    assert run_cli(other, "init", "--no-hooks").code == 0
+    first = run_cli(other, "import", str(exported))
+    assert first.code == 0 and first.out == "imported 3, skipped 0\n", first.output
+    for memory in (kept, old, gone):  # byte for byte: ids, dates, status, supersession, file names
+        assert (other / str(memory["path"])).read_bytes() == (repo / str(memory["path"])).read_bytes()
+    again = run_cli(other, "import", str(exported))
+    assert again.code == 1 and again.out.splitlines()[-1] == "imported 0, skipped 3"
+    assert f": id {kept['id']} is already in the pool ({kept['path']})\n" in again.out
+    assert "cannot be set" not in again.output
+    empty = write(tmp_path / "empty.jsonl", "")
+    assert run_cli(other, "import", str(empty)).code == 0
+
+
+def test_show_names_a_merge_conflict(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    memory = added(cli, "Shared lesson", "Original wording.")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base", "--no-verify")
+    path = repo / str(memory["path"])
+    git(repo, "checkout", "-qb", "a")
+    path.write_text(path.read_text().replace("Original wording.", "Wording from a."))
+    git(repo, "commit", "-qam", "a", "--no-verify")
+    git(repo, "checkout", "-q", "main")
+    path.write_text(path.read_text().replace("Original wording.", "Wording from main."))
+    git(repo, "commit", "-qam", "main", "--no-verify")
+    assert subprocess.run(["git", "merge", "-q", "a"], cwd=repo, capture_output=True).returncode != 0
+    shown = cli("show", str(memory["id"]))
+    assert shown.code == 1 and "Traceback" not in shown.output
+    assert f"{memory['path']} holds '{memory['id']}' but has unresolved merge conflict markers" in shown.err
+    assert "no memory has the id" in cli("show", "01ZZZZZZ").err
