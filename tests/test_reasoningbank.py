@@ -30,9 +30,9 @@ def exported(repo: Path, *args: str) -> list[dict[str, Any]]:
     return sorted((json.loads(line) for line in result.out.splitlines()), key=lambda m: m["id"])
 
 
-def imported(repo: Path, path: Path) -> dict[str, Any]:
+def imported(repo: Path, path: Path, code: int = 0) -> dict[str, Any]:
     result = run_cli(repo, "import", str(path), "--json")
-    assert result.code == 0, result.output
+    assert result.code == code, result.output
     report: dict[str, Any] = json.loads(result.out)
     return report
 
@@ -116,7 +116,7 @@ def test_export_then_import_keeps_ids_dates_status_and_supersession(repo: Path, 
     # The superseded copy is a near-duplicate of its successor: a restored memory that recall skips is kept.
     assert result.code == 0 and result.out.splitlines() == ["imported 4, skipped 0"], result.output
     assert exported(other, "--all") == everything
-    again = imported(other, dump)
+    again = imported(other, dump, code=1)  # nothing imported
     assert again["imported"] == 0
     assert all(
         s["reason"].startswith(f"id {m['id']} is already in the pool")
