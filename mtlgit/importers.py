@@ -669,14 +669,16 @@ class _GuideChecker(_Checker):
     guide = ""
 
     def duplicates(self, text: str) -> list[Any]:
+        found = super().duplicates(text)
         if not self.guide:
-            return super().duplicates(text)
-        batch = self.added
-        self.added = [a for a in batch if _guide_of(str(a[2].get("source", {}).get("task", ""))) != self.guide]
-        try:
-            return super().duplicates(text)
-        finally:
-            self.added = batch
+            return found
+        batch = {path for _v, _t, _r, path in self.added}
+        return [s for s in found if s.path not in batch or _guide_of(_task(s.memory)) != self.guide]
+
+
+def _task(record: dict[str, Any]) -> str:
+    source = record.get("source")
+    return str(source.get("task", "")) if isinstance(source, dict) else ""
 
 
 class _SourceSecrets:

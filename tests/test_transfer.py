@@ -355,10 +355,11 @@ def test_a_dry_run_runs_every_check_of_the_real_run(repo: Path, cli, tmp_path: P
 def test_the_cursor_guides_are_not_refused_as_secrets(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
     """Importing the 243 guides refused 44 as secrets (zod schemas, example hashes); 2 are left: a base64 value in
     a Kubernetes Secret manifest and an `API_KEY: "sk_test_12345"` shown as what not to do."""
-    result = cli("import", str(SHARED_DATA / "cursor-rules-mdc" / "rules-mdc"), "--json", "--dry-run")
+    # --force: the near-duplicate checks of three thousand sections are not what this test is about.
+    result = cli("import", str(SHARED_DATA / "cursor-rules-mdc" / "rules-mdc"), "--json", "--dry-run", "--force")
     report = json.loads(result.out)
     refused = sorted(s["source"] for s in report["skips"] if "contains a" in s["reason"])
-    assert refused == ["github-actions.mdc", "kubernetes.mdc"], refused
+    assert [source.split("#")[0] for source in refused] == ["github-actions.mdc", "kubernetes.mdc"], refused
 
 
 # --- issue 15: long guides, near-duplicates of long documents, export -> import ----------------------------

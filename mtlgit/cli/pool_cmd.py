@@ -122,7 +122,9 @@ def set_(
             raise MtlgitError(f"pool '{name}' not changed: {status['error']}")
     pools.change_in_config(repo.root, name, values)
     click.echo(f"Changed pool '{name}': " + ", ".join(f"{k} {v or '(default)'}" for k, v in values.items()))
-    if not no_sync:
+    if no_sync:
+        click.echo(f"Recall uses its last sync until `mtlgit pool sync {name}`")
+    else:
         _report(status)
 
 
