@@ -135,7 +135,7 @@ class PoolSpec:
 
     name: str
     url: str
-    ref: str = "main"
+    ref: str = ""  # empty: the remote's default branch (its HEAD)
     folder: str = "memories"
     domain: str = ""
     trust: str = "untrusted"
@@ -169,7 +169,7 @@ def parse_pools(config: Config) -> list[PoolSpec]:
         spec = PoolSpec(
             name=name,
             url=str(entry.get("url", "")).strip(),
-            ref=str(entry.get("ref", "main")).strip() or "main",
+            ref=str(entry.get("ref") or "").strip(),
             folder=str(entry.get("folder", "memories")).strip().strip("/") or "memories",
             domain=str(entry.get("domain", "") or "").strip(),
             trust=str(entry.get("trust", "untrusted")).strip(),
@@ -186,7 +186,7 @@ def check_spec(spec: PoolSpec, where: str) -> None:
         raise MtlgitError(f"{where}: 'url' is missing: a git URL or a local path")
     if url.startswith("-") or re.match(r"^(ext|fd)::", url, re.IGNORECASE) or any(c in url for c in "\0\n\r"):
         raise MtlgitError(f"{where}: url {url!r} is not a repository address (options and ext:: are refused)")
-    if spec.ref.startswith("-") or not re.match(r"^[\w./-]+$", spec.ref) or ".." in spec.ref:
+    if spec.ref and (spec.ref.startswith("-") or not re.match(r"^[\w./-]+$", spec.ref) or ".." in spec.ref):
         raise MtlgitError(f"{where}: ref {spec.ref!r} is not a branch or tag name")
     if spec.folder.startswith(("-", "/")) or ".." in spec.folder.split("/"):
         raise MtlgitError(f"{where}: folder {spec.folder!r} must be a path inside the pool's repository")

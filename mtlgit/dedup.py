@@ -5,6 +5,12 @@ Two memories are near-duplicates when their static-model vectors have a cosine o
 ``SAME_TERMS``, 0.7). Both thresholds were set by looking at the pairs they flag in a pool of real agent
 rules (many files there are copies with small edits) and in the starter pool (where no pair should be
 flagged); see tests/test_transfer.py.
+
+Long documents (a guide of a few hundred lines) need more than the cosine: a static model's vector of a
+long text is the mean of many words and drifts towards every other long text of its field (the bash and zsh
+guides of a Cursor rule collection: cosine 0.94, shared terms 0.29). Two memories that both have at least
+``LONG_TERMS`` distinct terms are near-duplicates by cosine only if they also share ``LONG_SAME_TERMS`` of
+their terms; see :func:`near_duplicate`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ from mtlgit.index import Snapshot
 
 NEAR_DUPLICATE = 0.9
 SAME_TERMS = 0.7
+# Far past an insight's 1-3 sentences (20-40 terms). Unrelated guides share at most 0.36 of their terms in
+# the 243 guides of sanjeed5/awesome-cursor-rules-mdc; edited copies among PatrickJS/awesome-cursorrules'
+# rules share 0.59 and more.
+LONG_TERMS = 80
+LONG_SAME_TERMS = 0.5
 _BLOCK = 2048
 
 
@@ -27,10 +38,19 @@ class Similar:
     jaccard: float
     memory: dict[str, Any]
     path: str
+    terms: int = 0  # distinct terms of the shorter of the two
 
     @property
     def duplicate(self) -> bool:
-        return self.cosine >= NEAR_DUPLICATE or self.jaccard >= SAME_TERMS
+        return near_duplicate(self.cosine, self.jaccard, self.terms)
+
+
+def near_duplicate(cosine: float, jaccard: float, terms: int = 0) -> bool:
+    """Whether two memories are the same lesson written twice, from their cosine, the share of terms they
+    have in common and the number of distinct terms of the shorter one (long documents need shared terms)."""
+    if jaccard >= SAME_TERMS:
+        return True
+    return cosine >= NEAR_DUPLICATE and (terms < LONG_TERMS or jaccard >= LONG_SAME_TERMS)
 
 
 def _terms_of(snapshot: Snapshot, row: int) -> set[int]:
@@ -66,7 +86,8 @@ def closest(
             continue
         theirs = _terms_of(snapshot, row)
         union = len(mine | theirs) + unknown
-        out.append(Similar(float(cosine[row]), len(mine & theirs) / union if union else 0.0, record, path))
+        shared = len(mine & theirs) / union if union else 0.0
+        out.append(Similar(float(cosine[row]), shared, record, path, min(len(mine) + unknown, len(theirs))))
     return out[:k]
 
 
@@ -95,7 +116,7 @@ def duplicate_pairs(snapshot: Snapshot, limit: int = 1000) -> list[tuple[Similar
         a = terms.setdefault(i, _terms_of(snapshot, i))
         b = terms.setdefault(j, _terms_of(snapshot, j))
         jac = _jaccard(a, b)
-        if cos >= NEAR_DUPLICATE or jac >= SAME_TERMS:
+        if near_duplicate(cos, jac, min(len(a), len(b))):
             pairs.append((cos, jac, i, j))
     pairs.sort(key=lambda p: (-max(p[0], p[1]), p[2], p[3]))
     pairs = pairs[:limit]

@@ -6,21 +6,75 @@ either imported or skipped with its reason; the source files are only read.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mtlgit import frontmatter
 from mtlgit.errors import MtlgitError
+from mtlgit.intake import _Checker
 from mtlgit.rules import OUTCOMES, STATUSES
 from mtlgit.store import Pool
 
 RULE_SUFFIXES = ("-cursorrules-prompt-file", "-cursorrules-prompt", "-cursor-rules", "-cursorrules")
 AGENT_FILES = ("claude.md", "agents.md", "gemini.md", "copilot-instructions.md")
 MAX_SOURCE_BYTES = 1024 * 1024
+# Globs name the files a rule is for; their extensions name its languages (kept as domains).
+GLOB_LANGUAGES = {
+    "py": "python",
+    "pyi": "python",
+    "ipynb": "python",
+    "js": "javascript",
+    "jsx": "javascript",
+    "mjs": "javascript",
+    "cjs": "javascript",
+    "ts": "typescript",
+    "tsx": "typescript",
+    "go": "go",
+    "rs": "rust",
+    "java": "java",
+    "kt": "kotlin",
+    "kts": "kotlin",
+    "rb": "ruby",
+    "php": "php",
+    "cs": "csharp",
+    "swift": "swift",
+    "dart": "dart",
+    "scala": "scala",
+    "c": "c",
+    "h": "c",
+    "cpp": "cpp",
+    "cc": "cpp",
+    "hpp": "cpp",
+    "sh": "shell",
+    "bash": "shell",
+    "sql": "sql",
+    "vue": "vue",
+    "svelte": "svelte",
+    "html": "html",
+    "css": "css",
+    "scss": "css",
+    "yml": "yaml",
+    "yaml": "yaml",
+    "tf": "terraform",
+    "md": "markdown",
+    "mdx": "markdown",
+    "sol": "solidity",
+    "ex": "elixir",
+    "exs": "elixir",
+    "lua": "lua",
+    "r": "r",
+    "jl": "julia",
+}
+# The size lint accepts for an insight (mtlgit.memory: at most 5 sentences and 1200 characters); a guide's
+# section is cut to it at a sentence.
+INSIGHT_SENTENCES = 5
+INSIGHT_CHARS = 1200
 
 
 @dataclass
@@ -112,25 +166,210 @@ def _sections(markdown: str) -> list[tuple[str, str, int, int]]:
 
 
 def from_cursor_mdc(path: Path, root: Path) -> Iterator[Candidate]:
+    """A Cursor rule as memories: a short rule is one memory; a long guide (two or more sections with text) is
+    an overview (its title, introduction and the names of its sections) and one insight per section, cut to the
+    size of an insight. Code examples stay in the guide: an insight states the lesson, not one program.
+
+    The rule's scope is kept: its name and the languages its ``globs`` name are domains, the globs themselves
+    go to ``source.extra.globs``.
+    """
     text = path.read_text(encoding="utf-8")
     meta, body = _loose_front_matter(text)
-    description = str(meta.get("description") or "").strip()
-    globs = meta.get("globs")
-    title = _first_sentence(description) if description else _humanise(path.stem)
-    when = f"When working on files matching {globs}." if globs and str(globs).strip() else ""
-    yield Candidate(
-        _rel(path, root),
-        {
+    offset = text.count("\n") - body.count("\n")
+    rel = _rel(path, root)
+    guide = _Guide(path, meta, body)
+    sections = [s for s in _guide_sections(body) if s.prose]
+    when = guide.when()
+    if len(sections) < 2:
+        # A rule of one part: kept as written when it is insight-sized, else its lesson-sized beginning.
+        whole = body.strip()
+        content = (
+            whole
+            if _insight_fit(guide.title, when, whole) == whole
+            else _insight_fit(guide.title, when, _prose(whole.split("\n")))
+        )
+        yield _fitted(rel, guide, guide.title, when, content, (1, text.count("\n") + 1))
+        return
+    contents = "; ".join(s.heading for s in sections)
+    overview = _insight_fit(guide.title, when, f"{guide.intro or guide.description}\n\nSections: {contents}.")
+    yield _fitted(rel, guide, guide.title, when, overview, (1, offset + sections[0].first - 1))
+    for number, section in enumerate(sections, 1):
+        title = f"{guide.name}: {section.heading}"
+        when = guide.when(section.parent)
+        content = _insight_fit(title, when, section.prose)
+        yield _fitted(f"{rel}#{number}", guide, title, when, content, (offset + section.first, offset + section.last))
+
+
+def _fitted(source: str, guide: _Guide, title: str, when: str, content: str, lines: tuple[int, int]) -> Candidate:
+    if not content:
+        return Candidate(
+            source,
+            skip=f"no sentence of '{title}' makes an insight (each names code, files or identifiers): it stays in "
+            "the guide",
+        )
+    return Candidate(source, guide.fields(title, when, content, source), file=guide.path, lines=lines)
+
+
+@dataclass
+class _Section:
+    heading: str
+    parent: str
+    prose: str
+    first: int
+    last: int
+
+
+def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
+    """(line index, level, text) of each Markdown heading outside fenced code."""
+    found: list[tuple[int, int, str]] = []
+    fence = False
+    for number, line in enumerate(lines):
+        if line.lstrip().startswith(("```", "~~~")):
+            fence = not fence
+            continue
+        heading = re.match(r"^(#{1,6})\s+(.*)", line) if not fence else None
+        if heading:
+            found.append((number, len(heading.group(1)), _clean_heading(heading.group(2))))
+    return found
+
+
+def _guide_sections(body: str) -> list[_Section]:
+    """Every heading of a guide but its title (a sole level-1 heading that comes first), with the prose under it
+    up to the next heading: code blocks and the lines that introduce them (``✅ GOOD:``) are left out."""
+    lines = body.split("\n")
+    headings = _headings(lines)
+    if headings and headings[0][1] == 1 and not any(level == 1 for _n, level, _h in headings[1:]):
+        headings = headings[1:]
+    out: list[_Section] = []
+    parents: dict[int, str] = {}
+    for index, (number, level, heading) in enumerate(headings):
+        end = headings[index + 1][0] if index + 1 < len(headings) else len(lines)
+        parents = {lv: h for lv, h in parents.items() if lv < level}
+        parent = parents[max(parents)] if parents else ""
+        parents[level] = heading
+        out.append(_Section(heading, parent, _prose(lines[number + 1 : end]), number + 1, end))
+    return out
+
+
+def _clean_heading(text: str) -> str:
+    """A heading without its Markdown, its numbering (``1.2``, ``Step 3:``) and emphasis."""
+    text = text.strip().strip("#").strip()
+    text = re.sub(r"^[^\w`'\"(\[]+", "", text)  # a leading ✅ or ❌
+    text = re.sub(r"^(?:\d+(?:\.\d+)*\.?|[A-Z]\.|Step \d+:)\s+", "", text)
+    return text.replace("**", "").replace("__", "").strip() or "Section"
+
+
+def _prose(lines: list[str]) -> str:
+    """The text of ``lines`` outside fenced code, without the lines that only introduce a code block."""
+    kept: list[str] = []
+    fence = False
+    for line in lines:
+        if line.lstrip().startswith(("```", "~~~")):
+            if not fence:
+                while kept and not kept[-1].strip():
+                    kept.pop()
+                if kept and _LABEL_RE.match(kept[-1]) and len(kept[-1]) < 100:
+                    kept.pop()
+            fence = not fence
+            continue
+        if not fence:
+            kept.append(line.rstrip())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+
+
+# The line that introduces a code example: "✅ GOOD: multi-stage build", "**Bad:**", "Example:".
+_LABEL_RE = re.compile(
+    r"^[^\w\s`]|^\W*(?:bad|good|avoid|prefer|do|don't|example|incorrect|correct|wrong|right|before|after)\b"
+    r"|^\W*(?:\S+\s+){0,2}\S+:\W*$",
+    re.IGNORECASE,
+)
+
+
+def _insight_fit(title: str, when: str, text: str) -> str:
+    """The sentences (or lines) of ``text``, in order, that make an insight lint accepts with this title and
+    description: at most 5 sentences and 1200 characters, and not reading as task-specific. A sentence that
+    would break one of these is left out (the guide keeps it); a later, more general one may still fit."""
+    from mtlgit.abstraction import specificity
+    from mtlgit.memory import SENTENCE_END_RE
+
+    ends = {m.end() for m in SENTENCE_END_RE.finditer(text)} | {m.end() for m in re.finditer(r"\n", text)}
+    bounds = [0, *sorted(e for e in ends if 0 < e < len(text)), len(text)]
+    kept = ""
+    for start, end in itertools.pairwise(bounds):
+        unit = text[start:end]
+        if not unit.strip():
+            kept += unit
+            continue
+        trial = kept + unit
+        if len(trial.strip()) > INSIGHT_CHARS or len(SENTENCE_END_RE.findall(trial.strip())) > INSIGHT_SENTENCES:
+            continue
+        if specificity(f"{title}\n{trial.strip()}", when=when).too_specific:
+            continue
+        kept = trial
+    return re.sub(r"\n{3,}", "\n\n", kept).strip()
+
+
+class _Guide:
+    """What every memory of one Cursor rule shares: its name, scope and description."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], body: str) -> None:
+        self.path = path
+        self.description = " ".join(str(meta.get("description") or "").split())
+        raw = meta.get("globs") or ""
+        # Commas separate globs, except inside braces: "**/Dockerfile,**/docker-compose*.{yml,yaml}".
+        listed = raw if isinstance(raw, list) else re.findall(r"(?:[^,{]|\{[^}]*\})+", str(raw))
+        self.globs = [str(g).strip() for g in listed if str(g).strip()]
+        folder = path.parent.name.lower()
+        self.name = _domain_of(path.parent) if folder.endswith(RULE_SUFFIXES) else path.stem.lower()[:40]
+        self.languages = _unique(
+            GLOB_LANGUAGES[ext]
+            for glob in self.globs
+            for ext in re.findall(r"\.\{?([\w,]+)\}?$", glob)[:1]
+            for ext in ext.lower().split(",")
+            if ext in GLOB_LANGUAGES
+        )
+        lines = body.split("\n")
+        headings = _headings(lines)
+        titled = bool(headings) and headings[0][1] == 1 and not any(level == 1 for _n, level, _h in headings[1:])
+        whole = re.split(r"(?<=[.!?])\s", self.description, maxsplit=1)[0] if self.description else ""
+        title = headings[0][2] if titled else whole if whole and len(whole) <= 100 else _humanise(path.stem)
+        self.title = title[:1].upper() + title[1:]
+        start = headings[0][0] + 1 if titled else 0
+        end = next((number for number, _level, _h in headings if number >= start), len(lines))
+        self.intro = _prose(lines[start:end])
+
+    def when(self, part: str = "") -> str:
+        """The description of a memory of this rule: when it applies, then what the rule says it is for."""
+        files = [g.rsplit("/", 1)[-1] for g in self.globs if "." not in g.rsplit("/", 1)[-1].strip("*")]
+        names = _unique([*(f for f in files if f.strip("*")), *(_language_name(x) for x in self.languages)])
+        scope = f" ({', '.join(names)})" if names else ""
+        head = f"When working with {self.name}{scope}" + (f", on {part}" if part else "")
+        said = self.description
+        if len(head) + len(said) + 2 > 400 or len(re.findall(r"[.!?](?:\s|$)", said)) > 1:
+            said = re.split(r"(?<=[.!?])\s", said, maxsplit=1)[0]
+        return f"{head}: {said}" if said and len(head) + len(said) + 2 <= 400 else f"{head}."
+
+    def fields(self, title: str, when: str, content: str, source: str) -> dict[str, Any]:
+        extra: dict[str, Any] = {"globs": self.globs} if self.globs else {}
+        return {
             "title": title,
-            "description": description or when or f"When following the rules on {title.lower()}.",
-            "content": body.strip(),
-            "domains": [_domain_of(path.parent)],
+            "description": when,
+            "content": content,
+            "domains": _unique([self.name, *self.languages]),
             "tags": ["cursor-rule"],
-            "source": {"agent": "cursor", "task": _rel(path, root)},
-        },
-        file=path,
-        lines=(1, text.count("\n") + 1),
-    )
+            "source": {"agent": "cursor", "task": source, **({"extra": extra} if extra else {})},
+        }
+
+
+def _language_name(language: str) -> str:
+    names = {"javascript": "JavaScript", "typescript": "TypeScript", "csharp": "C#", "cpp": "C++"}
+    if language in ("yaml", "sql", "html", "css", "php"):
+        return language.upper()
+    return names.get(language, language[:1].upper() + language[1:])
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(v for v in values if v))
 
 
 def from_markdown_sections(path: Path, root: Path, tag: str, bullets_only: bool) -> Iterator[Candidate]:
@@ -248,7 +487,14 @@ def reasoningbank_item(item: Any, context: dict[str, Any]) -> tuple[Any, dict[st
 
     if "format" in item and not context and item.get("status", "active") in STATUSES:
         kept = {k: v for k, v in item.items() if k not in EXPORT_ONLY and k not in ASSIGNED}
-        return kept, {k: item[k] for k in ASSIGNED if item.get(k) is not None}
+        assigned = {k: item[k] for k in ASSIGNED if item.get(k) is not None}
+        # JSON holds the date as text; as a date it is written back unquoted, as the exported file had it.
+        if isinstance(assigned.get("created"), str):
+            try:
+                assigned["created"] = datetime.fromisoformat(assigned["created"].replace("Z", "+00:00"))
+            except ValueError:
+                pass
+        return kept, assigned
     rest = {**context, **item}
     found = rest.get("provenance")
     provenance: dict[str, Any] = found if isinstance(found, dict) else {}
@@ -366,12 +612,12 @@ def import_path(
     pool: Pool, path: Path, domain: str | None = None, force: bool = False, dry_run: bool = False
 ) -> ImportReport:
     """Import every candidate under ``path`` into ``pool``; ``dry_run`` runs every check and writes nothing."""
-    from mtlgit.intake import _Checker, add_one
+    from mtlgit.intake import add_one
 
     if not path.exists():
         raise MtlgitError(f"{path} does not exist")
     report = ImportReport()
-    checker = _Checker(pool)
+    checker = _GuideChecker(pool)
     root = path if path.is_dir() else path.parent
     secrets = _SourceSecrets()
     # Ids of the pool (its retired and superseded memories too) and of this import: an id is never reused.
@@ -400,6 +646,7 @@ def import_path(
         # A retired or superseded memory of an export is often a near-duplicate of its successor; recall skips
         # it, so it is restored as it was.
         restored = candidate.assigned.get("status", "active") != "active"
+        checker.guide = _guide_of(candidate.source) if _guide_of(candidate.source).endswith(".mdc") else ""
         result = add_one(
             pool, fields, force=force or restored, checker=checker, dry_run=dry_run, assigned=candidate.assigned or None
         )
@@ -408,6 +655,30 @@ def import_path(
         else:
             report.skipped.append((candidate.source, "; ".join(result.reasons)))
     return report
+
+
+def _guide_of(source: str) -> str:
+    return source.split("#", 1)[0]
+
+
+class _GuideChecker(_Checker):
+    """The near-duplicate checks of an import, where the sections of one guide are never duplicates of each
+    other: they share the guide's description and scope, and their author wrote them as different sections. A
+    section is still checked against the rest of the pool and of the import (a guide imported twice is)."""
+
+    guide = ""
+
+    def duplicates(self, text: str) -> list[Any]:
+        found = super().duplicates(text)
+        if not self.guide:
+            return found
+        batch = {path for _v, _t, _r, path in self.added}
+        return [s for s in found if s.path not in batch or _guide_of(_task(s.memory)) != self.guide]
+
+
+def _task(record: dict[str, Any]) -> str:
+    source = record.get("source")
+    return str(source.get("task", "")) if isinstance(source, dict) else ""
 
 
 class _SourceSecrets:

@@ -241,11 +241,12 @@ def build_server(start: Path | None = None) -> MCPServer:
         report: LintReport = guarded(lambda: lint_pool(pool, wanted))
         return report.to_json()
 
-    @server.tool(description="Show one memory by id, id prefix or path.")
+    @server.tool(description="Show one memory by id, id prefix or path (of this repository or a synced pool).")
     def show(id: str) -> dict[str, Any]:
+        from mtlgit.pools import lookup
         from mtlgit.store import Pool
 
-        memory = guarded(lambda: Pool.open(recaller.repo.root).get(id))
+        memory = guarded(lambda: lookup(Pool.open(recaller.repo.root), id))
         return dict(memory.to_json())
 
     watcher = threading.Thread(target=_watch, args=(recaller,), daemon=True, name="mtlgit-freshness")

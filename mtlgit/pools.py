@@ -14,11 +14,12 @@ import os
 import re
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mtlgit import git
-from mtlgit.config import CONFIG_NAME, load_config
+from mtlgit.config import CONFIG_NAME, Config, load_config
 
 # Validating a configuration's pools is the configuration's work (mtlgit.index reads them too): the names
 # stay importable from here for the commands.
@@ -97,7 +98,8 @@ def sync(repo: Repo, spec: PoolSpec, root: Path) -> dict[str, Any]:
 
     folder = pool_dir(repo, spec.name)
     folder.mkdir(parents=True, exist_ok=True)
-    status: dict[str, Any] = {"name": spec.name, "url": spec.url, "ref": spec.ref, "synced": time.time()}
+    ref = spec.ref or "HEAD"
+    status: dict[str, Any] = {"name": spec.name, "url": spec.url, "ref": ref, "synced": time.time()}
     with file_lock(folder / "sync.lock", timeout=600):
         mirror = folder / "mirror.git"
         try:
@@ -108,9 +110,10 @@ def sync(repo: Repo, spec: PoolSpec, root: Path) -> dict[str, Any]:
             local = (root / url) if not re.match(r"^[\w+.-]+://|^[^/]+@[^/]+:", url) else None
             if local is not None and local.exists():
                 url = str(local.resolve())
-            fetched = _git(mirror, "fetch", "--quiet", "--no-tags", "--", url, f"+{spec.ref}:refs/mtlgit/pool")
+            fetched = _git(mirror, "fetch", "--quiet", "--no-tags", "--", url, f"+{ref}:refs/mtlgit/pool")
             if not fetched.ok:
-                raise MtlgitError(f"git fetch of {spec.url} ({spec.ref}) failed: {fetched.error}")
+                which = spec.ref or "its default branch"
+                raise MtlgitError(f"git fetch of {spec.url} ({which}) failed: {fetched.error}")
             snapshot = index_pool(repo, spec)
             status.update(
                 ok=True,
@@ -215,6 +218,163 @@ def pool_snapshot(repo: Repo, spec: PoolSpec) -> Any | None:
     return snapshot
 
 
+# --- reading one pool memory ----------------------------------------------------------------------------
+
+
+@dataclass
+class PoolMemory:
+    """A memory of a synced pool: its record (as recall returns it), its path in the pool's repository, and
+    the commit it was read at."""
+
+    pool: str
+    path: str
+    record: dict[str, Any]
+    commit: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.record, "path": self.path, "pool": self.pool, "commit": self.commit}
+
+
+def find_memories(repo: Repo, config: Config, ref: str, names: tuple[str, ...] = ()) -> list[PoolMemory]:
+    """The memories of the synced pools (or of the named ones) whose id is ``ref`` or, when none is, starts
+    with it (case-insensitive)."""
+    wanted = ref.strip().upper()
+    found: list[PoolMemory] = []
+    if not wanted:
+        return found
+    for spec in parse_pools(config):
+        snapshot = pool_snapshot(repo, spec) if not names or spec.name in names else None
+        if snapshot is None:
+            continue
+        records = snapshot.records(range(snapshot.n_docs))
+        ids = [str(r.get("id", "")).upper() for r in records]
+        rows = [i for i, x in enumerate(ids) if x == wanted] or [i for i, x in enumerate(ids) if x.startswith(wanted)]
+        commit = str(snapshot.manifest["commit"])
+        for row, path in zip(rows, snapshot.doc_paths(rows), strict=True):
+            found.append(PoolMemory(spec.name, path, records[row], commit))
+    return found
+
+
+def pool_memories(repo: Repo, config: Config, names: tuple[str, ...] = ()) -> list[Any]:
+    """The memories (``Memory`` objects, without ``meta``) of every synced pool, or of the named ones.
+
+    :raises MtlgitError: for a name that is no configured pool.
+    """
+    from mtlgit.memory import memory_from_record
+
+    specs = parse_pools(config)
+    unknown = set(names) - {s.name for s in specs}
+    if unknown:
+        raise MtlgitError(f"no pool named {', '.join(sorted(unknown))}: `mtlgit pool list` shows them")
+    out = []
+    for spec in specs:
+        snapshot = pool_snapshot(repo, spec) if not names or spec.name in names else None
+        if snapshot is None:
+            continue
+        rows = range(snapshot.n_docs)
+        for record, path in zip(snapshot.records(rows), snapshot.doc_paths(rows), strict=True):
+            out.append(memory_from_record(record, path, pool=spec.name))
+    return out
+
+
+def get_memory(repo: Repo, config: Config, ref: str, names: tuple[str, ...] = ()) -> PoolMemory:
+    """The one pool memory ``ref`` names (see :func:`find_memories`).
+
+    :raises MemoryNotFoundError: when no pool memory, or more than one, has it.
+    """
+    from mtlgit.errors import MemoryNotFoundError
+
+    found = find_memories(repo, config, ref, names)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        where = f"pool {', '.join(names)}" if names else "this repository or its synced pools"
+        raise MemoryNotFoundError(f"no memory has the id or id prefix '{ref}' in {where}: `mtlgit list` shows the ids")
+    listing = ", ".join(f"{m.record.get('id')} in pool {m.pool}" for m in found[:5])
+    raise MemoryNotFoundError(f"'{ref}' matches {len(found)} pool memories ({listing}): give more of the id or --pool")
+
+
+def lookup(pool: Any, ref: str, names: tuple[str, ...] = ()) -> Any:
+    """The memory ``ref`` names (an id, id prefix or path): the repository's own (a ``Memory``) first, then
+    the synced pools' (a :class:`PoolMemory`). ``names`` restricts the search to these pools ('local' is the
+    repository's own memories).
+
+    :raises MemoryNotFoundError: saying why (not found, several match, a file with merge conflict markers).
+    """
+    from mtlgit.errors import MemoryNotFoundError
+
+    others = tuple(n for n in names if n != "local")
+    missing: MemoryNotFoundError | None = None
+    if not names or "local" in names:
+        try:
+            return pool.get(ref, indexed=True)
+        except MemoryNotFoundError as exc:
+            if not others and names:
+                raise
+            missing = exc
+    try:
+        return get_memory(pool.repo, pool.config, ref, others)
+    except MemoryNotFoundError:
+        if missing is not None and not str(missing).startswith("no memory has"):
+            raise missing from None  # a conflict or an ambiguous prefix says more
+        raise
+
+
+def read_texts(repo: Repo, memories: list[PoolMemory]) -> dict[str, str]:
+    """The file text of each pool memory (keyed by ``pool:path``), read from its pool's mirror."""
+    from mtlgit import gitobjects
+
+    texts: dict[str, str] = {}
+    for name in dict.fromkeys(m.pool for m in memories):
+        mine = [m for m in memories if m.pool == name]
+        blobs = gitobjects.read_blobs(mirror_repo(repo, name), [f"{m.commit}:{m.path}" for m in mine])
+        for m in mine:
+            texts[f"{name}:{m.path}"] = blobs[f"{m.commit}:{m.path}"].decode("utf-8", "replace")
+    return texts
+
+
+def local_copies(repo: Repo, memories: list[PoolMemory]) -> list[Path]:
+    """A readable file for each pool memory: a copy under ``.git/mtlgit/pools/<name>/files/`` of the file as
+    synced, written when missing or different. The copies are for reading (``recall --paths``); an edit there
+    is overwritten, and the pool's own repository is where a memory changes."""
+    texts = read_texts(repo, memories)
+    out: list[Path] = []
+    for memory in memories:
+        folder = (pool_dir(repo, memory.pool) / "files").resolve()
+        target = (folder / memory.path).resolve()
+        if not target.is_relative_to(folder):
+            raise MtlgitError(f"pool '{memory.pool}': path {memory.path!r} leaves the pool's folder")
+        data = texts[f"{memory.pool}:{memory.path}"]
+        try:
+            same = target.read_text(encoding="utf-8") == data
+        except (OSError, UnicodeDecodeError):
+            same = False
+        if not same:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(target, data)
+        out.append(target)
+    return out
+
+
+def hit_copies(repo: Repo, hits: list[Any]) -> list[str]:
+    """The path to print for each recall hit: a local memory's own path, a pool memory's local copy (see
+    :func:`local_copies`), relative to the repository's root when it is inside it."""
+    found = [
+        PoolMemory(h.pool, h.path, h.memory, str(read_status(repo, h.pool).get("commit")))
+        for h in hits
+        if h.pool != "local"
+    ]
+    copies = iter(local_copies(repo, found))
+    out = []
+    for hit in hits:
+        if hit.pool == "local":
+            out.append(hit.path)
+            continue
+        path = next(copies)
+        out.append(os.path.relpath(path, repo.root) if path.is_relative_to(repo.root.resolve()) else str(path))
+    return out
+
+
 # --- editing the configuration -----------------------------------------------------------------------------
 
 
@@ -248,12 +408,8 @@ def add_to_config(root: Path, spec: PoolSpec) -> None:
     _write_atomic(path, new_text)
 
 
-def remove_from_config(root: Path, name: str) -> None:
-    """Delete a pool's entry from ``.mtlgit.yaml`` (only its lines)."""
-    from mtlgit.frontmatter import load_yaml
-
-    path = root / CONFIG_NAME
-    lines = path.read_text(encoding="utf-8").split("\n")
+def _pool_item(lines: list[str], name: str) -> tuple[int, int]:
+    """The first and past-the-last line of pool ``name``'s entry under ``pools:``."""
     start = next((i for i, line in enumerate(lines) if re.match(r"^pools\s*:", line)), None)
     if start is None:
         raise MtlgitError(f"no pool named '{name}' in {CONFIG_NAME}")
@@ -269,12 +425,73 @@ def remove_from_config(root: Path, name: str) -> None:
     stop = item + 1
     while stop < end and lines[stop].strip() and (len(lines[stop]) - len(lines[stop].lstrip()) > indent):
         stop += 1
+    return item, stop
+
+
+def remove_from_config(root: Path, name: str) -> None:
+    """Delete a pool's entry from ``.mtlgit.yaml`` (only its lines)."""
+    from mtlgit.frontmatter import load_yaml
+
+    path = root / CONFIG_NAME
+    lines = path.read_text(encoding="utf-8").split("\n")
+    item, stop = _pool_item(lines, name)
     del lines[item:stop]
     new_text = "\n".join(lines).rstrip("\n") + "\n"
     parsed = load_yaml(new_text, 1)
     if name in [p.get("name") for p in parsed.get("pools") or [] if isinstance(p, dict)]:
         raise MtlgitError(f"could not remove the pool from {CONFIG_NAME} in place: edit it by hand")
     _write_atomic(path, new_text)
+
+
+def change_in_config(root: Path, name: str, values: dict[str, str]) -> PoolSpec:
+    """Set keys of a pool's entry in ``.mtlgit.yaml`` (an empty value removes the key: an empty ref is the
+    remote's default branch), rewriting only those keys' lines; returns the changed pool.
+
+    :raises MtlgitError: for an unknown pool, a value :func:`check_spec` refuses, or an entry written in a way
+        this cannot change in place.
+    """
+    from mtlgit.frontmatter import dump_field, load_yaml
+
+    path = root / CONFIG_NAME
+    old = next((s for s in parse_pools(load_config(root)) if s.name == name), None)
+    if old is None:
+        raise MtlgitError(f"no pool named '{name}' in {CONFIG_NAME}: `mtlgit pool list` shows them")
+    spec = PoolSpec(**{**old.__dict__, **values})
+    check_spec(spec, f"pool '{name}'")
+    lines = path.read_text(encoding="utf-8").split("\n")
+    item, stop = _pool_item(lines, name)
+    column = len(lines[item]) - len(lines[item].lstrip(" -"))
+    for key, value in values.items():
+        item, stop = _pool_item(lines, name)
+        found = next((i for i in range(item + 1, stop) if re.match(rf"^ {{{column}}}{key}\s*:", lines[i])), None)
+        new = [" " * column + line for line in dump_field(key, value)] if value else []
+        if found is None:
+            lines[stop:stop] = new
+            continue
+        end = found + 1
+        while end < stop and len(lines[end]) - len(lines[end].lstrip()) > column:
+            end += 1
+        lines[found:end] = new
+    new_text = "\n".join(lines)
+    entries = load_yaml(new_text, 1).get("pools") or []
+    parsed: dict[str, Any] = next((p for p in entries if isinstance(p, dict) and p.get("name") == name), {})
+    if any(str(parsed.get(key) or "") != value for key, value in values.items()):
+        raise MtlgitError(f"could not change pool '{name}' in {CONFIG_NAME} in place: edit it by hand (see README)")
+    _write_atomic(path, new_text)
+    return spec
+
+
+def sync_or_restore(repo: Repo, spec: PoolSpec, root: Path) -> dict[str, Any]:
+    """:func:`sync`, for a pool being added or changed: when it fails, the pool's status is put back as it was
+    (a pool being added is forgotten), so that a failed change leaves no trace."""
+    previous = read_status(repo, spec.name)
+    status = sync(repo, spec, root)
+    if not status.get("ok"):
+        if previous:
+            _write_status(repo, spec.name, previous)
+        else:
+            forget(repo, spec.name)
+    return status
 
 
 def forget(repo: Repo, name: str) -> None:

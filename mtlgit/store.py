@@ -159,7 +159,25 @@ class Pool:
         :raises MemoryNotFoundError: when nothing or more than one memory matches.
         """
         memories = self.load_indexed().memories if indexed else self.memories
-        return resolve(memories, ref, self.repo.root)
+        try:
+            return resolve(memories, ref, self.repo.root)
+        except MemoryNotFoundError as exc:
+            raise MemoryNotFoundError(self._in_conflict(ref, indexed) or str(exc)) from None
+
+    def _in_conflict(self, ref: str, indexed: bool) -> str:
+        """Why a memory ``ref`` names is not found when a file holding it has merge conflict markers."""
+        problems = self.load_indexed().problems if indexed else self.problems
+        for path in dict.fromkeys(p.path for p in problems if p.code == "conflict"):
+            try:
+                text = (self.repo.root / path).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            if ref.strip() and ref.strip().upper() in text.upper():
+                return (
+                    f"{path} holds '{ref.strip()}' but has unresolved merge conflict markers: keep one version "
+                    "and delete the marker lines (then `git add` it)"
+                )
+        return ""
 
     def select(
         self,

@@ -12,13 +12,14 @@ from mtlgit.repo import find_repo
 from tests.conftest import VALID, git, run_cli, write
 
 
-def upstream(tmp_path: Path, name: str, memories: dict[str, str]) -> Path:
-    """A team's repository with memories, published as a bare repository; returns the bare one."""
+def upstream(tmp_path: Path, name: str, memories: dict[str, str], branch: str = "main", prefix: str = "") -> Path:
+    """A team's repository with memories on ``branch``, published as a bare repository; returns the bare one.
+    ``prefix`` starts the ids, so that two pools can have ids of their own."""
     work = tmp_path / f"{name}-work"
     work.mkdir()
-    git(work, "init", "-q")
+    git(work, "init", "-q", "-b", branch)
     for number, (title, content) in enumerate(memories.items()):
-        text = VALID.replace("01JDQ2V6R3J8Z6TT4M0S3W4K9B", f"01JDQ2V6R3J8Z6TT4M0S3W{number:04d}")
+        text = VALID.replace("01JDQ2V6R3J8Z6TT4M0S3W4K9B", f"{prefix or '01JDQ2V6R3J8Z6TT4M0S3W'}{number:04d}")
         text = text.replace("Validate a fix with a self-contained here-doc test", title)
         text = text.split("---\nWrite")[0] + "---\n" + content + "\n"
         write(work / "memories" / f"m{number}.md", text)
@@ -109,8 +110,8 @@ def test_two_pools_sync_recall_update_remove_and_fail(repo: Path, tmp_path: Path
     assert "frontend" not in (repo / ".mtlgit.yaml").read_text()
     assert "frontend" not in {h["pool"] for h in results(repo, "ui flag", "-k", "10")}
 
-    broken = run_cli(repo, "pool", "add", "broken", str(tmp_path / "missing.git"))
-    assert broken.code == 0 and "sync failed" in broken.err
+    broken = run_cli(repo, "pool", "add", "broken", str(tmp_path / "missing.git"), "--no-sync")
+    assert broken.code == 0, broken.output
     again = run_cli(repo, "pool", "sync")
     assert again.code == 1 and "pool 'database': 2 memories" in again.out
     answer = run_cli(repo, "recall", "slow join", "--json")
@@ -146,3 +147,130 @@ def test_a_hand_written_ext_url_in_the_config_is_refused_too(repo: Path) -> None
     result = run_cli(repo, "pool", "sync")
     assert result.code == 1 and "ext:: are refused" in result.err
     assert not Path("/tmp/mtlgit-pwned").exists()
+
+
+# --- issue 15: pools on master or trunk, a failed add, changing a pool, and pool hits that lead somewhere ------
+
+MASTER = {"Pin the toolchain version": "Write the compiler version in the repository so every machine builds alike."}
+TRUNK = {"Keep the trunk releasable": "Merge small changes behind flags so the main line can ship at any time."}
+
+
+@pytest.mark.parametrize(("branch", "memories"), [("master", MASTER), ("trunk", TRUNK)])
+def test_pool_add_reads_the_remotes_default_branch(
+    repo: Path, tmp_path: Path, branch: str, memories: dict[str, str]
+) -> None:
+    remote = upstream(tmp_path, "team", memories, branch=branch)
+    added = run_cli(repo, "pool", "add", "team", str(remote))
+    assert added.code == 0 and "pool 'team': 1 memories" in added.out, added.output
+    assert "    ref:" not in (repo / ".mtlgit.yaml").read_text()  # it follows the remote's default branch
+    assert results(repo, "anything", "-k", "1")[0]["title"] == next(iter(memories))
+    assert "@ HEAD/memories" in run_cli(repo, "pool", "list").out
+
+
+def test_a_pool_that_cannot_be_fetched_is_not_added(repo: Path, tmp_path: Path) -> None:
+    before = (repo / ".mtlgit.yaml").read_text()
+    missing = run_cli(repo, "pool", "add", "broken", str(tmp_path / "missing.git"))
+    assert missing.code == 1 and "Traceback" not in missing.output
+    assert missing.err.startswith("Error: pool 'broken' not added: git fetch of") and "--no-sync" in missing.err
+    assert missing.err.count("\n") == 1
+    assert (repo / ".mtlgit.yaml").read_text() == before
+    assert not (find_repo(repo).state_dir / "pools" / "broken").exists()
+    remote = upstream(tmp_path, "team", MASTER, branch="master")
+    wrong_ref = run_cli(repo, "pool", "add", "team", str(remote), "--ref", "main")
+    assert wrong_ref.code == 1 and "(main) failed" in wrong_ref.err
+    assert "team" not in (repo / ".mtlgit.yaml").read_text()
+
+
+def test_pool_set_changes_the_ref_and_the_url_in_place(repo: Path, tmp_path: Path) -> None:
+    remote = upstream(tmp_path, "team", MASTER, branch="master")
+    work = tmp_path / "team-work"
+    git(work, "checkout", "-q", "-b", "release")
+    write(work / "memories" / "m0.md", (work / "memories" / "m0.md").read_text().replace("Pin the", "Pin the release"))
+    git(work, "commit", "-qam", "release")
+    git(work, "push", "-q", str(remote), "release")
+    other = upstream(tmp_path, "other", TRUNK, branch="trunk", prefix="01JDQ2V6R3J8Z6TT4M0S3X")
+    (repo / ".mtlgit.yaml").write_text((repo / ".mtlgit.yaml").read_text() + "# our pools\n")
+    assert run_cli(repo, "pool", "add", "team", str(remote), "--domain", "build").code == 0
+
+    to_release = run_cli(repo, "pool", "set", "team", "--ref", "release")
+    assert to_release.code == 0 and "pool 'team': 1 memories" in to_release.out, to_release.output
+    assert results(repo, "toolchain", "-k", "1")[0]["title"] == "Pin the release toolchain version"
+    config = (repo / ".mtlgit.yaml").read_text()
+    assert "    ref: release\n" in config and "# our pools" in config and "    domain: build\n" in config
+
+    moved = run_cli(repo, "pool", "set", "team", "--url", str(other), "--ref", "")
+    assert moved.code == 0, moved.output
+    assert results(repo, "releasable trunk", "-k", "1")[0]["title"] == "Keep the trunk releasable"
+    assert "    ref:" not in (repo / ".mtlgit.yaml").read_text()
+
+    before = (repo / ".mtlgit.yaml").read_text()
+    bad = run_cli(repo, "pool", "set", "team", "--ref", "no-such-branch")
+    assert bad.code == 1 and "pool 'team' not changed" in bad.err and "no-such-branch" in bad.err
+    assert (repo / ".mtlgit.yaml").read_text() == before
+    assert results(repo, "releasable trunk", "-k", "1")[0]["pool"] == "team"  # the last good sync answers
+    assert "last sync failed" not in run_cli(repo, "pool", "list").out
+    assert run_cli(repo, "pool", "set", "nobody", "--ref", "x").code == 1
+    assert run_cli(repo, "pool", "set", "team").code == 2
+
+
+def test_a_pool_memory_can_be_shown_listed_and_opened(repo: Path, tmp_path: Path, teams: tuple[Path, Path]) -> None:
+    frontend, _database = teams
+    write(repo / "memories" / "own.md", VALID)
+    assert run_cli(repo, "pool", "add", "frontend", str(frontend)).code == 0
+    other = upstream(tmp_path, "ops", MASTER, branch="master", prefix="01M8RX8B3DAAAAAAAAAAAA")
+    assert run_cli(repo, "pool", "add", "ops", str(other)).code == 0
+    hit = results(repo, "pin the compiler version", "-k", "1")[0]
+    assert hit["pool"] == "ops"
+
+    shown = run_cli(repo, "show", str(hit["id"])[:10])
+    assert shown.code == 0, shown.output
+    assert shown.out.startswith("# pool 'ops': memories/m0.md at ") and "title: Pin the toolchain version" in shown.out
+    as_json = json.loads(run_cli(repo, "show", str(hit["id"]), "--json").out)
+    assert (as_json["pool"], as_json["title"]) == ("ops", "Pin the toolchain version")
+    # The local memory and frontend's first one share an id: the local one answers, --pool picks the other.
+    assert "# memories/own.md" in run_cli(repo, "show", "01JDQ2V6R3J8Z6TT4M0S3W4K9B").out
+    shared = run_cli(repo, "show", "01JDQ2V6R3J8Z6TT4M0S3W0000", "--pool", "frontend")
+    assert shared.code == 0 and "Hide risky UI changes behind a feature flag" in shared.out
+    nowhere = run_cli(repo, "show", "01ZZZZ")
+    assert nowhere.code == 1 and "no memory has the id or id prefix '01ZZZZ'" in nowhere.err
+
+    paths = run_cli(repo, "recall", "pin the compiler version", "-k", "2", "--paths")
+    assert paths.code == 0, paths.output
+    first = paths.out.splitlines()[0]
+    assert first == ".git/mtlgit/pools/ops/files/memories/m0.md"
+    assert (repo / first).read_text() == git(other, "show", "HEAD:memories/m0.md")
+
+    listed = run_cli(repo, "list")
+    assert "(pool ops)" in listed.out and "(pool frontend)" in listed.out and len(listed.out.splitlines()) == 4
+    assert run_cli(repo, "list", "--local-only").out.splitlines() == [
+        line for line in listed.out.splitlines() if "(pool" not in line
+    ]
+    only = json.loads(run_cli(repo, "list", "--pool", "ops", "--json").out)
+    assert [(m["pool"], m["title"]) for m in only] == [("ops", "Pin the toolchain version")]
+    assert run_cli(repo, "list", "--pool", "nope").code == 1
+
+
+def test_the_mcp_show_tool_finds_pool_memories(repo: Path, tmp_path: Path) -> None:
+    pytest.importorskip("mcp", reason="the MCP SDK is not installed (pip install 'mtlgit[mcp]')")
+    import os
+    import sys
+
+    import anyio
+
+    other = upstream(tmp_path, "ops", MASTER, branch="master", prefix="01M8RX8B3DAAAAAAAAAAAA")
+    assert run_cli(repo, "pool", "add", "ops", str(other)).code == 0
+
+    async def call() -> dict[str, object]:
+        from mcp import Client
+        from mcp.client.stdio import StdioServerParameters
+
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "mtlgit", "mcp"], cwd=str(repo), env=dict(os.environ)
+        )
+        async with Client(params, read_timeout_seconds=120) as client:
+            shown = await client.call_tool("show", {"id": "01M8RX8B3D"})
+            assert not shown.is_error
+            return shown.structured_content  # type: ignore[no-any-return]
+
+    data = anyio.run(call)
+    assert (data["pool"], data["title"]) == ("ops", "Pin the toolchain version")

@@ -116,7 +116,7 @@ def test_export_then_import_keeps_ids_dates_status_and_supersession(repo: Path, 
     # The superseded copy is a near-duplicate of its successor: a restored memory that recall skips is kept.
     assert result.code == 0 and result.out.splitlines() == ["imported 4, skipped 0"], result.output
     assert exported(other, "--all") == everything
-    again = imported(other, dump)
+    again = imported(other, dump)  # nothing imported: exit 1
     assert again["imported"] == 0
     assert all(
         s["reason"].startswith(f"id {m['id']} is already in the pool")

@@ -22,7 +22,7 @@ def pool() -> None:
 @pool.command("add")
 @click.argument("name")
 @click.argument("url")
-@click.option("--ref", default="main", show_default=True, help="Branch or tag to read the memories from.")
+@click.option("--ref", default="", help="Branch or tag to read the memories from (default: the remote's HEAD).")
 @click.option("--folder", default="memories", show_default=True, help="The pool's memories folder.")
 @click.option("--domain", default="", help="A domain label for all of the pool's memories.")
 @click.option(
@@ -32,28 +32,101 @@ def pool() -> None:
     show_default=True,
     help="Whether the pool's memories passed review; untrusted ones are flagged to agents.",
 )
-@click.option("--no-sync", is_flag=True, help="Only add it to .mtlgit.yaml.")
+@click.option("--no-sync", is_flag=True, help="Only add it to .mtlgit.yaml, without fetching it.")
 def add(name: str, url: str, ref: str, folder: str, domain: str, trust: str, no_sync: bool) -> None:
-    """Add a pool to .mtlgit.yaml (and sync it).
+    """Fetch a pool and add it to .mtlgit.yaml.
 
     URL is anything git can fetch: https, ssh, file://, or a local path. Credentials are git's own business.
+    A pool that cannot be fetched is not added (exit 1); --no-sync adds it without fetching.
 
     \b
     Example:
         mtlgit pool add frontend ../frontend-app --domain frontend
+        mtlgit pool add platform https://git.example.com/platform.git --ref reviewed
     """
     from mtlgit import pools
+    from mtlgit.config import load_config
+    from mtlgit.errors import MtlgitError
     from mtlgit.repo import find_repo
 
     repo = find_repo()
-    spec = pools.PoolSpec(name, url, ref, folder.strip("/"), domain, trust)
-    pools.check_spec(spec, f"pool '{name}'")
     if not is_pool_name(name):
         raise click.UsageError(f"pool name {name!r}: use lower-case letters, digits, '-' or '_' (not 'local')")
-    pools.add_to_config(repo.root, spec)
+    spec = pools.PoolSpec(name, url, ref.strip(), folder.strip("/"), domain, trust)
+    pools.check_spec(spec, f"pool '{name}'")
+    if name in {s.name for s in pools.parse_pools(load_config(repo.root))}:
+        raise MtlgitError(f"a pool named '{name}' already exists: `mtlgit pool set {name}` changes it")
+    if not no_sync:
+        status = pools.sync_or_restore(repo, spec, repo.root)
+        if not status.get("ok"):
+            raise MtlgitError(
+                f"pool '{name}' not added: {status['error']}; check the URL and --ref (--no-sync adds it unfetched)"
+            )
+    try:
+        pools.add_to_config(repo.root, spec)
+    except MtlgitError:
+        pools.forget(repo, name)
+        raise
     click.echo(f"Added pool '{name}' to .mtlgit.yaml")
     if not no_sync:
-        _report(pools.sync(repo, spec, repo.root))
+        _report(status)
+
+
+@pool.command("set")
+@click.argument("name")
+@click.option("--url", help="A new address: a git URL or a local path.")
+@click.option("--ref", help="A new branch or tag ('' for the remote's default branch).")
+@click.option("--folder", help="A new memories folder.")
+@click.option("--domain", help="A new domain label ('' for none).")
+@click.option("--trust", type=click.Choice(["reviewed", "untrusted"]), help="Whether its memories passed review.")
+@click.option("--no-sync", is_flag=True, help="Only change .mtlgit.yaml, without fetching.")
+def set_(
+    name: str,
+    url: str | None,
+    ref: str | None,
+    folder: str | None,
+    domain: str | None,
+    trust: str | None,
+    no_sync: bool,
+) -> None:
+    """Change a pool's URL, ref, folder, domain or trust in .mtlgit.yaml (and sync it).
+
+    The pool is fetched with the new settings first: when that fails, nothing changes (exit 1).
+
+    \b
+    Example:
+        mtlgit pool set platform --ref release
+        mtlgit pool set platform --url git@git.example.com:platform/memories.git
+    """
+    from mtlgit import pools
+    from mtlgit.config import load_config
+    from mtlgit.errors import MtlgitError
+    from mtlgit.repo import find_repo
+
+    repo = find_repo()
+    given = {"url": url, "ref": ref, "folder": folder, "domain": domain, "trust": trust}
+    values = {
+        key: value.strip().strip("/") if key == "folder" else value.strip()
+        for key, value in given.items()
+        if value is not None
+    }
+    if not values:
+        raise click.UsageError("give what to change: --url, --ref, --folder, --domain or --trust")
+    old = next((s for s in pools.parse_pools(load_config(repo.root)) if s.name == name), None)
+    if old is None:
+        raise MtlgitError(f"no pool named '{name}' in .mtlgit.yaml: `mtlgit pool list` shows them")
+    spec = pools.PoolSpec(**{**old.__dict__, **values})
+    pools.check_spec(spec, f"pool '{name}'")
+    if not no_sync:
+        status = pools.sync_or_restore(repo, spec, repo.root)
+        if not status.get("ok"):
+            raise MtlgitError(f"pool '{name}' not changed: {status['error']}")
+    pools.change_in_config(repo.root, name, values)
+    click.echo(f"Changed pool '{name}': " + ", ".join(f"{k} {v or '(default)'}" for k, v in values.items()))
+    if no_sync:
+        click.echo(f"Recall uses its last sync until `mtlgit pool sync {name}`")
+    else:
+        _report(status)
 
 
 @pool.command("remove")
@@ -106,7 +179,7 @@ def list_pools(as_json: bool) -> None:
         error = f"  last sync failed: {status['error']}" if status.get("error") else ""
         domain = f" [{row['domain']}]" if row["domain"] else ""
         click.echo(
-            f"{row['name']}{domain} ({row['trust']}): {row['url']} @ {row['ref']}/{row['folder']} -- "
+            f"{row['name']}{domain} ({row['trust']}): {row['url']} @ {row['ref'] or 'HEAD'}/{row['folder']} -- "
             f"{state}, synced {when}{error}"
         )
 

@@ -60,7 +60,11 @@ def run(request: RecallRequest, output: str | None, tool: str = "cli") -> None:
         out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     elif output == "paths":
         if result.hits:
-            out.write(render.paths(result.hits) + "\n")
+            from mtlgit.pools import hit_copies
+            from mtlgit.repo import find_repo
+
+            pooled = any(hit.pool != "local" for hit in result.hits)
+            out.write(("\n".join(hit_copies(find_repo(), result.hits)) if pooled else render.paths(result.hits)) + "\n")
     elif output == "prompt":
         if result.hits:
             out.write(render.prompt(result.hits) + "\n")

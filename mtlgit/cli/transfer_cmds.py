@@ -69,7 +69,8 @@ def import_(path: Path, domain: str | None, force: bool, dry_run: bool, as_json:
     """Import guidance written for other tools as memories.
 
     Reads ReasoningBank-style JSONL (memory items with their task, query and outcome; docs/format.md), the
-    JSONL of `mtlgit export` (ids, dates and status kept), Cursor rules (.mdc files, .cursorrules) and the
+    JSONL of `mtlgit export` (ids, dates, status and supersession kept; an id the pool has is skipped), Cursor
+    rules (.mdc files: a long guide becomes an overview and one insight per section; .cursorrules) and the
     bullet sections of CLAUDE.md / AGENTS.md, in a file or a folder. Each item is checked like `mtlgit add`
     (validation, secrets, near-duplicates); skipped ones are listed with the reason, a secret by the line of
     the source file where it is. The exit code is 1 when any item was skipped (README, "Exit codes").
