@@ -520,8 +520,8 @@ def test_an_outcome_recorded_or_synced_rebuilds_the_prior_so_the_next_recall_onl
 def test_recall_without_outcomes_never_imports_the_ledger(repo: Path) -> None:
     recall_json(repo)  # a receipt, no outcome
     probe = (
-        "import sys; from mtlgit.cli.recall_run import run; "
-        "run(['a test fails'], None, False, None, None, (), (), (), (), (), False, False, (), None, False, 'json'); "
+        "import sys; from mtlgit.cli.recall_run import run; from mtlgit.recall_request import RecallRequest; "
+        "run(RecallRequest(query='a test fails'), 'json'); "
         "print('mtlgit.ledger' in sys.modules, file=sys.stderr)"
     )
     proc = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, timeout=120)
