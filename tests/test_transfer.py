@@ -459,7 +459,8 @@ def test_export_then_import_gives_back_the_same_memories(repo: Path, cli, tmp_pa
     assert f": id {kept['id']} is already in the pool ({kept['path']})\n" in again.out
     assert "cannot be set" not in again.output
     empty = write(tmp_path / "empty.jsonl", "")
-    assert run_cli(other, "import", str(empty)).code == 0
+    nothing = run_cli(other, "import", str(empty))  # an empty batch is a user error (README, "Exit codes")
+    assert nothing.code == 1 and "nothing to import" in nothing.err, nothing.output
 
 
 def test_show_names_a_merge_conflict(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
