@@ -384,7 +384,7 @@ def test_a_full_disk_gives_one_line_errors_and_leaves_no_temporary_file(full_dis
     assert not (state / "crash.log").exists()
     assert [p.name for p in state.rglob("*.tmp")] == []
     assert _temp_files(repo) == []
-    listed = run(repo, "list", "--json")
+    listed = run(repo, "list", "--json", "--local-only")
     assert listed.code == 0, listed.output
     assert len(json.loads(listed.out)) == 1, listed.output
 
