@@ -343,7 +343,9 @@ class Segment:
     def array(self, name: str) -> np.ndarray:
         if name not in self._arrays:
             try:
-                self._arrays[name] = np.load(self.folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+                # A plain view of the map: slicing a numpy.memmap costs ~10x more (each slice is a memmap too).
+                mapped = np.load(os.path.join(self.folder, f"{name}.npy"), mmap_mode="r", allow_pickle=False)
+                self._arrays[name] = np.asarray(mapped)
             except (OSError, ValueError) as exc:
                 raise IndexCorrupt(f"{self.folder.name}/{name}.npy unreadable ({exc})") from None
         return self._arrays[name]

@@ -220,17 +220,22 @@ class Snapshot:
         start = 0
         for seg, rows in zip(self.segments, self.segment_rows(), strict=True):
             vectors = seg.array("vectors")
-            contiguous = len(rows) == seg.n_docs
             for begin in range(0, len(rows), block):
-                chunk = vectors[begin : begin + block] if contiguous else vectors[rows[begin : begin + block]]
-                yield start + begin, np.asarray(chunk, dtype=np.float32)
+                yield start + begin, np.asarray(vectors[rows[begin : begin + block]], dtype=np.float32)
             start += len(rows)
 
     def dense_scores(self, vector: np.ndarray) -> np.ndarray:
-        """Cosine of every memory with ``vector`` (one matrix-vector product per block)."""
+        """Cosine of every memory with ``vector``: a matrix-vector product over each segment's whole map (a
+        tombstoned row costs less than gathering the live ones first)."""
         out = np.empty(self.n_docs, dtype=np.float32)
-        for start, vectors in self.vector_blocks():
-            out[start : start + len(vectors)] = vectors @ vector
+        start = 0
+        for seg, rows in zip(self.segments, self.segment_rows(), strict=True):
+            vectors = seg.array("vectors")
+            scores = np.empty(seg.n_docs, dtype=np.float32)
+            for begin in range(0, seg.n_docs, 32768):
+                scores[begin : begin + 32768] = vectors[begin : begin + 32768] @ vector
+            out[start : start + len(rows)] = scores[rows] if len(rows) < seg.n_docs else scores
+            start += len(rows)
         return out
 
     # --- files ----------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from mtlgit.index.snapshot import Snapshot
 
 MERGE_RATIO = 0.25
 DEAD_RATIO = 0.25
-MAX_DELTAS = 6
+MAX_DELTAS = 3  # each segment costs a recall ~8 file maps and ~20 stats
 
 
 def plan_merge(live_files: Sequence[int], all_files: Sequence[int]) -> list[int]:
