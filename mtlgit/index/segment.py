@@ -207,7 +207,8 @@ def concat(parts: Sequence[SegmentData], dim: int) -> SegmentData:
         records=[r for p in parts for r in p.records],
     )
     order = sorted(range(len(whole.paths)), key=lambda i: path_key(whole.paths[i]))
-    out = take(whole, np.array(order, dtype=np.int64))
+    # Chunks of a build come in path order already: no second copy of every array then.
+    out = whole if order == list(range(len(order))) else take(whole, np.array(order, dtype=np.int64))
     used = np.zeros(len(out.vocab), dtype=bool)
     used[out.tf_term] = True
     if not used.all():

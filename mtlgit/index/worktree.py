@@ -278,7 +278,7 @@ def _classify(
     from mtlgit.memory import MAX_FILE_BYTES, symlink_problem, too_large
 
     old_racy = {rel: blob for rel, blob in old.manifest.racy} if old is not None else {}
-    known: dict[str, tuple[int, int, list[int], str]] = {}
+    known: dict[str, tuple[int, int, list[int], bytes]] = {}
     dead: dict[int, list[int]] = {}
     if old is not None:
         everything = "" in scan.gone_below
@@ -298,13 +298,12 @@ def _classify(
             for i in indexes:
                 rel = paths[i]
                 if rel in scan.stats:
-                    known[rel] = (number, i, stat_list[i], blob_list[i].decode())
+                    known[rel] = (number, i, stat_list[i], blob_list[i])
                 else:
                     dead.setdefault(number, []).append(i)
     files: list[_Input] = []
     racy: list[list[str]] = []
-    for rel in sorted(scan.stats, key=path_key):
-        key = scan.stats[rel]
+    for rel, key in scan.stats.items():
         previous = known.get(rel)
         if key is None:  # gone, or a broken symlink (lint reports it)
             if previous is not None:
@@ -314,9 +313,9 @@ def _classify(
             if rel not in old_racy:
                 continue  # unchanged
             content = _read(root, rel)
-            if content is not None and blob_id(content) == previous[3]:
+            if content is not None and blob_id(content) == previous[3].decode():
                 if key[1] >= started - RACY_NS:
-                    racy.append([rel, previous[3]])
+                    racy.append([rel, previous[3].decode()])
                 continue
         if previous is not None:
             dead.setdefault(previous[0], []).append(previous[1])
@@ -335,6 +334,7 @@ def _classify(
         files.append(_Input(rel, key, blob_id(content)))
     for number in dead:
         dead[number] = sorted(set(dead[number]))
+    files.sort(key=lambda f: path_key(f.rel))
     return files, dead, racy
 
 
