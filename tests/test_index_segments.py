@@ -271,6 +271,12 @@ def test_a_racy_file_is_compared_by_content_across_refreshes(repo: Path) -> None
 SCIFACT = SHARED_DATA / "scifact"
 
 
+def scifact_memory(memory_id: str, doc: dict[str, str]) -> str:
+    title = json.dumps(doc["title"] or doc["text"][:80])
+    head = f"---\nid: {memory_id}\ntitle: {title}\nformat: insight\ndescription: {title}\n---\n"
+    return head + doc["text"] + "\n"
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"SciFact (non-commercial, not shipped) is not at {SCIFACT}")
 def test_scifact_scores_after_edits_equal_a_rebuilt_index(repo: Path, vector: np.ndarray) -> None:
@@ -279,7 +285,7 @@ def test_scifact_scores_after_edits_equal_a_rebuilt_index(repo: Path, vector: np
     clock = [time.time_ns() - 3600 * 1_000_000_000]
     folder = repo / "memories"
     for n, doc in enumerate(docs[:1200]):
-        body = f"---\nid: S{doc['_id']}\ntitle: {json.dumps(doc['title'])}\nformat: insight\n---\n{doc['text']}\n"
+        body = scifact_memory(f"S{doc['_id']}", doc)
         in_the_past(write(folder / f"s{n:04d}.md", body), clock)
     index = WorktreeIndex(find_repo(repo))
     index.refresh()
@@ -292,11 +298,11 @@ def test_scifact_scores_after_edits_equal_a_rebuilt_index(repo: Path, vector: np
             if path.exists():
                 in_the_past(write(path, path.read_text() + f"\nedited {step}\n"), clock)
         for n, doc in enumerate(docs[1200 + 20 * step : 1220 + 20 * step]):
-            body = f"---\nid: T{doc['_id']}\ntitle: {json.dumps(doc['title'])}\nformat: insight\n---\n{doc['text']}\n"
+            body = scifact_memory(f"T{doc['_id']}", doc)
             in_the_past(write(folder / f"t{step}-{n:02d}.md", body), clock)
         index.refresh()
     refreshed = index.current()
-    assert refreshed is not None and len(refreshed.segments) > 1
+    assert refreshed is not None and len(refreshed.segments) > 1 and refreshed.n_docs > 1000
     reference = WorktreeIndex(find_repo(repo))
     reference.dir = index.dir.parent / "reference"
     rebuilt = reference.refresh(rebuild=True)
