@@ -114,6 +114,9 @@ def _term_weights(
             if postings is None or not len(rows[number]):
                 continue
             docs, tf = postings
+            if len(rows[number]) == segment.n_docs:  # no tombstone: a posting's row is its position
+                found.append((number, np.asarray(docs, dtype=np.int64), np.asarray(tf), segment.array("docs.len")))
+                continue
             # Live memories are a sorted subset of the segment's rows: a posting's position among them.
             at = np.searchsorted(rows[number], docs)
             at = np.minimum(at, len(rows[number]) - 1)
