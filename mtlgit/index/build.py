@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from mtlgit.embed import StaticModel
     from mtlgit.repo import Repo
 
-CHUNK = 16384
+CHUNK = 8192
 ReadBlobs = Callable[[list[int]], dict[int, bytes]]
 RecordHook = Callable[[dict[str, Any]], dict[str, Any]]
 

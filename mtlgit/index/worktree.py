@@ -145,8 +145,9 @@ class WorktreeIndex:
         files, dead, racy = _classify(root, scan, old, started)
 
         def read(indexes: list[int]) -> dict[int, bytes]:
+            # Each content is handed over once: a build from nothing then holds one chunk of contents at a time.
             return {
-                i: scan.data[files[i].rel] if files[i].rel in scan.data else (root / files[i].rel).read_bytes()
+                i: scan.data.pop(files[i].rel) if files[i].rel in scan.data else (root / files[i].rel).read_bytes()
                 for i in indexes
             }
 
