@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from mtlgit.index.common import IndexCorrupt
 from mtlgit.index.snapshot import Snapshot
 
@@ -70,11 +72,12 @@ def is_fresh(snapshot: Snapshot, root: Path) -> bool:
     fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         for paths, stats, _blobs, live in snapshot.file_tables():
-            expected = stats.tolist()
-            alive = live.tolist()
-            for rel, want, is_live in zip(paths, expected, alive, strict=True):
-                if not is_live:
-                    continue
+            if live.all():
+                pairs = zip(paths, stats.tolist(), strict=True)
+            else:  # tombstoned files are not looked at
+                kept = np.flatnonzero(live)
+                pairs = zip([paths[i] for i in kept.tolist()], stats[kept].tolist(), strict=True)
+            for rel, want in pairs:
                 st = stat(rel, dir_fd=fd)
                 if st.st_mtime_ns != want[1] or st.st_size != want[0] or st.st_ino != want[2]:
                     return False
