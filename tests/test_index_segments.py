@@ -60,6 +60,14 @@ def top10(scores: dict[str, float]) -> list[str]:
     return [path for path, _score in sorted(scores.items(), key=lambda item: (-item[1], item[0].split("/")))][:10]
 
 
+def assert_same_top10(ours: dict[str, float], theirs: dict[str, float], name: str) -> None:
+    """The same top 10; two memories may trade places only when their scores are equal to 1e-6 (a matrix
+    product over maps of other shapes may round the last bit of two equal cosines apart)."""
+    for mine, other in zip(top10(ours), top10(theirs), strict=True):
+        if mine != other:
+            assert abs(ours[mine] - ours[other]) <= 1e-6 and abs(theirs[mine] - theirs[other]) <= 1e-6, name
+
+
 def assert_same_answers(refreshed: Snapshot, rebuilt: Snapshot, vector: np.ndarray) -> None:
     ours, theirs = scores_by_path(refreshed, vector), scores_by_path(rebuilt, vector)
     assert sorted(refreshed.files) == sorted(rebuilt.files)
@@ -70,7 +78,7 @@ def assert_same_answers(refreshed: Snapshot, rebuilt: Snapshot, vector: np.ndarr
         assert table.keys() == theirs[name].keys(), name
         for path, value in table.items():
             assert abs(value - theirs[name][path]) <= 1e-6, (name, path)
-        assert top10(table) == top10(theirs[name]), name
+        assert_same_top10(table, theirs[name], name)
     mine = dict(
         zip(refreshed.doc_paths(range(refreshed.n_docs)), refreshed.records(range(refreshed.n_docs)), strict=True)
     )
