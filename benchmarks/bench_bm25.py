@@ -8,8 +8,8 @@ titles drawn with the seed):
 - the tokens: every document and query is analysed once with ``mtlgit.analysis.analyze`` (stop words,
   Snowball stemmer) and the same token lists go to every engine, so only the engines differ;
 - build time, in process: ``bm25s.BM25(method="lucene").index(tokens)``; ``rank_bm25.BM25Okapi(tokens)``;
-  for mtlgit, ``mtlgit.index.write_snapshot`` (the whole snapshot: vocabulary, term frequencies, the BM25
-  matrix, records, written to disk) and, separately, ``mtlgit.index._bm25`` alone (the score matrix from
+  for mtlgit, ``mtlgit.index.writer.commit`` of one segment (the whole snapshot: vocabulary, term frequencies, the
+  postings, records, written to disk) and, separately, ``mtlgit.index.arrays.postings`` alone (the postings from
   the snapshot's term-frequency arrays);
 - query latency, in process, median and p90 over the queries, one query at a time: ``retriever.retrieve
   ([tokens], k=10)`` for bm25s; ``get_scores`` plus a top-10 selection for rank-bm25;
@@ -56,7 +56,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pools
 
 from mtlgit.analysis import analyze
-from mtlgit.index import DocInput, FileInput, _bm25, write_snapshot
+from mtlgit.index import DocInput, FileInput, Manifest
+from mtlgit.index.arrays import postings
+from mtlgit.index.segment import from_docs
+from mtlgit.index.writer import commit
 from mtlgit.memory import search_text
 from mtlgit.recall import bm25_scores
 
@@ -217,21 +220,21 @@ def run_mtlgit(data: Dataset, reference: list[np.ndarray], workdir: Path) -> Eng
     result = EngineResult("mtlgit")
     n = len(data.docs)
     blob = "0" * 40
-    files = [FileInput(f"memories/{i}.md", [0, 0, i], blob, doc=i) for i in range(n)]
+    files = [FileInput(f"memories/{i}.md", [0, 0, i], blob) for i in range(n)]
     docs = [
-        DocInput(i, blob, record={"id": str(i), "format": "insight", "status": "active"}, terms=terms)
-        for i, terms in enumerate(data.docs)
+        DocInput(i, {"id": str(i), "format": "insight", "status": "active"}, terms) for i, terms in enumerate(data.docs)
     ]
     gc.collect()
     t0 = time.perf_counter()
-    snapshot = write_snapshot(workdir / data.name, files, docs, None, {"kind": "benchmark"}, dim=1)
+    snapshot = commit(workdir / data.name, Manifest(kind="benchmark", dim=1), None, {}, from_docs(files, docs, dim=1))
     result.build = time.perf_counter() - t0
-    tf_ptr = np.asarray(snapshot.array("tf.ptr"))
-    term_ids = np.asarray(snapshot.array("tf.term")).astype(np.int64)
-    counts = np.asarray(snapshot.array("tf.count"))
-    n_terms = len(snapshot.array("vocab"))
+    segment = snapshot.segments[0]
+    tf_ptr = np.asarray(segment.array("tf.ptr"))
+    term_ids = np.asarray(segment.array("tf.term"))
+    counts = np.asarray(segment.array("tf.count"))
+    n_terms = len(segment.array("vocab"))
     t0 = time.perf_counter()
-    _bm25(tf_ptr, term_ids, counts, n_terms, n)
+    postings(tf_ptr, term_ids, counts, n_terms)
     result.build_matrix = time.perf_counter() - t0
 
     def search(query: list[str]) -> list[int]:

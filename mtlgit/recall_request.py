@@ -173,7 +173,7 @@ class Recalled:
         return data
 
 
-def budget_for(manifest: dict[str, Any], root: Path) -> int:
+def budget_for(manifest: Any, root: Path) -> int:
     """The configured ``recall.budget``, which the index's manifest keeps, else :data:`DEFAULT_BUDGET`.
 
     An index written before the key existed has no such entry: the configuration is then parsed only when its

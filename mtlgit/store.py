@@ -23,6 +23,7 @@ from mtlgit.ids import blob_id, new_ulid
 from mtlgit.lock import file_lock
 from mtlgit.memory import (
     Memory,
+    duplicate_problem,
     memory_from_record,
     new_meta,
     parse_bytes,
@@ -30,14 +31,8 @@ from mtlgit.memory import (
     relpath,
     slugify,
 )
-
-# The three "as" names are re-exported for mtlgit/index.py until it imports them from mtlgit.rules and
-# mtlgit.memory: its import of mtlgit.store closes the cycle index <-> store.
-from mtlgit.memory import duplicate_problem as duplicate_problem
 from mtlgit.repo import Repo, find_repo
-from mtlgit.rules import FORMATS
-from mtlgit.rules import first_of_each_id as first_of_each_id
-from mtlgit.rules import scan_memories as scan_memories
+from mtlgit.rules import FORMATS, first_of_each_id, scan_memories
 from mtlgit.supersede import check_supersede
 
 
@@ -124,11 +119,10 @@ class Pool:
                 raise
             return self.load()
         rows = range(snapshot.n_docs)
-        doc_file = snapshot.array("docs.file").tolist()
-        blobs = snapshot.array("files.blob")
+        blobs = snapshot.doc_blobs().tolist()
         result = LoadResult()
         for row, record, path in zip(rows, snapshot.records(rows), snapshot.doc_paths(rows), strict=True):
-            result.memories.append(memory_from_record(record, path, blobs[doc_file[row]].decode()))
+            result.memories.append(memory_from_record(record, path, blobs[row].decode()))
         result.problems = [Problem(**p) for p in snapshot.problems() if p.get("severity") == "error"]
         self._indexed = result
         return result

@@ -65,6 +65,7 @@ def index(rebuild: bool, check: bool, as_json: bool) -> None:
                 "unreadable_files": manifest["problem_files"],
                 "seconds": round(seconds, 3),
                 "snapshot": snapshot.folder.name,
+                "segments": len(snapshot.segments),
             }
         )
     else:
