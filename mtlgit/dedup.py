@@ -33,11 +33,6 @@ class Similar:
         return self.cosine >= NEAR_DUPLICATE or self.jaccard >= SAME_TERMS
 
 
-def _terms_of(snapshot: Snapshot, row: int) -> set[int]:
-    ptr, term = snapshot.array("tf.ptr"), snapshot.array("tf.term")
-    return set(term[int(ptr[row]) : int(ptr[row + 1])].tolist())
-
-
 def _jaccard(a: set[Any], b: set[Any]) -> float:
     return len(a & b) / len(a | b) if a or b else 0.0
 
@@ -48,24 +43,17 @@ def closest(
     """The ``k`` memories of ``snapshot`` most similar to a memory with this vector and these terms."""
     if snapshot.n_docs == 0:
         return []
-    vectors = snapshot.array("vectors")
-    cosine = np.concatenate(
-        [np.asarray(vectors[s : s + 32768], dtype=np.float32) @ vector for s in range(0, snapshot.n_docs, 32768)]
-    )
+    cosine = snapshot.dense_scores(vector)
     order = np.argsort(-cosine)[: k + len(exclude_ids or ())]
     records = snapshot.records(order.tolist())
     paths = snapshot.doc_paths(order.tolist())
-    vocab = snapshot.array("vocab")
-    wanted = np.array(sorted({t.encode("utf-8") for t in terms}), dtype=bytes)
-    where = np.searchsorted(vocab, wanted) if len(vocab) and len(wanted) else np.zeros(0, dtype=np.int64)
-    mine = {int(w) for w, t in zip(where, wanted, strict=True) if w < len(vocab) and vocab[w] == t}
-    unknown = len(wanted) - len(mine)
+    mine = {t.encode("utf-8") for t in terms}
     out = []
     for row, record, path in zip(order.tolist(), records, paths, strict=True):
         if exclude_ids and record["id"] in exclude_ids:
             continue
-        theirs = _terms_of(snapshot, row)
-        union = len(mine | theirs) + unknown
+        theirs = snapshot.terms_of(row)
+        union = len(mine | theirs)
         out.append(Similar(float(cosine[row]), len(mine & theirs) / union if union else 0.0, record, path))
     return out[:k]
 
@@ -75,25 +63,24 @@ def duplicate_pairs(snapshot: Snapshot, limit: int = 1000) -> list[tuple[Similar
     n = snapshot.n_docs
     if n < 2:
         return []
-    vectors = snapshot.array("vectors")
+    blocks = list(snapshot.vector_blocks(_BLOCK))
     found: list[tuple[float, int, int]] = []
-    for start in range(0, n, _BLOCK):
-        block = np.asarray(vectors[start : start + _BLOCK], dtype=np.float32)
-        for other in range(start, n, _BLOCK):
-            sims = block @ np.asarray(vectors[other : other + _BLOCK], dtype=np.float32).T
+    for number, (start, block) in enumerate(blocks):
+        for other, theirs in blocks[number:]:
+            sims = block @ theirs.T
             hit_rows, hit_cols = np.nonzero(sims >= min(NEAR_DUPLICATE, 0.8))
             for r, c in zip(hit_rows.tolist(), hit_cols.tolist(), strict=True):
                 i, j = start + r, other + c
                 if i < j:
                     found.append((float(sims[r, c]), i, j))
-    active = snapshot.array("attrs")[:, 1] == 0  # status: active
-    terms: dict[int, set[int]] = {}
+    active = snapshot.attr_in("status", ["active"])
+    terms: dict[int, set[bytes]] = {}
     pairs: list[tuple[float, float, int, int]] = []
     for cos, i, j in found:
         if not (active[i] and active[j]):
             continue
-        a = terms.setdefault(i, _terms_of(snapshot, i))
-        b = terms.setdefault(j, _terms_of(snapshot, j))
+        a = terms.setdefault(i, snapshot.terms_of(i))
+        b = terms.setdefault(j, snapshot.terms_of(j))
         jac = _jaccard(a, b)
         if cos >= NEAR_DUPLICATE or jac >= SAME_TERMS:
             pairs.append((cos, jac, i, j))

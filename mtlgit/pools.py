@@ -242,41 +242,32 @@ def index_pool(repo: Repo, spec: PoolSpec) -> Any:
     """The snapshot of a pool's memories at its fetched ref (built once per tree, model and domain label)."""
     from mtlgit import gitobjects
     from mtlgit.embed import load_model
-    from mtlgit.index import Builder, FileInput, open_current
+    from mtlgit.index import GitTree, Manifest, build_tree
 
     mirror = mirror_repo(repo, spec.name)
-    commit = gitobjects.resolve_commit(mirror, "refs/mtlgit/pool")
+    source = GitTree(mirror, gitobjects.resolve_commit(mirror, "refs/mtlgit/pool"), spec.folder)
     config = load_config(repo.root)
     model = load_model(config.model, repo.root, repo.state_dir)
-    tree = gitobjects.tree_id(mirror, commit, spec.folder)
     label = re.sub(r"[^a-z0-9-]", "-", spec.domain.lower())[:40]
-    index_dir = pool_dir(repo, spec.name) / f"index-{tree[:16]}-{model.key}-{label or 'none'}"
-    snapshot = open_current(index_dir)
-    if snapshot is None:
-        entries = gitobjects.memory_entries(mirror, commit, spec.folder)
-        files = [FileInput(rel, [size, 0, 0], blob) for rel, blob, size in entries]
+    index_dir = pool_dir(repo, spec.name) / f"index-{source.tree()[:16]}-{model.key}-{label or 'none'}"
 
-        def read(indexes: list[int]) -> dict[int, bytes]:
-            contents = gitobjects.read_blobs(mirror, [files[i].blob for i in indexes])
-            return {i: contents[files[i].blob] for i in indexes}
+    def label_record(record: dict[str, Any]) -> dict[str, Any]:
+        if spec.domain and spec.domain.lower() not in [d.lower() for d in record.get("domains", [])]:
+            record = {**record, "domains": [*record.get("domains", []), spec.domain]}
+        return record
 
-        def label_record(record: dict[str, Any]) -> dict[str, Any]:
-            if spec.domain and spec.domain.lower() not in [d.lower() for d in record.get("domains", [])]:
-                record = {**record, "domains": [*record.get("domains", []), spec.domain]}
-            return record
-
-        manifest = {
-            "kind": "pool",
-            "pool": spec.name,
-            "trust": spec.trust,
-            "commit": commit,
-            "memories": spec.folder,
-            "model": config.model,
-            "k": config.k,
-            "mode": config.mode,
-        }
-        snapshot = Builder(repo, model).build(index_dir, files, read, manifest, record_hook=label_record)
-    return snapshot
+    manifest = Manifest(
+        kind="pool",
+        pool=spec.name,
+        trust=spec.trust,
+        commit=source.commit,
+        memories=spec.folder,
+        model=config.model,
+        k=config.k,
+        mode=config.mode,
+    )
+    lock = pool_dir(repo, spec.name) / "index.lock"
+    return build_tree(repo, model, source, index_dir, manifest, lock, f"the index of pool '{spec.name}'", label_record)
 
 
 def pool_snapshot(repo: Repo, spec: PoolSpec) -> Any | None:

@@ -1,7 +1,9 @@
 """Recall: score every memory of a snapshot against a query, fuse the two halves, filter, take the top k.
 
-Both halves are whole-pool numpy operations over memory-mapped arrays: BM25 sums the stored score columns
-of the query's terms; the dense half is one matrix-vector product with the query's vector. Hybrid scores
+Both halves are whole-pool numpy operations over memory-mapped arrays, segment by segment: BM25 reads only the
+postings of the query's terms, with document frequencies and the average length taken over the live memories
+of all segments (so scores equal those of one rebuilt index); the dense half is one matrix-vector product with
+the query's vector per segment. Hybrid scores
 standardise each half over the candidates (z-scores) and average them: chosen by measurement on SciFact's
 train split and on agent-memory cases (README, "Retrieval quality").
 """
@@ -16,10 +18,10 @@ import numpy as np
 
 from mtlgit.analysis import analyze, words
 from mtlgit.confidence import DEFAULT_MIN_CONFIDENCE, confidence
-from mtlgit.index import ATTRS, Snapshot, WorktreeIndex
+from mtlgit.index import Manifest, Snapshot, WorktreeIndex
+from mtlgit.index.arrays import bm25_weights, idf
 from mtlgit.query import prepare
 from mtlgit.repo import find_repo
-from mtlgit.schema import FORMATS, SCOPES, STATUSES
 
 MODES = ("hybrid", "bm25", "dense")
 DENSE_WEIGHT = 0.5
@@ -83,17 +85,55 @@ def bm25_scores(snapshot: Snapshot, terms: Sequence[str]) -> np.ndarray:
     the agent-task dev split gained 0.03 nDCG@10 (README, "Retrieval quality").
     """
     scores = np.zeros(snapshot.n_docs, dtype=np.float32)
-    vocab = snapshot.array("vocab")
-    if not terms or not len(vocab):
+    if not terms or not snapshot.n_docs:
         return scores
-    wanted = _distinct(terms)
-    where = np.searchsorted(vocab, wanted)
-    data, docs, ptr = snapshot.array("bm25.data"), snapshot.array("bm25.doc"), snapshot.array("bm25.ptr")
-    for term, position in zip(wanted, where, strict=True):
-        if position < len(vocab) and vocab[position] == term:
-            start, end = int(ptr[position]), int(ptr[position + 1])
-            scores[docs[start:end]] += data[start:end]
+    per_segment = [np.zeros(len(rows), dtype=np.float32) for rows in snapshot.segment_rows()]
+    for _term, weighted in _term_weights(snapshot, _distinct(terms)):
+        for number, at, weights in weighted:
+            per_segment[number][at] += weights  # a memory appears once in a term's postings
+    start = 0
+    for part in per_segment:
+        scores[start : start + len(part)] = part
+        start += len(part)
     return scores
+
+
+def _term_weights(
+    snapshot: Snapshot, wanted: np.ndarray
+) -> list[tuple[bytes, list[tuple[int, np.ndarray, np.ndarray]]]]:
+    """For each query term: (segment, positions among its live memories, BM25 weights) of the live memories
+    holding it, with idf and the average length taken over every live memory of the snapshot."""
+    rows = snapshot.segment_rows()
+    n_docs = snapshot.n_docs
+    avgdl = snapshot.manifest.total_len / n_docs if n_docs else 1.0
+    out = []
+    for term in wanted.tolist():
+        found = []
+        for number, segment in enumerate(snapshot.segments):
+            postings = segment.postings(term)
+            if postings is None or not len(rows[number]):
+                continue
+            docs, tf = postings
+            # Live memories are a sorted subset of the segment's rows: a posting's position among them.
+            at = np.searchsorted(rows[number], docs)
+            at = np.minimum(at, len(rows[number]) - 1)
+            live = rows[number][at] == docs
+            if live.any():
+                found.append((number, at[live], np.asarray(tf)[live], segment.array("docs.len")))
+        df = sum(len(at) for _n, at, _tf, _len in found)
+        if not df:
+            continue
+        weight = idf(df, n_docs)
+        out.append(
+            (
+                term,
+                [
+                    (number, at, bm25_weights(tf, np.asarray(lengths)[rows[number][at]], weight, avgdl))
+                    for number, at, tf, lengths in found
+                ],
+            )
+        )
+    return out
 
 
 def _distinct(terms: Sequence[str]) -> np.ndarray:
@@ -102,46 +142,29 @@ def _distinct(terms: Sequence[str]) -> np.ndarray:
 
 
 def dense_scores(snapshot: Snapshot, vector: np.ndarray) -> np.ndarray:
-    """Cosine of every memory with the query vector (one matrix-vector product over the memory map)."""
-    vectors = snapshot.array("vectors")
-    out = np.empty(snapshot.n_docs, dtype=np.float32)
-    for start in range(0, snapshot.n_docs, _BLOCK):
-        out[start : start + _BLOCK] = vectors[start : start + _BLOCK] @ vector
-    return out
+    """Cosine of every memory with the query vector (one matrix-vector product per segment block)."""
+    return snapshot.dense_scores(vector)
 
 
 def candidate_mask(snapshot: Snapshot, filters: Filters) -> np.ndarray:
-    attrs = snapshot.array("attrs")
-    columns = {name: i for i, (name, _values) in enumerate(ATTRS)}
     mask = np.ones(snapshot.n_docs, dtype=bool)
     if not filters.include_retired:
-        mask &= attrs[:, columns["status"]] == STATUSES.index("active")
+        mask &= snapshot.attr_in("status", ["active"])
     if filters.formats:
-        mask &= np.isin(attrs[:, columns["format"]], [FORMATS.index(f) for f in filters.formats])
+        mask &= snapshot.attr_in("format", filters.formats)
     elif not filters.include_trajectories:
-        mask &= attrs[:, columns["format"]] != FORMATS.index("trajectory")
+        mask &= ~snapshot.attr_in("format", ["trajectory"])
     if filters.scopes:
-        mask &= np.isin(attrs[:, columns["scope"]], [SCOPES.index(s) for s in filters.scopes])
+        mask &= snapshot.attr_in("scope", filters.scopes)
     for prefix, values, keep in (
         ("d:", filters.domains, True),
         ("t:", filters.tags, True),
         ("d:", filters.exclude_domains, False),
     ):
         if values:
-            has = _has_label(snapshot, [prefix + v.strip().lower() for v in values])
+            has = snapshot.label_mask([prefix + v.strip().lower() for v in values])
             mask &= has if keep else ~has
     return mask
-
-
-def _has_label(snapshot: Snapshot, names: list[str]) -> np.ndarray:
-    labels: list[str] = snapshot.manifest["labels"]
-    wanted = [i for i, name in enumerate(labels) if name in set(names)]
-    has = np.zeros(snapshot.n_docs, dtype=bool)
-    if wanted:
-        ptr, ids = snapshot.array("labels.ptr"), snapshot.array("labels.ids")
-        doc_of = np.repeat(np.arange(snapshot.n_docs), np.diff(ptr))
-        has[doc_of[np.isin(ids, wanted)]] = True
-    return has
 
 
 def _standardise(values: np.ndarray) -> np.ndarray:
@@ -302,18 +325,17 @@ def shown_words(text: str) -> dict[str, str]:
 
 def matched_terms(snapshot: Snapshot, terms: Sequence[str], row: int) -> dict[str, float]:
     """Each query term found in memory ``row``, with its part of the memory's BM25 score (largest first)."""
-    vocab = snapshot.array("vocab")
-    if not len(vocab):
-        return {}
-    wanted = _distinct(terms)
-    data, docs, ptr = snapshot.array("bm25.data"), snapshot.array("bm25.doc"), snapshot.array("bm25.ptr")
+    starts = np.cumsum([0] + [len(rows) for rows in snapshot.segment_rows()])
+    number = int(np.searchsorted(starts, row, side="right")) - 1
+    local = row - int(starts[number])
     out: dict[str, float] = {}
-    for term, position in zip(wanted, np.searchsorted(vocab, wanted), strict=True):
-        if position < len(vocab) and vocab[position] == term:
-            start, end = int(ptr[position]), int(ptr[position + 1])
-            found = np.flatnonzero(docs[start:end] == row)
+    for term, weighted in _term_weights(snapshot, _distinct(terms)):
+        for owner, at, weights in weighted:
+            if owner != number:
+                continue
+            found = np.flatnonzero(at == local)
             if len(found):
-                out[term.decode("utf-8")] = float(data[start + int(found[0])])
+                out[term.decode("utf-8")] = float(weights[int(found[0])])
     return dict(sorted(out.items(), key=lambda item: -item[1]))
 
 
@@ -471,7 +493,7 @@ class Recaller:
         )
 
 
-def min_confidence_for(manifest: dict[str, Any]) -> float:
+def min_confidence_for(manifest: Manifest) -> float:
     """The configured bar (``recall.min_confidence``), else the measured default."""
     configured = manifest.get("min_confidence")
     return float(configured) if configured is not None else DEFAULT_MIN_CONFIDENCE
@@ -560,6 +582,6 @@ def _reviewed_mask(repo: Any, snapshot: Snapshot) -> np.ndarray:
             f"the reviewed ref '{ref}' does not exist here: fetch it (`git fetch`), or set reviewed_ref in "
             ".mtlgit.yaml to the branch that holds reviewed memories"
         ) from None
-    doc_blobs = snapshot.array("files.blob")[snapshot.array("docs.file")]
+    doc_blobs = snapshot.doc_blobs()
     wanted = np.array([b.encode() for b in blobs], dtype="S40")
     return np.isin(doc_blobs, wanted)

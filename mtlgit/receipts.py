@@ -207,8 +207,7 @@ def _hit_blob(repo: Repo, result: RecallResult, path: str, at_rev: bool) -> str 
     was just checked fresh; hashing 3 small files beats loading the snapshot's file list)."""
     if not at_rev:
         return _blob_id(repo.root / path)
-    files = result.snapshot.files
-    return result.snapshot.array("files.blob")[files.index(path)].decode() if path in files else None
+    return result.snapshot.blob_of(path)
 
 
 def record_recall(

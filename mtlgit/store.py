@@ -178,11 +178,10 @@ class Pool:
                 raise
             return self.load()
         rows = range(snapshot.n_docs)
-        doc_file = snapshot.array("docs.file").tolist()
-        blobs = snapshot.array("files.blob")
+        blobs = snapshot.doc_blobs().tolist()
         result = LoadResult()
         for row, record, path in zip(rows, snapshot.records(rows), snapshot.doc_paths(rows), strict=True):
-            result.memories.append(memory_from_record(record, path, blobs[doc_file[row]].decode()))
+            result.memories.append(memory_from_record(record, path, blobs[row].decode()))
         result.problems = [Problem(**p) for p in snapshot.problems() if p.get("severity") == "error"]
         self._indexed = result
         return result

@@ -163,16 +163,30 @@ def test_an_old_folder_is_trusted_by_its_mtime_alone(repo: Path) -> None:
 
 
 def snapshot_content(snapshot: Snapshot) -> dict[str, Any]:
-    """Everything a snapshot answers with, label ids replaced by names (their numbering may differ)."""
+    """Everything a snapshot answers with, memory by memory in path order (rows and segments may differ)."""
+    rows = range(snapshot.n_docs)
+    paths = snapshot.doc_paths(rows)
+    order = sorted(rows, key=lambda row: paths[row].split("/"))
+    records = snapshot.record_lines(order)
+    blobs, ids = snapshot.doc_blobs().tolist(), snapshot.ids()
+    codes = {name: snapshot.codes(name).tolist() for name in ("format", "status", "scope", "outcome")}
+    vectors = [vector.tolist() for _start, block in snapshot.vector_blocks() for vector in block]
     out: dict[str, Any] = {"files": snapshot.files, "problems": snapshot.problems()}
-    for name in ("files.stat", "files.blob", "files.doc", "docs.file", "docs.id", "attrs", "vocab", "vectors"):
-        out[name] = snapshot.array(name).tolist()
-    for name in ("tf.ptr", "tf.term", "tf.count", "bm25.ptr", "bm25.doc", "bm25.data", "records.off"):
-        out[name] = snapshot.array(name).tolist()
-    out["records"] = snapshot.record_lines(range(snapshot.n_docs))
-    labels, ptr, ids = snapshot.manifest["labels"], snapshot.array("labels.ptr"), snapshot.array("labels.ids")
-    out["labels"] = [sorted(labels[i] for i in ids[ptr[row] : ptr[row + 1]]) for row in range(snapshot.n_docs)]
-    for key in ("docs", "files", "problem_files"):
+    out["memories"] = [
+        (
+            paths[row],
+            blobs[row],
+            ids[row],
+            [codes[name][row] for name in codes],
+            sorted(snapshot.labels_of(row)),
+            sorted(snapshot.terms_of(row)),
+            vectors[row],
+            records[n],
+        )
+        for n, row in enumerate(order)
+    ]
+    out["blobs"] = {path: snapshot.blob_of(path) for path in snapshot.files}
+    for key in ("docs", "files", "problem_files", "total_len"):
         out[key] = snapshot.manifest[key]
     return out
 
@@ -272,9 +286,10 @@ def indexed(repo: Path) -> Path:
 
 PARTS = [
     "attrs.npy",
-    "bm25.data.npy",
-    "bm25.doc.npy",
-    "bm25.ptr.npy",
+    "post.tf.npy",
+    "post.doc.npy",
+    "post.ptr.npy",
+    "docs.len.npy",
     "vectors.npy",
     "vocab.npy",
     "docs.file.npy",
@@ -290,7 +305,7 @@ PARTS = [
 def test_a_same_size_garbled_part_is_noticed_and_rebuilt(indexed: Path, part: str) -> None:
     repo = indexed
     before = live(repo).folder
-    garble(before / part, zero=part == "vocab.npy")
+    garble(live(repo).segments[0].folder / part, zero=part == "vocab.npy")
     result = run_cli(repo, "recall", "topic7", "-k", "1", "--json")
     assert result.code == 0, result.output
     assert json.loads(result.out)["results"][0]["id"] == "M07"
@@ -310,7 +325,7 @@ def test_a_garbled_manifest_is_noticed(indexed: Path) -> None:
 
 def test_plain_index_repairs_a_garbled_part(indexed: Path) -> None:
     before = live(indexed).folder
-    garble(before / "vectors.npy")
+    garble(live(indexed).segments[0].folder / "vectors.npy")
     result = run_cli(indexed, "index")
     assert result.code == 0 and "vectors.npy fails its checksum" in result.err
     assert live(indexed).folder != before
@@ -318,18 +333,19 @@ def test_plain_index_repairs_a_garbled_part(indexed: Path) -> None:
 
 def test_check_finds_damage_that_left_the_file_times_alone_and_repairs_it(indexed: Path) -> None:
     snapshot = live(indexed)
-    target = snapshot.folder / "bm25.data.npy"
+    segment = snapshot.segments[0]
+    target = segment.folder / "post.tf.npy"
     garble(target)
     # Damage the stats do not show (bit rot): the manifest's record of the file's times is brought up to date.
     st = os.stat(target)
-    manifest = dict(snapshot.manifest)
+    manifest = dict(segment.manifest)
     manifest["parts"] = {**manifest["parts"]}
-    manifest["parts"]["bm25.data.npy"] = [*manifest["parts"]["bm25.data.npy"][:2], st.st_mtime_ns, st.st_ctime_ns]
-    (snapshot.folder / "manifest.json").write_bytes(manifest_bytes(manifest))
+    manifest["parts"]["post.tf.npy"] = [*manifest["parts"]["post.tf.npy"][:2], st.st_mtime_ns, st.st_ctime_ns]
+    (segment.folder / "manifest.json").write_bytes(manifest_bytes(manifest))
     assert live(indexed).folder == snapshot.folder  # a recall would not notice it
     result = run_cli(indexed, "index", "--check")
     assert result.code == 1, result.output
-    assert "damaged: worktree snapshot" in result.out and "bm25.data.npy fails its checksum" in result.out
+    assert "damaged: worktree snapshot" in result.out and "post.tf.npy fails its checksum" in result.out
     assert "repaired: rebuilt the working tree's snapshot" in result.out
     clean = run_cli(indexed, "index", "--check", "--json")
     assert clean.code == 0 and json.loads(clean.out)["damaged"] == []
@@ -479,7 +495,8 @@ def test_a_full_disk_serves_recall_keeps_the_cache_and_leaves_no_temporary_files
         cache = os.stat(state / "cache.sqlite").st_ino
         snapshot = live(repo)
         past = snapshot.manifest["built_ns"] - 10 * RACY_NS  # the racy window is over: recall would settle
-        (snapshot.folder / "manifest.json").write_bytes(manifest_bytes({**snapshot.manifest, "built_ns": past}))
+        settled = {**snapshot.manifest.to_json(), "built_ns": past}
+        (snapshot.folder / "manifest.json").write_bytes(manifest_bytes(settled))
         fill(disk)
         for _ in range(3):
             valid = run_cli(repo, "recall", "topic2", "--mode", "bm25", "-k", "1", "--json", "--min-confidence", "0")

@@ -222,7 +222,7 @@ def test_unreadable_files_are_counted_not_fatal(repo: Path, cli) -> None:  # typ
 def _snapshot_dir(repo: Path) -> Path:
     snapshot = open_current(repo / ".git" / "mtlgit" / "index")
     assert snapshot is not None
-    return snapshot.folder
+    return snapshot.segments[0].folder
 
 
 @pytest.mark.parametrize(
@@ -357,13 +357,16 @@ def test_bm25_scores_match_bm25s(tmp_path: Path) -> None:
     import numpy as np
 
     from mtlgit.analysis import analyze
-    from mtlgit.index import DocInput, write_snapshot
+    from mtlgit.index import DocInput, FileInput, Manifest
+    from mtlgit.index.segment import from_docs
+    from mtlgit.index.writer import commit
     from mtlgit.recall import bm25_scores
 
     texts = [m[0] + " " + m[2] for m in MEMORIES] + ["tests tests tests and more tests", "nothing here"]
     tokens = [analyze(t) for t in texts]
-    docs = [DocInput(i, "0" * 40, record={"id": str(i)}, terms=t, vector=np.zeros(4)) for i, t in enumerate(tokens)]
-    snapshot = write_snapshot(tmp_path, [], docs, None, {}, dim=4)
+    files = [FileInput(f"m{i}.md", [0, 0, 0], "0" * 40) for i in range(len(tokens))]
+    docs = [DocInput(i, {"id": str(i)}, t, np.zeros(4)) for i, t in enumerate(tokens)]
+    snapshot = commit(tmp_path, Manifest(dim=4), None, {}, from_docs(files, docs, dim=4))
     reference = bm25s.BM25(method="lucene", k1=1.5, b=0.75)
     reference.index(tokens, show_progress=False)
     for query in ("failing test fix", "shell dollar", "tests", "unknown words"):

@@ -1,0 +1,292 @@
+"""The snapshot reader: one generation of an index, its segments seen through their live masks.
+
+A generation is a folder holding ``manifest.json`` (a :class:`Manifest`), a live mask of each segment's files
+(``live<n>.npy``) and the problems that depend on several files (duplicate ids, ``problems.json``). ``CURRENT``
+in the index folder names the live generation. Segments are sibling folders shared by generations.
+
+Rows: a snapshot numbers its live memories 0..n_docs-1, segment after segment. Callers use the typed accessors
+below and never see segments, tombstones or column positions.
+
+This module is on the recall path: it imports only numpy and the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtlgit.index.common import ATTRS, IndexCorrupt, check_parts, note, path_key, read_manifest
+from mtlgit.index.manifest import Manifest
+from mtlgit.index.segment import Segment
+
+_COLUMNS = {name: (column, values) for column, (name, values) in enumerate(ATTRS)}
+
+
+class Snapshot:
+    """One immutable generation, read through memory maps; or, when it could not be saved, held in memory."""
+
+    def __init__(
+        self,
+        folder: Path,
+        manifest: Manifest | None = None,
+        segments: Sequence[Segment] | None = None,
+        live: Sequence[np.ndarray] | None = None,
+        problems: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Open the generation in ``folder`` and its segments; or hold one given in full in memory.
+
+        :raises IndexCorrupt: when a file of the generation or of a segment is missing or damaged.
+        """
+        self.folder = folder
+        self.unsaved_reason = ""  # why a snapshot held in memory could not be saved ("no space left on device")
+        self._saved = manifest is None
+        if manifest is not None and segments is not None and live is not None:
+            self.manifest = manifest
+            self.segments = list(segments)
+            self._live = [np.asarray(mask, dtype=bool) for mask in live]
+            self._dup_problems = problems or []
+        else:
+            raw = read_manifest(folder)
+            check_parts(folder, raw.get("parts"), full=False)
+            self.manifest = Manifest.from_json(raw, folder.name)
+            self.segments = [Segment(folder.parent / name) for name in self.manifest.segments]
+            self._live = []
+            for number, segment in enumerate(self.segments):
+                try:
+                    mask = np.load(folder / f"live{number}.npy", allow_pickle=False)
+                except (OSError, ValueError) as exc:
+                    raise IndexCorrupt(f"{folder.name}/live{number}.npy unreadable ({exc})") from None
+                if mask.shape != (segment.n_files,):
+                    raise IndexCorrupt(f"{folder.name}/live{number}.npy does not fit {segment.name}")
+                self._live.append(mask.astype(bool))
+            self._dup_problems = []
+        self._rows: list[np.ndarray] | None = None
+        self._offsets: list[int] = []
+        self._files: list[str] | None = None
+
+    # --- the generation -------------------------------------------------------------------------------------
+
+    @property
+    def saved(self) -> bool:
+        """False for a snapshot held in memory only (the index could not be written)."""
+        return self._saved
+
+    @property
+    def n_docs(self) -> int:
+        return int(self.manifest.docs)
+
+    @property
+    def n_files(self) -> int:
+        return int(self.manifest.files)
+
+    def file_live(self, number: int) -> np.ndarray:
+        """The live mask of segment ``number``'s files (a tombstone is a false)."""
+        return self._live[number]
+
+    def verify(self) -> None:
+        """Check every file of the generation and its segments against its checksum.
+
+        :raises IndexCorrupt: naming the first file that fails.
+        """
+        if not self.saved:
+            return
+        check_parts(self.folder, self.manifest.parts, full=True)
+        for segment in self.segments:
+            segment.verify()
+
+    def segment_rows(self) -> list[np.ndarray]:
+        """For each segment, its rows that are live memories of this snapshot (ascending)."""
+        if self._rows is None:
+            dead: dict[int, list[int]] = {}
+            for number, row in self.manifest.dead_docs:
+                dead.setdefault(number, []).append(row)
+            rows = []
+            for number, segment in enumerate(self.segments):
+                live = (
+                    self._live[number][np.asarray(segment.array("docs.file"))] if segment.n_docs else np.zeros(0, bool)
+                )
+                if number in dead:
+                    live[dead[number]] = False
+                rows.append(np.flatnonzero(live))
+            self._rows = rows
+            self._offsets = np.cumsum([0] + [len(r) for r in rows]).tolist()
+        return self._rows
+
+    def _locate(self, rows: Iterable[int]) -> list[tuple[int, int]]:
+        """(segment, row in it) of each snapshot row."""
+        import bisect
+
+        per_segment = self.segment_rows()
+        offsets = self._offsets
+        out = []
+        for row in rows:
+            number = bisect.bisect_right(offsets, row) - 1
+            if row < 0 or number >= len(per_segment):
+                raise IndexError(f"row {row} of a snapshot of {self.n_docs} memories")
+            out.append((number, int(per_segment[number][row - offsets[number]])))
+        return out
+
+    def _gather(self, rows: Iterable[int], read: Any) -> list[Any]:
+        """``read(segment, its rows)`` for the rows of each segment, put back in the order asked."""
+        located = self._locate(rows)
+        by_segment: dict[int, list[int]] = {}
+        for number, local in located:
+            by_segment.setdefault(number, []).append(local)
+        answers = {
+            number: dict(zip(local, read(self.segments[number], local), strict=True))
+            for number, local in by_segment.items()
+        }
+        return [answers[number][local] for number, local in located]
+
+    def _per_row(self, name: str) -> np.ndarray:
+        """A per-memory array of every segment, its live rows laid end to end."""
+        parts = [
+            np.asarray(seg.array(name))[rows] for seg, rows in zip(self.segments, self.segment_rows(), strict=True)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    # --- memories -------------------------------------------------------------------------------------------
+
+    def record_lines(self, rows: Iterable[int]) -> list[bytes]:
+        return self._gather(rows, lambda segment, local: segment.record_lines(local))
+
+    def records(self, rows: Iterable[int]) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.record_lines(rows)]
+
+    def doc_paths(self, rows: Iterable[int]) -> list[str]:
+        def read(segment: Segment, local: list[int]) -> list[str]:
+            doc_file = segment.array("docs.file")
+            return [segment.paths[int(doc_file[row])] for row in local]
+
+        return self._gather(rows, read)
+
+    def doc_blobs(self) -> np.ndarray:
+        """The blob id (hex, S40) of every memory."""
+        parts = [
+            np.asarray(seg.array("files.blob"))[np.asarray(seg.array("docs.file"))[rows]]
+            for seg, rows in zip(self.segments, self.segment_rows(), strict=True)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype="S40")
+
+    def ids(self) -> list[str]:
+        return [raw.decode("utf-8", "replace") for raw in self._per_row("docs.id").tolist()]
+
+    def codes(self, name: str) -> np.ndarray:
+        """Each memory's ``name`` attribute (format, status, scope, outcome) as its index in the schema's tuple."""
+        column, _values = _COLUMNS[name]
+        parts = [
+            np.asarray(seg.array("attrs"))[rows, column]
+            for seg, rows in zip(self.segments, self.segment_rows(), strict=True)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+
+    def attr_in(self, name: str, values: Iterable[str]) -> np.ndarray:
+        """Whether each memory's ``name`` attribute is one of ``values``."""
+        _column, known = _COLUMNS[name]
+        wanted = [known.index(v) for v in values if v in known]
+        return np.isin(self.codes(name), wanted)
+
+    def label_mask(self, names: Iterable[str]) -> np.ndarray:
+        """Whether each memory has one of the labels ``names`` ("d:<domain>", "t:<tag>", lower case)."""
+        wanted_names = set(names)
+        parts = []
+        for seg, rows in zip(self.segments, self.segment_rows(), strict=True):
+            wanted = [i for i, name in enumerate(seg.labels) if name in wanted_names]
+            has = np.zeros(seg.n_docs, dtype=bool)
+            if wanted:
+                ptr, ids = np.asarray(seg.array("labels.ptr")), np.asarray(seg.array("labels.ids"))
+                doc_of = np.repeat(np.arange(seg.n_docs), np.diff(ptr))
+                has[doc_of[np.isin(ids, wanted)]] = True
+            parts.append(has[rows])
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+    def labels_of(self, row: int) -> list[str]:
+        ((number, local),) = self._locate([row])
+        seg = self.segments[number]
+        ptr, ids = seg.array("labels.ptr"), seg.array("labels.ids")
+        return [seg.labels[int(i)] for i in ids[int(ptr[local]) : int(ptr[local + 1])]]
+
+    def terms_of(self, row: int) -> set[bytes]:
+        """The distinct terms (UTF-8) of a memory."""
+        ((number, local),) = self._locate([row])
+        return self.segments[number].terms_of(local)
+
+    def vector_blocks(self, block: int = 32768) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, float32 vectors) of every memory, a block at a time."""
+        start = 0
+        for seg, rows in zip(self.segments, self.segment_rows(), strict=True):
+            vectors = seg.array("vectors")
+            contiguous = len(rows) == seg.n_docs
+            for begin in range(0, len(rows), block):
+                chunk = vectors[begin : begin + block] if contiguous else vectors[rows[begin : begin + block]]
+                yield start + begin, np.asarray(chunk, dtype=np.float32)
+            start += len(rows)
+
+    def dense_scores(self, vector: np.ndarray) -> np.ndarray:
+        """Cosine of every memory with ``vector`` (one matrix-vector product per block)."""
+        out = np.empty(self.n_docs, dtype=np.float32)
+        for start, vectors in self.vector_blocks():
+            out[start : start + len(vectors)] = vectors @ vector
+        return out
+
+    # --- files ----------------------------------------------------------------------------------------------
+
+    @property
+    def files(self) -> list[str]:
+        """Every live file's path (memories or not), in the working tree's order."""
+        if self._files is None:
+            paths = [
+                seg.paths[i]
+                for number, seg in enumerate(self.segments)
+                for i in np.flatnonzero(self._live[number]).tolist()
+            ]
+            self._files = sorted(paths, key=path_key)
+        return self._files
+
+    def blob_of(self, path: str) -> str | None:
+        """The blob id of a live file, None when the snapshot has no such file."""
+        for number, seg in enumerate(self.segments):
+            live = self._live[number]
+            for i, rel in enumerate(seg.paths):
+                if rel == path and live[i]:
+                    return bytes(seg.array("files.blob")[i]).decode()
+        return None
+
+    def file_tables(self) -> Iterator[tuple[list[str], np.ndarray, np.ndarray, np.ndarray]]:
+        """(paths, stats, blob ids, live mask) of each segment's files."""
+        for number, seg in enumerate(self.segments):
+            yield seg.paths, seg.array("files.stat"), seg.array("files.blob"), self._live[number]
+
+    def problems(self) -> list[dict[str, Any]]:
+        """Every problem of the live files, file by file in the working tree's order."""
+        found = [p for number, seg in enumerate(self.segments) for i, p in seg.problems() if self._live[number][i]]
+        found += self.dup_problems()
+        return sorted(found, key=lambda p: path_key(str(p.get("path", ""))))
+
+    def dup_problems(self) -> list[dict[str, Any]]:
+        """The problems that depend on several files: ids used twice."""
+        if self.saved:
+            return json.loads((self.folder / "problems.json").read_bytes())  # type: ignore[no-any-return]
+        return self._dup_problems
+
+
+def open_current(index_dir: Path) -> Snapshot | None:
+    """The live snapshot of ``index_dir``, or None when there is none or it is damaged (said on stderr: the
+    caller builds a new one)."""
+    try:
+        name = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not name or "/" in name or name.startswith(".") or "\0" in name:
+        note(f"ignoring a damaged index in {index_dir} (CURRENT names no snapshot)")
+        return None
+    try:
+        return Snapshot(index_dir / name)
+    except IndexCorrupt as exc:
+        if (index_dir / name / "manifest.json").exists() and "written by index version" not in str(exc):
+            note(f"ignoring a damaged index in {index_dir} ({exc})")
+        return None

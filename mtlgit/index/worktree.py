@@ -1,0 +1,353 @@
+"""The index of a repository's working tree: a generation per worktree, the cache shared by all.
+
+A refresh stats the memory files (all of them, or only those a caller names in ``changed``), reads only those
+whose stat changed, and writes them as one new small segment, with the old versions of changed and deleted
+files tombstoned, plus a new generation. Parsing and embedding happen only for contents (blob ids) the cache
+has never seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import time
+from collections.abc import Collection
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mtlgit.index.common import RACY_NS, note, path_key
+from mtlgit.index.freshness import is_fresh, listing_digest, stat_key
+from mtlgit.index.manifest import Manifest
+from mtlgit.index.segment import FileInput
+from mtlgit.index.snapshot import Snapshot, open_current
+
+if TYPE_CHECKING:
+    from mtlgit.repo import Repo
+
+
+class WorktreeIndex:
+    """The index of a repository's working tree: snapshot per worktree, cache shared by all."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self.dir = repo.worktree_state_dir / "index"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.repo.worktree_state_dir / "index.lock"
+
+    def current(self) -> Snapshot | None:
+        return open_current(self.dir)
+
+    def fresh(self) -> Snapshot:
+        """The live snapshot, refreshed first if anything changed: never stale."""
+        snapshot = self.current()
+        if snapshot is not None and is_fresh(snapshot, self.repo.root):
+            return self.settle(snapshot)
+        return self.refresh(stale=snapshot)
+
+    def settle(self, snapshot: Snapshot) -> Snapshot:
+        """Forget the racy files and folders of a fresh snapshot once they are old enough for their stat to be
+        trusted: they have just been compared, and comparing them on every recall would cost a read each.
+        Skipped, silently, where the index cannot be written: it only saves work."""
+        manifest = snapshot.manifest
+        racy = manifest.racy or manifest.racy_dirs or manifest.config_racy
+        if not racy or time.time_ns() - manifest.built_ns < 2 * RACY_NS:
+            return snapshot
+        if not snapshot.saved or not os.access(snapshot.folder, os.W_OK):
+            return snapshot
+        from mtlgit.index.common import UNWRITABLE
+        from mtlgit.index.writer import rewrite_manifest
+        from mtlgit.lock import file_lock
+
+        try:
+            with file_lock(self.lock_path, timeout=300):
+                current = self.current()
+                if current is None or current.folder != snapshot.folder:
+                    return current or snapshot  # another process replaced it meanwhile
+                settled = replace(current.manifest, racy=[], racy_dirs=[], config_racy=None, built_ns=time.time_ns())
+                return rewrite_manifest(current, settled)
+        except OSError as exc:
+            if exc.errno not in UNWRITABLE:
+                raise
+            return snapshot
+
+    def refresh(
+        self,
+        rebuild: bool = False,
+        progress: bool = False,
+        stale: Snapshot | None = None,
+        changed: Collection[str] | None = None,
+    ) -> Snapshot:
+        """Bring the snapshot up to date under the index lock (``rebuild``: ignore the previous one).
+
+        Where the index cannot be written (a read-only checkout, a full disk), the snapshot is built in memory
+        and that is said in one line on stderr.
+
+        :param stale: a snapshot the caller has just found stale. When it is still the current one and no other
+            process held the lock meanwhile, every file's stat is not checked again before the build (which
+            checks them itself): at 100k memories a pass costs ~0.4 s.
+        :param changed: paths (relative to the root) of the files and folders known to have changed; only those
+            are statted, listed and read, and everything else is taken from the previous snapshot as it is.
+        """
+        from mtlgit.lock import LockUnwritable, file_lock
+
+        try:
+            with file_lock(self.lock_path, timeout=300) as waited:
+                old = None if rebuild else self.current()
+                known_stale = not waited and stale is not None and old is not None and old.folder == stale.folder
+                if old is not None and changed is None and not known_stale and is_fresh(old, self.repo.root):
+                    return old  # another process refreshed it while this one waited
+                return self._build(old, progress, changed=changed)
+        except LockUnwritable as exc:
+            note(
+                f"could not save the index in {self.dir} ({exc.strerror}): built in memory for this run only",
+                if_done=True,
+            )
+            old = None if rebuild else (stale if stale is not None else self.current())
+            snapshot = self._build(old, progress, save=False, changed=changed)
+            snapshot.unsaved_reason = (exc.strerror or "cannot write").lower()
+            return snapshot
+
+    def _build(
+        self, old: Snapshot | None, progress: bool, save: bool = True, changed: Collection[str] | None = None
+    ) -> Snapshot:
+        from mtlgit.config import load_config
+        from mtlgit.embed import load_model
+        from mtlgit.ids import blob_id
+        from mtlgit.index.build import Builder
+        from mtlgit.index.writer import commit
+        from mtlgit.pools import parse_pools
+
+        root = self.repo.root
+        started = time.time_ns()
+        # Every stat is read before what it vouches for (the configuration, a folder's names), and one too
+        # recent to rule out a change within the same mtime tick is not trusted alone.
+        config_stat = stat_key(root / ".mtlgit.yaml")
+        config_racy = None
+        if config_stat is not None and config_stat[1] >= started - RACY_NS:
+            with contextlib.suppress(OSError):
+                config_racy = blob_id((root / ".mtlgit.yaml").read_bytes())
+        config = load_config(root)
+        model = load_model(config.model, root, self.repo.state_dir)
+        if old is not None and (
+            old.manifest.model_key != model.key
+            or old.manifest.memories != config.memories
+            or old.manifest.model_files != model.files_stat()
+        ):
+            old = None
+        if old is None or changed is None:
+            scan = _full_scan(root, config.memories, started, old)
+        else:
+            scan = _hinted_scan(root, config.memories, started, old, changed)
+        files, dead, racy = _classify(root, scan, old, started)
+
+        def read(indexes: list[int]) -> dict[int, bytes]:
+            return {
+                i: scan.data[files[i].rel] if files[i].rel in scan.data else (root / files[i].rel).read_bytes()
+                for i in indexes
+            }
+
+        added = Builder(self.repo, model, progress).segment(files, read) if files else None
+        racy += [[f.rel, f.blob] for f in files if f.stat[1] >= started - RACY_NS and not f.problems_only]
+        manifest = Manifest(
+            kind="worktree",
+            memories=config.memories,
+            model=config.model,
+            k=config.k,
+            mode=config.mode,
+            min_confidence=config.min_confidence,
+            freshness=config.freshness,
+            reviewed_ref=config.reviewed_ref,
+            pools=[dict(spec.__dict__) for spec in parse_pools(config)],
+            model_key=model.key,
+            model_files=model.files_stat(),
+            dim=model.dim,
+            config_stat=config_stat,
+            config_racy=config_racy,
+            dirs=scan.dirs or [[config.memories, 0]],
+            racy_dirs=scan.racy_dirs,
+            racy=sorted(racy, key=lambda item: path_key(item[0])),
+            built_ns=started,
+        )
+        return commit(self.dir, manifest, old, dead, added, save=save)
+
+
+class _Scan:
+    """What a scan of the working tree found: the files to consider with their stats, the folders."""
+
+    def __init__(self) -> None:
+        self.stats: dict[str, list[int] | None] = {}  # None: gone
+        self.links: set[str] = set()
+        self.dirs: list[list[Any]] = []
+        self.racy_dirs: list[list[Any]] = []
+        self.data: dict[str, bytes] = {}
+        self.gone_below: list[str] = []  # folders listed again: a live file below them not listed is gone
+
+
+def _full_scan(root: Path, memories: str, started: int, old: Snapshot | None) -> _Scan:
+    from mtlgit.store import scan_memories
+
+    scan = _Scan()
+    listings: list[tuple[int, list[str]]] = []
+    paths, folders, links = scan_memories(root / memories, root, listings)
+    scan.links = set(links)
+    fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        scan.stats = {rel: stat_key(rel, fd) for rel in paths}
+    finally:
+        os.close(fd)
+    scan.dirs = [[f, mtime_ns] for f, (mtime_ns, _names) in zip(folders, listings, strict=True)]
+    scan.racy_dirs = [
+        [f, listing_digest(names)]
+        for f, (mtime_ns, names) in zip(folders, listings, strict=True)
+        if mtime_ns >= started - RACY_NS
+    ]
+    scan.gone_below = [""]
+    return scan
+
+
+def _hinted_scan(root: Path, memories: str, started: int, old: Snapshot, changed: Collection[str]) -> _Scan:
+    """Stat, list and read only what ``changed`` names; the folders above each path are statted again."""
+    from mtlgit.memory import is_memory_path
+    from mtlgit.store import scan_memories
+
+    scan = _Scan()
+    dirs = {rel: mtime for rel, mtime in old.manifest.dirs}
+    racy_dirs = {rel: digest for rel, digest in old.manifest.racy_dirs}
+    base = posixpath.normpath(memories)
+
+    def restat_folder(rel: str) -> None:
+        try:
+            mtime = os.stat(root / rel).st_mtime_ns
+            names = os.listdir(root / rel) if mtime >= started - RACY_NS else None
+        except OSError:
+            dirs.pop(rel, None)
+            racy_dirs.pop(rel, None)
+            return
+        dirs[rel] = mtime
+        racy_dirs.pop(rel, None)
+        if names is not None:
+            racy_dirs[rel] = listing_digest(names)
+
+    for raw in changed:
+        rel = posixpath.normpath(raw.replace(os.sep, "/")).strip("/")
+        if rel != base and not rel.startswith(base + "/"):
+            continue
+        if (os.path.isdir(root / rel) and not os.path.islink(root / rel)) or rel in dirs:
+            for gone in [d for d in dirs if d == rel or d.startswith(rel + "/")]:
+                dirs.pop(gone)
+                racy_dirs.pop(gone, None)
+            listings: list[tuple[int, list[str]]] = []
+            paths, folders, links = scan_memories(root / rel, root, listings)
+            scan.links.update(links)
+            for path in paths:
+                scan.stats[path] = stat_key(root / path)
+            for folder, (mtime_ns, names) in zip(folders, listings, strict=True):
+                dirs[folder] = mtime_ns
+                if mtime_ns >= started - RACY_NS:
+                    racy_dirs[folder] = listing_digest(names)
+            scan.gone_below.append(rel)
+        elif is_memory_path(rel, memories):
+            scan.stats[rel] = stat_key(root / rel)
+            if os.path.islink(root / rel):
+                scan.links.add(rel)
+        else:
+            continue
+        parent = posixpath.dirname(rel)
+        while parent and (parent == base or parent.startswith(base + "/")):
+            restat_folder(parent)
+            parent = posixpath.dirname(parent)
+    scan.dirs = sorted(([rel, mtime] for rel, mtime in dirs.items()), key=lambda item: path_key(item[0]))
+    scan.racy_dirs = sorted(([rel, d] for rel, d in racy_dirs.items()), key=lambda item: path_key(item[0]))
+    return scan
+
+
+class _Input(FileInput):
+    problems_only: bool = False  # a stand-in (symlink out of the repository, too large): never racy
+
+
+def _classify(
+    root: Path, scan: _Scan, old: Snapshot | None, started: int
+) -> tuple[list[_Input], dict[int, list[int]], list[list[str]]]:
+    """The files to write into a new segment, the files of ``old`` to tombstone (segment -> file indexes), and
+    the racy files kept from ``old``."""
+    from mtlgit.ids import blob_id
+    from mtlgit.memory import MAX_FILE_BYTES, symlink_problem, too_large
+
+    old_racy = {rel: blob for rel, blob in old.manifest.racy} if old is not None else {}
+    known: dict[str, tuple[int, int, list[int], str]] = {}
+    dead: dict[int, list[int]] = {}
+    if old is not None:
+        everything = "" in scan.gone_below
+        below = [d + "/" for d in scan.gone_below if d]
+        for number, (paths, stats, blobs, live) in enumerate(old.file_tables()):
+            alive = live.tolist()
+            if everything:
+                indexes = [i for i, is_live in enumerate(alive) if is_live]
+            else:
+                indexes = [
+                    i
+                    for i, rel in enumerate(paths)
+                    if alive[i] and (rel in scan.stats or (below and rel.startswith(tuple(below))))
+                ]
+            # Plain lists: one element read of a memory map costs microseconds, and this runs once per file.
+            stat_list, blob_list = stats.tolist(), blobs.tolist()
+            for i in indexes:
+                rel = paths[i]
+                if rel in scan.stats:
+                    known[rel] = (number, i, stat_list[i], blob_list[i].decode())
+                else:
+                    dead.setdefault(number, []).append(i)
+    files: list[_Input] = []
+    racy: list[list[str]] = []
+    for rel in sorted(scan.stats, key=path_key):
+        key = scan.stats[rel]
+        previous = known.get(rel)
+        if key is None:  # gone, or a broken symlink (lint reports it)
+            if previous is not None:
+                dead.setdefault(previous[0], []).append(previous[1])
+            continue
+        if previous is not None and previous[2] == key:
+            if rel not in old_racy:
+                continue  # unchanged
+            content = _read(root, rel)
+            if content is not None and blob_id(content) == previous[3]:
+                if key[1] >= started - RACY_NS:
+                    racy.append([rel, previous[3]])
+                continue
+        if previous is not None:
+            dead.setdefault(previous[0], []).append(previous[1])
+        if rel in scan.links:  # a symlink must stay inside the repository
+            problem = symlink_problem(root / rel, rel, root)
+            if problem is not None:
+                files.append(_stand_in(rel, key, f"symlink:{key}", problem.to_json()))
+                continue
+        if key[0] > MAX_FILE_BYTES:  # never read whole: reported by size, with a stand-in blob id
+            files.append(_stand_in(rel, key, f"too-large:{key}", too_large(rel, key[0]).to_json()))
+            continue
+        content = _read(root, rel)
+        if content is None:
+            continue
+        scan.data[rel] = content
+        files.append(_Input(rel, key, blob_id(content)))
+    for number in dead:
+        dead[number] = sorted(set(dead[number]))
+    return files, dead, racy
+
+
+def _stand_in(rel: str, key: list[int], what: str, problem: dict[str, Any]) -> _Input:
+    from mtlgit.ids import blob_id
+
+    made = _Input(rel, key, blob_id(what.encode()), problems=[problem])
+    made.problems_only = True
+    return made
+
+
+def _read(root: Path, rel: str) -> bytes | None:
+    try:
+        return (root / rel).read_bytes()
+    except OSError:
+        return None
