@@ -11,10 +11,11 @@ from mtlgit.errors import MtlgitError
 
 CONFIG_NAME = ".mtlgit.yaml"
 MODES = ("hybrid", "bm25", "dense")
-# stat: every memory file's stat is checked on every recall (never stale). folders: only the folders and
-# recently written files (an edit in place of an older file waits for the git hooks or `mtlgit index`), for
-# pools so large that stat-ing every file costs more than the rest of a recall.
-FRESHNESS = ("stat", "folders")
+# How a recall learns what changed since the index was built (README, "Never stale"). auto: stat below
+# AUTO_WATCH_FILES files, the watcher from there (Linux). stat: every memory file's stat on every recall.
+# watch: ask the worktree's inotify watcher at any size (stat when none runs). folders: only the folders and
+# recently written files (an edit in place of an older file waits for the git hooks or `mtlgit index`).
+FRESHNESS = ("auto", "stat", "watch", "folders")
 
 DEFAULT_CONFIG_TEXT = """\
 # mtlgit configuration: see docs/format.md
@@ -25,8 +26,9 @@ model: default
 recall:
   k: 3
   mode: hybrid
-  # stat: check every memory file on each recall (never stale); folders: check folders only (huge pools).
-  freshness: stat
+  # How recall sees edits (never stale): auto (stat every file below 5,000 files, the inotify watcher from
+  # there), stat, watch, or folders (folders and recent files only).
+  freshness: auto
   # Leave out memories less likely than this (0-1) to apply: recall then returns fewer than k, or none.
   # Default 0.55 (measured, README); 0 always returns k.
   # min_confidence: 0.55
@@ -41,7 +43,7 @@ class Config:
     model: str = "default"
     k: int = 3
     mode: str = "hybrid"
-    freshness: str = "stat"
+    freshness: str = "auto"
     min_confidence: float | None = None
     reviewed_ref: str = "origin/main"
     pools: list[dict[str, Any]] = field(default_factory=list)
@@ -105,7 +107,7 @@ def parse_config(raw: dict[str, Any], text: str, root: Path, path: Path) -> Conf
     if mode not in MODES:
         raise fail("mode", f"'recall.mode' must be one of {', '.join(MODES)}")
     config.mode = mode
-    freshness = recall.get("freshness", "stat")
+    freshness = recall.get("freshness", "auto")
     if freshness not in FRESHNESS:
         raise fail("freshness", f"'recall.freshness' must be one of {', '.join(FRESHNESS)}")
     config.freshness = freshness

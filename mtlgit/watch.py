@@ -311,10 +311,10 @@ def serve(root: Path, state: Path, memories: str, idle: float = IDLE_SECONDS) ->
             timeout = max(0.0, last_question + idle - time.monotonic())
             if timeout == 0.0:
                 break
-            ready, _w, _x = select.select([server, watch.fd], [], [], min(timeout, 30.0))
+            ready, _w, _x = select.select([server.fileno(), watch.fd], [], [], min(timeout, 30.0))
             if watch.fd in ready:
                 watch.poll()
-            if server in ready:
+            if server.fileno() in ready:
                 last_question = time.monotonic()
                 if _answer(server, watch) == "stop":
                     break
@@ -427,7 +427,7 @@ def start(root: Path, state: Path, memories: str) -> None:
     import subprocess
 
     with contextlib.suppress(OSError):
-        subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        subprocess.Popen(
             [sys.executable, "-m", "mtlgit.watch", str(root), str(state), memories],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

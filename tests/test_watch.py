@@ -219,3 +219,110 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return fields[0] != "Z"
+
+
+# --- recall with the watcher (recall.freshness: watch), end to end ------------------------------------------
+
+
+def _memory(title: str, body: str, number: int) -> str:
+    return (
+        f"---\nid: 01JDQ2V6R3J8Z6TT4M0S3W{number:04d}\ntitle: {title}\n"
+        f"description: When {title.lower()}, apply the lesson below.\nformat: insight\nscope: task-agnostic\n"
+        f"domains: [python]\ncreated: 2026-11-25T14:03:11Z\nstatus: active\n---\n{body}\n"
+    )
+
+
+@pytest.fixture
+def watched(repo: Path) -> Iterator[Path]:
+    from tests.conftest import run_cli
+
+    config = repo / ".mtlgit.yaml"
+    config.write_text(config.read_text().replace("freshness: auto", "freshness: watch"))
+    for number, title in enumerate(["Retry flaky network calls", "Pin dependency versions", "Quote shell vars"]):
+        path = repo / "memories" / f"m{number}.md"
+        path.write_text(_memory(title, f"Body {number} about {title}.", number))
+        hour_ago = time.time_ns() - 3600 * 10**9
+        os.utime(path, ns=(hour_ago, hour_ago))  # outside the racy window: a stat check trusts its stat
+    state = repo / ".git" / "mtlgit"
+    assert run_cli(repo, "recall", "network retries").code == 0  # builds, and starts the watcher
+    assert watch.wait_until_running(state), "the first recall did not start the watcher"
+    try:
+        yield repo
+    finally:
+        watch.stop(state)
+
+
+def _titles(repo: Path, query: str) -> list[str]:
+    import json
+
+    from tests.conftest import run_cli
+
+    result = run_cli(repo, "recall", query, "--json", "-k", "3")
+    assert result.code == 0, result.output
+    return [hit["title"] for hit in json.loads(result.out)["results"]]
+
+
+def _mark(repo: Path) -> list[object] | None:
+    from mtlgit.index import WorktreeIndex
+    from mtlgit.repo import find_repo
+
+    snapshot = WorktreeIndex(find_repo(repo)).current()
+    assert snapshot is not None
+    return snapshot.manifest.watch
+
+
+def test_recall_sees_an_edit_that_keeps_size_and_mtime_through_the_watcher(watched: Path) -> None:
+    repo = watched
+    _titles(repo, "shell quoting")  # the watcher runs now: this recall records its number
+    assert _mark(repo) is not None
+    path = repo / "memories" / "m2.md"
+    st = os.stat(path)
+    text = path.read_text()
+    path.write_text(text.replace("Quote shell vars", "Zebra xylophones"))  # same length
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # a stat check alone would not see this edit
+    assert os.stat(path).st_size == st.st_size
+    from mtlgit.index import WorktreeIndex, is_fresh
+    from mtlgit.repo import find_repo
+
+    snapshot = WorktreeIndex(find_repo(repo)).current()
+    assert snapshot is not None and is_fresh(snapshot, repo)  # every stat as recorded: the stat check is fooled
+    assert "Zebra xylophones" in _titles(repo, "zebra xylophones")
+
+
+def test_new_folders_deletes_and_the_configuration_are_seen_through_the_watcher(watched: Path) -> None:
+    repo = watched
+    _titles(repo, "anything")
+    (repo / "memories" / "deep" / "er").mkdir(parents=True)
+    (repo / "memories" / "deep" / "er" / "n.md").write_text(_memory("Close file handles", "Use with.", 7))
+    assert "Close file handles" in _titles(repo, "close file handles")
+    (repo / "memories" / "m0.md").unlink()
+    assert "Retry flaky network calls" not in _titles(repo, "retry flaky network calls")
+    config = repo / ".mtlgit.yaml"
+    config.write_text(config.read_text().replace("k: 3", "k: 1"))
+    from tests.conftest import run_cli
+
+    result = run_cli(repo, "recall", "pin dependency versions", "--json")
+    assert len(__import__("json").loads(result.out)["results"]) == 1  # the new default k is read
+
+
+def test_without_a_watcher_recall_checks_every_file_and_starts_one(watched: Path) -> None:
+    repo = watched
+    state = repo / ".git" / "mtlgit"
+    assert watch.stop(state)
+    deadline = time.monotonic() + 5
+    while watch.status(state) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (state / "watch.started").unlink(missing_ok=True)
+    (repo / "memories" / "m1.md").write_text(_memory("Vendor the wheel files", "Keep wheels.", 1))
+    assert "Vendor the wheel files" in _titles(repo, "vendor wheel files")  # by stat, as no watcher runs
+    assert watch.wait_until_running(state), "recall did not start the watcher again"
+
+
+def test_auto_on_a_small_pool_starts_no_watcher(repo: Path) -> None:
+    from tests.conftest import run_cli
+
+    (repo / "memories" / "m.md").write_text(_memory("Retry flaky network calls", "Back off.", 1))
+    assert run_cli(repo, "recall", "retry").code == 0
+    time.sleep(0.3)
+    assert watch.status(repo / ".git" / "mtlgit") is None
+    assert not (repo / ".git" / "mtlgit" / "watch.started").exists()
