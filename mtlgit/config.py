@@ -22,8 +22,9 @@ model: default
 recall:
   k: 3
   mode: hybrid
-  # stat: check every memory file on each recall (never stale); folders: check folders only (huge pools).
-  freshness: stat
+  # How recall sees edits (never stale): auto (stat every file below 5,000 files, the inotify watcher from
+  # there), stat, watch, or folders (folders and recent files only).
+  freshness: auto
   # Leave out memories less likely than this (0-1) to apply: recall then returns fewer than k, or none.
   # Default 0.55 (measured, README); 0 always returns k.
   # min_confidence: 0.55
@@ -41,7 +42,7 @@ class Config:
     model: str = "default"
     k: int = 3
     mode: str = "hybrid"
-    freshness: str = "stat"
+    freshness: str = "auto"
     min_confidence: float | None = None
     budget: int | None = None  # None: mtlgit.recall_request.DEFAULT_BUDGET
     reviewed_ref: str = "origin/main"
@@ -106,7 +107,7 @@ def parse_config(raw: dict[str, Any], text: str, root: Path, path: Path) -> Conf
     if mode not in MODES:
         raise fail("mode", f"'recall.mode' must be one of {', '.join(MODES)}")
     config.mode = mode
-    freshness = recall.get("freshness", "stat")
+    freshness = recall.get("freshness", "auto")
     if freshness not in FRESHNESS:
         raise fail("freshness", f"'recall.freshness' must be one of {', '.join(FRESHNESS)}")
     config.freshness = freshness

@@ -413,20 +413,12 @@ class Recaller:
         self._model: Any = None
 
     def snapshot(self, quick: bool = False) -> Snapshot:
-        """The live snapshot, refreshed if files changed: every file's stat is checked unless ``quick`` or the
-        configuration says ``recall.freshness: folders``."""
-        from mtlgit.index import is_fresh, open_current, quick_fresh
-
+        """The live snapshot, refreshed if files changed (see WorktreeIndex.fresh; ``quick``: the folders and
+        recent files only, unless the watcher is used)."""
         current = self._snapshot
         if current is not None and not current.folder.is_dir():  # replaced by a rebuild in another process
-            current = self._snapshot = None
-        if current is None and not quick:
-            current = open_current(self.index.dir)
-            quick = current is not None and current.manifest.get("freshness") == "folders"
-        if current is not None and (quick_fresh if quick else is_fresh)(current, self.repo.root):
-            self._snapshot = self.index.settle(current)
-            return self._snapshot
-        self._snapshot = self.index.refresh(stale=current)
+            current = None
+        self._snapshot = self.index.fresh(current, quick=quick)
         return self._snapshot
 
     def model(self, spec: str) -> Any:

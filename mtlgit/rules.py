@@ -45,10 +45,12 @@ DEFAULT_SCOPE = {
 # --- the configuration's closed choices (.mtlgit.yaml) ------------------------------------------------------
 
 MODES = ("hybrid", "bm25", "dense")
-# stat: every memory file's stat is checked on every recall (never stale). folders: only the folders and
-# recently written files (an edit in place of an older file waits for the git hooks or `mtlgit index`), for
-# pools so large that stat-ing every file costs more than the rest of a recall.
-FRESHNESS = ("stat", "folders")
+# How a recall learns what changed since the index was built (README, "Never stale"). auto: stat below
+# mtlgit.index.freshness.AUTO_WATCH_FILES files, the watcher from there (Linux). stat: every memory file's
+# stat on every recall. watch: ask the worktree's inotify watcher at any size (stat when none runs). folders:
+# only the folders and recently written files (an edit in place of an older file waits for the git hooks or
+# `mtlgit index`).
+FRESHNESS = ("auto", "stat", "watch", "folders")
 TRUST = ("reviewed", "untrusted")
 
 # --- ids ---------------------------------------------------------------------------------------------------

@@ -50,7 +50,9 @@ def index(rebuild: bool, check: bool, as_json: bool) -> None:
         if report.damaged:
             raise SystemExit(1)
         return
-    snapshot = WorktreeIndex(find_repo()).refresh(rebuild=rebuild, progress=sys.stderr.isatty())
+    worktree = WorktreeIndex(find_repo())
+    progress = sys.stderr.isatty()
+    snapshot = worktree.refresh(rebuild=True, progress=progress) if rebuild else worktree.fresh(progress=progress)
     if not snapshot.saved:
         repo = find_repo()
         reason = snapshot.unsaved_reason or "cannot write there"

@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "hook-run": "mtlgit.cli.hooks_cmd:hook_run",
     "feedback": "mtlgit.cli.feedback_cmd:feedback",
     "ledger": "mtlgit.cli.feedback_cmd:ledger",
+    "watch": "mtlgit.cli.watch_cmd:watch",
 }
 
 

@@ -1,9 +1,12 @@
 """Freshness: whether a working-tree snapshot still describes the files, and ``mtlgit index --check``.
 
 The working-tree snapshot records every memory file's (size, mtime_ns, inode), like git's own index, every
-folder's mtime and the configuration's stat. :func:`is_fresh` checks them all (``recall.freshness: stat``, the
-default); :func:`quick_fresh` checks the configuration, the folders (files added, deleted or renamed) and the
-files written last (``recall.freshness: folders``, and the MCP server between its background checks).
+folder's mtime and the configuration's stat. :func:`is_fresh` checks them all (``recall.freshness: stat``, and
+``auto`` below :data:`AUTO_WATCH_FILES` files); :func:`quick_fresh` checks the configuration, the folders
+(files added, deleted or renamed) and the files written last (``recall.freshness: folders``). From
+:data:`AUTO_WATCH_FILES` files (``auto``) or at any size (``watch``), a recall asks the worktree's inotify
+watcher (mtlgit/watch.py) what changed after the number the snapshot recorded, and checks every stat only
+when no watcher can vouch (see :meth:`WorktreeIndex.fresh`).
 
 Racy window: a file, folder or configuration whose mtime is within ``RACY_NS`` of the build may change again
 within the same mtime tick unseen, so its content (or a folder's names) is compared instead, until the snapshot
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +32,22 @@ from mtlgit.index.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from mtlgit.repo import Repo
+
+
+# From this many memory files, ``recall.freshness: auto`` asks the worktree's watcher what changed instead of
+# checking every file's stat (~4.5 µs a file here: 22 ms at 5,000 files, 0.45 s at 100k).
+AUTO_WATCH_FILES = 5000
+
+
+def check_by(snapshot: Snapshot) -> str:
+    """How to learn whether ``snapshot`` is fresh: "stat", "folders" or "watch" (the configuration's
+    ``recall.freshness``; ``auto`` is "watch" from :data:`AUTO_WATCH_FILES` files where inotify exists)."""
+    mode = snapshot.manifest.freshness
+    if mode in ("auto", "watch"):
+        if not sys.platform.startswith("linux"):
+            return "stat"
+        return "watch" if mode == "watch" or snapshot.manifest.files >= AUTO_WATCH_FILES else "stat"
+    return "folders" if mode == "folders" else "stat"
 
 
 def stat_key(path: Path | str, fd: int | None = None) -> list[int] | None:

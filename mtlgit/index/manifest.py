@@ -22,7 +22,7 @@ class Manifest:
     mode: str = "hybrid"
     min_confidence: float | None = None
     budget: int | None = None  # recall.budget (None: mtlgit.recall_request.DEFAULT_BUDGET)
-    freshness: str = "stat"
+    freshness: str = "auto"
     reviewed_ref: str | None = None
     pools: list[dict[str, Any]] = field(default_factory=list)
     rev: str | None = None
@@ -46,6 +46,8 @@ class Manifest:
     racy_dirs: list[list[Any]] = field(default_factory=list)
     racy: list[list[str]] = field(default_factory=list)  # [path, blob id] of files written close to the build
     built_ns: int = 0
+    # [token, number] of the watcher's changes this snapshot has taken in (freshness "watch"), or None
+    watch: list[Any] | None = None
     parts: dict[str, list[int]] = field(default_factory=dict)
     version: int = INDEX_VERSION
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mtlgit.index.common import RACY_NS, note, path_key
-from mtlgit.index.freshness import is_fresh, listing_digest, stat_key
+from mtlgit.index.freshness import check_by, is_fresh, listing_digest, model_unchanged, quick_fresh, stat_key
 from mtlgit.index.manifest import Manifest
 from mtlgit.index.segment import FileInput
 from mtlgit.index.snapshot import Snapshot, open_current
@@ -41,20 +41,84 @@ class WorktreeIndex:
     def current(self) -> Snapshot | None:
         return open_current(self.dir)
 
-    def fresh(self) -> Snapshot:
-        """The live snapshot, refreshed first if anything changed: never stale."""
-        snapshot = self.current()
-        if snapshot is not None and is_fresh(snapshot, self.repo.root):
+    def fresh(self, current: Snapshot | None = None, quick: bool = False, progress: bool = False) -> Snapshot:
+        """The live snapshot (or ``current``, one the caller holds), refreshed first if anything changed: never
+        stale. How changes are found is the configuration's ``recall.freshness`` (freshness.check_by);
+        ``quick`` checks only the folders and recent files where the watcher is not used (the MCP server
+        between its background checks)."""
+        snapshot = current if current is not None else self.current()
+        if snapshot is None:
+            built = self.refresh(progress=progress)
+            if check_by(built) == "watch":
+                from mtlgit import watch
+
+                if watch.ask(self.repo.worktree_state_dir, None, 0) is None:
+                    self._start_watcher(built)  # the next recall asks it, instead of a stat of every file
+            return built
+        how = check_by(snapshot)
+        if how == "watch":
+            return self._fresh_by_watch(snapshot)
+        if (quick_fresh if quick or how == "folders" else is_fresh)(snapshot, self.repo.root):
             return self.settle(snapshot)
         return self.refresh(stale=snapshot)
 
-    def settle(self, snapshot: Snapshot) -> Snapshot:
+    def _fresh_by_watch(self, snapshot: Snapshot) -> Snapshot:
+        """Ask the worktree's watcher what changed after the number ``snapshot`` recorded, and read only that;
+        where no watcher can vouch (none runs, it restarted, its queue overflowed, the configuration or the
+        memories folder itself changed), check every file's stat and record the watcher's number."""
+        from mtlgit import watch
+
+        state = self.repo.worktree_state_dir
+        token, seq = snapshot.manifest.watch or (None, 0)
+        changes = watch.ask(state, token, seq)
+        if changes is None:
+            self._start_watcher(snapshot)
+            if is_fresh(snapshot, self.repo.root):
+                return self.settle(snapshot)
+            return self.refresh(stale=snapshot)
+        seen = [changes.token, changes.seq]
+        model_same = model_unchanged(snapshot.manifest)
+        if changes.none and model_same:
+            return snapshot
+        if changes.everything or not model_same:
+            if is_fresh(snapshot, self.repo.root):
+                return self.settle(snapshot, watch=seen)
+            return self.refresh(stale=snapshot, watch=seen)
+        return self.refresh(changed=[*changes.paths, *changes.folders], watch=seen)
+
+    def _start_watcher(self, snapshot: Snapshot) -> None:
+        """Start the worktree's watcher in the background, unless one was started in the last few seconds (it
+        may still be arming) or failed to watch the folders within the hour (inotify's limits)."""
+        from mtlgit import watch
+
+        state = self.repo.worktree_state_dir
+        marker = state / "watch.started"
+        now = time.time()
+        try:
+            if now - marker.stat().st_mtime < 10:
+                return
+        except OSError:
+            pass
+        with contextlib.suppress(OSError, ValueError):
+            info = (state / watch.INFO).read_text(encoding="utf-8")
+            if '"error"' in info and now - (state / watch.INFO).stat().st_mtime < 3600:
+                return
+        try:
+            marker.touch()
+        except OSError:
+            return  # a read-only checkout: every recall checks every stat
+        watch.start(self.repo.root, state, snapshot.manifest.memories)
+
+    def settle(self, snapshot: Snapshot, watch: list[Any] | None = None) -> Snapshot:
         """Forget the racy files and folders of a fresh snapshot once they are old enough for their stat to be
-        trusted: they have just been compared, and comparing them on every recall would cost a read each.
-        Skipped, silently, where the index cannot be written: it only saves work."""
+        trusted: they have just been compared, and comparing them on every recall would cost a read each; and
+        record ``watch``, the watcher's [token, number] it was found fresh at. Skipped, silently, where the
+        index cannot be written: it only saves work."""
         manifest = snapshot.manifest
         racy = manifest.racy or manifest.racy_dirs or manifest.config_racy
-        if not racy or time.time_ns() - manifest.built_ns < 2 * RACY_NS:
+        old_enough = time.time_ns() - manifest.built_ns >= 2 * RACY_NS
+        new_mark = watch is not None and watch != manifest.watch
+        if not new_mark and (not racy or not old_enough):
             return snapshot
         if not snapshot.saved or not os.access(snapshot.folder, os.W_OK):
             return snapshot
@@ -67,7 +131,11 @@ class WorktreeIndex:
                 current = self.current()
                 if current is None or current.folder != snapshot.folder:
                     return current or snapshot  # another process replaced it meanwhile
-                settled = replace(current.manifest, racy=[], racy_dirs=[], config_racy=None, built_ns=time.time_ns())
+                settled = current.manifest
+                if racy and old_enough:
+                    settled = replace(settled, racy=[], racy_dirs=[], config_racy=None, built_ns=time.time_ns())
+                if new_mark:
+                    settled = replace(settled, watch=watch)
                 return rewrite_manifest(current, settled)
         except OSError as exc:
             if exc.errno not in UNWRITABLE:
@@ -80,6 +148,7 @@ class WorktreeIndex:
         progress: bool = False,
         stale: Snapshot | None = None,
         changed: Collection[str] | None = None,
+        watch: list[Any] | None = None,
     ) -> Snapshot:
         """Bring the snapshot up to date under the index lock (``rebuild``: ignore the previous one).
 
@@ -91,6 +160,8 @@ class WorktreeIndex:
             checks them itself): at 100k memories a pass costs ~0.4 s.
         :param changed: paths (relative to the root) of the files and folders known to have changed; only those
             are statted, listed and read, and everything else is taken from the previous snapshot as it is.
+        :param watch: the watcher's [token, number] taken before this refresh read anything: recorded, so the
+            next recall asks the watcher only for what changed after it.
         """
         from mtlgit.lock import LockUnwritable, file_lock
 
@@ -100,19 +171,24 @@ class WorktreeIndex:
                 known_stale = not waited and stale is not None and old is not None and old.folder == stale.folder
                 if old is not None and changed is None and not known_stale and is_fresh(old, self.repo.root):
                     return old  # another process refreshed it while this one waited
-                return self._build(old, progress, changed=changed)
+                return self._build(old, progress, changed=changed, watch=watch)
         except LockUnwritable as exc:
             note(
                 f"could not save the index in {self.dir} ({exc.strerror}): built in memory for this run only",
                 if_done=True,
             )
             old = None if rebuild else (stale if stale is not None else self.current())
-            snapshot = self._build(old, progress, save=False, changed=changed)
+            snapshot = self._build(old, progress, save=False, changed=changed, watch=watch)
             snapshot.unsaved_reason = (exc.strerror or "cannot write").lower()
             return snapshot
 
     def _build(
-        self, old: Snapshot | None, progress: bool, save: bool = True, changed: Collection[str] | None = None
+        self,
+        old: Snapshot | None,
+        progress: bool,
+        save: bool = True,
+        changed: Collection[str] | None = None,
+        watch: list[Any] | None = None,
     ) -> Snapshot:
         from mtlgit.config import load_config, parse_pools
         from mtlgit.embed import load_model
@@ -172,6 +248,7 @@ class WorktreeIndex:
             racy_dirs=scan.racy_dirs,
             racy=sorted(racy, key=lambda item: path_key(item[0])),
             built_ns=started,
+            watch=watch,
         )
         return commit(self.dir, manifest, old, dead, added, save=save)
 
@@ -186,6 +263,9 @@ class _Scan:
         self.racy_dirs: list[list[Any]] = []
         self.data: dict[str, bytes] = {}
         self.gone_below: list[str] = []  # folders listed again: a live file below them not listed is gone
+        # Files a caller named as changed: compared by content even when their stat is the same (an edit
+        # within the same mtime tick, or one that put the mtime back, which the watcher still sees).
+        self.named: set[str] = set()
 
 
 def _full_scan(root: Path, memories: str, started: int, old: Snapshot | None) -> _Scan:
@@ -252,6 +332,7 @@ def _hinted_scan(root: Path, memories: str, started: int, old: Snapshot, changed
             scan.gone_below.append(rel)
         elif is_memory_path(rel, memories):
             scan.stats[rel] = stat_key(root / rel)
+            scan.named.add(rel)
             if os.path.islink(root / rel):
                 scan.links.add(rel)
         else:
@@ -310,7 +391,7 @@ def _classify(
                 dead.setdefault(previous[0], []).append(previous[1])
             continue
         if previous is not None and previous[2] == key:
-            if rel not in old_racy:
+            if rel not in old_racy and rel not in scan.named:
                 continue  # unchanged
             content = _read(root, rel)
             if content is not None and blob_id(content) == previous[3].decode():
