@@ -420,7 +420,7 @@ def test_folder_freshness_sees_new_files_at_once_and_edits_at_the_next_index(rep
     assert recall_json(cli, "QUOKKA", "--mode", "bm25")[0]["title"] == MEMORIES[0][0]
     write(repo / ".mtlgit.yaml", "recall:\n  freshness: sometimes\n")
     result = cli("recall", "x")
-    assert result.code == 1 and "'recall.freshness' must be one of stat, folders" in result.err
+    assert result.code == 1 and "'recall.freshness' must be one of auto, stat, watch, folders" in result.err
 
 
 def test_the_fast_recall_parser_knows_exactly_the_click_options() -> None:

@@ -52,7 +52,11 @@ def index(rebuild: bool, check: bool, as_json: bool) -> None:
         return
     worktree = WorktreeIndex(find_repo())
     progress = sys.stderr.isatty()
-    snapshot = worktree.refresh(rebuild=True, progress=progress) if rebuild else worktree.fresh(progress=progress)
+    snapshot = (
+        worktree.refresh(rebuild=True, progress=progress)
+        if rebuild
+        else worktree.fresh(progress=progress, thorough=True)
+    )
     if not snapshot.saved:
         repo = find_repo()
         reason = snapshot.unsaved_reason or "cannot write there"

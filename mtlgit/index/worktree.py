@@ -41,11 +41,14 @@ class WorktreeIndex:
     def current(self) -> Snapshot | None:
         return open_current(self.dir)
 
-    def fresh(self, current: Snapshot | None = None, quick: bool = False, progress: bool = False) -> Snapshot:
+    def fresh(
+        self, current: Snapshot | None = None, quick: bool = False, progress: bool = False, thorough: bool = False
+    ) -> Snapshot:
         """The live snapshot (or ``current``, one the caller holds), refreshed first if anything changed: never
         stale. How changes are found is the configuration's ``recall.freshness`` (freshness.check_by);
         ``quick`` checks only the folders and recent files where the watcher is not used (the MCP server
-        between its background checks)."""
+        between its background checks); ``thorough`` checks every stat even where the configuration says
+        ``folders`` (``mtlgit index``: an edit in place is seen)."""
         snapshot = current if current is not None else self.current()
         if snapshot is None:
             built = self.refresh(progress=progress)
@@ -58,7 +61,7 @@ class WorktreeIndex:
         how = check_by(snapshot)
         if how == "watch":
             return self._fresh_by_watch(snapshot)
-        if (quick_fresh if quick or how == "folders" else is_fresh)(snapshot, self.repo.root):
+        if (quick_fresh if (quick or how == "folders") and not thorough else is_fresh)(snapshot, self.repo.root):
             return self.settle(snapshot)
         return self.refresh(stale=snapshot)
 
