@@ -62,19 +62,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=10_000)
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--pool", type=Path, help="an existing pool (made with pools.py) instead of a new one")
     args = parser.parse_args()
+    if args.pool is not None:
+        subprocess.run([sys.executable, "-m", "mtlgit", "index"], cwd=args.pool, check=True, capture_output=True)
+        report(args.pool, args.calls)
+        return 0
     with tempfile.TemporaryDirectory(prefix="mtlgit-bench-mcp-") as tmp:
         repo = Path(tmp) / "pool"
         build_pool(repo, args.size)
         subprocess.run([sys.executable, "-m", "mtlgit", "index"], cwd=repo, check=True, capture_output=True)
-        timings = sorted(anyio.run(measure, repo, args.calls))
-        p50 = statistics.median(timings) * 1000
-        p90 = timings[int(len(timings) * 0.9)] * 1000
-        print(
-            f"MCP recall on a pool of {args.size} memories, {args.calls} calls: p50 {p50:.1f} ms, "
-            f"p90 {p90:.1f} ms, min {timings[0] * 1000:.1f} ms (target p50 <= 20 ms)"
-        )
+        report(repo, args.calls)
     return 0
+
+
+def report(repo: Path, calls: int) -> None:
+    timings = sorted(anyio.run(measure, repo, calls))
+    p50 = statistics.median(timings) * 1000
+    p90 = timings[int(len(timings) * 0.9)] * 1000
+    size = sum(1 for _ in (repo / "memories").rglob("*.md"))
+    print(
+        f"MCP recall on a pool of {size} memories, {calls} calls: p50 {p50:.1f} ms, "
+        f"p90 {p90:.1f} ms, min {timings[0] * 1000:.1f} ms (targets: p50 <= 20 ms at 10k, <= 10 ms at 100k)"
+    )
 
 
 if __name__ == "__main__":
