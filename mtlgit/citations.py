@@ -782,6 +782,7 @@ def prepare_items(root: Path, items: list[Any]) -> None:
     record HEAD as their commit when the item names none."""
     for item in items:
         given = item.get("source", {}) if isinstance(item, dict) else None
-        if not isinstance(given, dict) or "cites" not in item:
+        if not isinstance(given, dict) or ("cites" not in item and "cites" not in given):
             continue  # a source that is not a mapping is rejected with its reason by the intake
-        item["source"] = with_commit(root, {**given, "cites": item.pop("cites")})
+        cites = item.pop("cites") if "cites" in item else given["cites"]
+        item["source"] = with_commit(root, {**given, "cites": cites})

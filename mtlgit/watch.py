@@ -123,6 +123,7 @@ class Changes:
     everything: bool = False
     paths: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
+    memories: str = ""  # the folder watched, relative to the root ("" for the root itself)
 
     @property
     def none(self) -> bool:
@@ -135,6 +136,7 @@ class Changes:
             "everything": self.everything,
             "paths": self.paths,
             "folders": self.folders,
+            "memories": self.memories,
         }
 
 
@@ -144,7 +146,7 @@ class TreeWatch:
     def __init__(self, root: Path, memories: str) -> None:
         """Start watching. :raises OSError: when inotify is missing or out of watches."""
         self.root = str(root)
-        self.memories = memories.strip("/")
+        self.memories = _folder(memories)
         self.token = os.urandom(8).hex()
         self.seq = 0
         self.broken_at = 0  # changes up to this number cannot be told apart: "everything"
@@ -185,15 +187,31 @@ class TreeWatch:
         self._wd[wd] = rel
 
     def _add_tree(self, rel: str) -> None:
-        """Watch ``rel`` and every folder under it (a folder made later is added when its event comes)."""
-        top = os.path.join(self.root, rel)
+        """Watch ``rel`` and every folder under it that the index reads (a folder made later is added when its
+        event comes): hidden folders are skipped, and a symlinked folder is followed while it stays inside the
+        root, each real folder once, as mtlgit.rules.scan_memories walks them."""
+        top = os.path.join(self.root, rel) if rel else self.root
         if not os.path.isdir(top):
             return
-        self._add(rel)
-        for folder, dirs, _files in os.walk(top):
-            for name in dirs:
-                path = os.path.join(folder, name)
-                self._add(os.path.relpath(path, self.root).replace(os.sep, "/"))
+        root_real = os.path.join(os.path.realpath(self.root), "")
+        seen: set[str] = set()
+        pending = [rel]
+        while pending:
+            current = pending.pop()
+            path = os.path.join(self.root, current) if current else self.root
+            real = os.path.realpath(path)
+            if real in seen or not (real + os.sep).startswith(root_real):
+                continue
+            seen.add(real)
+            self._add(current)
+            try:
+                entries = list(os.scandir(path))
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=True):
+                    continue
+                pending.append(f"{current}/{entry.name}" if current else entry.name)
 
     def _mark(self, table: dict[str, int], rel: str) -> None:
         self.seq += 1
@@ -229,16 +247,23 @@ class TreeWatch:
                 continue  # a folder below: its parent's event names it
             rel = f"{folder}/{name}" if folder else name
             if rel == ".mtlgit.yaml":
-                self._everything()  # the configuration decides everything else
+                # The configuration decides everything else, the memories folder included, which this watch
+                # cannot follow: it stops, and the next recall checks every file and starts a new one.
+                self.gone = True
+                self._everything()
                 continue
             if not self._inside(folder):  # the root, or a folder on the way to the memories folder
                 if rel == self.memories or (self.memories + "/").startswith(rel + "/"):
                     self._arm()  # the memories folder, or one of its parents, made, removed or moved
                     self._everything()
                 continue
-            if mask & IN_ISDIR:
-                if mask & _LISTING:  # a folder made, moved in, moved out or removed: its whole tree
-                    if mask & (IN_CREATE | IN_MOVED_TO):
+            if name.startswith("."):
+                continue  # a hidden file or folder: never a memory, nor above one (a writer's temporary file)
+            made = mask & (IN_CREATE | IN_MOVED_TO)
+            if mask & IN_ISDIR or (made and os.path.isdir(os.path.join(self.root, rel))):
+                # A folder (or a symlink to one) made, moved in, moved out or removed: its whole tree.
+                if mask & _LISTING:
+                    if made:
                         self._add_tree(rel)
                     self._mark(self._folders, rel)
                 continue
@@ -248,13 +273,22 @@ class TreeWatch:
         """What changed after ``seq`` of the watch ``token`` (another token, or a number before a gap: all)."""
         self.poll()
         if token != self.token or seq < self.broken_at or seq > self.seq:
-            return Changes(self.token, self.seq, everything=True)
+            return Changes(self.token, self.seq, everything=True, memories=self.memories)
         return Changes(
             self.token,
             self.seq,
             paths=sorted(rel for rel, at in self._changed.items() if at > seq),
             folders=sorted(rel for rel, at in self._folders.items() if at > seq),
+            memories=self.memories,
         )
+
+
+def _folder(memories: str) -> str:
+    """The memories folder as the watch keys it: relative to the root, "" for the root itself ("." or "")."""
+    import posixpath
+
+    folder = posixpath.normpath(memories.replace(os.sep, "/")).strip("/")
+    return "" if folder == "." else folder
 
 
 # --- the watcher process ------------------------------------------------------------------------------------
@@ -419,7 +453,14 @@ def ask(state: Path, token: str | None, seq: int) -> Changes | None:
         everything=bool(answer.get("everything")),
         paths=[p for p in paths if isinstance(p, str)],
         folders=[f for f in folders if isinstance(f, str)],
+        memories=str(answer.get("memories", "")),
     )
+
+
+def watches(changes: Changes, memories: str) -> bool:
+    """Whether the watcher that gave ``changes`` watches the memories folder ``memories`` (the configuration
+    may have named another since it started)."""
+    return changes.memories == _folder(memories)
 
 
 def start(root: Path, state: Path, memories: str) -> None:

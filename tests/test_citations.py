@@ -367,10 +367,18 @@ def test_add_json_takes_the_cites_prompt_extract_asks_for(repo: Path, code: str)
         "cites": ["src/parser.py:Writer"],
     }
     bad_source = {"title": "Odd source", "description": "When odd.", "content": "y", "source": "nope", "cites": []}
-    result = run_cli(repo, "add", "--json", "-", input=json.dumps([wrong, *items, bad_source]))
+    # Citations written inside the source are checked and given a commit the same way.
+    wrong_in_source = {
+        "title": "Sprockets jam when dry",
+        "description": "When the sprocket assembly squeals.",
+        "content": "z",
+        "source": {"cites": ["src/nope.py:g"]},
+    }
+    result = run_cli(repo, "add", "--json", "-", input=json.dumps([wrong, *items, bad_source, wrong_in_source]))
     assert result.code == 1, result.output
     report = json.loads(result.out)
-    assert [(i["item"], i["added"]) for i in report["items"]] == [(1, False), (2, True), (3, False)]
+    assert [(i["item"], i["added"]) for i in report["items"]] == [(1, False), (2, True), (3, False), (4, False)]
+    assert "src/nope.py" in report["items"][3]["reasons"][0]
     assert report["items"][0]["reasons"] == [
         f"source.cites: 'Writer' is not defined in src/parser.py at {code[:10]}: cite the function or class name as "
         "written in its definition, or cite lines instead"

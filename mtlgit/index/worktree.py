@@ -74,11 +74,17 @@ class WorktreeIndex:
         state = self.repo.worktree_state_dir
         token, seq = snapshot.manifest.watch or (None, 0)
         changes = watch.ask(state, token, seq)
+        if changes is not None and not watch.watches(changes, snapshot.manifest.memories):
+            watch.stop(state)  # it watches a folder the configuration no longer names
+            changes = None
         if changes is None:
-            self._start_watcher(snapshot)
             if is_fresh(snapshot, self.repo.root):
-                return self.settle(snapshot)
-            return self.refresh(stale=snapshot)
+                found = self.settle(snapshot)
+            else:
+                found = self.refresh(stale=snapshot)
+            if check_by(found) == "watch":
+                self._start_watcher(found)  # for the folder of the snapshot just checked or built
+            return found
         seen = [changes.token, changes.seq]
         model_same = model_unchanged(snapshot.manifest)
         if changes.none and model_same:
@@ -98,7 +104,7 @@ class WorktreeIndex:
         marker = state / "watch.started"
         now = time.time()
         try:
-            if now - marker.stat().st_mtime < 10:
+            if now - marker.stat().st_mtime < 10 and marker.read_text(encoding="utf-8") == snapshot.manifest.memories:
                 return
         except OSError:
             pass
@@ -107,7 +113,7 @@ class WorktreeIndex:
             if '"error"' in info and now - (state / watch.INFO).stat().st_mtime < 3600:
                 return
         try:
-            marker.touch()
+            marker.write_text(snapshot.manifest.memories, encoding="utf-8")
         except OSError:
             return  # a read-only checkout: every recall checks every stat
         watch.start(self.repo.root, state, snapshot.manifest.memories)
@@ -317,9 +323,16 @@ def _hinted_scan(root: Path, memories: str, started: int, old: Snapshot, changed
 
     for raw in changed:
         rel = posixpath.normpath(raw.replace(os.sep, "/")).strip("/")
-        if rel != base and not rel.startswith(base + "/"):
+        if base != "." and rel != base and not rel.startswith(base + "/"):
             continue
-        if (os.path.isdir(root / rel) and not os.path.islink(root / rel)) or rel in dirs:
+        below = rel[len(base) + 1 :] if base != "." else rel
+        if os.path.islink(root / rel) and os.path.isdir(root / rel) and not _inside_root(root, root / rel):
+            continue  # a symlinked folder or file leading out of the repository is never followed
+        if any(part.startswith(".") for part in below.split("/")[:-1]) or (
+            below.rsplit("/", 1)[-1].startswith(".") and (os.path.isdir(root / rel) or rel in dirs)
+        ):
+            continue  # in or of a hidden folder: never read (mtlgit.rules.scan_memories skips them)
+        if os.path.isdir(root / rel) or rel in dirs:
             for gone in [d for d in dirs if d == rel or d.startswith(rel + "/")]:
                 dirs.pop(gone)
                 racy_dirs.pop(gone, None)
@@ -347,6 +360,12 @@ def _hinted_scan(root: Path, memories: str, started: int, old: Snapshot, changed
     scan.dirs = sorted(([rel, mtime] for rel, mtime in dirs.items()), key=lambda item: path_key(item[0]))
     scan.racy_dirs = sorted(([rel, d] for rel, d in racy_dirs.items()), key=lambda item: path_key(item[0]))
     return scan
+
+
+def _inside_root(root: Path, path: Path) -> bool:
+    """Whether ``path``, symlinks resolved, is inside ``root``."""
+    real = os.path.realpath(path)
+    return (real + os.sep).startswith(os.path.join(os.path.realpath(root), ""))
 
 
 class _Input(FileInput):
