@@ -76,6 +76,18 @@ def _git_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     yield
     os.environ.clear()
     os.environ.update(saved)
+    _stop_watchers(tmp_path_factory.getbasetemp())
+
+
+def _stop_watchers(base: Path) -> None:
+    """Stop the memory-folder watchers that recalls on large pools started in this run's repositories (they
+    would otherwise wait an hour for a question)."""
+    from mtlgit import watch
+
+    for pattern in ("*/*/.git/mtlgit", "*/*/*/.git/mtlgit", "*/*/*/*/.git/mtlgit"):
+        for state in base.glob(pattern):
+            if (state / watch.SOCKET).exists():
+                watch.stop(state)
 
 
 @dataclass
