@@ -15,7 +15,7 @@ import re
 import shutil
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mtlgit import git
@@ -115,14 +115,18 @@ def sync(repo: Repo, spec: PoolSpec, root: Path) -> dict[str, Any]:
                 which = spec.ref or "its default branch"
                 raise MtlgitError(f"git fetch of {spec.url} ({which}) failed: {fetched.error}")
             snapshot = index_pool(repo, spec)
+            unreadable = _unreadable(snapshot)
             status.update(
                 ok=True,
                 commit=snapshot.manifest["commit"],
                 memories=snapshot.n_docs,
                 index=snapshot.folder.parent.name,
                 snapshot=snapshot.folder.name,
-                unreadable=snapshot.manifest.get("problem_files", 0),
+                unreadable=len(unreadable),
+                unreadable_files=unreadable[:UNREADABLE_LISTED],
             )
+            if unreadable:
+                _note_unreadable(spec, unreadable)
         except MtlgitError as exc:
             status.update(ok=False, error=str(exc))
         previous = read_status(repo, spec.name)
@@ -139,6 +143,30 @@ def sync(repo: Repo, spec: PoolSpec, root: Path) -> dict[str, Any]:
         _write_status(repo, spec.name, status)
         _remove_stale_indexes(repo, spec.name, status)
     return status
+
+
+UNREADABLE_LISTED = 20  # in the status: enough to start fixing, bounded whatever the pool holds
+
+
+def _unreadable(snapshot: Any) -> list[dict[str, Any]]:
+    """The first error of each file of a pool that is left out of it (not a memory, or an id used twice)."""
+    first: dict[str, dict[str, Any]] = {}
+    for problem in snapshot.problems():
+        if problem.get("severity") == "error" and problem["path"] not in first:
+            first[problem["path"]] = {key: problem.get(key) for key in ("path", "line", "code", "message")}
+    return list(first.values())
+
+
+def _note_unreadable(spec: PoolSpec, unreadable: list[dict[str, Any]]) -> None:
+    """Say which of a pool's files were left out: they are fixed in the pool's own repository."""
+    from mtlgit.index.common import note
+
+    shown = "; ".join(f"{p['path']}:{p['line']}: {p['message']}" for p in unreadable[:3])
+    more = f"; {len(unreadable) - 3} more in `mtlgit pool list --json`" if len(unreadable) > 3 else ""
+    note(
+        f"pool '{spec.name}': {len(unreadable)} file(s) could not be read and were left out: {shown}{more}. "
+        f"The pool's repository ({spec.url}) has files mtlgit cannot read: run `mtlgit lint` there and commit the fix"
+    )
 
 
 def _remove_stale_indexes(repo: Repo, name: str, status: dict[str, Any]) -> None:
@@ -228,11 +256,15 @@ class PoolMemory:
 
 def find_memories(repo: Repo, config: Config, ref: str, names: tuple[str, ...] = ()) -> list[PoolMemory]:
     """The memories of the synced pools (or of the named ones) whose id is ``ref`` or, when none is, starts
-    with it (case-insensitive)."""
+    with it (case-insensitive); when no id does, the memory whose file ``ref`` is: the readable copy
+    ``recall --paths`` prints (absolute, or relative to the current folder or to the repository's root), or
+    its path in the pool's own repository."""
     wanted = ref.strip().upper()
     found: list[PoolMemory] = []
     if not wanted:
         return found
+    by_path: list[PoolMemory] = []
+    copy_of = _copy_of(repo, ref.strip())
     for spec in parse_pools(config):
         snapshot = pool_snapshot(repo, spec) if not names or spec.name in names else None
         if snapshot is None:
@@ -243,7 +275,27 @@ def find_memories(repo: Repo, config: Config, ref: str, names: tuple[str, ...] =
         commit = str(snapshot.manifest["commit"])
         for row, path in zip(rows, snapshot.doc_paths(rows), strict=True):
             found.append(PoolMemory(spec.name, path, records[row], commit))
-    return found
+        if not found:
+            name, path = copy_of if copy_of is not None else (spec.name, PurePosixPath(ref.strip()).as_posix())
+            if name == spec.name:
+                paths = snapshot.doc_paths(range(snapshot.n_docs))
+                by_path += [PoolMemory(name, p, records[i], commit) for i, p in enumerate(paths) if p == path]
+    return found or by_path
+
+
+def _copy_of(repo: Repo, ref: str) -> tuple[str, str] | None:
+    """(pool, path in the pool) when ``ref`` is a file under a pool's ``files/`` copies (see
+    :func:`local_copies`), given absolute or relative to the current folder or to the repository's root."""
+    pools = (repo.state_dir / "pools").resolve()
+    candidate = Path(ref)
+    for where in [candidate] if candidate.is_absolute() else [Path.cwd() / candidate, repo.root / candidate]:
+        try:
+            inside = where.resolve().relative_to(pools).parts
+        except (ValueError, OSError, RuntimeError):
+            continue
+        if len(inside) > 2 and inside[1] == "files":
+            return inside[0], "/".join(inside[2:])
+    return None
 
 
 def pool_memories(repo: Repo, config: Config, names: tuple[str, ...] = ()) -> list[Any]:
@@ -280,7 +332,8 @@ def get_memory(repo: Repo, config: Config, ref: str, names: tuple[str, ...] = ()
         return found[0]
     if not found:
         where = f"pool {', '.join(names)}" if names else "this repository or its synced pools"
-        raise MemoryNotFoundError(f"no memory has the id or id prefix '{ref}' in {where}: `mtlgit list` shows the ids")
+        what = "id, id prefix or path" if "/" in ref or ref.strip().endswith(".md") else "id or id prefix"
+        raise MemoryNotFoundError(f"no memory has the {what} '{ref}' in {where}: `mtlgit list` shows the ids")
     listing = ", ".join(f"{m.record.get('id')} in pool {m.pool}" for m in found[:5])
     raise MemoryNotFoundError(f"'{ref}' matches {len(found)} pool memories ({listing}): give more of the id or --pool")
 

@@ -260,17 +260,77 @@ def test_the_mcp_show_tool_finds_pool_memories(repo: Path, tmp_path: Path) -> No
     other = upstream(tmp_path, "ops", MASTER, branch="master", prefix="01M8RX8B3DAAAAAAAAAAAA")
     assert run_cli(repo, "pool", "add", "ops", str(other)).code == 0
 
-    async def call() -> dict[str, object]:
+    async def call() -> list[dict[str, object]]:
         from mcp import Client
         from mcp.client.stdio import StdioServerParameters
 
         params = StdioServerParameters(
             command=sys.executable, args=["-m", "mtlgit", "mcp"], cwd=str(repo), env=dict(os.environ)
         )
+        out: list[dict[str, object]] = []
         async with Client(params, read_timeout_seconds=120) as client:
-            shown = await client.call_tool("show", {"id": "01M8RX8B3D"})
-            assert not shown.is_error
-            return shown.structured_content  # type: ignore[no-any-return]
+            # By id prefix, and by the path `recall --paths` prints for it (issue 14).
+            for ref in ("01M8RX8B3D", ".git/mtlgit/pools/ops/files/memories/m0.md"):
+                shown = await client.call_tool("show", {"id": ref})
+                assert not shown.is_error, (ref, shown)
+                out.append(dict(shown.structured_content or {}))
+        return out
 
-    data = anyio.run(call)
-    assert (data["pool"], data["title"]) == ("ops", "Pin the toolchain version")
+    for data in anyio.run(call):
+        assert (data["pool"], data["title"], data["path"]) == ("ops", "Pin the toolchain version", "memories/m0.md")
+
+
+# --- issue 14: show by the path recall --paths prints, and a pool's unreadable files named at sync -----------
+
+
+def test_show_finds_a_pool_memory_by_the_path_recall_prints(repo: Path, tmp_path: Path) -> None:
+    other = upstream(tmp_path, "ops", MASTER, branch="master", prefix="01M8RX8B3DAAAAAAAAAAAA")
+    assert run_cli(repo, "pool", "add", "ops", str(other)).code == 0
+    printed = run_cli(repo, "recall", "pin the compiler version", "-k", "1", "--paths")
+    assert printed.out.splitlines() == [".git/mtlgit/pools/ops/files/memories/m0.md"], printed.output
+    copy = printed.out.strip()
+    sub = write(repo / "src" / "keep.txt", "")
+    for ref, cwd in (
+        (copy, repo),  # as printed, from the root
+        (str((repo / copy).resolve()), sub.parent),  # absolute
+        (f"../{copy}", sub.parent),  # relative to the current folder
+        ("memories/m0.md", repo),  # the memory's path in the pool's own repository
+        ("./memories/m0.md", sub.parent),
+    ):
+        shown = run_cli(cwd, "show", ref)
+        assert shown.code == 0, (ref, shown.output)
+        assert shown.out.startswith("# pool 'ops': memories/m0.md at "), (ref, shown.out)
+    as_json = json.loads(run_cli(sub.parent, "show", f"../{copy}", "--json").out)
+    assert (as_json["pool"], as_json["path"]) == ("ops", "memories/m0.md")
+    # The repository's own memory at the same path answers first; --pool picks the pool's.
+    write(repo / "memories" / "m0.md", VALID)
+    assert run_cli(repo, "show", "memories/m0.md").out.startswith("# memories/m0.md")
+    assert run_cli(repo, "show", "memories/m0.md", "--pool", "ops").out.startswith("# pool 'ops': memories/m0.md")
+    assert run_cli(repo, "show", copy).out.startswith("# pool 'ops': memories/m0.md")
+    missing = run_cli(repo, "show", ".git/mtlgit/pools/ops/files/memories/nothing.md")
+    assert missing.code == 1 and "no memory has the id, id prefix or path" in missing.err, missing.output
+    assert "Traceback" not in missing.err
+
+
+def test_pool_sync_names_the_files_it_cannot_read(repo: Path, tmp_path: Path) -> None:
+    remote = upstream(tmp_path, "ops", MASTER, branch="master", prefix="01M8RX8B3DAAAAAAAAAAAA")
+    work = tmp_path / "ops-work"
+    write(work / "memories" / "broken.md", "---\ntitle: [unclosed\n---\nno front matter that parses\n")
+    write(work / "memories" / "bare.md", "just text, no front matter\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "two files mtlgit cannot read")
+    git(work, "push", "-q", str(remote), "HEAD:master")
+
+    added = run_cli(repo, "pool", "add", "ops", str(remote))
+    assert added.code == 0 and "pool 'ops': 1 memories" in added.out, added.output
+    synced = run_cli(repo, "pool", "sync")
+    assert synced.code == 0 and "pool 'ops': 1 memories" in synced.out, synced.output
+    for said in (added.err, synced.err):
+        assert "pool 'ops': 2 file(s) could not be read and were left out" in said, said
+        assert "memories/bare.md:" in said and "memories/broken.md:" in said
+        assert "run `mtlgit lint` there" in said and "Traceback" not in said
+    status = json.loads(run_cli(repo, "pool", "list", "--json").out)[0]["status"]
+    assert status["unreadable"] == 2
+    assert sorted(p["path"] for p in status["unreadable_files"]) == ["memories/bare.md", "memories/broken.md"]
+    assert all(p["message"] and p["line"] >= 0 for p in status["unreadable_files"])
+    assert results(repo, "pin the compiler version", "-k", "1")[0]["pool"] == "ops"  # the readable one answers
