@@ -20,11 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import shutil
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from mtlgit import git
+from mtlgit.errors import MtlgitError
 
 STATES = ("fresh", "drifted", "orphaned")
 CACHE_NAME = "citations"
@@ -332,9 +338,6 @@ class Report:
 
 def _git(root: Path, args: Sequence[str], data: bytes | None = None) -> bytes | None:
     """What git printed, or None when it failed: a citation git cannot check has no state, never an error."""
-    from mtlgit import git
-    from mtlgit.errors import MtlgitError
-
     COUNTERS["git"] += 1
     try:
         result = git.run(root, *args, input=data, check=False, timeout=120)
@@ -357,8 +360,6 @@ def _head_tree_from_files(git_dir: Path) -> str | None:
     """HEAD's tree from the ref files and the loose commit object, without a git process (a recall with a warm
     cache then starts none: a process costs 5-15 ms on a busy machine). None whenever any part is packed or
     unusual (a packed ref, a packed commit, SHA-256 ids): git answers those."""
-    import zlib
-
     try:
         head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
         common = git_dir
@@ -631,9 +632,6 @@ class StateCache:
 
     def put(self, tree: str, reports: dict[str, Report], prune: bool = False) -> None:
         """Store reports for ``tree``; ``prune`` drops every other tree's folder (a warm-up after a commit)."""
-        import os
-        import shutil
-
         here = self.folder / tree
         try:
             here.mkdir(parents=True, exist_ok=True)
@@ -755,26 +753,11 @@ def with_commit(root: Path, source: dict[str, Any]) -> dict[str, Any]:
 
 
 def add_items(pool: Any, items: list[Any], force: bool = False) -> list[Any]:
-    """:func:`mtlgit.intake.add_items` for JSON items that may cite code: each item's ``cites`` go to
-    ``source.cites`` at HEAD (:func:`prepare_items`), and an item whose citations do not hold at their commit
-    is rejected with the reasons, as ``mtlgit add --cite`` refuses it."""
-    from mtlgit.intake import Result
+    """:func:`mtlgit.intake.add_items`, under the name cli/add.py and mcp_server.py still import. When they
+    import it from intake, this goes, and with it the import cycle memory -> citations -> intake -> memory."""
     from mtlgit.intake import add_items as add_all
 
-    prepare_items(pool.root, items)
-    sources = [item if isinstance(item, dict) else {} for item in items]
-    wrong = verify(pool.root, sources)
-    done = iter(add_all(pool, [item for n, item in enumerate(items) if n not in wrong], force=force))
-    results = []
-    for n, item in enumerate(items):
-        if n in wrong:
-            title = str(item.get("title", ""))[:120]
-            results.append(Result(n + 1, title, reasons=[f"source.cites: {p}" for _position, p in wrong[n]]))
-        else:
-            result = next(done)
-            result.index = n + 1
-            results.append(result)
-    return results
+    return add_all(pool, items, force=force)
 
 
 def prepare_items(root: Path, items: list[Any]) -> None:

@@ -19,8 +19,12 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from mtlgit.cache import BlobCache
+from mtlgit.citations import warm
+from mtlgit.config import load_config
 from mtlgit.errors import MtlgitError, Problem
 from mtlgit.gitobjects import read_blobs
+from mtlgit.memory import duplicate_problem, parse_bytes
 from mtlgit.repo import Repo
 from mtlgit.resources import hooks_dir
 from mtlgit.rules import MEMORY_FILE_MODES, first_of_each_id, is_memory_path
@@ -190,8 +194,6 @@ def refresh(repo: Repo, hook_type: str) -> None:
     try:
         snapshot = WorktreeIndex(repo).refresh()
         log(repo, f"{hook_type}: index of {snapshot.n_docs} memories fresh in {time.perf_counter() - started:.2f} s")
-        from mtlgit.citations import warm
-
         started = time.perf_counter()
         checked = warm(repo, snapshot)
         if checked:
@@ -207,10 +209,6 @@ def refresh(repo: Repo, hook_type: str) -> None:
 
 def staged_problems(repo: Repo) -> tuple[int, list[Problem]]:
     """Lint the memory files as staged (the index, not the working tree): (files checked, problems)."""
-    from mtlgit.cache import BlobCache
-    from mtlgit.config import load_config
-    from mtlgit.memory import duplicate_problem, parse_bytes
-
     config = load_config(repo.root)
     folder = config.memories
     # T too: a symlink replaced by a file with the same name is a new memory.

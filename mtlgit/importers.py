@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from mtlgit import frontmatter
+from mtlgit.abstraction import specificity
 from mtlgit.errors import MtlgitError
-from mtlgit.intake import _Checker
+from mtlgit.intake import ASSIGNED, _Checker, add_one, fields_from_mapping
+from mtlgit.memory import SENTENCE_END_RE
 from mtlgit.rules import OUTCOMES, STATUSES
+from mtlgit.secrets import ALLOW, find_secrets
 from mtlgit.store import Pool
 
 RULE_SUFFIXES = ("-cursorrules-prompt-file", "-cursorrules-prompt", "-cursor-rules", "-cursorrules")
@@ -289,9 +292,6 @@ def _insight_fit(title: str, when: str, text: str) -> str:
     """The sentences (or lines) of ``text``, in order, that make an insight lint accepts with this title and
     description: at most 5 sentences and 1200 characters, and not reading as task-specific. A sentence that
     would break one of these is left out (the guide keeps it); a later, more general one may still fit."""
-    from mtlgit.abstraction import specificity
-    from mtlgit.memory import SENTENCE_END_RE
-
     ends = {m.end() for m in SENTENCE_END_RE.finditer(text)} | {m.end() for m in re.finditer(r"\n", text)}
     bounds = [0, *sorted(e for e in ends if 0 < e < len(text)), len(text)]
     kept = ""
@@ -483,8 +483,6 @@ def reasoningbank_item(item: Any, context: dict[str, Any]) -> tuple[Any, dict[st
     """
     if not isinstance(item, dict):
         return item, {}
-    from mtlgit.intake import ASSIGNED
-
     if "format" in item and not context and item.get("status", "active") in STATUSES:
         kept = {k: v for k, v in item.items() if k not in EXPORT_ONLY and k not in ASSIGNED}
         assigned = {k: item[k] for k in ASSIGNED if item.get(k) is not None}
@@ -566,8 +564,6 @@ def _whole_document(text: str) -> Any:
 
 
 def _record_candidates(record: Any, source: str, path: Path | None, lines: tuple[int, int]) -> Iterator[Candidate]:
-    from mtlgit.intake import fields_from_mapping
-
     for item, context in record_items(record):
         importable, assigned = reasoningbank_item(item, context)
         fields, problems = fields_from_mapping(importable)
@@ -612,8 +608,6 @@ def import_path(
     pool: Pool, path: Path, domain: str | None = None, force: bool = False, dry_run: bool = False
 ) -> ImportReport:
     """Import every candidate under ``path`` into ``pool``; ``dry_run`` runs every check and writes nothing."""
-    from mtlgit.intake import add_one
-
     if not path.exists():
         raise MtlgitError(f"{path} does not exist")
     report = ImportReport()
@@ -689,8 +683,6 @@ class _SourceSecrets:
         self.found: dict[Path, list[Any]] = {}
 
     def between(self, candidate: Candidate) -> str:
-        from mtlgit.secrets import ALLOW, find_secrets
-
         if candidate.file is None:
             return ""
         if candidate.file not in self.found:

@@ -10,10 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mtlgit import frontmatter
+from mtlgit.analysis import analyze
+from mtlgit.citations import prepare_items, verify
 from mtlgit.errors import InvalidMemoryError, MtlgitError
-from mtlgit.memory import Memory
-from mtlgit.rules import KNOWN_KEYS
-from mtlgit.store import Pool
+from mtlgit.ids import new_ulid
+from mtlgit.memory import Memory, new_meta, parse_bytes, read_file, search_text, slugify
+from mtlgit.rules import FORMATS, KNOWN_KEYS
+from mtlgit.store import Pool, write_new_file
 
 # Keys an item may not set: mtlgit assigns them.
 ASSIGNED = ("id", "created", "status", "superseded_by")
@@ -122,7 +126,6 @@ class _Checker:
     def duplicates(self, text: str) -> list[Any]:
         import numpy as np
 
-        from mtlgit.analysis import analyze
         from mtlgit.dedup import Similar, closest, near_duplicate
         from mtlgit.embed import load_model
         from mtlgit.index import WorktreeIndex
@@ -165,8 +168,6 @@ def add_one(
     """Write one memory from :meth:`Pool.add` keyword arguments, unless it is a near-duplicate (and not
     ``force``d) or does not validate (a secret in it, a missing field...). ``dry_run`` runs the same checks and
     writes nothing."""
-    from mtlgit.memory import search_text
-
     result = Result(index, str(fields.get("title", ""))[:120])
     record = {k: fields.get(k) or "" for k in ("title", "description", "goal", "content")}
     record.update(domains=fields.get("domains", []), tags=fields.get("tags", []))
@@ -219,12 +220,6 @@ def identical(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def _validated(pool: Pool, fields: dict[str, Any], assigned: dict[str, Any], write: bool = False) -> Memory:
     """The memory :meth:`Pool.add` would write for ``fields``, validated the same way; written only when
     ``write``. ``assigned`` keeps the id, created, status and superseded_by an exported memory had."""
-    from mtlgit import frontmatter
-    from mtlgit.ids import new_ulid
-    from mtlgit.memory import new_meta, parse_bytes, slugify
-    from mtlgit.rules import FORMATS
-    from mtlgit.store import write_new_file
-
     options = {k: v for k, v in fields.items() if k != "content"}
     fmt = str(options.pop("format", "insight"))
     if fmt not in FORMATS:
@@ -250,10 +245,21 @@ def _validated(pool: Pool, fields: dict[str, Any], assigned: dict[str, Any], wri
 
 
 def add_items(pool: Pool, items: list[Any], force: bool = False) -> list[Result]:
-    """Validate, de-duplicate and write each JSON item; return one result per item, in order."""
+    """Validate, de-duplicate and write each JSON item; return one result per item, in order.
+
+    Items may cite code: each item's ``cites`` go to ``source.cites`` at HEAD
+    (:func:`mtlgit.citations.prepare_items`), and an item whose citations do not hold at their commit is
+    rejected with the reasons, as ``mtlgit add --cite`` refuses it.
+    """
+    prepare_items(pool.root, items)
+    wrong = verify(pool.root, [item if isinstance(item, dict) else {} for item in items])
     checker = _Checker(pool)
     results: list[Result] = []
     for index, item in enumerate(items, 1):
+        if index - 1 in wrong:
+            reasons = [f"source.cites: {p}" for _position, p in wrong[index - 1]]
+            results.append(Result(index, str(item.get("title", ""))[:120], reasons=reasons))
+            continue
         fields, problems = fields_from_mapping(item)
         if problems:
             results.append(Result(index, str(fields.get("title", ""))[:120], reasons=problems))
@@ -263,6 +269,4 @@ def add_items(pool: Pool, items: list[Any], force: bool = False) -> list[Result]
 
 
 def _lint(pool: Pool, memory: Memory) -> tuple[Memory | None, list[Any]]:
-    from mtlgit.memory import read_file
-
     return read_file(pool.root / memory.path, memory.path, pool.root)

@@ -42,12 +42,14 @@ from mtlgit.receipts import (
     ledger_dir,
     now,
     query_hash,
+    recall_prior,
     receipt_line,
     record_recall,
     settings,
     write_json,
 )
 from mtlgit.repo import Repo, find_repo
+from mtlgit.secrets import find_secrets
 
 if TYPE_CHECKING:
     import numpy as np
@@ -186,8 +188,6 @@ def record_outcome(
         "tool": tool if tool in TOOLS else "cli",
     }
     if note:
-        from mtlgit.secrets import find_secrets
-
         found = find_secrets(note)
         if found:
             raise MtlgitError(f"--note holds {found[0].describe()}: the ledger never stores one; remove it")
@@ -202,8 +202,6 @@ def record_outcome(
 def refresh_prior(repo: Repo) -> None:
     """Tally the outcomes and rebuild the recall prior's cache now, after outcomes were added: the next recall
     reads the cache instead of paying for the tally (about as long as importing numpy at 20k outcomes)."""
-    from mtlgit.receipts import recall_prior
-
     try:
         recall_prior(repo)
     except MtlgitError:

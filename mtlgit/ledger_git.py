@@ -9,6 +9,7 @@ two of these commits without a conflict, and a push that lost a race is retried 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from mtlgit.gitobjects import read_blobs
 from mtlgit.ledger import event_files, ledger_dir, refresh_prior
 from mtlgit.receipts import check_event
 from mtlgit.repo import Repo
+from mtlgit.secrets import find_secrets
 
 REF = "refs/mtlgit/ledger"
 FETCHED = "refs/mtlgit/ledger-fetched"
@@ -148,8 +150,6 @@ def _acceptable(line: bytes) -> bool:
     """Whether a line received from the remote may join this clone's ledger: a JSON event whose ids, hashes
     and times have their shapes and whose free text holds no secret. The shared ref takes whatever a clone
     pushes (a hand-edited file, another tool's); this clone would push it on."""
-    import json
-
     try:
         event = json.loads(line)
     except ValueError:
@@ -169,8 +169,6 @@ def _acceptable(line: bytes) -> bool:
         if key in event and not (isinstance(event[key], str) and _SHAPE.fullmatch(event[key])):
             return False
     free = json.dumps({key: value for key, value in event.items() if key not in _SHAPED}, ensure_ascii=False)
-    from mtlgit.secrets import find_secrets
-
     return not find_secrets(free)
 
 

@@ -26,7 +26,8 @@ from mtlgit.config import CONFIG_NAME, Config, load_config
 from mtlgit.config import PoolSpec as PoolSpec
 from mtlgit.config import check_spec as check_spec
 from mtlgit.config import parse_pools as parse_pools
-from mtlgit.errors import MtlgitError
+from mtlgit.errors import MemoryNotFoundError, MtlgitError
+from mtlgit.frontmatter import dump_field, load_yaml
 from mtlgit.repo import Repo
 
 # Only transports that move data; "ext::" runs commands, "fd::" reads descriptors.
@@ -325,8 +326,6 @@ def get_memory(repo: Repo, config: Config, ref: str, names: tuple[str, ...] = ()
 
     :raises MemoryNotFoundError: when no pool memory, or more than one, has it.
     """
-    from mtlgit.errors import MemoryNotFoundError
-
     found = find_memories(repo, config, ref, names)
     if len(found) == 1:
         return found[0]
@@ -345,8 +344,6 @@ def lookup(pool: Any, ref: str, names: tuple[str, ...] = ()) -> Any:
 
     :raises MemoryNotFoundError: saying why (not found, several match, a file with merge conflict markers).
     """
-    from mtlgit.errors import MemoryNotFoundError
-
     others = tuple(n for n in names if n != "local")
     missing: MemoryNotFoundError | None = None
     if not names or "local" in names:
@@ -424,8 +421,6 @@ def hit_copies(repo: Repo, hits: list[Any]) -> list[str]:
 
 def add_to_config(root: Path, spec: PoolSpec) -> None:
     """Append a pool to ``.mtlgit.yaml``, keeping every other line as written."""
-    from mtlgit.frontmatter import load_yaml
-
     path = root / CONFIG_NAME
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     config = load_config(root)
@@ -474,8 +469,6 @@ def _pool_item(lines: list[str], name: str) -> tuple[int, int]:
 
 def remove_from_config(root: Path, name: str) -> None:
     """Delete a pool's entry from ``.mtlgit.yaml`` (only its lines)."""
-    from mtlgit.frontmatter import load_yaml
-
     path = root / CONFIG_NAME
     lines = path.read_text(encoding="utf-8").split("\n")
     item, stop = _pool_item(lines, name)
@@ -494,8 +487,6 @@ def change_in_config(root: Path, name: str, values: dict[str, str]) -> PoolSpec:
     :raises MtlgitError: for an unknown pool, a value :func:`check_spec` refuses, or an entry written in a way
         this cannot change in place.
     """
-    from mtlgit.frontmatter import dump_field, load_yaml
-
     path = root / CONFIG_NAME
     old = next((s for s in parse_pools(load_config(root)) if s.name == name), None)
     if old is None:

@@ -14,12 +14,12 @@ from typing import Any
 
 from mtlgit.abstraction import specificity
 from mtlgit.analysis import analyze
-from mtlgit.citations import CiteState
+from mtlgit.citations import CiteState, states
 from mtlgit.config import load_config
 from mtlgit.dedup import closest
 from mtlgit.embed import load_model
 from mtlgit.errors import MtlgitError, Problem
-from mtlgit.gitobjects import object_ids, read_blobs, resolve_commit
+from mtlgit.gitobjects import memory_entries, object_ids, read_blobs, resolve_commit
 from mtlgit.index import rev_snapshot
 from mtlgit.memory import parse_bytes, search_text
 from mtlgit.repo import Repo
@@ -209,10 +209,6 @@ def orphans_setting(raw: dict[str, Any]) -> str:
 
 def code_changes(repo: Repo, base: str, head: str, folder: str) -> list[CodeChange]:
     """The memories at head whose cited code differs between base and head, with the branch's hunks."""
-    from mtlgit.citations import states
-    from mtlgit.gitobjects import memory_entries, read_blobs
-    from mtlgit.memory import parse_bytes
-
     entries = memory_entries(repo, head, folder)
     contents = read_blobs(repo, [blob for _path, blob, _size in entries])
     records: list[dict[str, Any]] = []

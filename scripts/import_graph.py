@@ -2,10 +2,22 @@
 
     python scripts/import_graph.py            # cycles among module-level imports, then among all imports
     python scripts/import_graph.py --edges    # every edge: "a -> b" (module level) or "a ~> b" (in a function)
-    python scripts/import_graph.py --local    # the function-local imports, by module
+    python scripts/import_graph.py --local    # each function-local import of an mtlgit module, and why it is local
 
 A cycle among module-level imports can fail at import time; one closed only by a function-local import cannot,
 but still ties the two modules together.
+
+An import of an mtlgit module stays inside a function only for one of these reasons (``--local`` names it):
+
+- **cycle**: the imported module imports this one at module level, directly or not;
+- **recall path**: ``mtlgit recall`` can load this module, and the plainest recall (text output, no pool,
+  a warm index) does not load the imported one, so no recall pays for what it does not use;
+- **numpy**: this module loads without numpy and the imported one brings it (with the index), which
+  commands such as ``mtlgit lint`` (the pre-commit hook), ``pool list`` and ``feedback`` do without;
+- **command**: in ``mtlgit/cli/``, whose modules ``mtlgit --help`` loads all, a command loads only its own library;
+- **lazy package names**: ``mtlgit/__init__.py`` names ``Pool`` and ``Memory`` without importing them.
+
+Any other is "movable": it belongs at the top of its module.
 """
 
 from __future__ import annotations
@@ -16,6 +28,21 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mtlgit"
+NUMPY = "numpy"  # the one third-party module the graph follows: its import is most of a command's start-up
+
+# The mtlgit modules `mtlgit recall QUERY` loads with hits, text output, no pool and a warm index, and those some
+# recall loads (a synced pool; --json, --paths; tests/test_import_graph.py checks both against real recalls).
+RECALL_ALWAYS = frozenset(
+    """mtlgit mtlgit.analysis mtlgit.citations mtlgit.cli mtlgit.cli.args mtlgit.cli.entry mtlgit.cli.fast
+    mtlgit.cli.recall_run mtlgit.confidence mtlgit.embed mtlgit.errors mtlgit.git mtlgit.ids mtlgit.index
+    mtlgit.index.arrays mtlgit.index.build mtlgit.index.common mtlgit.index.freshness mtlgit.index.manifest
+    mtlgit.index.segment mtlgit.index.snapshot mtlgit.index.sources mtlgit.index.worktree mtlgit.progress
+    mtlgit.query mtlgit.recall mtlgit.recall_request mtlgit.render mtlgit.repo mtlgit.rules mtlgit.staleness
+    mtlgit.wordpiece""".split()
+)
+RECALL_ANY = RECALL_ALWAYS | frozenset(
+    "mtlgit.config mtlgit.frontmatter mtlgit.gitobjects mtlgit.pools mtlgit.receipts".split()
+)
 
 
 def module_name(path: Path) -> str:
@@ -23,18 +50,29 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def edges() -> dict[str, dict[str, bool]]:
-    """module -> {imported module: True when imported at module level (outside functions)}."""
+def edges(local_lines: dict[tuple[str, str], list[int]] | None = None) -> dict[str, dict[str, bool]]:
+    """module -> {imported module: True when imported at module level (outside functions)}; numpy counts as a
+    module. ``local_lines`` receives the lines of each function-local import, by (module, imported module)."""
     modules = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
     graph: dict[str, dict[str, bool]] = {name: {} for name in modules}
+    graph[NUMPY] = {}
+    lines = local_lines if local_lines is not None else {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        _visit(tree, name, package, modules, graph[name], top=True)
+        _visit(tree, name, package, modules, graph[name], top=True, lines=lines)
     return graph
 
 
-def _visit(node: ast.AST, name: str, package: str, modules: dict[str, Path], out: dict[str, bool], top: bool) -> None:
+def _visit(
+    node: ast.AST,
+    name: str,
+    package: str,
+    modules: dict[str, Path],
+    out: dict[str, bool],
+    top: bool,
+    lines: dict[tuple[str, str], list[int]],
+) -> None:
     for child in ast.iter_child_nodes(node):
         if isinstance(child, ast.If) and _is_type_checking(child.test):
             continue  # typing only: never imported at run time
@@ -50,11 +88,13 @@ def _visit(node: ast.AST, name: str, package: str, modules: dict[str, Path], out
             # `from mtlgit import store` imports the module mtlgit.store; `from mtlgit.store import Pool` too.
             targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in child.names]
         for target in targets:
-            while target and target not in modules:
+            while target and target not in modules and target != NUMPY:
                 target = target.rpartition(".")[0]
-            if target and target != name and target in modules:
+            if target and target != name:
                 out[target] = out.get(target, False) or top
-        _visit(child, name, package, modules, out, inner)
+                if not top:
+                    lines.setdefault((name, target), []).append(child.lineno)
+        _visit(child, name, package, modules, out, inner, lines)
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -101,6 +141,57 @@ def cycles(graph: dict[str, dict[str, bool]], top_only: bool) -> list[list[str]]
     return sorted(found)
 
 
+def reachable(graph: dict[str, dict[str, bool]], start: str, parents: bool = False) -> dict[str, str]:
+    """Every module ``start`` loads through module-level imports, each with the module that imports it;
+    ``parents``: with the packages Python runs first (``mtlgit.index.common`` runs ``mtlgit/index/__init__.py``),
+    which cost time but close no cycle (a package is in ``sys.modules`` before its ``__init__`` ends)."""
+    seen = {start: ""}
+    todo = [start]
+    while todo:
+        here = todo.pop()
+        after = [there for there, top in graph[here].items() if top]
+        if parents:
+            after += [p for p in (here.rpartition(".")[0],) if p in graph]
+        for there in after:
+            if there not in seen:
+                seen[there] = here
+                todo.append(there)
+    return seen
+
+
+def local_reasons(
+    graph: dict[str, dict[str, bool]], lines: dict[tuple[str, str], list[int]]
+) -> list[tuple[str, str, str]]:
+    """(module, imported mtlgit module, reason) for each function-local import; the reason is "" when the import
+    could be at the top (see the module's docstring)."""
+    plain = {name: reachable(graph, name) for name in graph}
+    loading = {name: reachable(graph, name, parents=True) for name in graph}
+    out = []
+    for module, target in sorted(lines):
+        if target == NUMPY:
+            continue
+        loads, costs, has = plain[target], loading[target], loading[module]
+        if target in has:
+            reason = ""  # loaded with the module anyway
+        elif module in loads:
+            chain = [module]
+            while chain[-1] != target:
+                chain.append(loads[chain[-1]])
+            reason = "cycle: " + " <- ".join(chain)
+        elif module in RECALL_ANY and target not in RECALL_ALWAYS:
+            reason = f"recall path: the plainest recall does not load {target}"
+        elif NUMPY in costs and NUMPY not in has:
+            reason = f"numpy: {module} loads without it, {target} brings it"
+        elif module.startswith("mtlgit.cli."):
+            reason = "command: `mtlgit --help` loads every command's module, a command loads only its own library"
+        elif module == "mtlgit":
+            reason = "lazy package names"
+        else:
+            reason = ""
+        out.append((module, target, reason))
+    return out
+
+
 def pairs(graph: dict[str, dict[str, bool]]) -> list[tuple[str, str]]:
     """Two modules that import each other (in any way)."""
     return sorted((a, b) for a in graph for b in graph[a] if a < b and a in graph[b])
@@ -111,17 +202,19 @@ def main() -> None:
     parser.add_argument("--edges", action="store_true")
     parser.add_argument("--local", action="store_true")
     args = parser.parse_args()
-    graph = edges()
+    lines: dict[tuple[str, str], list[int]] = {}
+    graph = edges(lines)
     if args.edges:
         for a in sorted(graph):
             for b, top in sorted(graph[a].items()):
                 print(f"{a} {'->' if top else '~>'} {b}")
         return
     if args.local:
-        for a in sorted(graph):
-            local = sorted(b for b, top in graph[a].items() if not top)
-            if local:
-                print(f"{a}: {', '.join(local)}")
+        found = local_reasons(graph, lines)
+        for module, target, reason in found:
+            where = ",".join(str(n) for n in sorted(set(lines[(module, target)])))
+            print(f"{module} ~> {target} (line {where}): {reason or 'movable'}")
+        print(f"{len(found)} function-local imports of mtlgit modules, {sum(not r for _m, _t, r in found)} movable")
         return
     for label, top_only in (("module-level imports", True), ("all imports", False)):
         found = cycles(graph, top_only)
