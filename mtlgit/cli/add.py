@@ -116,6 +116,7 @@ def add(
         items_from = json_arg
     as_json = json_arg is not None
     pool = open_pool()
+    pool.check_set_up()  # before $EDITOR opens: what the user types there would wait for `mtlgit init`
     if items_from:
         raise click.exceptions.Exit(_add_items(pool, items_from, force, as_json))
     if content == "-":
