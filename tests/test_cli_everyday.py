@@ -70,6 +70,20 @@ def test_recall_paths_from_a_subfolder_open_from_there(repo: Path, tmp_path: Pat
     assert memory["path"] in run_cli(repo, *query, "--paths").out.splitlines()
 
 
+def test_add_and_lint_from_a_subfolder_print_paths_that_open_there(repo: Path) -> None:
+    here = repo / "docs"
+    here.mkdir()
+    added = run_cli(here, "add", "-t", "Keep the changelog current", "-d", "When a release is cut.", "-c", "Do it.")
+    assert added.code == 0, added.output
+    path = added.out.split()[-1]
+    assert path.startswith("../memories/") and (here / path).is_file(), added.out
+    write(repo / "memories" / "broken.md", "---\ntitle: no id\n---\nbody\n")
+    lint = run_cli(here, "lint")
+    assert lint.code == 1 and "../memories/broken.md:" in lint.out, lint.output
+    data = json.loads(run_cli(here, "lint", "--json").out)
+    assert "memories/broken.md" in {p["path"] for p in data["problems"]}, data
+
+
 def test_recall_help_says_what_the_paths_are_relative_to(repo: Path) -> None:
     result = run_cli(repo, "recall", "--help")
     assert result.code == 0
@@ -104,11 +118,11 @@ def _clone_of_a_master_remote(tmp_path: Path) -> Path:
 
 def test_review_in_a_clone_whose_default_branch_is_master(tmp_path: Path) -> None:
     clone = _clone_of_a_master_remote(tmp_path)
-    assert "reviewed_ref" not in (clone / ".mtlgit.yaml").read_text(encoding="utf-8").replace("# reviewed_ref", "")
-
     result = run_cli(clone, "review")
     assert result.code == 0, result.output
     assert result.out.startswith("## mtlgit review: 1 added") and "Invalidate the cache" in result.out, result.out
+    # `mtlgit init` leaves the setting to its default: a clone of the project elsewhere works the same.
+    assert "\nreviewed_ref" not in (clone / ".mtlgit.yaml").read_text(encoding="utf-8")
 
     reviewed = run_cli(clone, "recall", "--reviewed", "--json", "--min-confidence", "0", "the cache")
     assert reviewed.code == 0, reviewed.output

@@ -177,7 +177,9 @@ def add(
     if as_json:
         echo_json({**result.memory.to_json(), "warnings": result.warnings})
     else:
-        click.echo(f"Added {result.memory.id} {result.memory.path}")
+        from mtlgit.cli.paths import from_here
+
+        click.echo(f"Added {result.memory.id} {from_here(pool.root, result.memory.path)}")
         for warning in result.warnings:
             click.echo(f"warning: {warning}", err=True)
 

@@ -100,7 +100,7 @@ def openable_paths(repo: Repo, hits: Sequence[Hit]) -> list[str]:
     """Each hit's file as a path that opens from the current directory, relative to it as ``git status``
     prints paths (``../memories/...`` from a subfolder); for a pool's hit, its local copy (absolute when that is
     outside the work tree, as in a linked worktree)."""
-    import os
+    from mtlgit.cli.paths import from_here
 
     if any(hit.pool != "local" for hit in hits):
         from mtlgit.pools import hit_copies
@@ -108,8 +108,7 @@ def openable_paths(repo: Repo, hits: Sequence[Hit]) -> list[str]:
         from_root = hit_copies(repo, list(hits))
     else:
         from_root = [hit.path for hit in hits]
-    here = os.getcwd()
-    return [path if os.path.isabs(path) else os.path.relpath(repo.root / path, here) for path in from_root]
+    return [from_here(repo.root, path) for path in from_root]
 
 
 def hook_prompt(payload: str) -> str:
