@@ -70,13 +70,16 @@ def test_recall_paths_from_a_subfolder_open_from_there(repo: Path, tmp_path: Pat
     assert memory["path"] in run_cli(repo, *query, "--paths").out.splitlines()
 
 
-def test_add_and_lint_from_a_subfolder_print_paths_that_open_there(repo: Path) -> None:
+def test_the_commands_print_paths_that_open_from_a_subfolder(repo: Path) -> None:
     here = repo / "docs"
     here.mkdir()
     added = run_cli(here, "add", "-t", "Keep the changelog current", "-d", "When a release is cut.", "-c", "Do it.")
     assert added.code == 0, added.output
-    path = added.out.split()[-1]
+    memory_id, path = added.out.split()[1:]
     assert path.startswith("../memories/") and (here / path).is_file(), added.out
+    assert run_cli(here, "show", memory_id).out.splitlines()[0] == f"# {path}"
+    assert run_cli(here, "edit", memory_id, env={"EDITOR": "true"}).out == f"No change to {path}\n"
+    assert run_cli(here, "retire", memory_id).out == f"Retired {memory_id} ({path})\n"
     write(repo / "memories" / "broken.md", "---\ntitle: no id\n---\nbody\n")
     lint = run_cli(here, "lint")
     assert lint.code == 1 and "../memories/broken.md:" in lint.out, lint.output

@@ -4,6 +4,7 @@ import click
 
 from mtlgit.cli.main import echo_json, open_pool
 from mtlgit.cli.options import json_option
+from mtlgit.cli.paths import from_here
 
 
 @click.command()
@@ -55,7 +56,7 @@ def edit(ref: str, as_json: bool) -> None:
             # The draft says what the file says: deleting it loses nothing.
             draft.unlink(missing_ok=True)
             base.unlink(missing_ok=True)
-            click.echo(f"No change to {memory.path}")
+            click.echo(f"No change to {from_here(pool.root, memory.path)}")
             return
         try:
             doc = frontmatter.parse(text)
@@ -77,4 +78,4 @@ def edit(ref: str, as_json: bool) -> None:
     if as_json:
         echo_json(updated.to_json())
     else:
-        click.echo(f"Updated {updated.id} {updated.path}")
+        click.echo(f"Updated {updated.id} {from_here(pool.root, updated.path)}")
