@@ -78,13 +78,33 @@ def test_the_commands_print_paths_that_open_from_a_subfolder(repo: Path) -> None
     memory_id, path = added.out.split()[1:]
     assert path.startswith("../memories/") and (here / path).is_file(), added.out
     assert run_cli(here, "show", memory_id).out.splitlines()[0] == f"# {path}"
-    assert run_cli(here, "edit", memory_id, env={"EDITOR": "true"}).out == f"No change to {path}\n"
+    assert run_cli(here, "edit", memory_id, env={"EDITOR": "true", "VISUAL": "true"}).out == f"No change to {path}\n"
     assert run_cli(here, "retire", memory_id).out == f"Retired {memory_id} ({path})\n"
     write(repo / "memories" / "broken.md", "---\ntitle: no id\n---\nbody\n")
     lint = run_cli(here, "lint")
     assert lint.code == 1 and "../memories/broken.md:" in lint.out, lint.output
     data = json.loads(run_cli(here, "lint", "--json").out)
     assert "memories/broken.md" in {p["path"] for p in data["problems"]}, data
+
+
+def test_pool_add_of_a_local_path_typed_in_a_subfolder(repo: Path, tmp_path: Path) -> None:
+    team = tmp_path / "team"
+    team.mkdir()
+    git(team, "init", "-q")
+    assert run_cli(team, "init", "--no-hooks").code == 0
+    add(team, "Retry the flaky database migration")
+    git(team, "add", "-A")
+    git(team, "commit", "-qm", "memories")
+    bare = tmp_path / "team.git"
+    git(tmp_path, "clone", "-q", "--bare", str(team), str(bare))
+    here = repo / "src" / "deep"
+    here.mkdir(parents=True)
+    added = run_cli(here, "pool", "add", "team", "../../../team.git")
+    assert added.code == 0, added.output
+    assert "url ../team.git (a local path, relative to the repository's root)" in added.out, added.out
+    assert "    url: ../team.git\n" in (repo / ".mtlgit.yaml").read_text(encoding="utf-8")
+    synced = run_cli(repo, "pool", "sync")
+    assert synced.code == 0 and "pool 'team': 1 memories" in synced.out, synced.output
 
 
 def test_recall_help_says_what_the_paths_are_relative_to(repo: Path) -> None:
