@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,17 +147,18 @@ def default_reviewed_ref(root: Path) -> str | None:
 
     The ref files are read, not git run: the index reads the configuration on every refresh.
     """
-    from mtlgit.repo import find_repo
-
-    try:
-        common = find_repo(root).common_dir
-    except MtlgitError:
+    common = _common_dir(root)
+    if common is None:
         return None
     remote = "refs/remotes/origin/"
     try:
-        head = (common / remote / "HEAD").read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        head = ""
+        loose = set(os.listdir(common / remote))
+    except OSError:
+        loose = set()
+    head = ""
+    if "HEAD" in loose:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            head = (common / remote / "HEAD").read_text(encoding="utf-8").strip()
     if head.startswith(f"ref: {remote}"):
         return "origin/" + head[len(f"ref: {remote}") :]
     try:
@@ -162,8 +166,20 @@ def default_reviewed_ref(root: Path) -> str | None:
     except OSError:
         packed = []
     names = {line.partition(" ")[2] for line in packed if line.startswith(tuple("0123456789abcdef"))}
-    found = [b for b in DEFAULT_BRANCHES if (common / remote / b).is_file() or remote + b in names]
+    found = [b for b in DEFAULT_BRANCHES if b in loose or remote + b in names]
     return f"origin/{found[0]}" if len(found) == 1 else None
+
+
+@functools.lru_cache(maxsize=8)
+def _common_dir(root: Path) -> Path | None:
+    """The git dir holding the refs of the work tree at ``root``, found once a process (a work tree's does not
+    move, and finding it may run git)."""
+    from mtlgit.repo import find_repo
+
+    try:
+        return find_repo(root).common_dir
+    except MtlgitError:
+        return None
 
 
 @dataclass

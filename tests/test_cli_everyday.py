@@ -156,6 +156,11 @@ def test_review_in_a_clone_whose_default_branch_is_master(tmp_path: Path) -> Non
     git(clone, "remote", "set-head", "origin", "--delete")
     again = run_cli(clone, "review")
     assert again.code == 0 and "Invalidate the cache" in again.out, again.output
+    # Two of them, and nothing says which: the user is asked to choose.
+    git(clone, "push", "-q", "origin", "master:main")
+    git(clone, "fetch", "-q", "origin")
+    ambiguous = run_cli(clone, "review")
+    assert ambiguous.code == 1 and "reviewed_ref" in ambiguous.err, ambiguous.output
 
 
 def test_reviewed_ref_set_in_the_configuration_wins(tmp_path: Path) -> None:
