@@ -80,6 +80,15 @@ def test_the_commands_print_paths_that_open_from_a_subfolder(repo: Path) -> None
     assert run_cli(here, "show", memory_id).out.splitlines()[0] == f"# {path}"
     assert run_cli(here, "edit", memory_id, env={"EDITOR": "true", "VISUAL": "true"}).out == f"No change to {path}\n"
     assert run_cli(here, "retire", memory_id).out == f"Retired {memory_id} ({path})\n"
+    item = {"title": "Tag the release commit", "description": "When a release is cut.", "content": "Tag it."}
+    items = run_cli(here, "add", "--items", "-", input=json.dumps([item, item]))
+    assert items.code == 1, items.output  # the second is the first again
+    added_path = items.out.splitlines()[0].split()[-1]
+    assert added_path.startswith("../memories/") and (here / added_path).is_file(), items.out
+    assert run_cli(here, "add", "--items", "-", "--force", input=json.dumps([item])).code == 0
+    pairs = run_cli(here, "dedup")
+    shown = [line.rsplit("(", 1)[1].rstrip(")") for line in pairs.out.splitlines() if line.endswith(".md)")]
+    assert len(shown) == 2 and all((here / p).is_file() for p in shown), pairs.output
     write(repo / "memories" / "broken.md", "---\ntitle: no id\n---\nbody\n")
     lint = run_cli(here, "lint")
     assert lint.code == 1 and "../memories/broken.md:" in lint.out, lint.output

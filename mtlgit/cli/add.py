@@ -10,6 +10,7 @@ import click
 
 from mtlgit.cli.main import echo_json, open_pool
 from mtlgit.cli.options import split_words
+from mtlgit.cli.paths import from_here
 from mtlgit.rules import FORMATS, OUTCOMES, SCOPES
 
 
@@ -177,8 +178,6 @@ def add(
     if as_json:
         echo_json({**result.memory.to_json(), "warnings": result.warnings})
     else:
-        from mtlgit.cli.paths import from_here
-
         click.echo(f"Added {result.memory.id} {from_here(pool.root, result.memory.path)}")
         for warning in result.warnings:
             click.echo(f"warning: {warning}", err=True)
@@ -251,7 +250,7 @@ def _add_items(pool: Any, source: str, force: bool, as_json: bool) -> int:
     else:
         for r in results:
             if r.memory is not None:
-                click.echo(f"added {r.memory.id} {r.memory.path}")
+                click.echo(f"added {r.memory.id} {from_here(pool.root, r.memory.path)}")
                 for warning in r.warnings:
                     click.echo(f"  warning: {warning}", err=True)
             else:
