@@ -267,6 +267,13 @@ def test_add_and_import_without_init_refuse_with_the_fix(tmp_path: Path) -> None
     assert len(list((project / "memories").rglob("*.md"))) == 1
 
 
+def test_lint_without_init_passes_and_says_mtlgit_is_not_set_up(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    result = run_cli(tmp_path, "lint")
+    assert result.code == 0 and result.out == "0 file(s) checked: 0 error(s), 0 warning(s)\n", result.output
+    assert "mtlgit is not set up" in result.err and "`mtlgit init`" in result.err, result.err
+
+
 def test_add_in_a_fresh_clone_creates_the_configured_folder(tmp_path: Path) -> None:
     """git keeps no empty folder: a clone of a project that ran `mtlgit init` has .mtlgit.yaml and no
     memories/ until the first memory, and adding it is what the configuration asks for."""

@@ -57,5 +57,11 @@ def lint(paths: tuple[Path, ...], strict: bool, fix_ids: bool, stale: bool, as_j
         click.echo(
             f"{report.files} file(s) checked{skipped}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
         )
+        if not report.files:
+            from mtlgit.config import missing_memories_folder
+
+            missing = missing_memories_folder(pool.root, pool.config.memories)
+            if missing:
+                click.echo(f"note: {missing}", err=True)
     if report.failed(strict):
         raise click.exceptions.Exit(1)
