@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +34,13 @@ recall:
   # Most tokens (estimated, 4 characters each) of the memory block given to an agent (--prompt, --json, MCP):
   # whole items in rank order, the rest named on stderr. Default 2000; 0: no cap.
   # budget: 2000
-# The branch whose memories passed review (`mtlgit recall --reviewed`).
-reviewed_ref: origin/main
+# The branch whose memories passed review (`mtlgit recall --reviewed`, `mtlgit review`). Default: the remote's
+# default branch (origin/HEAD, else the one of origin/main, origin/master, origin/trunk that exists).
+# reviewed_ref: origin/main
 """
+
+# The branch names a remote's default branch usually has, for reviewed_ref when origin/HEAD is not set.
+DEFAULT_BRANCHES = ("main", "master", "trunk")
 
 
 @dataclass
@@ -45,7 +52,7 @@ class Config:
     freshness: str = "auto"
     min_confidence: float | None = None
     budget: int | None = None  # None: mtlgit.recall_request.DEFAULT_BUDGET
-    reviewed_ref: str = "origin/main"
+    reviewed_ref: str | None = None  # None: not set, and the remote has no default branch (default_reviewed_ref)
     pools: list[dict[str, Any]] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
@@ -58,7 +65,7 @@ def load_config(root: Path) -> Config:
     """
     path = root / CONFIG_NAME
     if not path.exists():
-        return Config()
+        return Config(reviewed_ref=default_reviewed_ref(root))
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -119,15 +126,60 @@ def parse_config(raw: dict[str, Any], text: str, root: Path, path: Path) -> Conf
     if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 0):
         raise fail("budget", "'recall.budget' must be a whole number of tokens, e.g. 2000 (0: no cap)")
     config.budget = budget
-    reviewed = raw.get("reviewed_ref", "origin/main")
-    if not isinstance(reviewed, str) or not reviewed.strip() or reviewed.startswith("-"):
+    reviewed = raw.get("reviewed_ref")
+    if reviewed is None:
+        config.reviewed_ref = default_reviewed_ref(root)
+    elif not isinstance(reviewed, str) or not reviewed.strip() or reviewed.startswith("-"):
         raise fail("reviewed_ref", "'reviewed_ref' must be a git ref such as origin/main")
-    config.reviewed_ref = reviewed.strip()
+    else:
+        config.reviewed_ref = reviewed.strip()
     pools = raw.get("pools") or []
     if not isinstance(pools, list):
         raise fail("pools", "'pools' must be a list of pools (see `mtlgit pool add --help`)")
     config.pools = pools
     return config
+
+
+def default_reviewed_ref(root: Path) -> str | None:
+    """The remote's default branch, the reviewed branch when ``reviewed_ref`` is not set: the branch
+    ``refs/remotes/origin/HEAD`` names (``git clone`` sets it), else the one of origin's main, master and trunk
+    that exists; None when neither tells.
+
+    The ref files are read, not git run: the index reads the configuration on every refresh.
+    """
+    common = _common_dir(root)
+    if common is None:
+        return None
+    remote = "refs/remotes/origin/"
+    try:
+        loose = set(os.listdir(common / remote))
+    except OSError:
+        loose = set()
+    head = ""
+    if "HEAD" in loose:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            head = (common / remote / "HEAD").read_text(encoding="utf-8").strip()
+    if head.startswith(f"ref: {remote}"):
+        return "origin/" + head[len(f"ref: {remote}") :]
+    try:
+        packed = (common / "packed-refs").read_text(encoding="utf-8", errors="replace").split("\n")
+    except OSError:
+        packed = []
+    names = {line.partition(" ")[2] for line in packed if line.startswith(tuple("0123456789abcdef"))}
+    found = [b for b in DEFAULT_BRANCHES if b in loose or remote + b in names]
+    return f"origin/{found[0]}" if len(found) == 1 else None
+
+
+@functools.lru_cache(maxsize=8)
+def _common_dir(root: Path) -> Path | None:
+    """The git dir holding the refs of the work tree at ``root``, found once a process (a work tree's does not
+    move, and finding it may run git)."""
+    from mtlgit.repo import find_repo
+
+    try:
+        return find_repo(root).common_dir
+    except MtlgitError:
+        return None
 
 
 @dataclass

@@ -167,7 +167,11 @@ def add_one(
 ) -> Result:
     """Write one memory from :meth:`Pool.add` keyword arguments, unless it is a near-duplicate (and not
     ``force``d) or does not validate (a secret in it, a missing field...). ``dry_run`` runs the same checks and
-    writes nothing."""
+    writes nothing.
+
+    :raises MtlgitError: where mtlgit is not set up (:meth:`Pool.check_set_up`): no item can be added there.
+    """
+    pool.check_set_up()
     result = Result(index, str(fields.get("title", ""))[:120])
     record = {k: fields.get(k) or "" for k in ("title", "description", "goal", "content")}
     record.update(domains=fields.get("domains", []), tags=fields.get("tags", []))

@@ -76,10 +76,6 @@ def _cite_labels(hit: Hit) -> str:
     return ", ".join(check_cite({k: c[k] for k in ("path", "symbol", "lines") if k in c}).label for c in cites)
 
 
-def paths(hits: Sequence[Hit]) -> str:
-    return "\n".join(hit.path for hit in hits)
-
-
 def escape_control(value: str) -> str:
     """Add one backslash after the first character of every chat-template token, and of every such token that
     already carries backslashes there, so the escape can be undone exactly (remove one backslash from each)."""

@@ -15,7 +15,7 @@ from typing import Any
 from mtlgit.abstraction import specificity
 from mtlgit.analysis import analyze
 from mtlgit.citations import CiteState, states
-from mtlgit.config import load_config
+from mtlgit.config import DEFAULT_BRANCHES, load_config
 from mtlgit.dedup import closest
 from mtlgit.embed import load_model
 from mtlgit.errors import MtlgitError, Problem
@@ -120,16 +120,22 @@ class Review:
         }
 
 
-def parse_range(repo: Repo, spec: str | None, default_base: str) -> tuple[str, str]:
+def parse_range(repo: Repo, spec: str | None, default_base: str | None) -> tuple[str, str]:
     """(base commit, head commit) of ``A..B``, ``A...B`` (from their merge base), ``A`` (A..HEAD) or nothing
-    (the reviewed ref...HEAD)."""
+    (the reviewed ref...HEAD; ``default_base`` None: there is none)."""
     if not spec:
+        if default_base is None:
+            raise MtlgitError(
+                "no range given and no reviewed branch: .mtlgit.yaml sets no reviewed_ref and origin has no default "
+                f"branch (origin/HEAD, or one of origin/{', origin/'.join(DEFAULT_BRANCHES)}): give one, e.g. "
+                "`mtlgit review main..HEAD`, or set `reviewed_ref: BRANCH` in .mtlgit.yaml"
+            )
         try:
             resolve_commit(repo, default_base)
         except MtlgitError:
             raise MtlgitError(
-                f"no range given and the reviewed ref '{default_base}' does not exist: give one, e.g. "
-                "`mtlgit review main..HEAD`"
+                f"no range given and the reviewed ref '{default_base}' (reviewed_ref) does not exist: fetch it "
+                "(`git fetch`), give one, e.g. `mtlgit review main..HEAD`, or set reviewed_ref in .mtlgit.yaml"
             ) from None
         spec = f"{default_base}...HEAD"
     if "..." in spec:

@@ -190,6 +190,19 @@ class Pool:
 
     # --- writing ---------------------------------------------------------------------------------------
 
+    def check_set_up(self) -> None:
+        """Refuse a new memory where ``mtlgit init`` never ran (no ``.mtlgit.yaml``, no memories folder) rather
+        than make a folder nobody asked for. A configuration without its folder is a clone (git keeps no empty
+        folder): the first memory makes it.
+
+        :raises MtlgitError: naming the folder and the fix.
+        """
+        if self.config.path is None and not self.memories_dir.is_dir():
+            raise MtlgitError(
+                f"mtlgit is not set up in {self.root} (no .mtlgit.yaml, no {self.config.memories}/ folder): run "
+                "`mtlgit init` first, then add again"
+            )
+
     def add(
         self,
         title: str,

@@ -337,7 +337,8 @@ def test_commands_work_from_a_subfolder(repo: Path, where: str) -> None:
     cwd = repo if where == "root" else repo / "memories"
     result = run_cli(cwd, "add", "-t", "t", "-d", "d", "-c", "c")
     assert result.code == 0, result.output
-    assert "memories/insight/t-" in result.out
+    path = result.out.split()[-1]
+    assert path.startswith("insight/t-" if where == "subfolder" else "memories/insight/t-") and (cwd / path).is_file()
 
 
 # --- batches and their exit codes (README, "Exit codes") -------------------------------------------------------

@@ -10,6 +10,7 @@ import click
 
 from mtlgit.cli.main import echo_json, open_pool
 from mtlgit.cli.options import split_words
+from mtlgit.cli.paths import from_here
 from mtlgit.rules import FORMATS, OUTCOMES, SCOPES
 
 
@@ -116,6 +117,7 @@ def add(
         items_from = json_arg
     as_json = json_arg is not None
     pool = open_pool()
+    pool.check_set_up()  # before $EDITOR opens: what the user types there would wait for `mtlgit init`
     if items_from:
         raise click.exceptions.Exit(_add_items(pool, items_from, force, as_json))
     if content == "-":
@@ -176,7 +178,7 @@ def add(
     if as_json:
         echo_json({**result.memory.to_json(), "warnings": result.warnings})
     else:
-        click.echo(f"Added {result.memory.id} {result.memory.path}")
+        click.echo(f"Added {result.memory.id} {from_here(pool.root, result.memory.path)}")
         for warning in result.warnings:
             click.echo(f"warning: {warning}", err=True)
 
@@ -248,7 +250,7 @@ def _add_items(pool: Any, source: str, force: bool, as_json: bool) -> int:
     else:
         for r in results:
             if r.memory is not None:
-                click.echo(f"added {r.memory.id} {r.memory.path}")
+                click.echo(f"added {r.memory.id} {from_here(pool.root, r.memory.path)}")
                 for warning in r.warnings:
                     click.echo(f"  warning: {warning}", err=True)
             else:

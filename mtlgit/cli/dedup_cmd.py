@@ -4,6 +4,7 @@ import click
 
 from mtlgit.cli.main import echo_json
 from mtlgit.cli.options import json_option
+from mtlgit.cli.paths import from_here
 
 
 @click.command()
@@ -25,7 +26,8 @@ def dedup(limit: int, as_json: bool) -> None:
     from mtlgit.intake import identical
     from mtlgit.repo import find_repo
 
-    snapshot = WorktreeIndex(find_repo()).fresh()
+    repo = find_repo()
+    snapshot = WorktreeIndex(repo).fresh()
     pairs = duplicate_pairs(snapshot, limit)
     if as_json:
         echo_json(
@@ -47,6 +49,6 @@ def dedup(limit: int, as_json: bool) -> None:
     for a, b in pairs:
         same = identical(a.memory, b.memory)
         click.echo("identical text" if same else f"cosine {a.cosine:.2f}, shared terms {a.jaccard:.2f}")
-        click.echo(f"  {a.memory['id']}  {a.memory['title']}  ({a.path})")
-        click.echo(f"  {b.memory['id']}  {b.memory['title']}  ({b.path})")
+        click.echo(f"  {a.memory['id']}  {a.memory['title']}  ({from_here(repo.root, a.path)})")
+        click.echo(f"  {b.memory['id']}  {b.memory['title']}  ({from_here(repo.root, b.path)})")
     click.echo(f"{len(pairs)} pair(s); retire one of each with `mtlgit retire ID --superseded-by OTHER`")

@@ -4,6 +4,7 @@ import click
 
 from mtlgit.cli.main import echo_json, open_pool
 from mtlgit.cli.options import json_option
+from mtlgit.cli.paths import from_here
 
 
 @click.command()
@@ -28,17 +29,18 @@ def edit(ref: str, as_json: bool) -> None:
     pool = open_pool()
     memory = pool.get(ref)
     original = (pool.root / memory.path).read_text(encoding="utf-8")
+    here = from_here(pool.root, memory.path)
     draft = draft_path(pool.repo.state_dir, f"EDIT_{memory.id}.md")
     # The text the draft started from: a kept draft must not silently undo a change made to the file since.
     base = draft.with_suffix(".base")
     if draft.is_file() and draft.read_text(encoding="utf-8") != original:
         if base.is_file() and base.read_text(encoding="utf-8") != original:
             raise MtlgitError(
-                f"{memory.path} changed since your draft {draft} was made: merge the two by hand "
-                f"(`diff {base} {memory.path}` shows the change), or delete the draft to start over"
+                f"{here} changed since your draft {draft} was made: merge the two by hand "
+                f"(`diff {base} {here}` shows the change), or delete the draft to start over"
             )
         click.echo(
-            f"Opening the draft kept from an earlier edit: {draft} (delete it to start over from {memory.path})",
+            f"Opening the draft kept from an earlier edit: {draft} (delete it to start over from {here})",
             err=True,
         )
     else:
@@ -55,7 +57,7 @@ def edit(ref: str, as_json: bool) -> None:
             # The draft says what the file says: deleting it loses nothing.
             draft.unlink(missing_ok=True)
             base.unlink(missing_ok=True)
-            click.echo(f"No change to {memory.path}")
+            click.echo(f"No change to {here}")
             return
         try:
             doc = frontmatter.parse(text)
@@ -70,11 +72,11 @@ def edit(ref: str, as_json: bool) -> None:
             if interactive() and click.confirm("Edit again?", default=True, err=True):
                 continue
             raise MtlgitError(
-                f"{memory.path} was not changed; your edit is kept in {draft}: `mtlgit edit {memory.id}` opens it again"
+                f"{here} was not changed; your edit is kept in {draft}: `mtlgit edit {memory.id}` opens it again"
             ) from None
     draft.unlink(missing_ok=True)
     base.unlink(missing_ok=True)
     if as_json:
         echo_json(updated.to_json())
     else:
-        click.echo(f"Updated {updated.id} {updated.path}")
+        click.echo(f"Updated {updated.id} {from_here(pool.root, updated.path)}")

@@ -21,7 +21,8 @@ def review(range_spec: str | None, check: bool, as_json: bool) -> None:
 
     Lists memories added, changed, retired and deleted; lint findings; for each new memory the closest ones
     already in the base pool (near-duplicates flagged); abstraction warnings; the memories whose cited code
-    the branch changes, with the hunks. Without a range: the reviewed ref (origin/main) ... HEAD.
+    the branch changes, with the hunks. Without a range: the reviewed ref ... HEAD (reviewed_ref of
+    .mtlgit.yaml; default: the remote's default branch, origin/HEAD).
 
     \b
     Example:

@@ -60,6 +60,13 @@ class LazyGroup(click.Group):
         command: click.Command = getattr(importlib.import_module(module_name), attr)
         return command
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # `mtlgit --help` and `--version` print while the arguments are parsed, before invoke.
+        try:
+            return super().parse_args(ctx, args)
+        except BrokenPipeError:
+            raise click.exceptions.Exit(0) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
+
 import click
 
 from mtlgit.cli.main import echo_json
@@ -36,7 +40,8 @@ def pool() -> None:
 def add(name: str, url: str, ref: str, folder: str, domain: str, trust: str, no_sync: bool) -> None:
     """Fetch a pool and add it to .mtlgit.yaml.
 
-    URL is anything git can fetch: https, ssh, file://, or a local path. Credentials are git's own business.
+    URL is anything git can fetch: https, ssh, file://, or a local path (from the current directory, written
+    relative to the repository's root, as .mtlgit.yaml reads it). Credentials are git's own business.
     A pool that cannot be fetched is not added (exit 1); --no-sync adds it without fetching.
 
     \b
@@ -52,6 +57,7 @@ def add(name: str, url: str, ref: str, folder: str, domain: str, trust: str, no_
     repo = find_repo()
     if not is_pool_name(name):
         raise click.UsageError(f"pool name {name!r}: use lower-case letters, digits, '-' or '_' (not 'local')")
+    url = _from_root(repo.root, url)
     spec = pools.PoolSpec(name, url, ref.strip(), folder.strip("/"), domain, trust)
     pools.check_spec(spec, f"pool '{name}'")
     if name in {s.name for s in pools.parse_pools(load_config(repo.root))}:
@@ -67,7 +73,8 @@ def add(name: str, url: str, ref: str, folder: str, domain: str, trust: str, no_
     except MtlgitError:
         pools.forget(repo, name)
         raise
-    click.echo(f"Added pool '{name}' to .mtlgit.yaml")
+    note = _url_note(repo.root, url)
+    click.echo(f"Added pool '{name}' to .mtlgit.yaml" + (f": url {url}{note}" if note else ""))
     if not no_sync:
         _report(status)
 
@@ -104,6 +111,8 @@ def set_(
     from mtlgit.repo import find_repo
 
     repo = find_repo()
+    if url is not None:
+        url = _from_root(repo.root, url.strip())
     given = {"url": url, "ref": ref, "folder": folder, "domain": domain, "trust": trust}
     values = {
         key: value.strip().strip("/") if key == "folder" else value.strip()
@@ -122,11 +131,35 @@ def set_(
         if not status.get("ok"):
             raise MtlgitError(f"pool '{name}' not changed: {status['error']}")
     pools.change_in_config(repo.root, name, values)
-    click.echo(f"Changed pool '{name}': " + ", ".join(f"{k} {v or '(default)'}" for k, v in values.items()))
+    click.echo(
+        f"Changed pool '{name}': "
+        + ", ".join(f"{k} {v or '(default)'}" for k, v in values.items())
+        + _url_note(repo.root, values.get("url"))
+    )
     if no_sync:
         click.echo(f"Recall uses its last sync until `mtlgit pool sync {name}`")
     else:
         _report(status)
+
+
+# A URL git fetches as it is (a scheme, or user@host:path): anything else is a local path, as mtlgit.pools reads it.
+_REMOTE = re.compile(r"^[\w+.-]+://|^[^/]+@[^/]+:")
+
+
+def _from_root(root: Path, url: str) -> str:
+    """A local path typed in a subfolder (``../team.git``) is meant from there, like every path argument; the
+    configuration reads a relative path from the repository's root, so it is rewritten relative to the root.
+    URLs, absolute paths and paths that do not exist from here are kept as given."""
+    if _REMOTE.match(url) or os.path.isabs(url) or not os.path.exists(url):
+        return url
+    return os.path.relpath(os.path.abspath(url), root)
+
+
+def _url_note(root: Path, url: str | None) -> str:
+    """How a relative local path is read, said since it is written as the configuration reads it."""
+    if url is None or _REMOTE.match(url) or os.path.isabs(url) or not (root / url).exists():
+        return ""
+    return " (a local path, relative to the repository's root)"
 
 
 @pool.command("remove")

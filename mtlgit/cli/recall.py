@@ -54,8 +54,18 @@ from mtlgit.rules import MODES
     "order, what is left out said on standard error (default: recall.budget, 2000; 0: no cap).",
 )
 @click.option("--explain", is_flag=True, help="Show why each memory came up: matched terms, cosine, confidence.")
-@click.option("--json", "output", flag_value="json", help="Print JSON.")
-@click.option("--paths", "output", flag_value="paths", help="Print only the file paths.")
+@click.option(
+    "--json",
+    "output",
+    flag_value="json",
+    help="Print JSON; each result's path is relative to the repository's root (a pool's memory: to the pool's).",
+)
+@click.option(
+    "--paths",
+    "output",
+    flag_value="paths",
+    help="Print only the file paths, relative to the current directory (a pool's memory: its local copy).",
+)
 @click.option("--prompt", "output", flag_value="prompt", help="Print the block to paste into an agent's prompt.")
 def recall(
     query: tuple[str, ...],
@@ -82,6 +92,7 @@ def recall(
     """Recall the memories most relevant to a task (top 3, hybrid BM25 + embedding).
 
     The index is checked against the files first, so a memory added or edited a moment ago is found.
+    The text and --paths outputs print paths relative to the current directory, as `git status` does.
 
     \b
     Example:

@@ -6,9 +6,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mtlgit.errors import MtlgitError
 from mtlgit.recall_request import RecallRequest
+
+if TYPE_CHECKING:
+    from mtlgit.recall import Hit
+    from mtlgit.repo import Repo
 
 # The command line's name of each option a request checks, for click's "Invalid value for ..." messages.
 OPTION_NAMES = {
@@ -45,7 +50,8 @@ def run(request: RecallRequest, output: str | None, tool: str = "cli") -> None:
     from mtlgit.recall import Recaller
     from mtlgit.recall_request import execute
 
-    recalled = execute(request, Recaller(), budgeted=output in ("json", "prompt"))
+    recaller = Recaller()
+    recalled = execute(request, recaller, budgeted=output in ("json", "prompt"))
     result = recalled.result
     receipt = None
     if output in ("json", "prompt"):
@@ -60,11 +66,7 @@ def run(request: RecallRequest, output: str | None, tool: str = "cli") -> None:
         out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     elif output == "paths":
         if result.hits:
-            from mtlgit.pools import hit_copies
-            from mtlgit.repo import find_repo
-
-            pooled = any(hit.pool != "local" for hit in result.hits)
-            out.write(("\n".join(hit_copies(find_repo(), result.hits)) if pooled else render.paths(result.hits)) + "\n")
+            out.write("\n".join(openable_paths(recaller.repo, result.hits)) + "\n")
     elif output == "prompt":
         if result.hits:
             out.write(render.prompt(result.hits) + "\n")
@@ -73,7 +75,13 @@ def run(request: RecallRequest, output: str | None, tool: str = "cli") -> None:
 
             out.write(receipt_line(receipt) + "\n")
     else:
-        out.write(render.text(result.hits, explain=request.explain) + "\n")
+        import dataclasses
+
+        shown = [
+            dataclasses.replace(hit, path=path)
+            for hit, path in zip(result.hits, openable_paths(recaller.repo, result.hits), strict=True)
+        ]
+        out.write(render.text(shown, explain=request.explain) + "\n")
     left_out = recalled.budget.note() if recalled.budget is not None else None
     if left_out:
         sys.stderr.write(f"note: {left_out}\n")
@@ -86,6 +94,21 @@ def run(request: RecallRequest, output: str | None, tool: str = "cli") -> None:
             sys.stderr.write(f"note: {note}\n")
         if result.problem_files:
             sys.stderr.write(f"note: {result.problem_files} memory file(s) could not be read; `mtlgit lint` says why\n")
+
+
+def openable_paths(repo: Repo, hits: Sequence[Hit]) -> list[str]:
+    """Each hit's file as a path that opens from the current directory, relative to it as ``git status``
+    prints paths (``../memories/...`` from a subfolder); for a pool's hit, its local copy (absolute when that is
+    outside the work tree, as in a linked worktree)."""
+    from mtlgit.cli.paths import from_here
+
+    if any(hit.pool != "local" for hit in hits):
+        from mtlgit.pools import hit_copies
+
+        from_root = hit_copies(repo, list(hits))
+    else:
+        from_root = [hit.path for hit in hits]
+    return [from_here(repo.root, path) for path in from_root]
 
 
 def hook_prompt(payload: str) -> str:

@@ -4,6 +4,7 @@ import click
 
 from mtlgit.cli.main import echo_json, open_pool
 from mtlgit.cli.options import json_option
+from mtlgit.cli.paths import from_here
 
 
 @click.command()
@@ -32,6 +33,6 @@ def retire(ref: str, superseded_by: str | None, as_json: bool) -> None:
     if as_json:
         echo_json(memory.to_json())
     elif memory.superseded_by:
-        click.echo(f"Superseded {memory.id} by {memory.superseded_by} ({memory.path})")
+        click.echo(f"Superseded {memory.id} by {memory.superseded_by} ({from_here(pool.root, memory.path)})")
     else:
-        click.echo(f"Retired {memory.id} ({memory.path})")
+        click.echo(f"Retired {memory.id} ({from_here(pool.root, memory.path)})")

@@ -4,6 +4,7 @@ import click
 
 from mtlgit.cli.main import echo_json, open_pool
 from mtlgit.cli.options import json_option
+from mtlgit.cli.paths import from_here
 
 
 @click.command()
@@ -33,5 +34,5 @@ def show(ref: str, pools: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         echo_json(memory.to_json())
         return
-    click.echo(f"# {memory.path}")
+    click.echo(f"# {from_here(pool.root, memory.path)}")
     click.echo((pool.root / memory.path).read_text(encoding="utf-8"), nl=False)
