@@ -17,7 +17,7 @@ import pytest
 from mtlgit.config import Config, load_config
 from mtlgit.embed import load_model
 from mtlgit.index import Snapshot, WorktreeIndex, rev_snapshot
-from mtlgit.index.common import path_key
+from mtlgit.index.common import PATHS, IndexCorrupt, path_key
 from mtlgit.index.manifest import RECALL_SETTINGS, Manifest
 from mtlgit.index.writer import MAX_SUSPECTS, _duplicates
 from mtlgit.repo import find_repo
@@ -142,3 +142,23 @@ def test_every_recall_setting_of_the_configuration_reaches_each_kind_of_manifest
         assert pool[name] == (value if name != "memories" else "elsewhere"), name
     head = git(repo, "rev-parse", "HEAD").strip()
     assert (worktree.kind, revision.kind, revision.commit) == ("worktree", "rev", head)
+
+
+def test_a_refresh_hands_over_the_segments_it_kept_open(repo: Path) -> None:
+    """The recall that follows a refresh does not read the kept segments' paths again: the refresh read them."""
+    clock = [time.time_ns() - 3600 * 1_000_000_000]
+    for n in range(12):
+        in_the_past(write(repo / "memories" / f"m{n:02d}.md", memory(f"M{n}", ["plum", f"w{n}"])), clock)
+    index = WorktreeIndex(find_repo(repo))
+    base = index.refresh().segments[0].folder
+    in_the_past(write(repo / "memories" / "m03.md", memory("M3", ["quince"])), clock)
+    after = index.refresh(changed=["memories/m03.md"])
+    assert after.segments[0].folder == base and len(after.segments) == 2
+    hidden = base / f"{PATHS}.away"
+    os.replace(base / PATHS, hidden)
+    try:
+        assert after.doc_paths([0, 10]) == ["memories/m00.md", "memories/m11.md"]  # rows of the base
+        with pytest.raises(IndexCorrupt, match=PATHS):
+            Snapshot(after.folder).doc_paths([0])  # opened anew, it reads them
+    finally:
+        os.replace(hidden, base / PATHS)

@@ -247,7 +247,11 @@ def _save(
         keep.add(name)
         keep.update(_segments_of(index_dir / name))
     drop_unused(index_dir, keep)
-    return Snapshot(gen)
+    written_now = Snapshot(gen)
+    # The segments kept are open already, their maps and paths read: the recall that follows uses them as they are.
+    opened_by_name = {segment.name: segment for segment in opened}
+    written_now.segments = [opened_by_name.get(segment.name, segment) for segment in written_now.segments]
+    return written_now
 
 
 def _current_name(index_dir: Path) -> str:
