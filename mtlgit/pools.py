@@ -212,15 +212,8 @@ def index_pool(repo: Repo, spec: PoolSpec) -> Any:
             record = {**record, "domains": [*record.get("domains", []), spec.domain]}
         return record
 
-    manifest = Manifest(
-        kind="pool",
-        pool=spec.name,
-        trust=spec.trust,
-        commit=source.commit,
-        memories=spec.folder,
-        model=config.model,
-        k=config.k,
-        mode=config.mode,
+    manifest = Manifest.from_config(
+        config, "pool", pool=spec.name, trust=spec.trust, commit=source.commit, memories=spec.folder
     )
     lock = pool_dir(repo, spec.name) / "index.lock"
     return build_tree(repo, model, source, index_dir, manifest, lock, f"the index of pool '{spec.name}'", label_record)

@@ -8,9 +8,16 @@ One dataclass for the three kinds of snapshot (working tree, git revision, pool 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mtlgit.index.common import INDEX_VERSION, IndexCorrupt
+
+if TYPE_CHECKING:
+    from mtlgit.config import Config
+
+# The settings of the configuration a recall reads from the snapshot it searches (every field of Config but
+# its raw text, its path and its pools, which only the working tree's snapshot records, validated).
+RECALL_SETTINGS = ("memories", "model", "k", "mode", "min_confidence", "budget", "freshness", "reviewed_ref")
 
 
 @dataclass
@@ -50,6 +57,12 @@ class Manifest:
     watch: list[Any] | None = None
     parts: dict[str, list[int]] = field(default_factory=dict)
     version: int = INDEX_VERSION
+
+    @classmethod
+    def from_config(cls, config: Config, kind: str, **fields: Any) -> Manifest:
+        """The manifest of a snapshot of ``kind`` built under ``config``: its recall settings, then ``fields``
+        (what the source adds, or overrides: a pool's own memories folder)."""
+        return cls(kind=kind, **{**{name: getattr(config, name) for name in RECALL_SETTINGS}, **fields})
 
     def __getitem__(self, key: str) -> Any:
         if key not in _NAMES:

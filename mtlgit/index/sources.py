@@ -8,7 +8,7 @@ the other source (worktree.py), refreshed in place by file stats.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,9 +80,7 @@ def build_tree(
             return {i: contents[files[i].blob] for i in indexes}
 
         data = Builder(repo, model, progress).segment(files, read, record_hook) if files else None
-        full = Manifest(
-            **{**manifest.to_json(), "model_key": model.key, "model_files": model.files_stat(), "dim": model.dim}
-        )
+        full = replace(manifest, model_key=model.key, model_files=model.files_stat(), dim=model.dim)
         return commit(index_dir, full, None, {}, data, save=save)
 
     try:
@@ -123,17 +121,6 @@ def rev_snapshot(repo: Repo, rev: str, progress: bool = False) -> Snapshot:
     snapshot = open_current(index_dir)
     if snapshot is not None:
         return snapshot
-    manifest = Manifest(
-        kind="rev",
-        rev=rev,
-        commit=commit,
-        memories=config.memories,
-        model=config.model,
-        k=config.k,
-        mode=config.mode,
-        min_confidence=config.min_confidence,
-        budget=config.budget,
-        reviewed_ref=config.reviewed_ref,
-    )
+    manifest = Manifest.from_config(config, "rev", rev=rev, commit=commit)
     lock = repo.state_dir / "revs.lock"
     return build_tree(repo, model, source, index_dir, manifest, lock, f"the index of {rev}", progress=progress)

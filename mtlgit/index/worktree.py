@@ -8,6 +8,7 @@ has never seen.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import posixpath
@@ -16,6 +17,8 @@ from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from mtlgit.index.common import RACY_NS, note, path_key
 from mtlgit.index.freshness import check_by, is_fresh, listing_digest, model_unchanged, quick_fresh, stat_key
@@ -237,16 +240,9 @@ class WorktreeIndex:
 
         added = Builder(self.repo, model, progress).segment(files, read) if files else None
         racy += [[f.rel, f.blob] for f in files if f.stat[1] >= started - RACY_NS and not f.problems_only]
-        manifest = Manifest(
-            kind="worktree",
-            memories=config.memories,
-            model=config.model,
-            k=config.k,
-            mode=config.mode,
-            min_confidence=config.min_confidence,
-            budget=config.budget,
-            freshness=config.freshness,
-            reviewed_ref=config.reviewed_ref,
+        manifest = Manifest.from_config(
+            config,
+            "worktree",
             pools=[dict(spec.__dict__) for spec in parse_pools(config)],
             model_key=model.key,
             model_files=model.files_stat(),
@@ -385,23 +381,18 @@ def _classify(
     dead: dict[int, list[int]] = {}
     if old is not None:
         everything = "" in scan.gone_below
-        below = [d + "/" for d in scan.gone_below if d]
         for number, (paths, stats, blobs, live) in enumerate(old.file_tables()):
-            alive = live.tolist()
             if everything:
-                indexes = [i for i, is_live in enumerate(alive) if is_live]
-            else:
-                indexes = [
-                    i
-                    for i, rel in enumerate(paths)
-                    if alive[i] and (rel in scan.stats or (below and rel.startswith(tuple(below))))
-                ]
+                indexes = np.flatnonzero(live)
+            else:  # only the files named and those below the folders listed again: a refresh costs the change
+                at = _positions(paths, scan.stats, [d for d in scan.gone_below if d])
+                indexes = at[live[at]]
             # Plain lists: one element read of a memory map costs microseconds, and this runs once per file.
-            stat_list, blob_list = stats.tolist(), blobs.tolist()
-            for i in indexes:
+            stat_list, blob_list = stats[indexes].tolist(), blobs[indexes].tolist()
+            for i, stat, blob in zip(indexes.tolist(), stat_list, blob_list, strict=True):
                 rel = paths[i]
                 if rel in scan.stats:
-                    known[rel] = (number, i, stat_list[i], blob_list[i])
+                    known[rel] = (number, i, stat, blob)
                 else:
                     dead.setdefault(number, []).append(i)
     files: list[_Input] = []
@@ -439,6 +430,28 @@ def _classify(
         dead[number] = sorted(set(dead[number]))
     files.sort(key=lambda f: path_key(f.rel))
     return files, dead, racy
+
+
+def _positions(paths: list[str], names: Collection[str], folders: list[str]) -> np.ndarray:
+    """The indexes in ``paths`` of ``names`` and of every path below ``folders``, ascending.
+
+    ``paths`` are a working-tree segment's files, which are always in the working tree's order (a refresh
+    sorts the files it writes, a merge sorts what it joins): a lookup is a bisection, not a pass over the
+    file table. Everything below a folder is one run in that order.
+    """
+    found: set[int] = set()
+    for rel in names:
+        at = bisect.bisect_left(paths, path_key(rel), key=path_key)
+        if at < len(paths) and paths[at] == rel:
+            found.add(at)
+    for folder in folders:
+        prefix = folder + "/"
+        at = bisect.bisect_left(paths, path_key(folder), key=path_key)
+        while at < len(paths) and (paths[at] == folder or paths[at].startswith(prefix)):
+            if paths[at] != folder:
+                found.add(at)
+            at += 1
+    return np.array(sorted(found), dtype=np.int64)
 
 
 def _stand_in(rel: str, key: list[int], what: str, problem: dict[str, Any]) -> _Input:

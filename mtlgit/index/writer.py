@@ -33,6 +33,8 @@ from mtlgit.index.snapshot import Snapshot
 MERGE_RATIO = 0.25
 DEAD_RATIO = 0.25
 MAX_DELTAS = 3  # each segment costs a recall ~8 file maps and ~20 stats
+# Past this many ids to look for one by one (a pass over the ids each), every id is sorted instead.
+MAX_SUSPECTS = 64
 
 
 def plan_merge(live_files: Sequence[int], all_files: Sequence[int]) -> list[int]:
@@ -86,10 +88,11 @@ def commit(
         live = [m for i, m in enumerate(live) if i not in merge]
         segments.insert(at, merged)
         live.insert(at, np.ones(len(merged.paths), dtype=bool))
+    suspects = _suspects(old, added)
     reason = ""
     if save:
         try:
-            return _save(index_dir, manifest, segments, live, old)
+            return _save(index_dir, manifest, segments, live, old, suspects)
         except OSError as exc:
             if exc.errno not in UNWRITABLE:
                 raise
@@ -99,7 +102,7 @@ def commit(
                 if_done=True,
             )
     opened = [s if isinstance(s, Segment) else Segment(index_dir / f"unsaved-{n}", s) for n, s in enumerate(segments)]
-    snapshot = _generation(index_dir / "unsaved", manifest, opened, live)
+    snapshot = _generation(index_dir / "unsaved", manifest, opened, live, suspects)
     snapshot.unsaved_reason = reason
     return snapshot
 
@@ -109,10 +112,32 @@ def _live_part(segment: Segment | SegmentData, live: np.ndarray) -> SegmentData:
     return take(data, np.flatnonzero(live)) if not live.all() else data
 
 
-def _generation(folder: Path, manifest: Manifest, segments: list[Segment], live: list[np.ndarray]) -> Snapshot:
-    """A generation in memory with its statistics computed: live memories (one per id), files, problems."""
+def _suspects(old: Snapshot | None, added: SegmentData | None) -> set[bytes] | None:
+    """The ids (upper-cased) that may be used twice in the generation of ``old`` plus ``added``: those of the
+    memories ``added``, and those used twice in ``old`` (its ``dead_docs``). Any other id has only memories
+    that were live in ``old`` already, where it was used once. None (look at every id) when there is no
+    ``old``, or too many ids to pick out one by one."""
+    if old is None:
+        return None
+    found = {bytes(old.segments[number].array("docs.key")[row]) for number, row in old.manifest.dead_docs}
+    if added is not None:
+        found.update(added.keys.tolist())
+    return found if len(found) <= MAX_SUSPECTS else None
+
+
+def _generation(
+    folder: Path,
+    manifest: Manifest,
+    segments: list[Segment],
+    live: list[np.ndarray],
+    suspects: set[bytes] | None = None,
+) -> Snapshot:
+    """A generation in memory with its statistics computed: live memories (one per id), files, problems.
+
+    :param suspects: the only ids that may be used twice (see :func:`_suspects`); None: any.
+    """
     manifest = replace(manifest, segments=[s.name for s in segments], dead_docs=[], parts={})
-    dead, problems = _duplicates(segments, live)
+    dead, problems = _duplicates(segments, live, suspects)
     manifest.dead_docs = dead
     snapshot = Snapshot(folder, manifest, segments, live, problems)
     rows = snapshot.segment_rows()
@@ -128,17 +153,25 @@ def _generation(folder: Path, manifest: Manifest, segments: list[Segment], live:
     return snapshot
 
 
-def _duplicates(segments: list[Segment], live: list[np.ndarray]) -> tuple[list[list[int]], list[dict[str, Any]]]:
+def _duplicates(
+    segments: list[Segment], live: list[np.ndarray], suspects: set[bytes] | None = None
+) -> tuple[list[list[int]], list[dict[str, Any]]]:
     """The memories whose id an earlier path (in the working tree's order) already has, as [segment, row], and
-    the problem reported for each."""
-    from mtlgit.memory import duplicate_problem
-
+    the problem reported for each; only among the ids ``suspects`` when given (the same answer, without
+    sorting every id of the pool)."""
     keys, owners = [], []
     for number, segment in enumerate(segments):
         if not segment.n_docs:
             continue
-        rows = np.flatnonzero(live[number][np.asarray(segment.array("docs.file"))])
-        keys.append(np.asarray(segment.array("docs.key"))[rows])
+        is_live = live[number][np.asarray(segment.array("docs.file"))]
+        segment_keys = np.asarray(segment.array("docs.key"))
+        if suspects is not None:
+            wanted = np.zeros(len(segment_keys), dtype=bool)
+            for suspect in suspects:
+                wanted |= segment_keys == suspect
+            is_live &= wanted
+        rows = np.flatnonzero(is_live)
+        keys.append(segment_keys[rows])
         owners.append(np.stack([np.full(len(rows), number), rows], axis=1))
     if not keys:
         return [], []
@@ -149,6 +182,8 @@ def _duplicates(segments: list[Segment], live: list[np.ndarray]) -> tuple[list[l
     repeated = np.flatnonzero(ordered[1:] == ordered[:-1])
     if not len(repeated):
         return [], []
+    from mtlgit.memory import duplicate_problem
+
     groups: dict[bytes, list[tuple[int, int]]] = {}
     for at in sorted(set(repeated.tolist()) | set((repeated + 1).tolist())):
         number, row = owner[order[at]].tolist()
@@ -177,6 +212,7 @@ def _save(
     segments: list[Segment | SegmentData],
     live: list[np.ndarray],
     old: Snapshot | None,
+    suspects: set[bytes] | None,
 ) -> Snapshot:
     """Write the new segments and the generation, make it CURRENT; on any failure, leave nothing of it behind."""
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -193,7 +229,7 @@ def _save(
                 written.append(folder)
                 segment = Segment(folder)
             opened.append(segment)
-        snapshot = _generation(gen, manifest, opened, live)
+        snapshot = _generation(gen, manifest, opened, live, suspects)
         arrays = {f"live{n}": mask for n, mask in enumerate(live)}
         blobs = {"problems.json": json.dumps(snapshot.dup_problems()).encode()}
         write_folder(gen, arrays, blobs, snapshot.manifest.to_json())
@@ -211,7 +247,11 @@ def _save(
         keep.add(name)
         keep.update(_segments_of(index_dir / name))
     drop_unused(index_dir, keep)
-    return Snapshot(gen)
+    written_now = Snapshot(gen)
+    # The segments kept are open already, their maps and paths read: the recall that follows uses them as they are.
+    opened_by_name = {segment.name: segment for segment in opened}
+    written_now.segments = [opened_by_name.get(segment.name, segment) for segment in written_now.segments]
+    return written_now
 
 
 def _current_name(index_dir: Path) -> str:
