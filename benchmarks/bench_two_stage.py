@@ -20,10 +20,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+# As `mtlgit mcp` does (mtlgit/cli/mcp_cmd.py): one BLAS thread, set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
