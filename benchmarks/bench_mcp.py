@@ -1,8 +1,9 @@
 """Recall latency through the MCP server: the SDK's real stdio client against ``mtlgit mcp`` on a 10k pool.
 
 The server keeps the index and the model loaded; this measures the round trip of one ``recall`` tool call
-(client -> JSON-RPC over a pipe -> scoring -> Memory Item text and structured results -> client), the median
-and p90 of many calls with rotating queries, after a warm-up. Target (issue: agent integration): p50 <= 20 ms.
+(client -> JSON-RPC over a pipe -> freshness check -> scoring -> Memory Item text and structured results ->
+client), the median and p90 of many calls with rotating queries, after a warm-up. Targets: p50 <= 20 ms at
+10k (agent integration), <= 10 ms at 100k (issue 14: ``--pool`` with a pool made by ``pools.py``).
 
 Run it::
 

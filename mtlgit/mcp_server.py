@@ -2,14 +2,14 @@
 
 Tools: ``recall`` (the Memory Item block as text, the results as structured content), ``add_memories`` (the
 JSON of ``mtlgit add --json``, through the same checks), ``lint`` and ``show``. The server keeps the index and
-the model loaded, so a recall costs only its scoring. Before each recall it checks the configuration, every
-folder and recently written files (new, deleted or renamed memories are seen at once); a background thread
-re-checks every file's stat each second, so an edit in place is seen within a second, without a restart.
+the model loaded, so a recall costs only its scoring. Each recall first checks freshness exactly as
+``mtlgit recall`` does (``recall.freshness``: below 5,000 files every stat, from 5,000 files the worktree's
+inotify watcher, which says what changed in ~1 ms at any size): every edit, in place or not, is seen by the
+next call, and nothing runs between calls.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,7 +32,6 @@ INSTRUCTIONS = (
     "which, and verify it. After the task, add what you learned with `add_memories` (general lessons, no file "
     "names; see `mtlgit prompt extract`)."
 )
-CHECK_SECONDS = 1.0
 
 
 class _Open(BaseModel):
@@ -203,7 +202,7 @@ def build_server(start: Path | None = None) -> MCPServer:
                 budget=budget,
             )
         )
-        recalled = guarded(lambda: execute(request, recaller, quick=True))
+        recalled = guarded(lambda: execute(request, recaller))
         result = recalled.result
         left_out = recalled.budget.note("budget") if recalled.budget is not None else None
         why = result.reason or left_out or "no memory matched"
@@ -249,8 +248,6 @@ def build_server(start: Path | None = None) -> MCPServer:
         memory = guarded(lambda: lookup(Pool.open(recaller.repo.root), id))
         return dict(memory.to_json())
 
-    watcher = threading.Thread(target=_watch, args=(recaller,), daemon=True, name="mtlgit-freshness")
-    watcher.start()
     return server
 
 
@@ -280,20 +277,6 @@ def _ledger_tools(server: MCPServer, recaller: Any) -> Any:
         return {**data, "receipt": receipt}, ("\n\n" + ledger.receipt_line(receipt) if receipt else "")
 
     return with_receipt
-
-
-def _watch(recaller: Any) -> None:
-    """Re-check every file's stat once a second and refresh the index when one changed."""
-    import time
-
-    from mtlgit.hooks import log
-
-    while True:
-        time.sleep(CHECK_SECONDS)
-        try:
-            recaller.snapshot(quick=False)
-        except Exception as exc:  # noqa: BLE001 - the watcher must outlive a bad moment (a file mid-write)
-            log(recaller.repo, f"mcp: freshness check failed: {exc}")
 
 
 def serve(start: Path | None = None) -> None:

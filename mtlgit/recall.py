@@ -6,6 +6,12 @@ of all segments (so scores equal those of one rebuilt index); the dense half is 
 the query's vector per segment. Hybrid scores
 standardise each half over the candidates (z-scores) and average them: chosen by measurement on SciFact's
 train split and on agent-memory cases (README, "Retrieval quality").
+
+From :data:`TWO_STAGE_MIN` candidates the dense half has two stages (README, "Recall in two stages"): every
+candidate is scored on the stored head of the vectors only, its dense z-score estimated from that, and the
+:data:`RESCORE` best by the fused estimate (plus k) are scored in full. The mean and spread that the full
+z-scores need are exact, from the segments' stored moments (Snapshot.dense_stage), so a memory rescored gets
+the score the exhaustive path gives it (to float rounding).
 """
 
 from __future__ import annotations
@@ -20,11 +26,17 @@ from mtlgit.analysis import analyze, words
 from mtlgit.confidence import DEFAULT_MIN_CONFIDENCE, confidence
 from mtlgit.index import Manifest, Snapshot, WorktreeIndex
 from mtlgit.index.arrays import bm25_weights, idf
+from mtlgit.index.common import path_key
 from mtlgit.query import prepare
 from mtlgit.repo import find_repo
 
 DENSE_WEIGHT = 0.5
 _BLOCK = 32768
+# From this many candidates the dense half is scored in two stages; below it every candidate in full (exact).
+TWO_STAGE_MIN = 20_000
+# How many candidates of the first stage are scored in full, besides k: the top 3 agree with the exhaustive
+# ranking for >= 99.5% of the task-worded queries of benchmarks/bench_two_stage.py at 100k.
+RESCORE = 300
 
 
 @dataclass
@@ -259,8 +271,8 @@ def search_sources(
     terms = analyze(prepared.lexical)
     if not terms:
         return nothing("the query has no content words to match")
-    vector = None
-    owners, rows_all, bm25_all, dense_all = [], [], [], []
+    vector: Any = None
+    owners, rows_all, bm25_all, masks = [], [], [], []
     for number, source in enumerate(sources):
         snapshot = source.snapshot
         if snapshot.n_docs == 0:
@@ -272,26 +284,35 @@ def search_sources(
         if not len(rows):
             continue
         bm25 = bm25_scores(snapshot, terms)[rows] if mode != "dense" else np.zeros(len(rows), np.float32)
-        if mode != "bm25":
-            if vector is None:
-                vector = query_vector(prepared.dense) if callable(query_vector) else query_vector
-            dense = dense_scores(snapshot, vector)[rows]
-        else:
-            dense = np.zeros(len(rows), dtype=np.float32)
         owners.append(np.full(len(rows), number, dtype=np.int32))
         rows_all.append(rows)
         bm25_all.append(bm25)
-        dense_all.append(dense)
+        masks.append(mask)
     if not rows_all:
         return nothing("no memory to search: the pool is empty, or the filters leave none")
     owner, rows = np.concatenate(owners), np.concatenate(rows_all)
-    bm25, dense = np.concatenate(bm25_all), np.concatenate(dense_all)
+    bm25 = np.concatenate(bm25_all)
     if mode == "bm25" and not bm25.any():
         return nothing("no memory has a word of the query")
-    score = fuse(bm25, dense, mode, dense_weight)
-    shift = _prior_shift(prior, sources, owner, rows, score)
-    if shift is not None:
-        score = score + shift
+    if mode != "bm25":
+        vector = query_vector(prepared.dense) if callable(query_vector) else query_vector
+    shift = None
+    # The prior needs the spread of the fused scores over every candidate: it keeps the exhaustive path.
+    if mode != "bm25" and prior is None and len(rows) >= max(TWO_STAGE_MIN, RESCORE + k + 1):
+        owner, rows, bm25, dense, score = _two_stage(
+            sources, [int(o[0]) for o in owners], masks, owner, rows, bm25, vector, k, mode, dense_weight
+        )
+    else:
+        if mode != "bm25":
+            dense = np.concatenate(
+                [sources[int(o[0])].snapshot.dense_scores(vector)[r] for o, r in zip(owners, rows_all, strict=True)]
+            )
+        else:
+            dense = np.zeros(len(rows), dtype=np.float32)
+        score = fuse(bm25, dense, mode, dense_weight)
+        shift = _prior_shift(prior, sources, owner, rows, score)
+        if shift is not None:
+            score = score + shift
     # The bar applies before the top k is taken, so a memory that clears it is never pushed out by ones that
     # do not, and the answer for k=1 is the first answer for k=2.
     sizes = np.array([source.snapshot.n_docs for source in sources])[owner]
@@ -308,14 +329,19 @@ def search_sources(
         best = eligible[-score[eligible] <= cut]
     else:
         best = eligible
-    best = best[np.lexsort((rows[best], owner[best], -score[best]))][:top]
+    # Ties are ordered by path, then pool: not by row, which a refresh changes (a memory moves to a new segment).
+    paths = {int(i): sources[int(owner[i])].snapshot.doc_paths([int(rows[i])])[0] for i in best.tolist()}
+    best = np.array(
+        sorted(paths, key=lambda i: (-float(score[i]), path_key(paths[i]), sources[int(owner[i])].pool))[:top],
+        dtype=np.int64,
+    )
     shown = shown_words(prepared.lexical) if explain and mode != "dense" else {}
     hits: list[Hit] = []
     for i in best:
         source = sources[int(owner[i])]
         row = int(rows[i])
         record = source.snapshot.records([row])[0]
-        path = source.snapshot.doc_paths([row])[0]
+        path = paths[int(i)]
         hit = Hit(len(hits) + 1, float(score[i]), float(bm25[i]), float(dense[i]), path, record, pool=source.pool)
         hit.confidence = float(sure[i])
         hit.prior = float(shift[i]) if shift is not None else 0.0
@@ -325,6 +351,51 @@ def search_sources(
             hit.notes.append(f"from the untrusted pool '{source.pool}': treat it as a suggestion and verify it")
         hits.append(hit)
     return hits
+
+
+def _two_stage(
+    sources: Sequence[Source],
+    numbers: list[int],
+    masks: list[np.ndarray],
+    owner: np.ndarray,
+    rows: np.ndarray,
+    bm25: np.ndarray,
+    vector: np.ndarray,
+    k: int,
+    mode: str,
+    dense_weight: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(owner, row, BM25, cosine, fused score) of the candidates worth scoring in full: the first stage ranks
+    every candidate by its BM25 z-score and the best estimate of its dense z-score from the head cosine h
+    alone (the regression of the full z-score on h: corr(h, d) times h's z-score), the top RESCORE + k are
+    scored in full and fused with the exact mean and spread of the cosine over all candidates."""
+    heads, sums = [], np.zeros(6, dtype=np.float64)
+    for number, mask in zip(numbers, masks, strict=True):
+        head, part = sources[number].snapshot.dense_stage(vector, mask)
+        heads.append(head)
+        sums += part
+    n = sums[0]
+    mean_h, mean_d = sums[1] / n, sums[3] / n
+    sd_h = max(sums[2] / n - mean_h * mean_h, 0.0) ** 0.5
+    sd_d = max(sums[4] / n - mean_d * mean_d, 0.0) ** 0.5
+    head = np.concatenate(heads)
+    if mode == "dense":
+        first = head
+    else:
+        slope = (sums[5] / n - mean_h * mean_d) / (sd_h * sd_d) / sd_h if sd_h > 1e-12 and sd_d > 1e-12 else 0.0
+        z_bm25 = _standardise(bm25)
+        first = dense_weight * slope * (head - np.float32(mean_h)) + (1.0 - dense_weight) * z_bm25
+    keep = np.argpartition(-first, RESCORE + k)[: RESCORE + k]
+    owner, rows, bm25 = owner[keep], rows[keep], bm25[keep]
+    dense = np.empty(len(keep), dtype=np.float32)
+    for number in numbers:
+        mine = owner == number
+        dense[mine] = sources[number].snapshot.dense_scores(vector, rows[mine])
+    if mode == "dense":
+        return owner, rows, bm25, dense, dense
+    z_dense = (dense - mean_d) / sd_d if sd_d > 1e-12 else np.zeros(len(dense))
+    score = dense_weight * z_dense + (1.0 - dense_weight) * z_bm25[keep]
+    return owner, rows, bm25, dense, score
 
 
 def _prior_shift(

@@ -290,7 +290,8 @@ PARTS = [
     "post.doc.npy",
     "post.ptr.npy",
     "docs.len.npy",
-    "vectors.npy",
+    "vectors.head.npy",
+    "vectors.tail.npy",
     "vocab.npy",
     "docs.file.npy",
     "docs.id.npy",
@@ -325,9 +326,9 @@ def test_a_garbled_manifest_is_noticed(indexed: Path) -> None:
 
 def test_plain_index_repairs_a_garbled_part(indexed: Path) -> None:
     before = live(indexed).folder
-    garble(live(indexed).segments[0].folder / "vectors.npy")
+    garble(live(indexed).segments[0].folder / "vectors.head.npy")
     result = run_cli(indexed, "index")
-    assert result.code == 0 and "vectors.npy fails its checksum" in result.err
+    assert result.code == 0 and "vectors.head.npy fails its checksum" in result.err
     assert live(indexed).folder != before
 
 

@@ -233,8 +233,8 @@ def test_a_damaged_index_is_detected_and_rebuilt(repo: Path, cli, damage: str) -
     assert cli("index").code == 0
     folder = _snapshot_dir(repo)
     if damage == "truncate-vectors":
-        data = (folder / "vectors.npy").read_bytes()
-        (folder / "vectors.npy").write_bytes(data[: len(data) // 2])
+        data = (folder / "vectors.head.npy").read_bytes()
+        (folder / "vectors.head.npy").write_bytes(data[: len(data) // 2])
     elif damage == "delete-records":
         (folder / "records.jsonl").unlink()
     elif damage == "garbage-manifest":

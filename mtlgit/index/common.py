@@ -14,7 +14,7 @@ from typing import Any
 
 from mtlgit.rules import FORMATS, OUTCOMES, SCOPES, STATUSES
 
-INDEX_VERSION = 7  # 7: segments with tombstones, BM25 statistics combined at query time
+INDEX_VERSION = 8  # 7: segments with tombstones, BM25 statistics combined at query time; 8: vector head, moments
 K1, B = 1.5, 0.75  # BM25 parameters (Lucene's defaults; bm25s uses the same)
 RACY_NS = 3_000_000_000  # a file changed this close to its stat may change again unseen: hash it
 ATTRS = (("format", FORMATS), ("status", STATUSES), ("scope", SCOPES), ("outcome", OUTCOMES))
