@@ -752,14 +752,6 @@ def with_commit(root: Path, source: dict[str, Any]) -> dict[str, Any]:
     return source
 
 
-def add_items(pool: Any, items: list[Any], force: bool = False) -> list[Any]:
-    """:func:`mtlgit.intake.add_items`, under the name cli/add.py and mcp_server.py still import. When they
-    import it from intake, this goes, and with it the import cycle memory -> citations -> intake -> memory."""
-    from mtlgit.intake import add_items as add_all
-
-    return add_all(pool, items, force=force)
-
-
 def prepare_items(root: Path, items: list[Any]) -> None:
     """Move the ``cites`` of JSON items (as `mtlgit prompt extract` asks for them) into ``source.cites``, and
     record HEAD as their commit when the item names none."""

@@ -218,7 +218,7 @@ def build_server(start: Path | None = None) -> MCPServer:
         "their reasons."
     )
     def add_memories(items: list[dict[str, Any]], force: bool = False) -> dict[str, Any]:
-        from mtlgit.citations import add_items
+        from mtlgit.intake import add_items
         from mtlgit.store import Pool
 
         results = guarded(lambda: add_items(Pool.open(recaller.repo.root), items, force=force))

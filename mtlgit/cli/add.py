@@ -210,9 +210,9 @@ def _add_items(pool: Any, source: str, force: bool, as_json: bool) -> int:
 
     :raises MtlgitError: when the input is empty or is not JSON.
     """
-    from mtlgit.citations import add_items  # intake's, plus the items' citations checked
     from mtlgit.errors import MtlgitError
     from mtlgit.extract import parse_items
+    from mtlgit.intake import add_items
     from mtlgit.ledger import record_extract_answer
 
     name = "standard input" if source == "-" else source

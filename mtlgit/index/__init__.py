@@ -7,11 +7,13 @@ Layout (each module's concern; an arrow is "uses"):
             |            \\                          /
             |             build.py (Builder: cache, model -> SegmentData)
             v                        |
-    freshness.py (is_fresh, check)   writer.py (tombstones, merge policy, CURRENT swap)
+    freshness.py (is_fresh, stats)   writer.py (tombstones, merge policy, CURRENT swap)
             \\                         |
              snapshot.py (Snapshot: typed reader)  <-  segment.py (Segment, SegmentData)  <-  arrays.py
                            |
                    manifest.py, common.py
+
+    check.py (index --check) uses worktree.py to rebuild what it finds damaged.
 
 Reading (snapshot, segment, arrays, freshness, common, manifest) imports only numpy and the standard library:
 it is on the recall path. Building imports the parser, the cache and the model.
@@ -19,8 +21,9 @@ it is on the recall path. Building imports the parser, the cache and the model.
 
 from __future__ import annotations
 
+from mtlgit.index.check import CheckReport, check_all
 from mtlgit.index.common import ATTRS, INDEX_VERSION, PATHS, RACY_NS, IndexCorrupt, manifest_bytes, note
-from mtlgit.index.freshness import CheckReport, check_all, is_fresh, listing_digest, model_unchanged, quick_fresh
+from mtlgit.index.freshness import is_fresh, listing_digest, model_unchanged, quick_fresh
 from mtlgit.index.manifest import Manifest
 from mtlgit.index.segment import DocInput, FileInput, Segment, SegmentData
 from mtlgit.index.snapshot import Snapshot, open_current
