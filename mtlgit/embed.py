@@ -213,6 +213,10 @@ class StaticModel:
             return None
         return _WordIds(WordPiece(self._vocab["model"]["vocab"].get, **settings))
 
+    def prepare(self) -> None:
+        """Build what encoding many texts needs now: a process about to fork workers shares it with them."""
+        _ = self._word_ids
+
     def _batch_ids(self, texts: list[str]) -> list[list[int]]:
         """Token ids of a batch, the same as the library's (tests hold them equal). A few texts (a refresh after
         one edit) go through the query tokenizer, which needs no tokenizer.json; many texts, when the tokenizer
