@@ -176,9 +176,20 @@ def _fast_scalar(value: str) -> tuple[bool, Any]:
     return False, None
 
 
-@lru_cache(maxsize=4096)
+# The first characters for which YAML has implicit types (booleans, numbers, dates, null...): a plain scalar
+# starting with any other character is a string without asking the resolver (titles and ids, never cached).
+_TYPED_FIRST = frozenset(_RESOLVER.yaml_implicit_resolvers)
+
+
 def _plain_str(value: str) -> bool:
     """Whether YAML reads this plain scalar as a string (not a boolean, number, date or null)."""
+    if value and value[0] not in _TYPED_FIRST and None not in _TYPED_FIRST:
+        return True
+    return _resolved_str(value)
+
+
+@lru_cache(maxsize=4096)
+def _resolved_str(value: str) -> bool:
     tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
     return bool(tag == "tag:yaml.org,2002:str")
 
