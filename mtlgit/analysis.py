@@ -42,7 +42,8 @@ def _stemmer():  # type: ignore[no-untyped-def]
 
 def words(text: str) -> list[str]:
     """Lower-cased word tokens before stemming; identifiers add their parts after themselves."""
-    out: list[str] = [c.replace("-", "").lower() for c in _COMPOUND.findall(text) if len(c) <= MAX_TOKEN_CHARS]
+    compounds = _COMPOUND.findall(text) if "-" in text else []  # half the texts have no hyphen: ~2x faster
+    out: list[str] = [c.replace("-", "").lower() for c in compounds if len(c) <= MAX_TOKEN_CHARS]
     if _CAMEL_SEEN.search(text) is None:
         # No identifier to split: the words lower-cased (for ASCII, lower-casing keeps every word's span).
         out += _WORD.findall(text.lower()) if text.isascii() else [part.lower() for part in _WORD.findall(text)]
