@@ -111,3 +111,13 @@ def test_a_worker_that_dies_leaves_its_work_to_the_main_process(
     serial = built(repo, files, hook)
     same(dying, serial)
     assert b'"pool-a"' in dying.records[0]
+
+
+def test_an_impossible_date_is_a_problem_on_its_line_not_a_crash(repo: Path, cli: Any) -> None:
+    head = "---\nid: 01ARZ3NDEKTSV4RRFFQ69G5FA{}\ntitle: t\nformat: insight\ndescription: d\ncreated: {}\n---\nbody\n"
+    write(repo / "memories" / "insight" / "bad.md", head.format("V", "2026-02-30T10:00:00Z"))
+    write(repo / "memories" / "insight" / "good.md", head.format("W", "2026-02-28T10:00:00Z"))
+    index = cli("index")
+    assert index.code == 0 and "1 unreadable" in index.output, index.output
+    lint = cli("lint")
+    assert "memories/insight/bad.md:6: error: front matter holds an impossible date" in lint.output, lint.output
