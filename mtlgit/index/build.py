@@ -29,9 +29,11 @@ if TYPE_CHECKING:
     from mtlgit.embed import StaticModel
     from mtlgit.repo import Repo
 
-CHUNK = 8192
+CHUNK = 4096
 TASK = 256  # files a worker takes at a time: small enough to spread evenly, large enough to batch
-AHEAD = 2 * CHUNK // TASK  # tasks handed to the workers before the main process has taken their results
+# Tasks handed to the workers before the main process has taken their results: enough to keep them busy, few
+# enough that results waiting for the main process (~10 KB an analysis) stay a few tens of megabytes.
+AHEAD = 8
 PARALLEL_FROM = 3000  # contents to analyse from which workers pay for their start (~50 ms each)
 ReadBlobs = Callable[[list[int]], dict[int, bytes]]
 RecordHook = Callable[[dict[str, Any]], dict[str, Any]]
