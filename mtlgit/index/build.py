@@ -63,9 +63,9 @@ class Builder:
 
         cache = BlobCache(self.repo.state_dir / "cache.sqlite")
         try:
-            work = self._work(cache, files, read)
             parts = []
-            with _Computing(work, self.model, record_hook) as computing:
+            # No name holds the work list: each task's contents are freed once its results are taken.
+            with _Computing(self._work(cache, files, read), self.model, record_hook) as computing:
                 steps = range(0, len(files), CHUNK)
                 show = self.progress and len(files) > CHUNK
                 for start in progress_bar(steps, show, "Indexing memories"):
