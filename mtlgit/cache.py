@@ -127,6 +127,40 @@ class BlobCache:
             if isinstance(doc, str) and zlib.crc32(doc.encode("utf-8", "surrogatepass")) == crc
         }
 
+    def has_docs(self, blobs: Iterable[str]) -> set[str]:
+        """The blobs among ``blobs`` that have an analysis (not checked against their checksum)."""
+        found = self._select("SELECT blob FROM docs WHERE analyzer=? AND blob IN ", blobs, ANALYZER_VERSION)
+        return {row[0] for row in found}
+
+    def has_vectors(self, model: str, blobs: Iterable[str]) -> set[str]:
+        """The blobs among ``blobs`` that have a vector of ``model`` (not checked against their checksum)."""
+        return {row[0] for row in self._select("SELECT blob FROM vectors WHERE model=? AND blob IN ", blobs, model)}
+
+    def put_made(self, model: str, made: Sequence[tuple[str, dict[str, Any], str, int, np.ndarray | None]]) -> None:
+        """Store analyses already encoded (blob, analysis, its JSON, the JSON's CRC-32, vector or None), as
+        workers hand them back, and their vectors, in one transaction."""
+        import numpy as np
+
+        if not made:
+            return
+        vectors = []
+        for blob, _analysis, _text, _crc, vector in made:
+            if vector is not None:
+                data = np.asarray(vector, dtype=np.float16).tobytes()
+                vectors.append((model, blob, data, zlib.crc32(data)))
+        self._put_many(
+            [
+                (
+                    "INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (ANALYZER_VERSION, blob, text, (analysis.get("record") or {}).get("id"), crc)
+                        for blob, analysis, text, crc, _vector in made
+                    ],
+                ),
+                ("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", vectors),
+            ]
+        )
+
     def put_docs(self, items: dict[str, dict[str, Any]]) -> None:
         rows = []
         for blob, doc in items.items():
@@ -236,13 +270,19 @@ class BlobCache:
         return out
 
     def _put(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """Store rows; where the disk cannot take them (full, read-only), they are not stored."""
+        self._put_many([(sql, rows)])
+
+    def _put_many(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """Store rows in one transaction; where the disk cannot take them (full, read-only), they are not
+        stored."""
         if not self.writable:
             return
         for attempt in (1, 2):
             try:
                 with self._transaction():
-                    self.db.executemany(sql, rows)
+                    for sql, rows in statements:
+                        if rows:
+                            self.db.executemany(sql, rows)
                 return
             except sqlite3.Error as exc:
                 if attempt == 2 or not is_corruption(exc):

@@ -170,15 +170,29 @@ def _fast_scalar(value: str) -> tuple[bool, Any]:
     stamp = _FAST_TIME.fullmatch(value)
     if stamp:
         year, month, day, hour, minute, second = (int(part) for part in stamp.groups())
-        return True, datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+        try:
+            return True, datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+        except ValueError:
+            return False, None  # an impossible date: the parser's path says where
     if _FAST_PLAIN.fullmatch(value) and not value.endswith(" ") and " -" not in value and _plain_str(value):
         return True, value
     return False, None
 
 
-@lru_cache(maxsize=4096)
+# The first characters for which YAML has implicit types (booleans, numbers, dates, null...): a plain scalar
+# starting with any other character is a string without asking the resolver (titles and ids, never cached).
+_TYPED_FIRST = frozenset(_RESOLVER.yaml_implicit_resolvers)
+
+
 def _plain_str(value: str) -> bool:
     """Whether YAML reads this plain scalar as a string (not a boolean, number, date or null)."""
+    if value and value[0] not in _TYPED_FIRST and None not in _TYPED_FIRST:
+        return True
+    return _resolved_str(value)
+
+
+@lru_cache(maxsize=4096)
+def _resolved_str(value: str) -> bool:
     tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
     return bool(tag == "tag:yaml.org,2002:str")
 
@@ -222,7 +236,27 @@ def load_yaml(fm_text: str, first_line: int) -> dict[str, Any]:
         raise FrontMatterError(f"front matter is not valid YAML: {exc}", first_line) from None
     except RecursionError:
         raise FrontMatterError("front matter nests too deeply to be read", first_line) from None
+    except FrontMatterError:
+        raise
+    except ValueError as exc:  # a timestamp YAML reads that is no date (2026-02-30, month 13, year 0)
+        raise FrontMatterError(
+            f"front matter holds an impossible date ({exc}): write a real one, e.g. 2026-11-25T14:03:11Z",
+            _bad_date_line(fm_text, first_line),
+        ) from None
     return _check_mapping(data, first_line)
+
+
+def _bad_date_line(fm_text: str, first_line: int) -> int:
+    """The line of the first value YAML reads as a timestamp that is no date (``first_line`` if none is found)."""
+    for number, line in enumerate(fm_text.split("\n")):
+        if re.search(r"\d{4}-\d\d?-\d\d?", line):
+            try:
+                yaml.load(line.strip().lstrip("- "), Loader=_Loader)  # noqa: S506 - the loader is the safe one
+            except ValueError:
+                return first_line + number
+            except yaml.YAMLError:
+                continue
+    return first_line
 
 
 def _refuse_aliases(fm_text: str, first_line: int) -> None:

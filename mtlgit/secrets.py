@@ -62,15 +62,17 @@ _STRIP = "\"'`()[]{}<>,;"
 # A ULID (a memory id, e.g. in ``id`` or ``superseded_by``) is an identifier, not a secret, but its random part
 # can spell a key prefix (``...ACCA...`` is an AWS key id to a detector): well-formed ULIDs are blanked before the
 # scan, and nothing else is.
-_ULID = re.compile(r"(?<![0-9A-Za-z])[0-7][0-9A-HJKMNP-TV-Z]{25}(?![0-9A-Za-z])")
+# (The look-behind comes after the first character, so that the regular expression engine can skip ahead to
+# the digits 0-7: ~3x faster on a memory.)
+_ULID = re.compile(r"[0-7](?<![0-9A-Za-z][0-7])[0-9A-HJKMNP-TV-Z]{25}(?![0-9A-Za-z])")
 
 
 def _looks_random(value: str) -> bool:
     """A run of 16+ letters and digits, mixing both, with high entropy: how keys and tokens look,
     and how words, identifiers and scientific names (short runs joined by - or /) do not."""
     for run in _ALNUM.findall(value):
-        mixed = any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
-        if len(run) >= 16 and mixed and _entropy(run) >= 3.3:
+        # ASCII letters and digits only: mixing both is being neither all letters nor all digits.
+        if len(run) >= 16 and not run.isalpha() and not run.isdigit() and _entropy(run) >= 3.3:
             return True
     return False
 
@@ -88,15 +90,14 @@ def _screen(text: str) -> bool:
         return True
     if "://" in text and "@" in text and _URL_PASSWORD.search(text):
         return True
-    if _AUTH_HEADER.search(text):
+    if ("Basic" in text or "Bearer" in text or "Token" in text) and _AUTH_HEADER.search(text):
         return True
-    for word in text.split():
-        if len(word) >= 16 and word.strip(_STRIP).startswith(_PREFIXES):
+    for word in [w for w in text.split() if len(w) >= 16]:
+        if word.strip(_STRIP).startswith(_PREFIXES):
             return True
-        if len(word) >= 16:
-            value = word.strip(_STRIP).rsplit("=", 1)[-1].strip(_STRIP)
-            if _looks_random(value) or _BASE64_WORD.fullmatch(value):
-                return True
+        value = word.strip(_STRIP).rsplit("=", 1)[-1].strip(_STRIP)
+        if _looks_random(value) or _BASE64_WORD.fullmatch(value):
+            return True
     lower = text.lower()
     for keyword in _KEYWORDS:
         at = lower.find(keyword)

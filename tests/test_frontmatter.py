@@ -90,6 +90,11 @@ def test_render_round_trips_awkward_values() -> None:
         ("---\nid: X\nb: [1, *x]\n---\n", 3, "YAML alias '\\*x'"),
         ("+++\na = \n+++\n", 2, "TOML front matter is invalid"),
         ('{\n  "a": 1,\n}\n', 3, "JSON front matter is invalid"),
+        # A date YAML reads as a timestamp but the calendar lacks: an error on its line, not a traceback.
+        ("---\nid: X\ncreated: 2026-02-30T10:00:00Z\n---\n", 3, "impossible date .*day is out of range"),
+        ("---\nid: X\ntitle: t\ncreated: 0000-01-01T00:00:00Z\n---\n", 4, "impossible date .*year 0"),
+        ("---\nid: X\nwhen: 2026-13-01\n---\n", 3, "impossible date .*month must be"),
+        ("---\nid: X\nsource:\n  dates: [2026-01-01, 2026-04-31]\n---\n", 4, "impossible date"),
     ],
 )
 def test_unreadable_front_matter_names_the_line(text: str, line: int, message: str) -> None:

@@ -53,6 +53,22 @@ def test_pure_python_wordpiece_matches_the_tokenizers_library(cached: bool, tmp_
         assert model.query_ids(line) == model.token_ids([line])[0], line[:80]
 
 
+def test_batch_tokenizer_matches_the_tokenizers_library() -> None:
+    """Many texts at once (a build) are split by regular expressions and a word table: the same ids as the
+    library, for accents, other scripts, controls, special tokens, words too long or never seen, and a text
+    past the model's length (cut at 512 tokens counting the unknown ones, which are then dropped)."""
+    model = StaticModel(DEFAULT_MODEL_DIR)
+    tricky = [
+        "Café – “naïve” façade…  résumé's ﬁle ±2 μm ≥3 a±b x→y ΣΑΣ σς İI 中文 e\u0301 \ufffd a\x00b\x7fc",
+        "tab\there\r\nline\x0bsep\x1cx \u00a0nbsp\u2003em\u200bzero \u2028ls [CLS] not special [cls]",
+        " ".join(["x" * 101, "y" * 100, "qzqzqzqzqzqzqzqz", "\u0300alone"] * 3),
+        "word \u2e80\u2e81 " * 300 + "\u0378\u0379",
+    ]
+    lines = real_lines() + tricky + [t.upper() for t in tricky]
+    assert model._batch_ids(lines) == model.token_ids(lines)
+    assert any(len(ids) == 512 for ids in model.token_ids(lines))
+
+
 def test_vectors_match_model2vec() -> None:
     from model2vec import StaticModel as Reference
 

@@ -1,12 +1,20 @@
 """The segment builder: files of a source in, a segment out, analysing and embedding only what the cache lacks.
 
-Files are taken a chunk at a time (``CHUNK``), so that a build from nothing holds the analyses (records, terms)
-of one chunk only; each chunk becomes compact arrays at once, and the chunks are joined at the end.
+Contents the cache has never seen are parsed, analysed and embedded by forked worker processes (one a core,
+when there are thousands), a task of ``TASK`` files at a time; the workers share the memory-mapped model and
+hand back each analysis already encoded as the cache stores it, with its vector. The main process meanwhile
+stores what comes back and turns the files into compact arrays a chunk (``CHUNK``) at a time, so that it
+holds the analyses (records, terms) of about one chunk; the chunks are joined at the end.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import threading
+import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,13 +23,24 @@ from mtlgit.index.segment import DocInput, FileInput, SegmentData, concat, from_
 from mtlgit.progress import progress_bar
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
     from mtlgit.cache import BlobCache
     from mtlgit.embed import StaticModel
     from mtlgit.repo import Repo
 
-CHUNK = 8192
+CHUNK = 4096
+TASK = 256  # files a worker takes at a time: small enough to spread evenly, large enough to batch
+# Tasks handed to the workers before the main process has taken their results: enough to keep them busy, few
+# enough that results waiting for the main process (~10 KB an analysis) stay a few tens of megabytes.
+AHEAD = 8
+PARALLEL_FROM = 3000  # contents to analyse from which workers pay for their start (~50 ms each)
 ReadBlobs = Callable[[list[int]], dict[int, bytes]]
 RecordHook = Callable[[dict[str, Any]], dict[str, Any]]
+# A content to analyse: its blob id, path, bytes, whether its vector is wanted, and the first file holding it.
+Work = tuple[str, str, bytes, bool, int]
+# What is made of it: blob id, analysis, the analysis as the cache stores it (JSON, CRC-32), vector or None.
+Made = tuple[str, dict[str, Any], str, int, np.ndarray | None]
 
 
 class Builder:
@@ -45,68 +64,192 @@ class Builder:
         cache = BlobCache(self.repo.state_dir / "cache.sqlite")
         try:
             parts = []
-            steps = range(0, len(files), CHUNK)
-            show = self.progress and len(files) > CHUNK
-            for start in progress_bar(steps, show, "Indexing memories"):
-                chunk = list(files[start : start + CHUNK])
+            # No name holds the work list: each task's contents are freed once its results are taken.
+            with _Computing(self._work(cache, files, read), self.model, record_hook) as computing:
+                steps = range(0, len(files), CHUNK)
+                show = self.progress and len(files) > CHUNK
+                for start in progress_bar(steps, show, "Indexing memories"):
+                    chunk = list(files[start : start + CHUNK])
+                    made = computing.until(start + len(chunk))
 
-                def read_chunk(indexes: list[int], start: int = start) -> dict[int, bytes]:
-                    contents = read([start + i for i in indexes])
-                    return {i: contents[start + i] for i in indexes}
+                    def read_chunk(indexes: list[int], start: int = start) -> dict[int, bytes]:
+                        contents = read([start + i for i in indexes])
+                        return {i: contents[start + i] for i in indexes}
 
-                parts.append(self._chunk(cache, chunk, read_chunk, record_hook))
+                    parts.append(self._chunk(cache, chunk, made, read_chunk, record_hook))
         finally:
             cache.close()
         if len(parts) == 1:
             return parts[0]
         return concat(parts, self.model.dim)
 
+    def _work(self, cache: BlobCache, files: Sequence[FileInput], read: ReadBlobs) -> list[Work]:
+        """The contents never analysed (each once, in file order), read."""
+        blobs = [f.blob for f in files if not f.problems]
+        analysed = cache.has_docs(blobs)
+        first: dict[str, int] = {}
+        for index, file in enumerate(files):
+            if not file.problems and file.blob not in analysed:
+                first.setdefault(file.blob, index)
+        if not first:
+            return []
+        embedded = cache.has_vectors(self.model.key, list(first))
+        contents = read(list(first.values()))
+        return [(blob, files[i].rel, contents[i], blob not in embedded, i) for blob, i in first.items()]
+
     def _chunk(
-        self, cache: BlobCache, files: list[FileInput], read: ReadBlobs, record_hook: RecordHook | None
+        self,
+        cache: BlobCache,
+        files: list[FileInput],
+        made: dict[str, Made],
+        read: ReadBlobs,
+        record_hook: RecordHook | None,
     ) -> SegmentData:
+        cache.put_made(self.model.key, [m for m in made.values()])
+        analysed = {blob: m[1] for blob, m in made.items()}
+        vectors = {blob: m[4] for blob, m in made.items() if m[4] is not None}
         need = [i for i, f in enumerate(files) if not f.problems]
-        items = [(files[i].rel, files[i].blob) for i in need]
-
-        def read_items(wanted: list[int]) -> dict[int, bytes]:
-            contents = read([need[j] for j in wanted])
-            return {j: contents[need[j]] for j in wanted}
-
-        analysed = cache.analyse(items, read_items, False)
+        analysed.update(cache.docs(files[i].blob for i in need if files[i].blob not in analysed))
+        lost = {files[i].blob: i for i in need if files[i].blob not in analysed}
+        if lost:  # gone from the cache since it was asked (repaired, moved aside), or never stored (read-only)
+            contents = read(list(lost.values()))
+            redo = [(blob, files[i].rel, contents[i], False, i) for blob, i in lost.items()]
+            done = analyse_and_embed(redo, self.model, record_hook)
+            cache.put_made(self.model.key, done)
+            analysed.update((m[0], m[1]) for m in done)
         docs: list[DocInput] = []
         for index in need:
             file = files[index]
-            analysis = analysed.get(file.blob)
-            if analysis is None:
-                continue
+            analysis = analysed[file.blob]
             file.problems = [{**p, "path": file.rel} for p in analysis["problems"]]
             if analysis["record"] is not None:
                 record = analysis["record"] if record_hook is None else record_hook(analysis["record"])
-                docs.append(DocInput(index, record, analysis["terms"]))
+                docs.append(DocInput(index, record, analysis["terms"], vectors.get(file.blob)))
         self._embed(cache, docs, [files[d.file_index].blob for d in docs])
         return from_docs(files, docs, self.model.dim)
 
     def _embed(self, cache: BlobCache, docs: list[DocInput], blobs: list[str]) -> None:
+        """Vectors for the documents that have none yet: from the cache, or computed here (a model changed)."""
         from mtlgit.memory import search_text
 
         model = self.model
-        if not docs:
+        lacking = [(doc, blob) for doc, blob in zip(docs, blobs, strict=True) if doc.vector is None]
+        if not lacking:
             return
-        cached = cache.vectors(model.key, blobs)
+        cached = cache.vectors(model.key, [blob for _doc, blob in lacking])
         todo: dict[str, DocInput] = {}
-        for doc, blob in zip(docs, blobs, strict=True):
-            if blob in cached:
-                doc.vector = cached[blob]
-            else:
+        for doc, blob in lacking:
+            if blob not in cached:
                 todo.setdefault(blob, doc)
         if todo:
-            texts = [search_text(d.record) for d in todo.values()]
-            vectors = np.zeros((len(texts), model.dim), dtype=np.float32)
-            batch = 512
-            for start in range(0, len(texts), batch):
-                vectors[start : start + batch] = model.encode(texts[start : start + batch])
-            fresh = {blob: vectors[i].astype(np.float16) for i, blob in enumerate(todo)}
+            vectors = model.encode([search_text(d.record) for d in todo.values()]).astype(np.float16)
+            fresh = dict(zip(todo, vectors, strict=True))
             cache.put_vectors(model.key, fresh)
             cached.update(fresh)
-        for doc, blob in zip(docs, blobs, strict=True):
-            if doc.vector is None:
-                doc.vector = cached[blob]
+        for doc, blob in lacking:
+            doc.vector = cached[blob]
+
+
+def analyse_and_embed(work: Sequence[Work], model: StaticModel, record_hook: RecordHook | None) -> list[Made]:
+    """Parse, analyse and (where wanted) embed contents: what a worker does with a task."""
+    from mtlgit.cache import analyse_one
+    from mtlgit.memory import search_text
+
+    analyses = [analyse_one(rel, content) for _blob, rel, content, _vector, _first in work]
+    wanted = [n for n, item in enumerate(work) if item[3] and analyses[n]["record"] is not None]
+    texts = []
+    for n in wanted:
+        record = analyses[n]["record"]
+        texts.append(search_text(record if record_hook is None else record_hook(record)))
+    vectors = model.encode(texts).astype(np.float16) if texts else np.zeros((0, model.dim), np.float16)
+    vector_of = dict(zip(wanted, vectors, strict=True))
+    out: list[Made] = []
+    for n, (item, analysis) in enumerate(zip(work, analyses, strict=True)):
+        text = json.dumps(analysis)  # ASCII escapes: a path in a problem may hold any byte
+        out.append((item[0], analysis, text, zlib.crc32(text.encode()), vector_of.get(n)))
+    return out
+
+
+# What forked workers inherit: the model and the record hook (a closure, which cannot be pickled).
+_JOB: tuple[StaticModel, RecordHook | None] | None = None
+
+
+def _task(work: list[Work]) -> list[Made]:
+    assert _JOB is not None
+    return analyse_and_embed(work, *_JOB)
+
+
+class _Computing:
+    """The analyses and vectors of ``work``, computed by forked workers when there is enough of it (in this
+    process otherwise), handed out in file order. The workers are forked (a spawned worker would re-run a
+    caller's script that lacks a ``__main__`` guard), so they are used only in a process without other threads;
+    if a worker dies, what it had not handed back is computed here instead."""
+
+    def __init__(self, work: list[Work], model: StaticModel, record_hook: RecordHook | None) -> None:
+        self.model = model
+        self.record_hook = record_hook
+        self.tasks = [work[start : start + TASK] for start in range(0, len(work), TASK)]
+        self.futures: list[Future[list[Made]] | None] = [None] * len(self.tasks)
+        self.taken = 0  # tasks whose results have been taken
+        self.kept: dict[str, Made] = {}  # results taken, for files of a later chunk
+        self.first = {item[0]: item[4] for item in work}
+        self.pool: ProcessPoolExecutor | None = None
+        workers = min(os.cpu_count() or 1, 4)
+        if len(work) >= PARALLEL_FROM and workers > 1 and threading.active_count() == 1:
+            self._start(workers)
+
+    def _start(self, workers: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        global _JOB
+        _JOB = (self.model, self.record_hook)
+        self.model.prepare()  # tables built once here are shared by every worker
+        try:
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            for number in range(min(AHEAD, len(self.tasks))):
+                self.futures[number] = self.pool.submit(_task, self.tasks[number])
+        except OSError:
+            self._stop()
+
+    def __enter__(self) -> _Computing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        global _JOB
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+        _JOB = None
+
+    def until(self, end: int) -> dict[str, Made]:
+        """The results for contents first met in a file before ``end`` (a file index) not handed out yet."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        while self.taken < len(self.tasks) and self.tasks[self.taken][0][4] < end:
+            number = self.taken
+            future, self.futures[number] = self.futures[number], None
+            results = None
+            if future is not None:
+                try:
+                    results = future.result()
+                except (BrokenProcessPool, OSError):
+                    self._stop()  # a worker died: the rest is done here
+            if results is None:
+                results = analyse_and_embed(self.tasks[number], self.model, self.record_hook)
+            self.kept.update((made[0], made) for made in results)
+            self.tasks[number] = []
+            self.taken += 1
+            ahead = number + AHEAD
+            if self.pool is not None and ahead < len(self.tasks):
+                try:
+                    self.futures[ahead] = self.pool.submit(_task, self.tasks[ahead])
+                except (BrokenProcessPool, RuntimeError, OSError):
+                    self._stop()
+        out = {blob: made for blob, made in self.kept.items() if self.first[blob] < end}
+        for blob in out:
+            del self.kept[blob]
+        return out

@@ -1,0 +1,123 @@
+"""A build from nothing: forked workers parse, analyse and embed; the result is the same as one process's."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mtlgit.cache import BlobCache
+from mtlgit.embed import load_model
+from mtlgit.ids import blob_id
+from mtlgit.index import build
+from mtlgit.index.segment import FileInput, SegmentData
+from mtlgit.repo import find_repo
+from tests.conftest import write
+
+TOPICS = [
+    "Retry the flaky socket test with a longer timeout before blaming the parser.",
+    "Café naïve façade, accents and “quotes” — dashes — survive tokenization; α-helix ± 2 μm.",
+    "Pin the lock file in CI so that a transitive upgrade cannot break the build overnight.",
+    "camelCaseIdentifiers and snake_case_names split into their parts for BM25.",
+]
+
+
+def pool(root: Path, count: int) -> list[FileInput]:
+    """``count`` memories (one in ten invalid, a few with the same content twice) and their file inputs."""
+    files = []
+    for n in range(count):
+        text = TOPICS[n % len(TOPICS)]
+        if n % 10 == 3:
+            body = "---\ntitle: no id here\nformat: insight\n---\nbody\n"
+        else:
+            number = n - n % 7 if n % 7 == 6 else n  # every seventh file repeats an earlier content
+            body = (
+                f"---\nid: m{number:05d}\ntitle: lesson {number} {text[:30]}\nformat: insight\n"
+                f"description: when {text[:40]}\ndomains: [testing]\ntags: [t{number % 5}]\n---\n{text} {number}\n"
+            )
+        rel = f"memories/insight/m{n:05d}.md"
+        data = write(root / rel, body).read_bytes()
+        files.append(FileInput(rel, [len(data), 0, n], blob_id(data)))
+    return files
+
+
+def built(root: Path, files: list[FileInput], hook: Any = None) -> SegmentData:
+    shutil.rmtree(root / ".git" / "mtlgit", ignore_errors=True)
+    repo = find_repo(root)
+    model = load_model("default", root, repo.state_dir)
+    fresh = [FileInput(f.rel, f.stat, f.blob) for f in files]
+    read = lambda indexes: {i: (root / files[i].rel).read_bytes() for i in indexes}  # noqa: E731
+    return build.Builder(repo, model).segment(fresh, read, hook)
+
+
+def same(a: SegmentData, b: SegmentData) -> None:
+    assert a.paths == b.paths and a.records == b.records and a.problems == b.problems
+    for name in ("file_doc", "doc_file", "ids", "vocab", "tf_ptr", "tf_term", "tf_count", "labels_ids"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+
+
+@pytest.fixture
+def small_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers from a few files on, in tasks of 8 and chunks of 64: many tasks, some across chunks."""
+    monkeypatch.setattr(build, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(build, "TASK", 8)
+    monkeypatch.setattr(build, "CHUNK", 64)
+    monkeypatch.setattr(build, "AHEAD", 3)
+
+
+def test_workers_give_the_same_segment_and_cache_as_one_process(
+    repo: Path, small_tasks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = pool(repo, 150)
+    parallel = built(repo, files)
+    cache = BlobCache(repo / ".git" / "mtlgit" / "cache.sqlite")
+    stored = cache.docs(f.blob for f in files), cache.count("vectors")
+    cache.close()
+    assert parallel.n_docs == 135 and len({i for i, p in parallel.problems if p["severity"] == "error"}) == 15
+    monkeypatch.setattr(build, "PARALLEL_FROM", 10**9)
+    serial = built(repo, files)
+    same(parallel, serial)
+    cache = BlobCache(repo / ".git" / "mtlgit" / "cache.sqlite")
+    assert (cache.docs(f.blob for f in files), cache.count("vectors")) == stored
+    cache.close()
+    # A rebuild that finds everything cached analyses nothing and gives the same segment again.
+    repo_obj = find_repo(repo)
+    again = build.Builder(repo_obj, load_model("default", repo, repo_obj.state_dir)).segment(
+        [FileInput(f.rel, f.stat, f.blob) for f in files], lambda indexes: pytest.fail("read a cached content")
+    )
+    same(again, serial)
+
+
+def test_a_worker_that_dies_leaves_its_work_to_the_main_process(
+    repo: Path, small_tasks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = pool(repo, 120)
+    main = os.getpid()
+
+    def hook(record: dict[str, Any]) -> dict[str, Any]:
+        if os.getpid() != main:
+            (repo / "worker-died").touch()
+            os._exit(3)  # a worker killed while embedding (the hook runs there for the vector's text)
+        return {**record, "domains": [*record["domains"], "pool-a"]}
+
+    dying = built(repo, files, hook)
+    assert (repo / "worker-died").exists() and build._JOB is None
+    monkeypatch.setattr(build, "PARALLEL_FROM", 10**9)
+    serial = built(repo, files, hook)
+    same(dying, serial)
+    assert b'"pool-a"' in dying.records[0]
+
+
+def test_an_impossible_date_is_a_problem_on_its_line_not_a_crash(repo: Path, cli: Any) -> None:
+    head = "---\nid: 01ARZ3NDEKTSV4RRFFQ69G5FA{}\ntitle: t\nformat: insight\ndescription: d\ncreated: {}\n---\nbody\n"
+    write(repo / "memories" / "insight" / "bad.md", head.format("V", "2026-02-30T10:00:00Z"))
+    write(repo / "memories" / "insight" / "good.md", head.format("W", "2026-02-28T10:00:00Z"))
+    index = cli("index")
+    assert index.code == 0 and "1 unreadable" in index.output, index.output
+    lint = cli("lint")
+    assert "memories/insight/bad.md:6: error: front matter holds an impossible date" in lint.output, lint.output
