@@ -216,7 +216,9 @@ def index_pool(repo: Repo, spec: PoolSpec) -> Any:
         config, "pool", pool=spec.name, trust=spec.trust, commit=source.commit, memories=spec.folder
     )
     lock = pool_dir(repo, spec.name) / "index.lock"
-    return build_tree(repo, model, source, index_dir, manifest, lock, f"the index of pool '{spec.name}'", label_record)
+    what = f"the index of pool '{spec.name}'"
+    vectors_key = f"{model.key}+domain:{spec.domain.lower()}" if spec.domain else None
+    return build_tree(repo, model, source, index_dir, manifest, lock, what, label_record, vectors_key=vectors_key)
 
 
 def pool_snapshot(repo: Repo, spec: PoolSpec) -> Any | None:

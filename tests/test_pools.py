@@ -334,3 +334,30 @@ def test_pool_sync_names_the_files_it_cannot_read(repo: Path, tmp_path: Path) ->
     assert sorted(p["path"] for p in status["unreadable_files"]) == ["memories/bare.md", "memories/broken.md"]
     assert all(p["message"] and p["line"] >= 0 for p in status["unreadable_files"])
     assert results(repo, "pin the compiler version", "-k", "1")[0]["pool"] == "ops"  # the readable one answers
+
+
+def test_a_pool_with_a_domain_label_has_its_own_vectors_of_a_file_the_repository_shares(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The label is part of the text a pool's memory is embedded from; the cache must not hand the pool the
+    vector of the same file made for the repository's own index (or the other way round)."""
+    from mtlgit.config import load_config
+    from mtlgit.embed import load_model
+    from mtlgit.memory import search_text
+    from mtlgit.pools import parse_pools, pool_snapshot
+
+    bare = upstream(tmp_path, "infra", {"Pin the base image by digest": "Tag names move; a digest never does."})
+    shared = git(tmp_path / "infra-work", "show", "HEAD:memories/m0.md")
+    write(repo / "memories" / "m0.md", shared)
+    assert run_cli(repo, "index").code == 0  # the repository's vector of the file, unlabelled, is cached first
+    assert run_cli(repo, "pool", "add", "infra", str(bare), "--domain", "containers").code == 0
+    found = find_repo(repo)
+    (spec,) = parse_pools(load_config(repo))
+    snapshot = pool_snapshot(found, spec)
+    assert snapshot is not None
+    (record,) = snapshot.records([0])
+    assert "containers" in record["domains"]
+    model = load_model(load_config(repo).model, repo, found.state_dir)
+    (_, stored), *_ = list(snapshot.vector_blocks())
+    expected = model.encode([search_text(record)])[0]
+    assert float(stored[0] @ expected) > 0.999, "the pool's vector is not that of its labelled text"

@@ -46,10 +46,14 @@ Made = tuple[str, dict[str, Any], str, int, np.ndarray | None]
 class Builder:
     """Turns files (with blob ids) into a segment, analysing only contents the cache lacks."""
 
-    def __init__(self, repo: Repo, model: StaticModel, progress: bool = False) -> None:
+    def __init__(self, repo: Repo, model: StaticModel, progress: bool = False, vectors_key: str | None = None) -> None:
+        """:param vectors_key: where the cache keeps the vectors made here (default: the model's key). A
+        ``record_hook`` that changes the text embedded (a pool's domain label) needs its own, or a working tree
+        and a pool sharing a file would share whichever vector was made first."""
         self.repo = repo
         self.model = model
         self.progress = progress
+        self.vectors_key = vectors_key or model.key
 
     def segment(
         self, files: Sequence[FileInput], read: ReadBlobs, record_hook: RecordHook | None = None
@@ -93,7 +97,7 @@ class Builder:
                 first.setdefault(file.blob, index)
         if not first:
             return []
-        embedded = cache.has_vectors(self.model.key, list(first))
+        embedded = cache.has_vectors(self.vectors_key, list(first))
         contents = read(list(first.values()))
         return [(blob, files[i].rel, contents[i], blob not in embedded, i) for blob, i in first.items()]
 
@@ -105,7 +109,7 @@ class Builder:
         read: ReadBlobs,
         record_hook: RecordHook | None,
     ) -> SegmentData:
-        cache.put_made(self.model.key, [m for m in made.values()])
+        cache.put_made(self.vectors_key, [m for m in made.values()])
         analysed = {blob: m[1] for blob, m in made.items()}
         vectors = {blob: m[4] for blob, m in made.items() if m[4] is not None}
         need = [i for i, f in enumerate(files) if not f.problems]
@@ -115,7 +119,7 @@ class Builder:
             contents = read(list(lost.values()))
             redo = [(blob, files[i].rel, contents[i], False, i) for blob, i in lost.items()]
             done = analyse_and_embed(redo, self.model, record_hook)
-            cache.put_made(self.model.key, done)
+            cache.put_made(self.vectors_key, done)
             analysed.update((m[0], m[1]) for m in done)
         docs: list[DocInput] = []
         for index in need:
@@ -136,7 +140,7 @@ class Builder:
         lacking = [(doc, blob) for doc, blob in zip(docs, blobs, strict=True) if doc.vector is None]
         if not lacking:
             return
-        cached = cache.vectors(model.key, [blob for _doc, blob in lacking])
+        cached = cache.vectors(self.vectors_key, [blob for _doc, blob in lacking])
         todo: dict[str, DocInput] = {}
         for doc, blob in lacking:
             if blob not in cached:
@@ -144,7 +148,7 @@ class Builder:
         if todo:
             vectors = model.encode([search_text(d.record) for d in todo.values()]).astype(np.float16)
             fresh = dict(zip(todo, vectors, strict=True))
-            cache.put_vectors(model.key, fresh)
+            cache.put_vectors(self.vectors_key, fresh)
             cached.update(fresh)
         for doc, blob in lacking:
             doc.vector = cached[blob]

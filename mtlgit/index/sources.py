@@ -61,10 +61,12 @@ def build_tree(
     what: str,
     record_hook: RecordHook | None = None,
     progress: bool = False,
+    vectors_key: str | None = None,
 ) -> Snapshot:
     """The snapshot of ``source`` in ``index_dir``: the one there, or built now under ``lock_path``.
 
     :param what: how a note names it when it cannot be saved ("the index of HEAD~1").
+    :param vectors_key: where the cache keeps vectors of records ``record_hook`` changed (:class:`Builder`).
     """
     from mtlgit.index.build import Builder
     from mtlgit.index.writer import commit
@@ -79,7 +81,7 @@ def build_tree(
             contents = gitobjects.read_blobs(source.objects, [files[i].blob for i in indexes])
             return {i: contents[files[i].blob] for i in indexes}
 
-        data = Builder(repo, model, progress).segment(files, read, record_hook) if files else None
+        data = Builder(repo, model, progress, vectors_key).segment(files, read, record_hook) if files else None
         full = replace(manifest, model_key=model.key, model_files=model.files_stat(), dim=model.dim)
         return commit(index_dir, full, None, {}, data, save=save)
 
