@@ -7,6 +7,10 @@ import sys
 
 
 def console() -> None:
+    # Before numpy loads: recall's matrix-vector products are memory-bound, so a second BLAS thread gains nothing
+    # and costs its start-up and, on a busy machine, its waits (10k pool, whole `mtlgit recall`: median 297 ms
+    # with one thread, 374 ms with two; the MCP server's calls were up to ~5x slower, bench_two_stage.py).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from mtlgit import errors
 
     errors.DEFERRED_NOTES = []

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-
 import click
 
 
@@ -17,9 +15,6 @@ def mcp() -> None:
     """
     from mtlgit.errors import MtlgitError
 
-    # Before numpy loads: recall's matrix-vector products are memory-bound, and BLAS threads that wait on a busy
-    # machine made each call ~5x slower (benchmarks/bench_two_stage.py).
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         from mtlgit.mcp_server import serve
     except ImportError:
