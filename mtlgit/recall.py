@@ -24,11 +24,14 @@ import numpy as np
 
 from mtlgit.analysis import analyze, words
 from mtlgit.confidence import DEFAULT_MIN_CONFIDENCE, confidence
-from mtlgit.index import Manifest, Snapshot, WorktreeIndex
+from mtlgit.embed import load_model
+from mtlgit.errors import MtlgitError
+from mtlgit.index import Manifest, Snapshot, WorktreeIndex, rev_snapshot
 from mtlgit.index.arrays import bm25_weights, idf
 from mtlgit.index.common import path_key
 from mtlgit.query import prepare
 from mtlgit.repo import find_repo
+from mtlgit.staleness import code_notes
 
 DENSE_WEIGHT = 0.5
 _BLOCK = 32768
@@ -493,8 +496,6 @@ class Recaller:
         return self._snapshot
 
     def model(self, spec: str) -> Any:
-        from mtlgit.embed import load_model
-
         if self._model is None or self._model.name != spec:
             self._model = load_model(spec, self.repo.root, self.repo.state_dir)
         return self._model
@@ -537,8 +538,6 @@ class Recaller:
     ) -> RecallResult:
         repo = self.repo
         if rev is not None:
-            from mtlgit.index import rev_snapshot
-
             snapshot = rev_snapshot(repo, rev)
         else:
             snapshot = self.snapshot(quick)
@@ -557,8 +556,6 @@ class Recaller:
         if wanted:
             unknown = wanted - {"local"} - {p["name"] for p in configured}
             if unknown:
-                from mtlgit.errors import MtlgitError
-
                 raise MtlgitError(f"no pool named {', '.join(sorted(unknown))}: `mtlgit pool list` shows them")
         if rev is None:
             sources += _pool_sources(repo, configured, wanted, manifest.get("model_files"), notes, reviewed)
@@ -582,8 +579,6 @@ class Recaller:
             reason = missing_memories_folder(repo.root, str(manifest.get("memories", "memories"))) or reason
         local = [hit for hit in hits if hit.pool == "local"]
         if any((hit.memory.get("source") or {}).get("commit") for hit in local):
-            from mtlgit.staleness import code_notes
-
             head = str(manifest.get("commit", "HEAD")) if rev is not None else "HEAD"
             found, cited = code_notes(repo.root, repo.worktree_state_dir, [hit.memory for hit in local], head)
             for position, note in found.items():
@@ -684,7 +679,6 @@ def _pool_sources(
 
 def _reviewed_mask(repo: Any, snapshot: Snapshot) -> np.ndarray:
     """Memories whose exact content (blob) is in the reviewed ref's pool: what passed review."""
-    from mtlgit.errors import MtlgitError
     from mtlgit.gitobjects import blobs_at
 
     ref = str(snapshot.manifest.get("reviewed_ref") or "origin/main")

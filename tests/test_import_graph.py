@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def loaded(cwd: Path, *args: str) -> set[str]:
     return set(re.findall(r"^import time:.*\|\s*(mtlgit[\w.]*)$", proc.stderr, re.MULTILINE))
 
 
-@pytest.mark.slow  # eight real commands: ~6 s
+@pytest.mark.slow  # nine real commands: ~7 s
 def test_the_recall_path_named_is_what_recall_loads(repo: Path, tmp_path: Path, graph_script: ModuleType) -> None:
     write(repo / "memories" / "own.md", VALID)
     assert run_cli(repo, "index").code == 0
@@ -53,6 +54,10 @@ def test_the_recall_path_named_is_what_recall_loads(repo: Path, tmp_path: Path, 
         f" no longer {sorted(graph_script.RECALL_ALWAYS - plain)}"
     )
 
+    own = repo / "memories" / "own.md"
+    os.utime(own, (own.stat().st_atime, own.stat().st_mtime - 60))  # same content, a new stat to save
+    touched = loaded(repo, "validate a fix")
+
     work = tmp_path / "team"
     write(work / "memories" / "m.md", VALID.replace("01JDQ2V6R3J8Z6TT4M0S3W4K9B", "01M8RX8B3DAAAAAAAAAAAA0000"))
     git(work.parent, "init", "-q", str(work))
@@ -60,7 +65,12 @@ def test_the_recall_path_named_is_what_recall_loads(repo: Path, tmp_path: Path, 
     git(work, "commit", "-qm", "a pool")
     assert run_cli(repo, "pool", "add", "team", str(work)).code == 0
     run_cli(repo, "recall", "validate a fix")  # the configuration changed: this recall refreshes the index
-    some = plain | loaded(repo, "validate a fix", "--json") | loaded(repo, "validate a fix", "-k", "2", "--paths")
+    some = (
+        plain
+        | touched
+        | loaded(repo, "validate a fix", "--json")
+        | loaded(repo, "validate a fix", "-k", "2", "--paths")
+    )
     assert some == graph_script.RECALL_ANY, (
         f"update RECALL_ANY in scripts/import_graph.py: now loaded {sorted(some - graph_script.RECALL_ANY)},"
         f" no longer {sorted(graph_script.RECALL_ANY - some)}"
@@ -78,14 +88,18 @@ def test_every_function_local_import_left_in_the_reduced_modules_has_a_reason(gr
 
 def test_the_reasons_are_computed_from_the_graph(graph_script: ModuleType) -> None:
     graph = {
-        "mtlgit.a": {"mtlgit.b": True, "mtlgit.c": False, "mtlgit.d": False},
+        "mtlgit.a": {"mtlgit.b": True, "mtlgit.c": False, "mtlgit.d": False, "mtlgit.e": False},
         "mtlgit.b": {},
         "mtlgit.c": {"mtlgit.a": True},
         "mtlgit.d": {"numpy": True},
+        "mtlgit.e": {"subprocess": True},
         "numpy": {},
+        "subprocess": {},
     }
     lines = {("mtlgit.a", "mtlgit.b"): [3], ("mtlgit.a", "mtlgit.c"): [4], ("mtlgit.a", "mtlgit.d"): [5]}
+    lines[("mtlgit.a", "mtlgit.e")] = [6]
     reasons = {target: reason for _module, target, reason in graph_script.local_reasons(graph, lines)}
     assert reasons["mtlgit.b"] == ""  # already imported at the top
     assert reasons["mtlgit.c"] == "cycle: mtlgit.a <- mtlgit.c"
     assert reasons["mtlgit.d"].startswith("numpy: mtlgit.a loads without it")
+    assert reasons["mtlgit.e"].startswith("subprocess: mtlgit.a loads without it")  # the git module's cost

@@ -8,8 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mtlgit import render
+from mtlgit.cli.paths import from_here
 from mtlgit.errors import MtlgitError
-from mtlgit.recall_request import RecallRequest
+from mtlgit.recall import Recaller
+from mtlgit.recall_request import RecallRequest, execute
 
 if TYPE_CHECKING:
     from mtlgit.recall import Hit
@@ -46,10 +49,6 @@ def run(request: RecallRequest, output: str | None, tool: str = "cli") -> None:
     ``--prompt`` and ``--json`` are fitted to the prompt budget; text and paths, read by people and shells,
     are not.
     """
-    from mtlgit import render
-    from mtlgit.recall import Recaller
-    from mtlgit.recall_request import execute
-
     recaller = Recaller()
     recalled = execute(request, recaller, budgeted=output in ("json", "prompt"))
     result = recalled.result
@@ -100,8 +99,6 @@ def openable_paths(repo: Repo, hits: Sequence[Hit]) -> list[str]:
     """Each hit's file as a path that opens from the current directory, relative to it as ``git status``
     prints paths (``../memories/...`` from a subfolder); for a pool's hit, its local copy (absolute when that is
     outside the work tree, as in a linked worktree)."""
-    from mtlgit.cli.paths import from_here
-
     if any(hit.pool != "local" for hit in hits):
         from mtlgit.pools import hit_copies
 

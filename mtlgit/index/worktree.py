@@ -20,11 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mtlgit.index.common import RACY_NS, note, path_key
+from mtlgit.embed import load_model
+from mtlgit.ids import blob_id
+from mtlgit.index.build import Builder
+from mtlgit.index.common import RACY_NS, UNWRITABLE, note, path_key
 from mtlgit.index.freshness import check_by, is_fresh, listing_digest, model_unchanged, quick_fresh, stat_key
 from mtlgit.index.manifest import Manifest
 from mtlgit.index.segment import FileInput
 from mtlgit.index.snapshot import Snapshot, open_current
+from mtlgit.rules import is_memory_path, scan_memories
 
 if TYPE_CHECKING:
     from mtlgit.repo import Repo
@@ -134,7 +138,6 @@ class WorktreeIndex:
             return snapshot
         if not snapshot.saved or not os.access(snapshot.folder, os.W_OK):
             return snapshot
-        from mtlgit.index.common import UNWRITABLE
         from mtlgit.index.writer import rewrite_manifest
         from mtlgit.lock import file_lock
 
@@ -203,9 +206,6 @@ class WorktreeIndex:
         watch: list[Any] | None = None,
     ) -> Snapshot:
         from mtlgit.config import load_config, parse_pools
-        from mtlgit.embed import load_model
-        from mtlgit.ids import blob_id
-        from mtlgit.index.build import Builder
         from mtlgit.index.writer import commit
 
         root = self.repo.root
@@ -274,8 +274,6 @@ class _Scan:
 
 
 def _full_scan(root: Path, memories: str, started: int, old: Snapshot | None) -> _Scan:
-    from mtlgit.rules import scan_memories
-
     scan = _Scan()
     listings: list[tuple[int, list[str]]] = []
     paths, folders, links = scan_memories(root / memories, root, listings)
@@ -297,8 +295,6 @@ def _full_scan(root: Path, memories: str, started: int, old: Snapshot | None) ->
 
 def _hinted_scan(root: Path, memories: str, started: int, old: Snapshot, changed: Collection[str]) -> _Scan:
     """Stat, list and read only what ``changed`` names; the folders above each path are statted again."""
-    from mtlgit.rules import is_memory_path, scan_memories
-
     scan = _Scan()
     dirs = {rel: mtime for rel, mtime in old.manifest.dirs}
     racy_dirs = {rel: digest for rel, digest in old.manifest.racy_dirs}
@@ -373,7 +369,6 @@ def _classify(
 ) -> tuple[list[_Input], dict[int, list[int]], list[list[str]]]:
     """The files to write into a new segment, the files of ``old`` to tombstone (segment -> file indexes), and
     the racy files kept from ``old``."""
-    from mtlgit.ids import blob_id
     from mtlgit.memory import MAX_FILE_BYTES, symlink_problem, too_large
 
     old_racy = {rel: blob for rel, blob in old.manifest.racy} if old is not None else {}
@@ -455,8 +450,6 @@ def _positions(paths: list[str], names: Collection[str], folders: list[str]) -> 
 
 
 def _stand_in(rel: str, key: list[int], what: str, problem: dict[str, Any]) -> _Input:
-    from mtlgit.ids import blob_id
-
     made = _Input(rel, key, blob_id(what.encode()), problems=[problem])
     made.problems_only = True
     return made
