@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mtlgit import rules
 from mtlgit.embed import load_model
 from mtlgit.ids import blob_id
 from mtlgit.index.build import Builder
@@ -28,7 +29,6 @@ from mtlgit.index.freshness import check_by, is_fresh, listing_digest, model_unc
 from mtlgit.index.manifest import Manifest
 from mtlgit.index.segment import FileInput
 from mtlgit.index.snapshot import Snapshot, open_current
-from mtlgit.rules import is_memory_path, scan_memories
 
 if TYPE_CHECKING:
     from mtlgit.repo import Repo
@@ -276,7 +276,7 @@ class _Scan:
 def _full_scan(root: Path, memories: str, started: int, old: Snapshot | None) -> _Scan:
     scan = _Scan()
     listings: list[tuple[int, list[str]]] = []
-    paths, folders, links = scan_memories(root / memories, root, listings)
+    paths, folders, links = rules.scan_memories(root / memories, root, listings)
     scan.links = set(links)
     fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -329,7 +329,7 @@ def _hinted_scan(root: Path, memories: str, started: int, old: Snapshot, changed
                 dirs.pop(gone)
                 racy_dirs.pop(gone, None)
             listings: list[tuple[int, list[str]]] = []
-            paths, folders, links = scan_memories(root / rel, root, listings)
+            paths, folders, links = rules.scan_memories(root / rel, root, listings)
             scan.links.update(links)
             for path in paths:
                 scan.stats[path] = stat_key(root / path)
@@ -338,7 +338,7 @@ def _hinted_scan(root: Path, memories: str, started: int, old: Snapshot, changed
                 if mtime_ns >= started - RACY_NS:
                     racy_dirs[folder] = listing_digest(names)
             scan.gone_below.append(rel)
-        elif is_memory_path(rel, memories):
+        elif rules.is_memory_path(rel, memories):
             scan.stats[rel] = stat_key(root / rel)
             scan.named.add(rel)
             if os.path.islink(root / rel):
