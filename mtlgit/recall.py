@@ -31,7 +31,6 @@ from mtlgit.index.arrays import bm25_weights, idf
 from mtlgit.index.common import path_key
 from mtlgit.query import prepare
 from mtlgit.repo import find_repo
-from mtlgit.staleness import code_notes
 
 DENSE_WEIGHT = 0.5
 _BLOCK = 32768
@@ -579,6 +578,8 @@ class Recaller:
             reason = missing_memories_folder(repo.root, str(manifest.get("memories", "memories"))) or reason
         local = [hit for hit in hits if hit.pool == "local"]
         if any((hit.memory.get("source") or {}).get("commit") for hit in local):
+            from mtlgit.staleness import code_notes
+
             head = str(manifest.get("commit", "HEAD")) if rev is not None else "HEAD"
             found, cited = code_notes(repo.root, repo.worktree_state_dir, [hit.memory for hit in local], head)
             for position, note in found.items():

@@ -6,7 +6,6 @@ import os
 import re
 from collections.abc import Sequence
 
-from mtlgit.citations import check_cite
 from mtlgit.recall import Hit
 
 PROMPT_PREAMBLE = """\
@@ -71,6 +70,8 @@ def _explain_line(hit: Hit) -> str:
 
 
 def _cite_labels(hit: Hit) -> str:
+    from mtlgit.citations import check_cite
+
     cites = (hit.citations or {}).get("cites") or []
     return ", ".join(check_cite({k: c[k] for k in ("path", "symbol", "lines") if k in c}).label for c in cites)
 

@@ -34,20 +34,20 @@ NUMPY = "numpy"  # the third-party module the graph follows: its import is most 
 SUBPROCESS = "subprocess"  # the standard module the graph follows: only commands that run git need it
 HEAVY = (NUMPY, SUBPROCESS)
 
-# The mtlgit modules `mtlgit recall QUERY` loads with hits, text output, no pool and a warm index, and those some
-# recall loads (a synced pool; --json, --paths; a touched memory, whose new stat the recall saves;
+# The mtlgit modules `mtlgit recall QUERY` loads with hits that cite no code, text output, no pool and a settled
+# index, and those some recall loads (hits citing code; a changed memory; a synced pool; --json, --paths;
 # tests/test_import_graph.py checks both against real recalls).
 RECALL_ALWAYS = frozenset(
-    """mtlgit mtlgit.analysis mtlgit.citations mtlgit.cli mtlgit.cli.args mtlgit.cli.entry mtlgit.cli.fast
-    mtlgit.cli.paths mtlgit.cli.recall_run mtlgit.confidence mtlgit.embed mtlgit.errors mtlgit.git mtlgit.ids
-    mtlgit.index mtlgit.index.arrays mtlgit.index.build mtlgit.index.check mtlgit.index.common
-    mtlgit.index.freshness mtlgit.index.manifest mtlgit.index.segment mtlgit.index.snapshot mtlgit.index.sources
-    mtlgit.index.worktree mtlgit.progress mtlgit.query mtlgit.recall mtlgit.recall_request mtlgit.render
-    mtlgit.repo mtlgit.rules mtlgit.staleness mtlgit.wordpiece""".split()
+    """mtlgit mtlgit.analysis mtlgit.cli mtlgit.cli.args mtlgit.cli.entry mtlgit.cli.fast mtlgit.cli.paths
+    mtlgit.cli.recall_run mtlgit.confidence mtlgit.embed mtlgit.errors mtlgit.index mtlgit.index.arrays
+    mtlgit.index.build mtlgit.index.check mtlgit.index.common mtlgit.index.freshness mtlgit.index.manifest
+    mtlgit.index.segment mtlgit.index.snapshot mtlgit.index.sources mtlgit.index.worktree mtlgit.progress
+    mtlgit.query mtlgit.recall mtlgit.recall_request mtlgit.render mtlgit.repo mtlgit.rules mtlgit.wordpiece""".split()
 )
 RECALL_ANY = RECALL_ALWAYS | frozenset(
-    """mtlgit.abstraction mtlgit.applicability mtlgit.cache mtlgit.config mtlgit.frontmatter mtlgit.gitobjects
-    mtlgit.index.writer mtlgit.lock mtlgit.memory mtlgit.pools mtlgit.receipts mtlgit.secrets""".split()
+    """mtlgit.abstraction mtlgit.applicability mtlgit.cache mtlgit.citations mtlgit.config mtlgit.frontmatter
+    mtlgit.git mtlgit.gitobjects mtlgit.ids mtlgit.index.writer mtlgit.lock mtlgit.memory mtlgit.pools
+    mtlgit.receipts mtlgit.secrets mtlgit.staleness""".split()
 )
 
 

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -46,7 +47,12 @@ def loaded(cwd: Path, *args: str) -> set[str]:
 
 @pytest.mark.slow  # nine real commands: ~7 s
 def test_the_recall_path_named_is_what_recall_loads(repo: Path, tmp_path: Path, graph_script: ModuleType) -> None:
-    write(repo / "memories" / "own.md", VALID)
+    own = repo / "memories" / "own.md"
+    source = VALID[VALID.index("source:") : VALID.index("created:")]
+    write(own, VALID.replace(source, ""))  # cites no code
+    for old in (own, own.parent, repo / ".mtlgit.yaml"):  # older than any racy window: a settled index
+        if old.exists():
+            os.utime(old, (time.time() - 60, time.time() - 60))
     assert run_cli(repo, "index").code == 0
     plain = loaded(repo, "validate a fix")
     assert plain == graph_script.RECALL_ALWAYS, (
@@ -54,9 +60,8 @@ def test_the_recall_path_named_is_what_recall_loads(repo: Path, tmp_path: Path, 
         f" no longer {sorted(graph_script.RECALL_ALWAYS - plain)}"
     )
 
-    own = repo / "memories" / "own.md"
-    os.utime(own, (own.stat().st_atime, own.stat().st_mtime - 60))  # same content, a new stat to save
-    touched = loaded(repo, "validate a fix")
+    write(own, VALID)  # now citing code: this recall refreshes the index and checks the code cited
+    changed = loaded(repo, "validate a fix")
 
     work = tmp_path / "team"
     write(work / "memories" / "m.md", VALID.replace("01JDQ2V6R3J8Z6TT4M0S3W4K9B", "01M8RX8B3DAAAAAAAAAAAA0000"))
@@ -67,7 +72,7 @@ def test_the_recall_path_named_is_what_recall_loads(repo: Path, tmp_path: Path, 
     run_cli(repo, "recall", "validate a fix")  # the configuration changed: this recall refreshes the index
     some = (
         plain
-        | touched
+        | changed
         | loaded(repo, "validate a fix", "--json")
         | loaded(repo, "validate a fix", "-k", "2", "--paths")
     )

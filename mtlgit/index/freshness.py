@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mtlgit.ids import blob_id
 from mtlgit.index.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -112,6 +111,8 @@ def _config_and_folders_unchanged(snapshot: Snapshot, root: Path) -> bool:
     if stat_key(root / ".mtlgit.yaml") != manifest.config_stat:
         return False
     if manifest.config_racy:  # written too close to the build for its stat to prove anything
+        from mtlgit.ids import blob_id
+
         try:
             if blob_id((root / ".mtlgit.yaml").read_bytes()) != manifest.config_racy:
                 return False
@@ -141,6 +142,7 @@ def _racy_unchanged(snapshot: Snapshot, root: Path) -> bool:
     """Files written too close to the snapshot for their stat to prove anything: compare their content."""
     if not snapshot.manifest.racy:
         return True
+    from mtlgit.ids import blob_id
 
     for rel, blob in snapshot.manifest.racy:
         try:

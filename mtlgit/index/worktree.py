@@ -22,7 +22,6 @@ import numpy as np
 
 from mtlgit import rules
 from mtlgit.embed import load_model
-from mtlgit.ids import blob_id
 from mtlgit.index.build import Builder
 from mtlgit.index.common import RACY_NS, UNWRITABLE, note, path_key
 from mtlgit.index.freshness import check_by, is_fresh, listing_digest, model_unchanged, quick_fresh, stat_key
@@ -206,6 +205,7 @@ class WorktreeIndex:
         watch: list[Any] | None = None,
     ) -> Snapshot:
         from mtlgit.config import load_config, parse_pools
+        from mtlgit.ids import blob_id
         from mtlgit.index.writer import commit
 
         root = self.repo.root
@@ -369,6 +369,7 @@ def _classify(
 ) -> tuple[list[_Input], dict[int, list[int]], list[list[str]]]:
     """The files to write into a new segment, the files of ``old`` to tombstone (segment -> file indexes), and
     the racy files kept from ``old``."""
+    from mtlgit.ids import blob_id
     from mtlgit.memory import MAX_FILE_BYTES, symlink_problem, too_large
 
     old_racy = {rel: blob for rel, blob in old.manifest.racy} if old is not None else {}
@@ -450,6 +451,8 @@ def _positions(paths: list[str], names: Collection[str], folders: list[str]) -> 
 
 
 def _stand_in(rel: str, key: list[int], what: str, problem: dict[str, Any]) -> _Input:
+    from mtlgit.ids import blob_id
+
     made = _Input(rel, key, blob_id(what.encode()), problems=[problem])
     made.problems_only = True
     return made
