@@ -10,8 +10,8 @@ but still ties the two modules together.
 An import of an mtlgit module stays inside a function only for one of these reasons (``--local`` names it):
 
 - **cycle**: the imported module imports this one at module level, directly or not;
-- **recall path**: ``mtlgit recall`` can load this module, and the plainest recall (text output, no pool,
-  a warm index) does not load the imported one, so no recall pays for what it does not use;
+- **recall path**: ``mtlgit recall`` can load this module, and the plainest recall (hits citing no code, no
+  pool, a settled index, any output) does not load the imported one, so no recall pays for what it does not use;
 - **numpy**: this module loads without numpy and the imported one brings it (with the index), which
   commands such as ``mtlgit lint`` (the pre-commit hook), ``pool list`` and ``feedback`` do without;
 - **subprocess**: likewise for ``subprocess`` (with ``mtlgit.git``, about a tenth of a numpy import): finding
@@ -34,20 +34,20 @@ NUMPY = "numpy"  # the third-party module the graph follows: its import is most 
 SUBPROCESS = "subprocess"  # the standard module the graph follows: only commands that run git need it
 HEAVY = (NUMPY, SUBPROCESS)
 
-# The mtlgit modules `mtlgit recall QUERY` loads with hits that cite no code, text output, no pool and a settled
-# index, and those some recall loads (hits citing code; a changed memory; a synced pool; --json, --paths;
+# The mtlgit modules `mtlgit recall QUERY` loads with hits that cite no code, no pool and a settled index, in every
+# output (text, --json, --paths), and those some recall loads (hits citing code; a changed memory; a synced pool;
 # tests/test_import_graph.py checks both against real recalls).
 RECALL_ALWAYS = frozenset(
-    """mtlgit mtlgit.analysis mtlgit.cli mtlgit.cli.args mtlgit.cli.entry mtlgit.cli.fast mtlgit.cli.paths
-    mtlgit.cli.recall_run mtlgit.confidence mtlgit.embed mtlgit.errors mtlgit.index mtlgit.index.arrays
-    mtlgit.index.build mtlgit.index.check mtlgit.index.common mtlgit.index.freshness mtlgit.index.manifest
-    mtlgit.index.segment mtlgit.index.snapshot mtlgit.index.sources mtlgit.index.worktree mtlgit.progress
-    mtlgit.query mtlgit.recall mtlgit.recall_request mtlgit.render mtlgit.repo mtlgit.rules mtlgit.wordpiece""".split()
+    """mtlgit mtlgit.analysis mtlgit.cli mtlgit.cli.args mtlgit.cli.entry mtlgit.cli.fast mtlgit.cli.recall_run
+    mtlgit.confidence mtlgit.embed mtlgit.errors mtlgit.index mtlgit.index.arrays mtlgit.index.build
+    mtlgit.index.check mtlgit.index.common mtlgit.index.freshness mtlgit.index.manifest mtlgit.index.segment
+    mtlgit.index.snapshot mtlgit.index.sources mtlgit.index.worktree mtlgit.progress mtlgit.query mtlgit.recall
+    mtlgit.recall_request mtlgit.render mtlgit.repo mtlgit.rules mtlgit.wordpiece""".split()
 )
 RECALL_ANY = RECALL_ALWAYS | frozenset(
-    """mtlgit.abstraction mtlgit.applicability mtlgit.cache mtlgit.citations mtlgit.config mtlgit.frontmatter
-    mtlgit.git mtlgit.gitobjects mtlgit.ids mtlgit.index.writer mtlgit.lock mtlgit.memory mtlgit.pools
-    mtlgit.receipts mtlgit.secrets mtlgit.staleness""".split()
+    """mtlgit.abstraction mtlgit.applicability mtlgit.cache mtlgit.citations mtlgit.cli.paths mtlgit.config
+    mtlgit.frontmatter mtlgit.git mtlgit.gitobjects mtlgit.ids mtlgit.index.writer mtlgit.lock mtlgit.memory
+    mtlgit.pools mtlgit.receipts mtlgit.secrets mtlgit.staleness""".split()
 )
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mtlgit import render
-from mtlgit.cli.paths import from_here
 from mtlgit.errors import MtlgitError
 from mtlgit.recall import Recaller
 from mtlgit.recall_request import RecallRequest, execute
@@ -99,6 +98,8 @@ def openable_paths(repo: Repo, hits: Sequence[Hit]) -> list[str]:
     """Each hit's file as a path that opens from the current directory, relative to it as ``git status``
     prints paths (``../memories/...`` from a subfolder); for a pool's hit, its local copy (absolute when that is
     outside the work tree, as in a linked worktree)."""
+    from mtlgit.cli.paths import from_here
+
     if any(hit.pool != "local" for hit in hits):
         from mtlgit.pools import hit_copies
 
