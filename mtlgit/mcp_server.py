@@ -18,9 +18,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mtlgit import ledger, render
 from mtlgit.errors import MtlgitError
-from mtlgit.lint import LintJson
-from mtlgit.recall_request import EXPECTED, K_MAX
+from mtlgit.intake import add_items
+from mtlgit.lint import LintJson, LintReport, lint_pool
+from mtlgit.pools import lookup
+from mtlgit.recall import Recaller
+from mtlgit.recall_request import EXPECTED, K_MAX, RecallRequest, execute
+from mtlgit.store import Pool
 
 # The enums of the tool schema; a test keeps them equal to mtlgit.rules.MODES and FORMATS.
 Mode = Literal["hybrid", "bm25", "dense"]
@@ -149,10 +154,6 @@ def _plural(words: str) -> str:
 
 def build_server(start: Path | None = None) -> MCPServer:
     """An MCP server bound to the repository containing ``start``."""
-    from mtlgit import render
-    from mtlgit.recall import Recaller
-    from mtlgit.recall_request import RecallRequest, execute
-
     recaller = Recaller(start)
     recaller.snapshot()
     server = _Server("mtlgit", instructions=INSTRUCTIONS)
@@ -218,9 +219,6 @@ def build_server(start: Path | None = None) -> MCPServer:
         "their reasons."
     )
     def add_memories(items: list[dict[str, Any]], force: bool = False) -> dict[str, Any]:
-        from mtlgit.intake import add_items
-        from mtlgit.store import Pool
-
         results = guarded(lambda: add_items(Pool.open(recaller.repo.root), items, force=force))
         added = [r for r in results if r.memory is not None]
         if added:
@@ -232,9 +230,6 @@ def build_server(start: Path | None = None) -> MCPServer:
         "errors and warnings. A path that does not exist or is outside the memories folder is an error."
     )
     def lint(paths: list[str] | None = None) -> LintJson:
-        from mtlgit.lint import LintReport, lint_pool
-        from mtlgit.store import Pool
-
         pool = guarded(lambda: Pool.open(recaller.repo.root))
         wanted = [pool.root / p for p in paths] if paths else None
         report: LintReport = guarded(lambda: lint_pool(pool, wanted))
@@ -242,9 +237,6 @@ def build_server(start: Path | None = None) -> MCPServer:
 
     @server.tool(description="Show one memory by id, id prefix or path (of this repository or a synced pool).")
     def show(id: str) -> dict[str, Any]:
-        from mtlgit.pools import lookup
-        from mtlgit.store import Pool
-
         memory = guarded(lambda: lookup(Pool.open(recaller.repo.root), id))
         return dict(memory.to_json())
 
@@ -253,7 +245,6 @@ def build_server(start: Path | None = None) -> MCPServer:
 
 def _ledger_tools(server: MCPServer, recaller: Any) -> Any:
     """Register ``report_outcome``; return what records a recall's receipt: (structured content, text to add)."""
-    from mtlgit import ledger
 
     @server.tool(
         description="Report how the task of a recall ended (receipt from `recall`): outcome success, failure or "

@@ -24,7 +24,9 @@ import numpy as np
 
 from mtlgit.analysis import analyze, words
 from mtlgit.confidence import DEFAULT_MIN_CONFIDENCE, confidence
-from mtlgit.index import Manifest, Snapshot, WorktreeIndex
+from mtlgit.embed import load_model
+from mtlgit.errors import MtlgitError
+from mtlgit.index import Manifest, Snapshot, WorktreeIndex, rev_snapshot
 from mtlgit.index.arrays import bm25_weights, idf
 from mtlgit.index.common import path_key
 from mtlgit.query import prepare
@@ -493,8 +495,6 @@ class Recaller:
         return self._snapshot
 
     def model(self, spec: str) -> Any:
-        from mtlgit.embed import load_model
-
         if self._model is None or self._model.name != spec:
             self._model = load_model(spec, self.repo.root, self.repo.state_dir)
         return self._model
@@ -537,8 +537,6 @@ class Recaller:
     ) -> RecallResult:
         repo = self.repo
         if rev is not None:
-            from mtlgit.index import rev_snapshot
-
             snapshot = rev_snapshot(repo, rev)
         else:
             snapshot = self.snapshot(quick)
@@ -557,8 +555,6 @@ class Recaller:
         if wanted:
             unknown = wanted - {"local"} - {p["name"] for p in configured}
             if unknown:
-                from mtlgit.errors import MtlgitError
-
                 raise MtlgitError(f"no pool named {', '.join(sorted(unknown))}: `mtlgit pool list` shows them")
         if rev is None:
             sources += _pool_sources(repo, configured, wanted, manifest.get("model_files"), notes, reviewed)
@@ -684,7 +680,6 @@ def _pool_sources(
 
 def _reviewed_mask(repo: Any, snapshot: Snapshot) -> np.ndarray:
     """Memories whose exact content (blob) is in the reviewed ref's pool: what passed review."""
-    from mtlgit.errors import MtlgitError
     from mtlgit.gitobjects import blobs_at
 
     ref = str(snapshot.manifest.get("reviewed_ref") or "origin/main")

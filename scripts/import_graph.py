@@ -10,10 +10,12 @@ but still ties the two modules together.
 An import of an mtlgit module stays inside a function only for one of these reasons (``--local`` names it):
 
 - **cycle**: the imported module imports this one at module level, directly or not;
-- **recall path**: ``mtlgit recall`` can load this module, and the plainest recall (text output, no pool,
-  a warm index) does not load the imported one, so no recall pays for what it does not use;
+- **recall path**: ``mtlgit recall`` can load this module, and the plainest recall (hits citing no code, no
+  pool, a settled index, any output) does not load the imported one, so no recall pays for what it does not use;
 - **numpy**: this module loads without numpy and the imported one brings it (with the index), which
   commands such as ``mtlgit lint`` (the pre-commit hook), ``pool list`` and ``feedback`` do without;
+- **subprocess**: likewise for ``subprocess`` (with ``mtlgit.git``, about a tenth of a numpy import): finding
+  the repository and reading memories, as ``lint`` does, run no git;
 - **command**: in ``mtlgit/cli/``, whose modules ``mtlgit --help`` loads all, a command loads only its own library;
 - **lazy package names**: ``mtlgit/__init__.py`` names ``Pool`` and ``Memory`` without importing them.
 
@@ -28,20 +30,24 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mtlgit"
-NUMPY = "numpy"  # the one third-party module the graph follows: its import is most of a command's start-up
+NUMPY = "numpy"  # the third-party module the graph follows: its import is most of a command's start-up
+SUBPROCESS = "subprocess"  # the standard module the graph follows: only commands that run git need it
+HEAVY = (NUMPY, SUBPROCESS)
 
-# The mtlgit modules `mtlgit recall QUERY` loads with hits, text output, no pool and a warm index, and those some
-# recall loads (a synced pool; --json, --paths; tests/test_import_graph.py checks both against real recalls).
+# The mtlgit modules `mtlgit recall QUERY` loads with hits that cite no code, no pool and a settled index, in every
+# output (text, --json, --paths), and those some recall loads (hits citing code; a changed memory; a synced pool;
+# tests/test_import_graph.py checks both against real recalls).
 RECALL_ALWAYS = frozenset(
-    """mtlgit mtlgit.analysis mtlgit.citations mtlgit.cli mtlgit.cli.args mtlgit.cli.entry mtlgit.cli.fast
-    mtlgit.cli.recall_run mtlgit.confidence mtlgit.embed mtlgit.errors mtlgit.git mtlgit.ids mtlgit.index
-    mtlgit.index.arrays mtlgit.index.build mtlgit.index.common mtlgit.index.freshness mtlgit.index.manifest
-    mtlgit.index.segment mtlgit.index.snapshot mtlgit.index.sources mtlgit.index.worktree mtlgit.progress
-    mtlgit.query mtlgit.recall mtlgit.recall_request mtlgit.render mtlgit.repo mtlgit.rules mtlgit.staleness
-    mtlgit.wordpiece""".split()
+    """mtlgit mtlgit.analysis mtlgit.cli mtlgit.cli.args mtlgit.cli.entry mtlgit.cli.fast mtlgit.cli.recall_run
+    mtlgit.confidence mtlgit.embed mtlgit.errors mtlgit.index mtlgit.index.arrays mtlgit.index.build
+    mtlgit.index.check mtlgit.index.common mtlgit.index.freshness mtlgit.index.manifest mtlgit.index.segment
+    mtlgit.index.snapshot mtlgit.index.sources mtlgit.index.worktree mtlgit.progress mtlgit.query mtlgit.recall
+    mtlgit.recall_request mtlgit.render mtlgit.repo mtlgit.rules mtlgit.wordpiece""".split()
 )
 RECALL_ANY = RECALL_ALWAYS | frozenset(
-    "mtlgit.config mtlgit.frontmatter mtlgit.gitobjects mtlgit.pools mtlgit.receipts".split()
+    """mtlgit.abstraction mtlgit.applicability mtlgit.cache mtlgit.citations mtlgit.cli.paths mtlgit.config
+    mtlgit.frontmatter mtlgit.git mtlgit.gitobjects mtlgit.ids mtlgit.index.writer mtlgit.lock mtlgit.memory
+    mtlgit.pools mtlgit.receipts mtlgit.secrets mtlgit.staleness""".split()
 )
 
 
@@ -51,11 +57,13 @@ def module_name(path: Path) -> str:
 
 
 def edges(local_lines: dict[tuple[str, str], list[int]] | None = None) -> dict[str, dict[str, bool]]:
-    """module -> {imported module: True when imported at module level (outside functions)}; numpy counts as a
-    module. ``local_lines`` receives the lines of each function-local import, by (module, imported module)."""
+    """module -> {imported module: True when imported at module level (outside functions)}; numpy and
+    subprocess count as modules. ``local_lines`` receives the lines of each function-local import, by (module,
+    imported module)."""
     modules = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
     graph: dict[str, dict[str, bool]] = {name: {} for name in modules}
-    graph[NUMPY] = {}
+    for heavy in HEAVY:
+        graph[heavy] = {}
     lines = local_lines if local_lines is not None else {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -88,7 +96,7 @@ def _visit(
             # `from mtlgit import store` imports the module mtlgit.store; `from mtlgit.store import Pool` too.
             targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in child.names]
         for target in targets:
-            while target and target not in modules and target != NUMPY:
+            while target and target not in modules and target not in HEAVY:
                 target = target.rpartition(".")[0]
             if target and target != name:
                 out[target] = out.get(target, False) or top
@@ -168,7 +176,7 @@ def local_reasons(
     loading = {name: reachable(graph, name, parents=True) for name in graph}
     out = []
     for module, target in sorted(lines):
-        if target == NUMPY:
+        if target in HEAVY:
             continue
         loads, costs, has = plain[target], loading[target], loading[module]
         if target in has:
@@ -180,8 +188,8 @@ def local_reasons(
             reason = "cycle: " + " <- ".join(chain)
         elif module in RECALL_ANY and target not in RECALL_ALWAYS:
             reason = f"recall path: the plainest recall does not load {target}"
-        elif NUMPY in costs and NUMPY not in has:
-            reason = f"numpy: {module} loads without it, {target} brings it"
+        elif heavy := [h for h in HEAVY if h in costs and h not in has]:
+            reason = f"{heavy[0]}: {module} loads without it, {target} brings it"
         elif module.startswith("mtlgit.cli."):
             reason = "command: `mtlgit --help` loads every command's module, a command loads only its own library"
         elif module == "mtlgit":

@@ -11,6 +11,7 @@ import click
 from mtlgit.cli.main import echo_json, open_pool
 from mtlgit.cli.options import split_words
 from mtlgit.cli.paths import from_here
+from mtlgit.errors import MtlgitError
 from mtlgit.rules import FORMATS, OUTCOMES, SCOPES
 
 
@@ -107,7 +108,6 @@ def add(
     item was rejected or the input is empty.
     """
     from mtlgit.cli.drafts import HINT, draft_path, interactive, run_editor
-    from mtlgit.errors import MtlgitError
 
     if json_arg:
         if items_from:
@@ -210,7 +210,6 @@ def _add_items(pool: Any, source: str, force: bool, as_json: bool) -> int:
 
     :raises MtlgitError: when the input is empty or is not JSON.
     """
-    from mtlgit.errors import MtlgitError
     from mtlgit.extract import parse_items
     from mtlgit.intake import add_items
     from mtlgit.ledger import record_extract_answer
@@ -267,7 +266,6 @@ def _fields_from_text(text: str, origin: str, defaults: dict[str, Any]) -> dict[
     :raises MtlgitError: naming the file and line of each problem.
     """
     from mtlgit import frontmatter
-    from mtlgit.errors import MtlgitError
     from mtlgit.intake import fields_from_mapping
     from mtlgit.memory import key_line
 
@@ -285,7 +283,6 @@ def _fields_from_text(text: str, origin: str, defaults: dict[str, Any]) -> dict[
 
 def _cites(specs: tuple[str, ...]) -> list[dict[str, Any]]:
     from mtlgit.citations import parse_spec
-    from mtlgit.errors import MtlgitError
 
     out = []
     for spec in specs:

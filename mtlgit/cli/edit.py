@@ -5,6 +5,7 @@ import click
 from mtlgit.cli.main import echo_json, open_pool
 from mtlgit.cli.options import json_option
 from mtlgit.cli.paths import from_here
+from mtlgit.errors import InvalidMemoryError, MtlgitError
 
 
 @click.command()
@@ -24,7 +25,6 @@ def edit(ref: str, as_json: bool) -> None:
     """
     from mtlgit import frontmatter
     from mtlgit.cli.drafts import draft_path, interactive, run_editor
-    from mtlgit.errors import InvalidMemoryError, MtlgitError
 
     pool = open_pool()
     memory = pool.get(ref)

@@ -6,6 +6,7 @@ import click
 
 from mtlgit.cli.main import echo_json
 from mtlgit.cli.options import json_option
+from mtlgit.errors import MtlgitError
 from mtlgit.rules import MODES
 
 
@@ -74,7 +75,6 @@ def eval_(
         mtlgit eval --corpus c.jsonl --queries q.jsonl --qrels test.tsv --json
         mtlgit eval --tasks benchmarks/agent_tasks --split dev --mode hybrid
     """
-    from mtlgit.errors import MtlgitError
     from mtlgit.evaluate import evaluate, load_dataset
 
     if tasks is not None:
@@ -116,7 +116,6 @@ def eval_(
 
 
 def _eval_tasks(source: Path, split: str, modes: tuple[str, ...], pool: Path | None, model: str, as_json: bool) -> None:
-    from mtlgit.errors import MtlgitError
     from mtlgit.evaluate import evaluate_tasks, load_tasks
     from mtlgit.resources import starter_dir
 
@@ -148,8 +147,6 @@ def _eval_tasks(source: Path, split: str, modes: tuple[str, ...], pool: Path | N
 
 
 def _one(folder: Path, pattern: str) -> Path:
-    from mtlgit.errors import MtlgitError
-
     found = sorted(folder.glob(pattern))
     if len(found) != 1:
         names = ", ".join(p.name for p in found) or "none"

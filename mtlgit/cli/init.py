@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from mtlgit.cli.main import open_pool
+from mtlgit.errors import MtlgitError
 
 
 @click.command()
@@ -30,7 +31,6 @@ def init(ctx: click.Context, folder: str, with_hooks: bool | None, starter: bool
     """
     from mtlgit.cli.drafts import interactive
     from mtlgit.config import CONFIG_NAME, DEFAULT_CONFIG_TEXT
-    from mtlgit.errors import MtlgitError
     from mtlgit.repo import find_repo
 
     folder_given = ctx.get_parameter_source("folder") is not click.core.ParameterSource.DEFAULT

@@ -8,6 +8,7 @@ import click
 
 from mtlgit.cli.main import echo_json
 from mtlgit.cli.options import json_option
+from mtlgit.errors import MtlgitError
 from mtlgit.rules import is_pool_name
 
 
@@ -51,7 +52,6 @@ def add(name: str, url: str, ref: str, folder: str, domain: str, trust: str, no_
     """
     from mtlgit import pools
     from mtlgit.config import load_config
-    from mtlgit.errors import MtlgitError
     from mtlgit.repo import find_repo
 
     repo = find_repo()
@@ -107,7 +107,6 @@ def set_(
     """
     from mtlgit import pools
     from mtlgit.config import load_config
-    from mtlgit.errors import MtlgitError
     from mtlgit.repo import find_repo
 
     repo = find_repo()
@@ -231,7 +230,6 @@ def sync(names: tuple[str, ...]) -> None:
     """
     from mtlgit import pools
     from mtlgit.config import load_config
-    from mtlgit.errors import MtlgitError
     from mtlgit.repo import find_repo
 
     repo = find_repo()

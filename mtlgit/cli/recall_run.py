@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mtlgit import render
 from mtlgit.errors import MtlgitError
-from mtlgit.recall_request import RecallRequest
+from mtlgit.recall import Recaller
+from mtlgit.recall_request import RecallRequest, execute
 
 if TYPE_CHECKING:
     from mtlgit.recall import Hit
@@ -46,10 +48,6 @@ def run(request: RecallRequest, output: str | None, tool: str = "cli") -> None:
     ``--prompt`` and ``--json`` are fitted to the prompt budget; text and paths, read by people and shells,
     are not.
     """
-    from mtlgit import render
-    from mtlgit.recall import Recaller
-    from mtlgit.recall_request import execute
-
     recaller = Recaller()
     recalled = execute(request, recaller, budgeted=output in ("json", "prompt"))
     result = recalled.result

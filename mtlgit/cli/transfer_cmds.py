@@ -10,6 +10,7 @@ import click
 
 from mtlgit.cli.main import echo_json, open_pool
 from mtlgit.cli.options import filter_options, json_option, split_words
+from mtlgit.errors import MtlgitError
 
 
 @click.group()
@@ -81,7 +82,6 @@ def import_(path: Path, domain: str | None, force: bool, dry_run: bool, as_json:
         mtlgit import memories.jsonl --domain web
         mtlgit export --all -o pool.jsonl   # elsewhere: mtlgit import pool.jsonl
     """
-    from mtlgit.errors import MtlgitError
     from mtlgit.importers import import_path
 
     report = import_path(open_pool(), path, domain=domain, force=force, dry_run=dry_run)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mtlgit.embed import check_tables
 from mtlgit.index.common import IndexCorrupt
 from mtlgit.index.snapshot import Snapshot
 from mtlgit.index.worktree import WorktreeIndex
@@ -31,7 +32,6 @@ def check_all(repo: Repo) -> CheckReport:
     rebuilt, damaged revision snapshots and cache rows are deleted (made again when needed), query tables are
     made again. A damaged pool snapshot needs ``mtlgit pool sync``."""
     from mtlgit.cache import BlobCache
-    from mtlgit.embed import check_tables
 
     report = CheckReport()
     index = WorktreeIndex(repo)

@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mtlgit.embed import load_model
 from mtlgit.errors import MtlgitError
-from mtlgit.index.build import RecordHook
+from mtlgit.index.build import Builder, RecordHook
 from mtlgit.index.common import note
 from mtlgit.index.manifest import Manifest
 from mtlgit.index.segment import FileInput
@@ -68,7 +69,6 @@ def build_tree(
     :param what: how a note names it when it cannot be saved ("the index of HEAD~1").
     :param vectors_key: where the cache keeps vectors of records ``record_hook`` changed (:class:`Builder`).
     """
-    from mtlgit.index.build import Builder
     from mtlgit.index.writer import commit
     from mtlgit.lock import LockUnwritable, file_lock
 
@@ -104,7 +104,6 @@ def rev_snapshot(repo: Repo, rev: str, progress: bool = False) -> Snapshot:
     """
     from mtlgit import gitobjects
     from mtlgit.config import CONFIG_NAME, Config, parse_config
-    from mtlgit.embed import load_model
     from mtlgit.frontmatter import FrontMatterError, load_yaml
 
     commit = gitobjects.resolve_commit(repo, rev)

@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mtlgit.index.common import RACY_NS, note, path_key
+from mtlgit import rules
+from mtlgit.embed import load_model
+from mtlgit.index.build import Builder
+from mtlgit.index.common import RACY_NS, UNWRITABLE, note, path_key
 from mtlgit.index.freshness import check_by, is_fresh, listing_digest, model_unchanged, quick_fresh, stat_key
 from mtlgit.index.manifest import Manifest
 from mtlgit.index.segment import FileInput
@@ -134,7 +137,6 @@ class WorktreeIndex:
             return snapshot
         if not snapshot.saved or not os.access(snapshot.folder, os.W_OK):
             return snapshot
-        from mtlgit.index.common import UNWRITABLE
         from mtlgit.index.writer import rewrite_manifest
         from mtlgit.lock import file_lock
 
@@ -203,9 +205,7 @@ class WorktreeIndex:
         watch: list[Any] | None = None,
     ) -> Snapshot:
         from mtlgit.config import load_config, parse_pools
-        from mtlgit.embed import load_model
         from mtlgit.ids import blob_id
-        from mtlgit.index.build import Builder
         from mtlgit.index.writer import commit
 
         root = self.repo.root
@@ -274,11 +274,9 @@ class _Scan:
 
 
 def _full_scan(root: Path, memories: str, started: int, old: Snapshot | None) -> _Scan:
-    from mtlgit.rules import scan_memories
-
     scan = _Scan()
     listings: list[tuple[int, list[str]]] = []
-    paths, folders, links = scan_memories(root / memories, root, listings)
+    paths, folders, links = rules.scan_memories(root / memories, root, listings)
     scan.links = set(links)
     fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -297,8 +295,6 @@ def _full_scan(root: Path, memories: str, started: int, old: Snapshot | None) ->
 
 def _hinted_scan(root: Path, memories: str, started: int, old: Snapshot, changed: Collection[str]) -> _Scan:
     """Stat, list and read only what ``changed`` names; the folders above each path are statted again."""
-    from mtlgit.rules import is_memory_path, scan_memories
-
     scan = _Scan()
     dirs = {rel: mtime for rel, mtime in old.manifest.dirs}
     racy_dirs = {rel: digest for rel, digest in old.manifest.racy_dirs}
@@ -333,7 +329,7 @@ def _hinted_scan(root: Path, memories: str, started: int, old: Snapshot, changed
                 dirs.pop(gone)
                 racy_dirs.pop(gone, None)
             listings: list[tuple[int, list[str]]] = []
-            paths, folders, links = scan_memories(root / rel, root, listings)
+            paths, folders, links = rules.scan_memories(root / rel, root, listings)
             scan.links.update(links)
             for path in paths:
                 scan.stats[path] = stat_key(root / path)
@@ -342,7 +338,7 @@ def _hinted_scan(root: Path, memories: str, started: int, old: Snapshot, changed
                 if mtime_ns >= started - RACY_NS:
                     racy_dirs[folder] = listing_digest(names)
             scan.gone_below.append(rel)
-        elif is_memory_path(rel, memories):
+        elif rules.is_memory_path(rel, memories):
             scan.stats[rel] = stat_key(root / rel)
             scan.named.add(rel)
             if os.path.islink(root / rel):
