@@ -16,7 +16,8 @@ An import of an mtlgit module stays inside a function only for one of these reas
   commands such as ``mtlgit lint`` (the pre-commit hook), ``pool list`` and ``feedback`` do without;
 - **subprocess**: likewise for ``subprocess`` (with ``mtlgit.git``, about a tenth of a numpy import): finding
   the repository and reading memories, as ``lint`` does, run no git;
-- **command**: in ``mtlgit/cli/``, whose modules ``mtlgit --help`` loads all, a command loads only its own library;
+- **command**: in ``mtlgit/cli/``, whose module click loads whenever it looks a command up (its help too), a command
+  loads its library only when it runs;
 - **lazy package names**: ``mtlgit/__init__.py`` names ``Pool`` and ``Memory`` without importing them.
 
 Any other is "movable": it belongs at the top of its module.
@@ -191,7 +192,7 @@ def local_reasons(
         elif heavy := [h for h in HEAVY if h in costs and h not in has]:
             reason = f"{heavy[0]}: {module} loads without it, {target} brings it"
         elif module.startswith("mtlgit.cli."):
-            reason = "command: `mtlgit --help` loads every command's module, a command loads only its own library"
+            reason = "command: click loads a command's module to look it up (its help too); its library when it runs"
         elif module == "mtlgit":
             reason = "lazy package names"
         else:
