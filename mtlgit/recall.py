@@ -7,11 +7,12 @@ the query's vector per segment. Hybrid scores
 standardise each half over the candidates (z-scores) and average them: chosen by measurement on SciFact's
 train split and on agent-memory cases (README, "Retrieval quality").
 
-From :data:`TWO_STAGE_MIN` candidates the dense half has two stages (README, "Recall in two stages"): every
-candidate is scored on the stored head of the vectors only, its dense z-score estimated from that, and the
-:data:`RESCORE` best by the fused estimate (plus k) are scored in full. The mean and spread that the full
+From :data:`TWO_STAGE_MIN` candidates a hybrid recall scores the dense half in two stages (README, "Recall in
+two stages"): every candidate is scored on the stored head of the vectors only, its dense z-score estimated from
+that, and the :data:`RESCORE` best by the fused estimate (plus k) are scored in full. The mean and spread that the full
 z-scores need are exact, from the segments' stored moments (Snapshot.dense_stage), so a memory rescored gets
-the score the exhaustive path gives it (to float rounding).
+the score the exhaustive path gives it (to float rounding). When fewer than k rescored memories clear the
+confidence bar, every candidate is scored in full.
 """
 
 from __future__ import annotations
@@ -299,11 +300,24 @@ def search_sources(
     if mode != "bm25":
         vector = query_vector(prepared.dense) if callable(query_vector) else query_vector
     shift = None
-    # The prior needs the spread of the fused scores over every candidate: it keeps the exhaustive path.
-    if mode != "bm25" and prior is None and len(rows) >= max(TWO_STAGE_MIN, RESCORE + k + 1):
-        owner, rows, bm25, dense, score = _two_stage(
+    sizes = np.array([source.snapshot.n_docs for source in sources])
+    staged = None
+    # Two stages in hybrid mode only, where the exact BM25 half carries a memory the head underrates into the
+    # rescored set (in dense mode nothing does: a true top 1 can rank in the thousands by its head). The prior
+    # needs the spread of the fused scores over every candidate: it keeps the exhaustive path too.
+    if mode == "hybrid" and prior is None and len(rows) >= max(TWO_STAGE_MIN, RESCORE + k + 1):
+        staged = _two_stage(
             sources, [int(o[0]) for o in owners], masks, owner, rows, bm25, vector, k, mode, dense_weight
         )
+        staged_sure = confidence(staged[2], staged[3], sizes[staged[0]], mode)
+        # The bar weighs the raw scores otherwise than the fused ones, so memories under it can fill the rescored
+        # set: when fewer than k of it clear the bar, one that does may lie outside it, and every candidate is
+        # scored in full.
+        if np.count_nonzero(staged_sure >= min_confidence) < k:
+            staged = None
+    if staged is not None:
+        owner, rows, bm25, dense, score = staged
+        sure = staged_sure
     else:
         if mode != "bm25":
             dense = np.concatenate(
@@ -315,10 +329,9 @@ def search_sources(
         shift = _prior_shift(prior, sources, owner, rows, score)
         if shift is not None:
             score = score + shift
-    # The bar applies before the top k is taken, so a memory that clears it is never pushed out by ones that
-    # do not, and the answer for k=1 is the first answer for k=2.
-    sizes = np.array([source.snapshot.n_docs for source in sources])[owner]
-    sure = confidence(bm25, dense, sizes, mode)
+        # The bar applies before the top k is taken, so a memory that clears it is never pushed out by ones that
+        # do not, and the answer for k=1 is the first answer for k=2.
+        sure = confidence(bm25, dense, sizes[owner], mode)
     eligible = np.flatnonzero(sure >= min_confidence)
     if not len(eligible):
         return nothing(

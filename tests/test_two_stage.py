@@ -97,13 +97,18 @@ def test_the_moments_give_the_exact_sums_with_tombstones_and_filters(pool: Workt
 def test_two_stages_answer_as_the_exhaustive_path(  # type: ignore[no-untyped-def]
     pool: WorktreeIndex, model, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Hybrid recall rescoring a third of the pool answers as the exhaustive path; dense recall is always
+    exhaustive (no BM25 half carries a memory its head underrates into the rescored set)."""
+    if mode == "dense":
+        monkeypatch.setattr(recall_module, "RESCORE", 1)
     snapshot = pool.fresh()
     for query in QUERIES:
         vector = model.encode_query(query)
         monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 10**9)
         exhaustive = search(snapshot, query, vector, k=10, mode=mode)
         monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 100)
-        monkeypatch.setattr(recall_module, "RESCORE", 200)  # of 600: the first stage of this made-up text is rough
+        if mode == "hybrid":
+            monkeypatch.setattr(recall_module, "RESCORE", 200)  # of 600: this made-up text's first stage is rough
         two_stage = search(snapshot, query, vector, k=10, mode=mode)
         assert [h.path for h in two_stage] == [h.path for h in exhaustive], query
         for ours, theirs in zip(two_stage, exhaustive, strict=True):
@@ -112,6 +117,28 @@ def test_two_stages_answer_as_the_exhaustive_path(  # type: ignore[no-untyped-de
             assert ours.bm25 == theirs.bm25
             assert ours.confidence == pytest.approx(theirs.confidence, abs=1e-5)
         assert "memories/m009.md" not in [h.path for h in two_stage]
+
+
+def test_a_memory_that_clears_the_bar_is_never_left_outside_the_rescored_set(  # type: ignore[no-untyped-def]
+    pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bar weighs raw scores, the first stage fused ones: when fewer than k rescored memories clear the bar,
+    every candidate is scored, so recall returns every memory above the bar the exhaustive path returns."""
+    snapshot = pool.fresh()
+    checked = 0
+    for query in QUERIES:
+        vector = model.encode_query(query)
+        monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 10**9)
+        ranked = sorted((h.confidence for h in search(snapshot, query, vector, k=600)), reverse=True)
+        bar = ranked[4]  # about five memories clear it: fewer than k
+        exhaustive = search(snapshot, query, vector, k=10, min_confidence=bar)
+        assert 5 <= len(exhaustive) < 10
+        monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 100)
+        monkeypatch.setattr(recall_module, "RESCORE", 1)
+        two_stage = search(snapshot, query, vector, k=10, min_confidence=bar)
+        assert [h.path for h in two_stage] == [h.path for h in exhaustive], query
+        checked += 1
+    assert checked == len(QUERIES)
 
 
 def test_equal_scores_are_ordered_by_path_not_by_segment(tmp_path: Path) -> None:
