@@ -35,7 +35,8 @@ def _is_chinese(cp: int) -> bool:
 def _is_control(char: str) -> bool:
     if char in "\t\n\r":
         return False
-    return unicodedata.category(char) in ("Cc", "Cf", "Cn", "Co", "Cs")
+    # Unassigned code points (Cn) are kept, as the tokenizers library keeps them (the word becomes [UNK]).
+    return unicodedata.category(char) in ("Cc", "Cf", "Co", "Cs")
 
 
 # Unicode's White_Space property less the control characters, which cleaning has already removed.

@@ -29,6 +29,7 @@ def real_lines(limit: int = 4000) -> list[str]:
             for _n, row in zip(range(500), handle, strict=False):
                 lines.append(json.loads(row)["text"][:600])
     lines += ["ΟΔΟΣ Σ İstanbul café naïve 中文字 \u2028x\x85y\x0bz \ufeffa\u200bb", "x" * 150, "e\u0301", "", "   "]
+    lines += ["h\U0001a201 f\u0cd2 x\u0378y plain"]  # unassigned code points stay in their word, as in the library
     return lines[:limit]
 
 
@@ -63,6 +64,8 @@ def test_batch_tokenizer_matches_the_tokenizers_library() -> None:
         "tab\there\r\nline\x0bsep\x1cx \u00a0nbsp\u2003em\u200bzero \u2028ls [CLS] not special [cls]",
         " ".join(["x" * 101, "y" * 100, "qzqzqzqzqzqzqzqz", "\u0300alone"] * 3),
         "word \u2e80\u2e81 " * 300 + "\u0378\u0379",
+        # An unassigned code point (Cn) is kept in its word, which becomes [UNK] (dropped), as in the library.
+        "h\U0001a201 f\u0cd2 x\u0378y plain",
     ]
     lines = real_lines() + tricky + [t.upper() for t in tricky]
     assert model._batch_ids(lines) == model.token_ids(lines)
