@@ -166,7 +166,8 @@ def default_reviewed_ref(root: Path) -> str | None:
     except OSError:
         packed = []
     names = {line.partition(" ")[2] for line in packed if line.startswith(tuple("0123456789abcdef"))}
-    found = [b for b in DEFAULT_BRANCHES if b in loose or remote + b in names]
+    # A loose branch is a file: refs/remotes/origin/main/ is a folder when branches are named main/<something>.
+    found = [b for b in DEFAULT_BRANCHES if (b in loose and (common / remote / b).is_file()) or remote + b in names]
     return f"origin/{found[0]}" if len(found) == 1 else None
 
 

@@ -170,6 +170,13 @@ def test_review_in_a_clone_whose_default_branch_is_master(tmp_path: Path) -> Non
     git(clone, "fetch", "-q", "origin")
     ambiguous = run_cli(clone, "review")
     assert ambiguous.code == 1 and "reviewed_ref" in ambiguous.err, ambiguous.output
+    # A branch named main/<something> makes refs/remotes/origin/main a folder, not a branch.
+    git(clone, "push", "-q", "origin", ":main")
+    git(clone, "push", "-q", "origin", "master:main/feature")
+    git(clone, "fetch", "-q", "--prune", "origin")
+    assert (clone / ".git" / "refs" / "remotes" / "origin" / "main").is_dir()
+    folder = run_cli(clone, "review")
+    assert folder.code == 0 and "Invalidate the cache" in folder.out, folder.output
 
 
 def test_reviewed_ref_set_in_the_configuration_wins(tmp_path: Path) -> None:
