@@ -262,6 +262,7 @@ def test_add_and_import_without_init_refuse_with_the_fix(tmp_path: Path) -> None
         ["add", "--items", str(items)],
         ["import", str(items)],
         ["import", "--dry-run", str(items)],
+        ["import", os.devnull],  # nothing to import there: the missing set-up is still what is said
     ):
         result = run_cli(project, *args)
         assert result.code == 1, (args, result.output)

@@ -84,7 +84,9 @@ def import_(path: Path, domain: str | None, force: bool, dry_run: bool, as_json:
     """
     from mtlgit.importers import import_path
 
-    report = import_path(open_pool(), path, domain=domain, force=force, dry_run=dry_run)
+    pool = open_pool()
+    pool.check_set_up()  # before the input is read: an empty or odd file must not hide the fix
+    report = import_path(pool, path, domain=domain, force=force, dry_run=dry_run)
     if not report.imported and not report.skipped:
         raise MtlgitError(f"nothing to import in {path}: no memory item in a format `mtlgit import --help` lists")
     if as_json:
