@@ -31,11 +31,8 @@ def add(cwd: Path, title: str, *extra: str) -> dict[str, str]:
     return json.loads(result.out)  # type: ignore[no-any-return]
 
 
-# --- recall's paths open from the current directory -------------------------------------------------------
-
-
-def test_recall_paths_from_a_subfolder_open_from_there(repo: Path, tmp_path: Path) -> None:
-    memory = add(repo, "Pin the database driver version")
+def _team(tmp_path: Path) -> Path:
+    """Another project's repository, set up for mtlgit, with one committed memory: a pool to add."""
     team = tmp_path / "team"
     team.mkdir()
     git(team, "init", "-q")
@@ -43,6 +40,15 @@ def test_recall_paths_from_a_subfolder_open_from_there(repo: Path, tmp_path: Pat
     add(team, "Retry the flaky database migration")
     git(team, "add", "-A")
     git(team, "commit", "-qm", "memories")
+    return team
+
+
+# --- recall's paths open from the current directory -------------------------------------------------------
+
+
+def test_recall_paths_from_a_subfolder_open_from_there(repo: Path, tmp_path: Path) -> None:
+    memory = add(repo, "Pin the database driver version")
+    team = _team(tmp_path)
     assert run_cli(repo, "pool", "add", "team", str(team)).code == 0
     here = repo / "src" / "deep"
     here.mkdir(parents=True)
@@ -97,13 +103,7 @@ def test_the_commands_print_paths_that_open_from_a_subfolder(repo: Path) -> None
 
 
 def test_pool_add_of_a_local_path_typed_in_a_subfolder(repo: Path, tmp_path: Path) -> None:
-    team = tmp_path / "team"
-    team.mkdir()
-    git(team, "init", "-q")
-    assert run_cli(team, "init", "--no-hooks").code == 0
-    add(team, "Retry the flaky database migration")
-    git(team, "add", "-A")
-    git(team, "commit", "-qm", "memories")
+    team = _team(tmp_path)
     bare = tmp_path / "team.git"
     git(tmp_path, "clone", "-q", "--bare", str(team), str(bare))
     here = repo / "src" / "deep"
