@@ -63,9 +63,21 @@ def event_files(repo: Repo, kind: str) -> list[Path]:
         return []
 
 
+# What a long-lived process (the MCP server) has read: each ledger folder's clone name, which never changes once
+# made, and each work tree's settings, read again only when the configuration's stat changes.
+_CLONES: dict[Path, str] = {}
+_SETTINGS: dict[Path, tuple[list[int], LedgerConfig]] = {}
+
+
 def clone_id(repo: Repo) -> str:
     """This clone's name in the ledger: random, made once, shared by its worktrees (no name or e-mail)."""
     folder = ledger_dir(repo)
+    if folder not in _CLONES:
+        _CLONES[folder] = _clone_id(folder)
+    return _CLONES[folder]
+
+
+def _clone_id(folder: Path) -> str:
     path = folder / "clone"
     try:
         text = path.read_text(encoding="ascii").strip()
@@ -95,10 +107,14 @@ def clone_id(repo: Repo) -> str:
 
 def append_event(repo: Repo, kind: str, event: dict[str, Any]) -> None:
     folder = ledger_dir(repo) / kind
-    folder.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    path = folder / f"{clone_id(repo)}.jsonl"
     # One write of one line with O_APPEND: concurrent recalls never interleave their lines.
-    fd = os.open(folder / f"{clone_id(repo)}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except FileNotFoundError:  # the first event of its kind: the folder is made once, not checked each time
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)
     finally:
@@ -147,6 +163,15 @@ def settings(repo: Repo) -> LedgerConfig:
         key = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
     except OSError:
         key = []
+    memo = _SETTINGS.get(repo.root)  # by work tree: each has its own configuration
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    config = _read_settings(repo, key)
+    _SETTINGS[repo.root] = (key, config)
+    return config
+
+
+def _read_settings(repo: Repo, key: list[int]) -> LedgerConfig:
     cache_path = ledger_dir(repo) / "config.json"
     try:
         cached = json.loads(cache_path.read_bytes())

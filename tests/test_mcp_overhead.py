@@ -275,3 +275,22 @@ def test_a_file_for_stdin_keeps_the_sdk_streams(tmp_path: Path) -> None:
         proc = subprocess.run([sys.executable, "-c", STRAY], stdin=stdin, capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == b"no wire\nafter\n"
+
+
+def test_receipts_in_a_long_lived_process_follow_the_configuration(repo: Path, cli: Any) -> None:
+    from mtlgit.receipts import ledger_dir, record_recall
+
+    add(cli, "Pin the lockfile before upgrading", "Commit the lockfile, then upgrade one package at a time.")
+    recaller = WatchedRecaller(repo)
+    result = recaller.recall("lockfile", k=1, mode="bm25")
+    assert str(record_recall(result, tool="mcp", repo=recaller.repo)).startswith("rc-")
+    config = repo / ".mtlgit.yaml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text + "ledger:\n  record: false\n", encoding="utf-8")
+    assert record_recall(result, tool="mcp", repo=recaller.repo) is None
+    config.write_text(text, encoding="utf-8")
+    receipts = ledger_dir(recaller.repo) / "receipts"
+    shutil.rmtree(receipts)  # removed behind the process's back: made again for the next receipt
+    receipt = record_recall(result, tool="mcp", repo=recaller.repo)
+    [written] = receipts.glob("*.jsonl")
+    assert [json.loads(line)["id"] for line in written.read_text(encoding="utf-8").splitlines()] == [receipt]
