@@ -19,6 +19,7 @@ import os
 import stat
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -166,6 +167,11 @@ def _plural(words: str) -> str:
     return " or ".join(w.removeprefix("a ").removeprefix("an ") + "s" for w in words.split(" or "))
 
 
+# A vouch lasts this long: then one call checks as `mtlgit recall` does, which, from 5,000 files, asks the
+# worktree's watcher process and so keeps it from exiting idle (after an hour), ready for the next edit.
+VOUCH_SECONDS = 1800.0
+
+
 class WatchedRecaller(Recaller):
     """A recaller that keeps an inotify watch of the memories folder (:class:`mtlgit.watch.TreeWatch`) in the
     server's own process. A snapshot found fresh the usual way is vouched for with the watch's change number
@@ -179,7 +185,7 @@ class WatchedRecaller(Recaller):
         super().__init__(start)
         self._watch: watch.TreeWatch | None = None
         self._watched = ""  # the configured memories folder the watch was made for
-        self._vouched: tuple[Snapshot, int] | None = None
+        self._vouched: tuple[Snapshot, int, float] | None = None  # snapshot, watch number, when
         # add_memories runs in a worker thread while recall may run on the event loop: one check at a time.
         self._lock = threading.Lock()
 
@@ -193,10 +199,11 @@ class WatchedRecaller(Recaller):
         vouched, tree = self._vouched, self._watch
         if vouched is None or tree is None:
             return False
-        snapshot, seq = vouched
+        snapshot, seq, at = vouched
         tree.poll()
         return (
-            tree.seq == seq
+            time.monotonic() - at < VOUCH_SECONDS
+            and tree.seq == seq
             and snapshot is self._snapshot
             and snapshot.folder.is_dir()  # not replaced by `mtlgit index --rebuild` in another process
             and model_unchanged(snapshot.manifest)
@@ -224,7 +231,7 @@ class WatchedRecaller(Recaller):
                 except OSError:
                     pass  # out of inotify watches: every call checks as `mtlgit recall` does
                 return found
-            self._vouched = (found, seq)
+            self._vouched = (found, seq, time.monotonic())
             return found
 
     def _close_watch(self) -> None:

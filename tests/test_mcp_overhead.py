@@ -294,3 +294,20 @@ def test_receipts_in_a_long_lived_process_follow_the_configuration(repo: Path, c
     receipt = record_recall(result, tool="mcp", repo=recaller.repo)
     [written] = receipts.glob("*.jsonl")
     assert [json.loads(line)["id"] for line in written.read_text(encoding="utf-8").splitlines()] == [receipt]
+
+
+@needs_inotify
+def test_a_vouch_expires(repo: Path, cli: Any, counted: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Now and then a call checks as `mtlgit recall` does, which keeps the worktree's watcher process asked."""
+    from mtlgit import mcp_server
+
+    add(cli, "Pin the lockfile before upgrading", "Commit the lockfile, then upgrade one package at a time.")
+    recaller = WatchedRecaller(repo)
+    titles(recaller, "lockfile")
+    titles(recaller, "lockfile")
+    assert recaller.unchanged()
+    monkeypatch.setattr(mcp_server, "VOUCH_SECONDS", 0.0)
+    assert not recaller.unchanged()
+    before = len(counted)
+    titles(recaller, "lockfile")
+    assert len(counted) == before + 1
