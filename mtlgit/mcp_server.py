@@ -456,18 +456,18 @@ async def _serve_pipes(server: MCPServer, read_fd: int, write_fd: int) -> None:
 def _wire() -> Iterator[tuple[int, int] | None]:
     """Private non-blocking descriptors of stdin and stdout for the transport, while fd 0 reads the null device
     and fd 1 writes to stderr (stray output of a library never reaches the wire, as with the SDK's streams).
-    None when either is not a pipe or a socket (the event loop cannot wait on a file): the SDK's streams then.
+    None when either is not a pipe or a socket (the event loop cannot wait on a file), or off POSIX: the SDK's
+    streams then.
     """
     try:
         kinds = [os.fstat(fd).st_mode for fd in (0, 1)]
     except OSError:
         kinds = []
-    if len(kinds) != 2 or not all(stat.S_ISFIFO(m) or stat.S_ISSOCK(m) for m in kinds):
+    if os.name != "posix" or len(kinds) != 2 or not all(stat.S_ISFIFO(m) or stat.S_ISSOCK(m) for m in kinds):
         yield None
         return
     sys.stdout.flush()
-    saved = [os.dup(0), os.dup(1)]  # fd 0 and 1 as they were, restored on the way out
-    wire = [os.dup(0), os.dup(1)]
+    wire = [os.dup(0), os.dup(1)]  # the pipes, the transport's alone; fd 0 and 1 get them back on the way out
     null = os.open(os.devnull, os.O_RDONLY)
     try:
         os.dup2(null, 0)
@@ -478,9 +478,9 @@ def _wire() -> Iterator[tuple[int, int] | None]:
     finally:
         for fd in wire:
             os.set_blocking(fd, True)  # the pipe is shared with whoever started the server
-        os.dup2(saved[0], 0)
-        os.dup2(saved[1], 1)
-        for fd in (*saved, *wire, null):
+        os.dup2(wire[0], 0)
+        os.dup2(wire[1], 1)
+        for fd in (*wire, null):
             os.close(fd)
 
 
