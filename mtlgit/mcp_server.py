@@ -191,9 +191,13 @@ class WatchedRecaller(Recaller):
 
     def unchanged(self) -> bool:
         """Whether the watch has seen nothing since the live snapshot was found fresh (a recall is then only
-        its scoring)."""
-        with self._lock:
+        its scoring). False while another thread checks or refreshes: the event loop never waits for that."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
             return self._unchanged()
+        finally:
+            self._lock.release()
 
     def _unchanged(self) -> bool:
         vouched, tree = self._vouched, self._watch

@@ -311,3 +311,31 @@ def test_a_vouch_expires(repo: Path, cli: Any, counted: list[int], monkeypatch: 
     before = len(counted)
     titles(recaller, "lockfile")
     assert len(counted) == before + 1
+
+
+@needs_inotify
+def test_the_event_loop_never_waits_for_a_refresh(repo: Path, cli: Any) -> None:
+    """While a worker thread checks or refreshes, the recall tool's question answers at once: not vouched."""
+    add(cli, "Pin the lockfile before upgrading", "Commit the lockfile, then upgrade one package at a time.")
+    recaller = WatchedRecaller(repo)
+    titles(recaller, "lockfile")
+    titles(recaller, "lockfile")
+    assert recaller.unchanged()
+    held, done = threading.Event(), threading.Event()
+
+    def refresh() -> None:  # holds the check's lock as a long refresh in a worker thread does
+        with recaller._lock:
+            held.set()
+            done.wait(10)
+
+    worker = threading.Thread(target=refresh)
+    worker.start()
+    try:
+        held.wait(10)
+        started = time.monotonic()
+        assert not recaller.unchanged()
+        assert time.monotonic() - started < 1
+    finally:
+        done.set()
+        worker.join()
+    assert recaller.unchanged()
