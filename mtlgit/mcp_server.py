@@ -2,11 +2,11 @@
 
 Tools: ``recall`` (the Memory Item block as text, the results as structured content), ``add_memories`` (the
 JSON of ``mtlgit add --json``, through the same checks), ``lint`` and ``show``. The server keeps the index and
-the model loaded, so a recall costs only its scoring. Each recall first checks freshness exactly as
-``mtlgit recall`` would, but through the server's own inotify watch of the memories folder
-(:class:`WatchedRecaller`; ``recall.freshness`` ``auto`` or ``watch``): while it has seen no change, a call
-costs only its scoring; after any change, the call checks as ``mtlgit recall`` does and refreshes. Every edit,
-in place or not, is seen by the next call, and nothing runs between calls.
+the model loaded, so a recall costs only its scoring. Each recall first makes sure its snapshot is fresh,
+through the server's own inotify watch of the memories folder (:class:`WatchedRecaller`; ``recall.freshness``
+``auto`` or ``watch``): while the watch has seen no change, that costs one ``read``; after any change, the call
+checks as ``mtlgit recall`` does and refreshes. Every edit, in place or not, is seen by the next call, and
+nothing runs between calls.
 
 Per call, the server avoids the SDK's thread hops: ``recall`` runs on the event loop when the watch vouches
 for the snapshot (a worker thread otherwise, for a refresh may take seconds), and stdin and stdout are read and
@@ -262,9 +262,11 @@ def _trace_only_when_traced(server: MCPServer) -> None:
     """Leave out the SDK's OpenTelemetry middleware unless a tracer provider is installed (as by
     ``opentelemetry-instrument``): with none, its span records nothing but still costs ~10% of the server's
     time on a recall."""
-    from mcp.server._otel import OpenTelemetryMiddleware
-    from opentelemetry import trace
-
+    try:
+        from mcp.server._otel import OpenTelemetryMiddleware
+        from opentelemetry import trace
+    except ImportError:  # another version of the SDK: its middleware stays as it ships
+        return
     if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         lowlevel = server._lowlevel_server
         lowlevel.middleware = [m for m in lowlevel.middleware if not isinstance(m, OpenTelemetryMiddleware)]
