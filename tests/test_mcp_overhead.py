@@ -339,3 +339,16 @@ def test_the_event_loop_never_waits_for_a_refresh(repo: Path, cli: Any) -> None:
         done.set()
         worker.join()
     assert recaller.unchanged()
+
+
+def test_the_server_publishes_lean_schemas_and_no_idle_tracing(repo: Path) -> None:
+    from mcp.server._otel import OpenTelemetryMiddleware
+    from opentelemetry import trace
+
+    from mtlgit.mcp_server import build_server
+
+    server = build_server(repo)
+    schema = server._tool_manager.get_tool("recall").output_schema  # type: ignore[union-attr]
+    assert schema == lean_schema(recall_schema())
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):  # none installed
+        assert not any(isinstance(m, OpenTelemetryMiddleware) for m in server._lowlevel_server.middleware)
