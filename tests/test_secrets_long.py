@@ -81,7 +81,7 @@ def test_a_private_key_across_the_end_of_a_betterleaks_piece_is_found() -> None:
     starts = [before for before, _ in secrets._pieces(text)]
     assert len(starts) > 2 and not any(before == line - 1 for before in starts)  # the key is cut by a piece's end
     assert any(f.line == line and f.kind == "private key" for f in secrets._betterleaks(text))
-    assert [f.line for f in find_secrets(text)][0] == line
+    assert find_secrets(text)[0].line == line
 
 
 def spans(text: str) -> Iterator[tuple[int, int]]:
