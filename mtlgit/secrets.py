@@ -25,7 +25,7 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -314,21 +314,14 @@ def _activate_detect_secrets() -> None:
 
 
 @lru_cache(maxsize=1)
-def _detect_secrets_match() -> Callable[[str], object]:
-    """Whether one of the active plugins' regular expressions matches in a line: a plugin finds a secret only
-    where one of its own (its ``denylist``) does, so the other lines need not go through its dispatch."""
+def _detect_secrets_patterns() -> tuple[re.Pattern[str], ...]:
+    """The regular expressions of the active plugins: a plugin finds a secret only where one of its own (its
+    ``denylist``) matches, so the other lines need not go through its dispatch. (Each searched on its own:
+    twice as fast as all of them joined, which defeats the engine's search for a pattern's first letters.)"""
     _activate_detect_secrets()
     from detect_secrets.settings import get_plugins
 
-    patterns = [pattern for plugin in get_plugins() for pattern in plugin.denylist]
-    # One pass a line: the patterns joined, each in a group of its own flags.
-    letters = {re.IGNORECASE: "i", re.MULTILINE: "m", re.DOTALL: "s", re.VERBOSE: "x"}
-    try:
-        return re.compile(
-            "|".join(f"(?{''.join(c for flag, c in letters.items() if p.flags & flag)}:{p.pattern})" for p in patterns)
-        ).search
-    except re.error:  # a pattern that cannot be joined (a back reference, a flag at its start): each on its own
-        return lambda line: any(p.search(line) for p in patterns)
+    return tuple(pattern for plugin in get_plugins() for pattern in plugin.denylist)
 
 
 def _detect_secrets(lines: list[str]) -> list[Finding]:
@@ -345,8 +338,8 @@ def _detect_secrets(lines: list[str]) -> list[Finding]:
     ]
     if not candidates:
         return []
-    matches = _detect_secrets_match()
-    candidates = [(number, window) for number, window in candidates if matches(window.rstrip())]
+    patterns = _detect_secrets_patterns()
+    candidates = [(n, window) for n, window in candidates if any(p.search(window.rstrip()) for p in patterns)]
     if not candidates:
         return []
     from detect_secrets.core.scan import _process_line_based_plugins
