@@ -37,7 +37,7 @@ recall:
   # budget: 2000
 # The branch whose memories passed review (`mtlgit recall --reviewed`, `mtlgit review`). Default: the remote's
 # default branch (origin/HEAD, else the one of origin/main, origin/master, origin/trunk that exists; with no
-# origin, the same of the one remote there is).
+# origin and one remote, that remote's the same way).
 # reviewed_ref: origin/main
 """
 
