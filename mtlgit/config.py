@@ -12,6 +12,7 @@ from typing import Any
 
 from mtlgit import frontmatter
 from mtlgit.errors import MtlgitError
+from mtlgit.repo import find_repo
 from mtlgit.rules import FRESHNESS, MODES, TRUST, is_pool_name
 
 CONFIG_NAME = ".mtlgit.yaml"
@@ -35,7 +36,8 @@ recall:
   # whole items in rank order, the rest named on stderr. Default 2000; 0: no cap.
   # budget: 2000
 # The branch whose memories passed review (`mtlgit recall --reviewed`, `mtlgit review`). Default: the remote's
-# default branch (origin/HEAD, else the one of origin/main, origin/master, origin/trunk that exists).
+# default branch (origin/HEAD, else the one of origin/main, origin/master, origin/trunk that exists; with no
+# origin and one remote, that remote's the same way).
 # reviewed_ref: origin/main
 """
 
@@ -142,41 +144,81 @@ def parse_config(raw: dict[str, Any], text: str, root: Path, path: Path) -> Conf
 
 def default_reviewed_ref(root: Path) -> str | None:
     """The remote's default branch, the reviewed branch when ``reviewed_ref`` is not set: the branch
-    ``refs/remotes/origin/HEAD`` names (``git clone`` sets it), else the one of origin's main, master and trunk
-    that exists; None when neither tells.
+    ``origin/HEAD`` names (``git clone`` sets it), else the one of origin's main, master and trunk that exists;
+    when there is no origin and exactly one remote, that remote's the same way (``git clone -o upstream``).
+    None when nothing tells.
 
-    The ref files are read, not git run: the index reads the configuration on every refresh.
+    The refs are git's to read (a reftable repository keeps no ref files), but a git process costs every
+    refresh of the index, which reads the configuration: it is spared when the files alone answer, as in
+    most clones (``origin/HEAD`` is a loose file wherever refs are files: symbolic refs are never packed) and
+    in repositories without remote-tracking refs.
     """
     common = _common_dir(root)
     if common is None:
         return None
-    remote = "refs/remotes/origin/"
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        head = (common / "refs/remotes/origin/HEAD").read_text(encoding="utf-8").strip()
+        if head.startswith("ref: refs/remotes/origin/"):
+            return "origin/" + head[len("ref: refs/remotes/origin/") :]
+    if not _may_have_remote_refs(common):
+        return None
+    from mtlgit import git  # only here: loading the configuration does not load subprocess
+
     try:
-        loose = set(os.listdir(common / remote))
-    except OSError:
-        loose = set()
-    head = ""
-    if "HEAD" in loose:
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            head = (common / remote / "HEAD").read_text(encoding="utf-8").strip()
-    if head.startswith(f"ref: {remote}"):
-        return "origin/" + head[len(f"ref: {remote}") :]
+        refs = git.remote_refs(root)
+    except git.GitError:
+        # Not a reason to fail every command that reads the configuration: the commands that need the
+        # reviewed branch say that none is known, and how to set it.
+        return None
+    return _default_branch(refs)
+
+
+def _may_have_remote_refs(common: Path) -> bool:
+    """Whether remote-tracking refs may exist: loose ones, packed ones, or refs in a store only git reads."""
+    if (common / "reftable").is_dir():
+        return True
     try:
-        packed = (common / "packed-refs").read_text(encoding="utf-8", errors="replace").split("\n")
+        if os.listdir(common / "refs/remotes"):
+            return True
     except OSError:
-        packed = []
-    names = {line.partition(" ")[2] for line in packed if line.startswith(tuple("0123456789abcdef"))}
-    # A loose branch is a file: refs/remotes/origin/main/ is a folder when branches are named main/<something>.
-    found = [b for b in DEFAULT_BRANCHES if (b in loose and (common / remote / b).is_file()) or remote + b in names]
-    return f"origin/{found[0]}" if len(found) == 1 else None
+        pass
+    try:
+        return b" refs/remotes/" in (common / "packed-refs").read_bytes()
+    except OSError:
+        return False
+
+
+def _default_branch(refs: dict[str, str]) -> str | None:
+    """The default branch of origin, or of the one remote there is, among ``refs`` (see git.remote_refs)."""
+    prefix = "refs/remotes/"
+    # A remote's HEAD names its default branch; remote names may hold slashes (refs/remotes/team/a/HEAD).
+    heads = {
+        name[len(prefix) : -len("/HEAD")]: target[len(name) - len("HEAD") :]
+        for name, target in refs.items()
+        if name.endswith("/HEAD") and target.startswith(name[: -len("HEAD")])
+    }
+    remotes = set(heads)
+    for name in refs:
+        rest = name[len(prefix) :]
+        if not any(rest.startswith(remote + "/") for remote in heads):
+            remotes.add(rest.split("/", 1)[0])
+    if "origin" in remotes:
+        remote = "origin"
+    elif len(remotes) == 1:
+        (remote,) = remotes
+    else:
+        return None
+    if remote in heads:
+        return f"{remote}/{heads[remote]}"
+    # A branch named main/<something> is not the branch main: only a ref of that exact name counts.
+    found = [branch for branch in DEFAULT_BRANCHES if f"{prefix}{remote}/{branch}" in refs]
+    return f"{remote}/{found[0]}" if len(found) == 1 else None
 
 
 @functools.lru_cache(maxsize=8)
 def _common_dir(root: Path) -> Path | None:
     """The git dir holding the refs of the work tree at ``root``, found once a process (a work tree's does not
     move, and finding it may run git)."""
-    from mtlgit.repo import find_repo
-
     try:
         return find_repo(root).common_dir
     except MtlgitError:

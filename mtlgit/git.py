@@ -111,6 +111,22 @@ def text(cwd: Path, *args: str, input: bytes | None = None, check: bool = True) 
     return run(cwd, *args, input=input, check=check).text
 
 
+def remote_refs(cwd: Path) -> dict[str, str]:
+    """Every remote-tracking ref of the repository at ``cwd`` (``refs/remotes/origin/main``), with the ref it
+    points to when it is symbolic (``refs/remotes/origin/HEAD``: ``refs/remotes/origin/main``), else ''. Asked
+    of git, so that any ref storage (loose files, packed-refs, reftable) answers.
+
+    :raises GitError: as :func:`run`.
+    """
+    out = run(cwd, "for-each-ref", "--format=%(refname)%00%(symref)", "refs/remotes/").stdout
+    refs = {}
+    for line in out.split(b"\n"):
+        if line:
+            name, _, target = line.partition(b"\0")
+            refs[name.decode("utf-8", "surrogateescape")] = target.decode("utf-8", "surrogateescape")
+    return refs
+
+
 def _subcommand(args: tuple[str, ...]) -> str:
     """The git command's name, past the options given to git itself (``-c name=value``, ``-C dir``)."""
     position = 0

@@ -336,6 +336,34 @@ def test_pool_sync_names_the_files_it_cannot_read(repo: Path, tmp_path: Path) ->
     assert results(repo, "pin the compiler version", "-k", "1")[0]["pool"] == "ops"  # the readable one answers
 
 
+def test_pool_sync_json_gives_each_pools_status(repo: Path, tmp_path: Path) -> None:
+    remote = upstream(tmp_path, "ops", MASTER, branch="master", prefix="01M8RX8B3DAAAAAAAAAAAA")
+    work = tmp_path / "ops-work"
+    write(work / "memories" / "bare.md", "just text, no front matter\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "a file mtlgit cannot read")
+    git(work, "push", "-q", str(remote), "HEAD:master")
+    assert run_cli(repo, "pool", "add", "ops", str(remote)).code == 0
+    assert run_cli(repo, "pool", "add", "gone", str(tmp_path / "missing.git"), "--no-sync").code == 0
+
+    synced = run_cli(repo, "pool", "sync", "--json")
+    assert synced.code == 1 and "Traceback" not in synced.err, synced.output
+    rows = json.loads(synced.out)  # stdout is the JSON alone: notes and failures go to stderr
+    assert [(row["name"], row["trust"], row["status"]["ok"]) for row in rows] == [
+        ("ops", "untrusted", True),
+        ("gone", "untrusted", False),
+    ]
+    ops, gone = rows[0]["status"], rows[1]["status"]
+    assert ops["memories"] == 1 and len(ops["commit"]) == 40 and "error" not in ops
+    assert ops["unreadable"] == 1 and ops["unreadable_files"][0]["path"] == "memories/bare.md"
+    assert gone["error"].startswith("git fetch of") and "memories" not in gone
+    assert "pool 'gone': sync failed" in synced.err and "pool 'ops': 1 file(s) could not be read" in synced.err
+    # The same objects pool list --json keeps, and the one pool named is the one synced.
+    assert [row["status"] for row in json.loads(run_cli(repo, "pool", "list", "--json").out)] == [ops, gone]
+    one = run_cli(repo, "pool", "sync", "ops", "--json")
+    assert one.code == 0 and [row["name"] for row in json.loads(one.out)] == ["ops"], one.output
+
+
 def test_a_pool_with_a_domain_label_has_its_own_vectors_of_a_file_the_repository_shares(
     repo: Path, tmp_path: Path
 ) -> None:

@@ -218,15 +218,19 @@ def list_pools(as_json: bool) -> None:
 
 @pool.command("sync")
 @click.argument("names", nargs=-1)
-def sync(names: tuple[str, ...]) -> None:
+@json_option
+def sync(names: tuple[str, ...], as_json: bool) -> None:
     """Fetch every pool (or the named ones) with git and index its memories.
 
-    Only contents never seen before are embedded. A pool that fails is reported and the others still sync.
+    Only contents never seen before are embedded. A pool that fails is reported and the others still sync
+    (exit 1). --json prints one object a pool, as `pool list --json` does: its settings and its new status
+    (ok, memories, commit, unreadable, unreadable_files, and error when it failed; a failed pool keeps the
+    memories and commit of its last good sync).
 
     \b
     Example:
         mtlgit pool sync
-        mtlgit pool sync platform
+        mtlgit pool sync platform --json
     """
     from mtlgit import pools
     from mtlgit.config import load_config
@@ -239,19 +243,26 @@ def sync(names: tuple[str, ...]) -> None:
         if unknown:
             raise MtlgitError(f"no pool named {', '.join(sorted(unknown))}: `mtlgit pool list` shows them")
         specs = [s for s in specs if s.name in names]
-    if not specs:
+    if not specs and not as_json:
         click.echo("No pools to sync: `mtlgit pool add NAME URL` adds one.")
         return
     failed = 0
+    rows = []
     for spec in specs:
-        failed += not _report(pools.sync(repo, spec, repo.root))
+        status = pools.sync(repo, spec, repo.root)
+        rows.append({**spec.__dict__, "status": status})
+        failed += not _report(status, quiet=as_json)
+    if as_json:
+        echo_json(rows)
     if failed:
         raise click.exceptions.Exit(1)
 
 
-def _report(status: dict[str, object]) -> bool:
+def _report(status: dict[str, object], quiet: bool = False) -> bool:
+    """Say how a sync went (a success on stdout unless ``quiet``, a failure on stderr); whether it succeeded."""
     if status.get("ok"):
-        click.echo(f"pool '{status['name']}': {status['memories']} memories at {str(status['commit'])[:10]}")
+        if not quiet:
+            click.echo(f"pool '{status['name']}': {status['memories']} memories at {str(status['commit'])[:10]}")
         return True
     click.echo(f"pool '{status['name']}': sync failed: {status['error']}", err=True)
     return False
