@@ -126,9 +126,9 @@ def parse_range(repo: Repo, spec: str | None, default_base: str | None) -> tuple
     if not spec:
         if default_base is None:
             raise MtlgitError(
-                "no range given and no reviewed branch: .mtlgit.yaml sets no reviewed_ref and origin has no default "
-                f"branch (origin/HEAD, or one of origin/{', origin/'.join(DEFAULT_BRANCHES)}): give one, e.g. "
-                "`mtlgit review main..HEAD`, or set `reviewed_ref: BRANCH` in .mtlgit.yaml"
+                "no range given and no reviewed branch: .mtlgit.yaml sets no reviewed_ref, and neither origin nor "
+                f"a lone remote has a default branch (its HEAD, or one of {', '.join(DEFAULT_BRANCHES)}): give one, "
+                "e.g. `mtlgit review main..HEAD`, or set `reviewed_ref: BRANCH` in .mtlgit.yaml"
             )
         try:
             resolve_commit(repo, default_base)
