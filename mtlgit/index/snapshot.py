@@ -13,7 +13,7 @@ This module is on the recall path: it imports only numpy and the standard librar
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ class Snapshot:
         self._offsets: list[int] = []
         self._files: list[str] | None = None
         self._codes: dict[str, np.ndarray] = {}
+        self._memo: dict[Any, Any] = {}
 
     # --- the generation -------------------------------------------------------------------------------------
 
@@ -116,6 +117,39 @@ class Snapshot:
             self._rows = rows
             self._offsets = np.cumsum([0] + [len(r) for r in rows]).tolist()
         return self._rows
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``, kept under ``key`` for the snapshot's life (a snapshot never changes): what every recall
+        derives alike, such as the candidates of the default filters."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def row_places(self) -> list[np.ndarray | None]:
+        """For each segment, the snapshot row of each of its rows (-1 when tombstoned); None for a segment with
+        no tombstone, whose row r is the snapshot row r + its offset."""
+
+        def places() -> list[np.ndarray | None]:
+            out: list[np.ndarray | None] = []
+            for number, (seg, rows) in enumerate(zip(self.segments, self.segment_rows(), strict=True)):
+                if len(rows) == seg.n_docs:
+                    out.append(None)
+                    continue
+                place = np.full(seg.n_docs, -1, dtype=np.int64)
+                place[rows] = np.arange(len(rows), dtype=np.int64) + self._offsets[number]
+                out.append(place)
+            return out
+
+        return self.memo("row places", places)  # type: ignore[no-any-return]
+
+    def segment_offsets(self) -> list[int]:
+        """The snapshot row of each segment's first live memory, and the number of memories last."""
+        self.segment_rows()
+        return self._offsets
+
+    def doc_lengths(self) -> np.ndarray:
+        """Every memory's length in terms (float64, as BM25 weighs it)."""
+        return self.memo("lengths", lambda: self._per_row("docs.len").astype(np.float64))  # type: ignore[no-any-return]
 
     def _locate(self, rows: Iterable[int]) -> list[tuple[int, int]]:
         """(segment, row in it) of each snapshot row."""
