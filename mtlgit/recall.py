@@ -130,25 +130,25 @@ def _postings(snapshot: Snapshot, wanted: np.ndarray) -> list[tuple[bytes, np.nd
     term's postings) and its count in each."""
     places = snapshot.row_places()
     offsets = snapshot.segment_offsets()
-    out = []
-    for term in wanted.tolist():
-        rows, counts = [], []
-        for number, segment in enumerate(snapshot.segments):
-            postings = segment.postings(term)
-            if postings is None:
-                continue
-            docs, tf = postings
-            place = places[number]
+    rows: list[list[np.ndarray]] = [[] for _ in range(len(wanted))]
+    counts: list[list[np.ndarray]] = [[] for _ in range(len(wanted))]
+    for number, segment in enumerate(snapshot.segments):
+        place = places[number]
+        for i, docs, tf in segment.postings_of(wanted):
             if place is None:
-                rows.append(docs.astype(np.int64) + offsets[number])
-                counts.append(tf)
+                rows[i].append(docs.astype(np.int64) + offsets[number])
+                counts[i].append(tf)
                 continue
             at = place[docs]
             live = at >= 0
-            rows.append(at[live])
-            counts.append(tf[live])
-        if rows and sum(len(r) for r in rows):
-            out.append((term, np.concatenate(rows), np.concatenate(counts)))
+            rows[i].append(at[live])
+            counts[i].append(tf[live])
+    out = []
+    for term, found, held in zip(wanted.tolist(), rows, counts, strict=True):
+        if len(found) == 1 and len(found[0]):
+            out.append((term, found[0], held[0]))
+        elif sum(len(r) for r in found):
+            out.append((term, np.concatenate(found), np.concatenate(held)))
     return out
 
 
@@ -447,6 +447,8 @@ def _best(head: np.ndarray, a: float, bm25: np.ndarray, b: float | np.ndarray, c
     """The positions of the ``count`` largest a * head + b * bm25."""
     if count >= len(head):
         return np.arange(len(head))
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
     value = head * np.float32(a)
     value += bm25 * (np.float32(b) if isinstance(b, float) else b)
     return np.argpartition(value, len(value) - count)[len(value) - count :]
