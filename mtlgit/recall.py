@@ -42,7 +42,7 @@ TWO_STAGE_MIN = 20_000
 RESCORE = 300
 # How many candidates with the best estimated confidence are scored in full as well, so that the memories which
 # clear the confidence bar are among those scored when few do (README, "Recall in two stages").
-BAR_RESCORE = 300
+BAR_RESCORE = 100
 
 
 @dataclass
