@@ -106,19 +106,54 @@ def bm25_scores(snapshot: Snapshot, terms: Sequence[str]) -> np.ndarray:
     word -- a module name in every line of a log -- outweigh the words that name its situation; counted once,
     the agent-task dev split gained 0.03 nDCG@10 (README, "Retrieval quality").
 
-    Every term's postings in every segment are weighed in one vectorised pass and summed per memory in float64
-    (so the sum does not depend on the order of terms or segments): a loop per term and segment spent most of
-    its time in numpy's per-call overhead (~4 ms for a task-worded query at 100k).
+    Each term's weights are computed once per snapshot and kept (up to :data:`TERM_CACHE` postings, the least
+    recently used dropped first): in a long-lived process (the MCP server) the common words of task texts recur,
+    and their postings are most of the work. The weights are summed per memory in float64, so the sum does not
+    depend on the order of terms or segments.
     """
     n_docs = snapshot.n_docs
-    found = _postings(snapshot, _distinct(terms)) if terms and n_docs else []
+    found = [part for part in _weighted(snapshot, _distinct(terms)) if len(part[0])] if terms and n_docs else []
     if not found:
         return np.zeros(n_docs, dtype=np.float32)
-    rows = np.concatenate([at for _term, at, _tf in found])
-    tf = np.concatenate([tf for _term, _at, tf in found])
-    weight = np.repeat([idf(len(at), n_docs) for _term, at, _tf in found], [len(at) for _term, at, _tf in found])
-    weights = bm25_weights(tf, snapshot.doc_lengths()[rows], weight, _avgdl(snapshot))
+    rows = found[0][0] if len(found) == 1 else np.concatenate([at for at, _w in found])
+    weights = found[0][1] if len(found) == 1 else np.concatenate([w for _at, w in found])
     return np.bincount(rows, weights, minlength=n_docs).astype(np.float32)
+
+
+# The most postings whose weights a snapshot keeps (int64 row and float32 weight each: 12 MB).
+TERM_CACHE = 1_000_000
+
+
+def _weighted(snapshot: Snapshot, wanted: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(snapshot rows, BM25 weights) of the live memories holding each of the sorted terms ``wanted``, with idf
+    and the average length taken over every live memory of the snapshot (empty for a term no memory holds)."""
+    cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = snapshot.memo("term weights", dict)
+    terms = wanted.tolist()
+    missing = [term for term in terms if term not in cache]
+    if missing:
+        found = {term: (at, tf) for term, at, tf in _postings(snapshot, np.array(missing, dtype=bytes))}
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        held = [term for term in missing if term in found]
+        if held:
+            sizes = [len(found[term][0]) for term in held]
+            tf = np.concatenate([found[term][1] for term in held])
+            rows = np.concatenate([found[term][0] for term in held])
+            weight = np.repeat([idf(size, snapshot.n_docs) for size in sizes], sizes)
+            weights = bm25_weights(tf, snapshot.doc_lengths()[rows], weight, _avgdl(snapshot))
+            bounds = np.cumsum(sizes)[:-1].tolist()
+            for term, at, w in zip(held, np.split(rows, bounds), np.split(weights, bounds), strict=True):
+                cache[term] = (at, w)
+        for term in missing:
+            cache.setdefault(term, empty)
+    answer = []
+    for term in terms:
+        answer.append(cache.pop(term))
+        cache[term] = answer[-1]  # the most recently used last
+    total = sum(len(at) for at, _w in cache.values())
+    while total > TERM_CACHE and len(cache) > len(terms):
+        oldest = next(iter(cache))
+        total -= len(cache.pop(oldest)[0])
+    return answer
 
 
 def _avgdl(snapshot: Snapshot) -> float:
@@ -484,13 +519,12 @@ def shown_words(text: str) -> dict[str, str]:
 
 def matched_terms(snapshot: Snapshot, terms: Sequence[str], row: int) -> dict[str, float]:
     """Each query term found in memory ``row``, with its part of the memory's BM25 score (largest first)."""
+    wanted = _distinct(terms)
     out: dict[str, float] = {}
-    length = snapshot.doc_lengths()[row : row + 1]
-    for term, rows, tf in _postings(snapshot, _distinct(terms)):
+    for term, (rows, weights) in zip(wanted.tolist(), _weighted(snapshot, wanted), strict=True):
         found = np.flatnonzero(rows == row)
         if len(found):
-            weight = bm25_weights(tf[found], length, idf(len(rows), snapshot.n_docs), _avgdl(snapshot))
-            out[term.decode("utf-8")] = float(weight[0])
+            out[term.decode("utf-8")] = float(weights[int(found[0])])
     return dict(sorted(out.items(), key=lambda item: -item[1]))
 
 
