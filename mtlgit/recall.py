@@ -486,7 +486,15 @@ def _best(head: np.ndarray, a: float, bm25: np.ndarray, b: float | np.ndarray, c
         return np.zeros(0, dtype=np.int64)
     value = head * np.float32(a)
     value += bm25 * (np.float32(b) if isinstance(b, float) else b)
-    return np.argpartition(value, len(value) - count)[len(value) - count :]
+    # A threshold from a sample that about three times ``count`` clear, so the partition runs on those only
+    # (a partition of 100k values cost ~0.6 ms); when fewer than ``count`` clear it, on every value.
+    sample = value[:: max(1, len(value) // 4096)]
+    above = min(len(sample) - 1, 3 * count * len(sample) // len(value) + 1)
+    threshold = np.partition(sample, len(sample) - 1 - above)[len(sample) - 1 - above]
+    clear = np.flatnonzero(value >= threshold)
+    if len(clear) < count:
+        return np.argpartition(value, len(value) - count)[len(value) - count :]
+    return clear[np.argpartition(value[clear], len(clear) - count)[len(clear) - count :]]
 
 
 def _prior_shift(

@@ -190,3 +190,17 @@ def test_equal_scores_are_ordered_by_path_not_by_segment(tmp_path: Path) -> None
     assert len(refreshed.segments) > 1  # a.md now lives in a delta segment, after b.md's row
     again = search(refreshed, query, None, k=2, mode="bm25")
     assert [h.path for h in again] == ["memories/ties/a.md", "memories/ties/b.md"]
+
+
+def test_the_best_of_the_first_stage_are_the_largest_values() -> None:
+    """The first stage's selection (a threshold from a sample, then a partition of what clears it) takes values
+    as large as a partition of every value takes, with ties, and with fewer values than asked."""
+    rng = np.random.default_rng(5)
+    for n, count in ((100_000, 303), (50_000, 100), (5_000, 4_000), (200, 300)):
+        head = rng.standard_normal(n).astype(np.float32)
+        bm25 = np.where(rng.random(n) < 0.2, rng.exponential(2.0, n), 0.0).astype(np.float32)
+        for a, b in ((0.7, 0.2), (0.0, 1.0), (1.0, 0.0)):
+            got = recall_module._best(head, a, bm25, b, count)
+            value = head * np.float32(a) + bm25 * np.float32(b)
+            assert len(got) == len(set(got.tolist())) == min(n, count)
+            np.testing.assert_array_equal(np.sort(value[got]), np.sort(value)[len(value) - len(got) :])
