@@ -124,12 +124,18 @@ def bm25_scores(snapshot: Snapshot, terms: Sequence[str]) -> np.ndarray:
 TERM_CACHE = 1_000_000
 
 
+class _Kept(dict[bytes, tuple[np.ndarray, np.ndarray]]):
+    """A snapshot's kept term weights, least recently used first, and how many postings they hold."""
+
+    postings = 0
+
+
 def _weighted(snapshot: Snapshot, wanted: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """(snapshot rows, BM25 weights) of the live memories holding each of the sorted terms ``wanted``, with idf
     and the average length taken over every live memory of the snapshot (empty for a term no memory holds)."""
-    cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = snapshot.memo("term weights", dict)
+    kept: _Kept = snapshot.memo("term weights", _Kept)
     terms = wanted.tolist()
-    missing = [term for term in terms if term not in cache]
+    missing = [term for term in terms if term not in kept]
     if missing:
         found = {term: (at, tf) for term, at, tf in _postings(snapshot, np.array(missing, dtype=bytes))}
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
@@ -142,17 +148,16 @@ def _weighted(snapshot: Snapshot, wanted: np.ndarray) -> list[tuple[np.ndarray, 
             weights = bm25_weights(tf, snapshot.doc_lengths()[rows], weight, _avgdl(snapshot))
             bounds = np.cumsum(sizes)[:-1].tolist()
             for term, at, w in zip(held, np.split(rows, bounds), np.split(weights, bounds), strict=True):
-                cache[term] = (at, w)
+                kept[term] = (at, w)
+            kept.postings += len(rows)
         for term in missing:
-            cache.setdefault(term, empty)
+            kept.setdefault(term, empty)
     answer = []
     for term in terms:
-        answer.append(cache.pop(term))
-        cache[term] = answer[-1]  # the most recently used last
-    total = sum(len(at) for at, _w in cache.values())
-    while total > TERM_CACHE and len(cache) > len(terms):
-        oldest = next(iter(cache))
-        total -= len(cache.pop(oldest)[0])
+        answer.append(kept.pop(term))
+        kept[term] = answer[-1]  # the most recently used last
+    while kept.postings > TERM_CACHE and len(kept) > len(terms):
+        kept.postings -= len(kept.pop(next(iter(kept)))[0])
     return answer
 
 

@@ -403,6 +403,7 @@ def test_kept_term_weights_score_as_computed_afresh(tmp_path: Path, monkeypatch:
         assert np.array_equal(bm25_scores(kept, terms), afresh), query
     cache = kept.memo("term weights", dict)
     assert len(cache) < len({term for query in queries for term in analyze(query)})  # some were dropped
+    assert cache.postings == sum(len(rows) for rows, _weights in cache.values())
 
 
 def test_worktrees_share_the_cache_and_keep_their_own_snapshot(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
