@@ -11,8 +11,9 @@ From :data:`TWO_STAGE_MIN` candidates a hybrid recall scores the dense half in t
 two stages"): every candidate is scored on the stored head of the vectors only, its dense z-score estimated from
 that, and the :data:`RESCORE` best by the fused estimate (plus k) are scored in full. The mean and spread that the full
 z-scores need are exact, from the segments' stored moments (Snapshot.dense_stage), so a memory rescored gets
-the score the exhaustive path gives it (to float rounding). When fewer than k rescored memories clear the
-confidence bar, every candidate is scored in full.
+the score the exhaustive path gives it (to float rounding). The :data:`BAR_RESCORE` best by estimated
+confidence are scored in full too, so that the memories which clear the confidence bar are among those scored
+when few or none do; no candidate set is scored in full on this path.
 """
 
 from __future__ import annotations
