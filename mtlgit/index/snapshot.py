@@ -21,7 +21,7 @@ import numpy as np
 
 from mtlgit.index.common import ATTRS, IndexCorrupt, check_parts, note, path_key, read_manifest
 from mtlgit.index.manifest import Manifest
-from mtlgit.index.segment import Segment
+from mtlgit.index.segment import Segment, vector_moments
 
 _COLUMNS = {name: (column, values) for column, (name, values) in enumerate(ATTRS)}
 
@@ -306,7 +306,8 @@ class Snapshot:
         for seg, live in zip(self.segments, self.segment_rows(), strict=True):
             split = seg.head_dims
             q_head, q64 = vector[:split], vector.astype(np.float64)
-            wanted = live[mask[start : start + len(live)]]
+            chosen = mask[start : start + len(live)]
+            wanted = live[chosen]
             start += len(live)
             head = np.empty(seg.n_docs, dtype=np.float32)
             array = seg.array("vectors.head")
@@ -316,24 +317,26 @@ class Snapshot:
             moments = seg.moments()
             left_out = seg.n_docs - len(wanted)
             if moments is not None and left_out <= seg.n_docs // 4:
-                total, gram = moments
-                full_gram = gram @ q64
-                sums += [
-                    seg.n_docs,
-                    total[:split] @ q64[:split],
-                    q64[:split] @ gram[:split, :split] @ q64[:split],
-                    total @ q64,
-                    q64 @ full_gram,
-                    q64[:split] @ full_gram[:split],
-                ]
+                sums += _moment_sums(*moments, q64, split, seg.n_docs)
                 if left_out:
-                    out = np.ones(seg.n_docs, dtype=bool)
-                    out[wanted] = False
-                    gone = np.flatnonzero(out)
-                    sums -= _sums(head[gone], seg.dense(vector, gone))
+                    sums -= _moment_sums(*self._left_out(seg, wanted, chosen), q64, split, left_out)
             else:
                 sums += _sums(head[wanted], seg.dense(vector)[wanted])
         return (np.concatenate(heads) if heads else np.zeros(0, dtype=np.float32)), sums
+
+    def _left_out(self, seg: Segment, wanted: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The moments of the rows of ``seg`` not in ``wanted`` (tombstoned or filtered out), kept for the last
+        few sets of rows: the same filters leave out the same rows at every recall, and gathering their whole
+        vectors each time cost more than the rest of the first stage."""
+        kept: dict[tuple[str, bytes], tuple[np.ndarray, np.ndarray]] = self.memo("left out", dict)
+        key = (seg.name, chosen.tobytes())  # which live rows are wanted: a bit each, not a row number
+        if key not in kept:
+            out = np.ones(seg.n_docs, dtype=bool)
+            out[wanted] = False
+            if len(kept) >= 4:
+                del kept[next(iter(kept))]
+            kept[key] = vector_moments(seg.vectors(np.flatnonzero(out)))
+        return kept[key]
 
     # --- files ----------------------------------------------------------------------------------------------
 
@@ -379,6 +382,21 @@ class Snapshot:
 def _take(array: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
     """``array[rows]``, without the copy when ``rows`` are all of its rows."""
     return array if len(rows) == n_rows else array[rows]
+
+
+def _moment_sums(total: np.ndarray, gram: np.ndarray, q64: np.ndarray, split: int, count: int) -> np.ndarray:
+    """``[n, sum h, sum h^2, sum d, sum d^2, sum h d]`` of rows with these moments, for the query ``q64``."""
+    full_gram = gram @ q64
+    return np.array(
+        [
+            count,
+            total[:split] @ q64[:split],
+            q64[:split] @ gram[:split, :split] @ q64[:split],
+            total @ q64,
+            q64 @ full_gram,
+            q64[:split] @ full_gram[:split],
+        ]
+    )
 
 
 def _sums(head: np.ndarray, dense: np.ndarray) -> np.ndarray:
