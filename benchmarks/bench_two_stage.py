@@ -2,9 +2,11 @@
 
 From ``recall.TWO_STAGE_MIN`` candidates, recall scores every candidate on the stored head of the vectors
 (``segment.HEAD_DIMS`` dimensions), estimates its dense z-score from that, and scores only the best
-``RESCORE`` + k in full (mtlgit/recall.py). This measures, on an indexed pool (e.g. 100k memories made with
-``pools.py``), how often the two-stage top 3 and top 10 equal the exhaustive ones (same memories, same order),
-for each number rescored, over task-worded queries: the agent-task sets (``benchmarks/agent_tasks/*.jsonl``,
+``RESCORE`` + k in full, with the ``BAR_RESCORE`` best by estimated confidence (mtlgit/recall.py). This
+measures, on an indexed pool (e.g. 100k memories made with ``pools.py``), how often the two-stage top 3 and top
+10 equal the exhaustive ones (same memories, same order), for each number rescored, and how often the default
+answer (k = 3 after the default confidence bar: which memories, their order, or none) does, over task-worded
+queries: the agent-task sets (``benchmarks/agent_tasks/*.jsonl``,
 ``benchmarks/agent_cases/cases.tsv``) and, when the third-party data is there, SciFact's training claims.
 It also times one in-process call of each path (search only, and the whole MCP-like request: freshness,
 search, budget, prompt text and JSON), medians.
@@ -34,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from mtlgit import recall as recall_module  # noqa: E402
 from mtlgit import render  # noqa: E402
+from mtlgit.confidence import DEFAULT_MIN_CONFIDENCE  # noqa: E402
 from mtlgit.recall import Recaller, Source, search_sources  # noqa: E402
 from mtlgit.recall_request import RecallRequest, execute  # noqa: E402
 
@@ -58,10 +61,10 @@ def queries() -> dict[str, list[str]]:
     return sets
 
 
-def ranking(recaller: Recaller, query: str, model: object, k: int) -> tuple[list[str], float]:
+def ranking(recaller: Recaller, query: str, model: object, k: int, bar: float = 0.0) -> tuple[list[str], float]:
     started = time.perf_counter()
     encode = model.encode_query  # type: ignore[attr-defined]
-    hits = search_sources([Source(recaller.snapshot(quick=True))], query, encode, k=k)
+    hits = search_sources([Source(recaller.snapshot(quick=True))], query, encode, k=k, min_confidence=bar)
     return [hit.path for hit in hits], time.perf_counter() - started
 
 
@@ -96,21 +99,28 @@ def main() -> int:
             ranked, took = ranking(recaller, text, model, 10)
             exact.append(ranked)
             exact_times.append(took)
+        barred = [ranking(recaller, text, model, 3, DEFAULT_MIN_CONFIDENCE)[0] for text in texts]
         median = statistics.median(exact_times) * 1000
-        print(f"\n{name}: {len(texts)} queries; exhaustive search median {median:.1f} ms")
+        none = sum(not answer for answer in barred)
+        print(
+            f"\n{name}: {len(texts)} queries ({none} with nothing above the bar); exhaustive search median "
+            f"{median:.1f} ms"
+        )
         recall_module.TWO_STAGE_MIN = two_stage_min
         for rescore in rescores:
             recall_module.RESCORE = rescore
-            same3 = same10 = 0
+            same3 = same10 = same_bar = 0
             times = []
-            for text, reference in zip(texts, exact, strict=True):
+            for text, reference, answer in zip(texts, exact, barred, strict=True):
                 ranked, took = ranking(recaller, text, model, 10)
                 times.append(took)
                 same3 += ranked[:3] == reference[:3]
                 same10 += ranked == reference
+                same_bar += ranking(recaller, text, model, 3, DEFAULT_MIN_CONFIDENCE)[0] == answer
             print(
                 f"  rescore {rescore:4d} + k: top 3 agree {same3 / len(texts):7.2%}, top 10 agree "
-                f"{same10 / len(texts):7.2%}, search median {statistics.median(times) * 1000:.1f} ms"
+                f"{same10 / len(texts):7.2%}, after the bar {same_bar / len(texts):7.2%}, "
+                f"search median {statistics.median(times) * 1000:.1f} ms"
             )
         recall_module.RESCORE = default_rescore
     sample = [text for texts in queries().values() for text in texts[:40]]

@@ -11,8 +11,9 @@ From :data:`TWO_STAGE_MIN` candidates a hybrid recall scores the dense half in t
 two stages"): every candidate is scored on the stored head of the vectors only, its dense z-score estimated from
 that, and the :data:`RESCORE` best by the fused estimate (plus k) are scored in full. The mean and spread that the full
 z-scores need are exact, from the segments' stored moments (Snapshot.dense_stage), so a memory rescored gets
-the score the exhaustive path gives it (to float rounding). When fewer than k rescored memories clear the
-confidence bar, every candidate is scored in full.
+the score the exhaustive path gives it (to float rounding). The :data:`BAR_RESCORE` best by estimated
+confidence are scored in full too, so that the memories which clear the confidence bar are among those scored
+when few or none do; no candidate set is scored in full on this path.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from mtlgit.analysis import analyze, words
-from mtlgit.confidence import DEFAULT_MIN_CONFIDENCE, confidence
+from mtlgit.confidence import COEFFICIENTS, DEFAULT_MIN_CONFIDENCE, confidence
 from mtlgit.embed import load_model
 from mtlgit.errors import MtlgitError
 from mtlgit.index import Manifest, Snapshot, WorktreeIndex, rev_snapshot
@@ -40,6 +41,9 @@ TWO_STAGE_MIN = 20_000
 # How many candidates of the first stage are scored in full, besides k: the top 3 agree with the exhaustive
 # ranking for >= 99.5% of the task-worded queries of benchmarks/bench_two_stage.py at 100k.
 RESCORE = 300
+# How many candidates with the best estimated confidence are scored in full as well, so that the memories which
+# clear the confidence bar are among those scored when few do (README, "Recall in two stages").
+BAR_RESCORE = 100
 
 
 @dataclass
@@ -102,59 +106,90 @@ def bm25_scores(snapshot: Snapshot, terms: Sequence[str]) -> np.ndarray:
     Counting a repeated query term again (as bm25s does) lets a long task text that repeats one incidental
     word -- a module name in every line of a log -- outweigh the words that name its situation; counted once,
     the agent-task dev split gained 0.03 nDCG@10 (README, "Retrieval quality").
+
+    Each term's weights are computed once per snapshot and kept (up to :data:`TERM_CACHE` postings, the least
+    recently used dropped first): in a long-lived process (the MCP server) the common words of task texts recur,
+    and their postings are most of the work. The weights are summed per memory in float64, so the sum does not
+    depend on the order of terms or segments.
     """
-    scores = np.zeros(snapshot.n_docs, dtype=np.float32)
-    if not terms or not snapshot.n_docs:
-        return scores
-    per_segment = [np.zeros(len(rows), dtype=np.float32) for rows in snapshot.segment_rows()]
-    for _term, weighted in _term_weights(snapshot, _distinct(terms)):
-        for number, at, weights in weighted:
-            per_segment[number][at] += weights  # a memory appears once in a term's postings
-    start = 0
-    for part in per_segment:
-        scores[start : start + len(part)] = part
-        start += len(part)
-    return scores
-
-
-def _term_weights(
-    snapshot: Snapshot, wanted: np.ndarray
-) -> list[tuple[bytes, list[tuple[int, np.ndarray, np.ndarray]]]]:
-    """For each query term: (segment, positions among its live memories, BM25 weights) of the live memories
-    holding it, with idf and the average length taken over every live memory of the snapshot."""
-    rows = snapshot.segment_rows()
     n_docs = snapshot.n_docs
-    avgdl = snapshot.manifest.total_len / n_docs if n_docs else 1.0
+    found = [part for part in _weighted(snapshot, _distinct(terms)) if len(part[0])] if terms and n_docs else []
+    if not found:
+        return np.zeros(n_docs, dtype=np.float32)
+    rows = found[0][0] if len(found) == 1 else np.concatenate([at for at, _w in found])
+    weights = found[0][1] if len(found) == 1 else np.concatenate([w for _at, w in found])
+    return np.bincount(rows, weights, minlength=n_docs).astype(np.float32)
+
+
+# The most postings whose weights a snapshot keeps (int64 row and float32 weight each: 12 MB).
+TERM_CACHE = 1_000_000
+
+
+class _Kept(dict[bytes, tuple[np.ndarray, np.ndarray]]):
+    """A snapshot's kept term weights, least recently used first, and how many postings they hold."""
+
+    postings = 0
+
+
+def _weighted(snapshot: Snapshot, wanted: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(snapshot rows, BM25 weights) of the live memories holding each of the sorted terms ``wanted``, with idf
+    and the average length taken over every live memory of the snapshot (empty for a term no memory holds)."""
+    kept: _Kept = snapshot.memo("term weights", _Kept)
+    terms = wanted.tolist()
+    missing = [term for term in terms if term not in kept]
+    if missing:
+        found = {term: (at, tf) for term, at, tf in _postings(snapshot, np.array(missing, dtype=bytes))}
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        held = [term for term in missing if term in found]
+        if held:
+            sizes = [len(found[term][0]) for term in held]
+            tf = np.concatenate([found[term][1] for term in held])
+            rows = np.concatenate([found[term][0] for term in held])
+            weight = np.repeat([idf(size, snapshot.n_docs) for size in sizes], sizes)
+            weights = bm25_weights(tf, snapshot.doc_lengths()[rows], weight, _avgdl(snapshot))
+            bounds = np.cumsum(sizes)[:-1].tolist()
+            for term, at, w in zip(held, np.split(rows, bounds), np.split(weights, bounds), strict=True):
+                kept[term] = (at, w)
+            kept.postings += len(rows)
+        for term in missing:
+            kept.setdefault(term, empty)
+    answer = []
+    for term in terms:
+        answer.append(kept.pop(term))
+        kept[term] = answer[-1]  # the most recently used last
+    while kept.postings > TERM_CACHE and len(kept) > len(terms):
+        kept.postings -= len(kept.pop(next(iter(kept)))[0])
+    return answer
+
+
+def _avgdl(snapshot: Snapshot) -> float:
+    return snapshot.manifest.total_len / snapshot.n_docs if snapshot.n_docs else 1.0
+
+
+def _postings(snapshot: Snapshot, wanted: np.ndarray) -> list[tuple[bytes, np.ndarray, np.ndarray]]:
+    """For each query term that a live memory holds: the snapshot rows holding it (a memory appears once in a
+    term's postings) and its count in each."""
+    places = snapshot.row_places()
+    offsets = snapshot.segment_offsets()
+    rows: list[list[np.ndarray]] = [[] for _ in range(len(wanted))]
+    counts: list[list[np.ndarray]] = [[] for _ in range(len(wanted))]
+    for number, segment in enumerate(snapshot.segments):
+        place = places[number]
+        for i, docs, tf in segment.postings_of(wanted):
+            if place is None:
+                rows[i].append(docs.astype(np.int64) + offsets[number])
+                counts[i].append(tf)
+                continue
+            at = place[docs]
+            live = at >= 0
+            rows[i].append(at[live])
+            counts[i].append(tf[live])
     out = []
-    for term in wanted.tolist():
-        found = []
-        for number, segment in enumerate(snapshot.segments):
-            postings = segment.postings(term)
-            if postings is None or not len(rows[number]):
-                continue
-            docs, tf = postings
-            if len(rows[number]) == segment.n_docs:  # no tombstone: a posting's row is its position
-                found.append((number, np.asarray(docs, dtype=np.int64), np.asarray(tf), segment.array("docs.len")))
-                continue
-            # Live memories are a sorted subset of the segment's rows: a posting's position among them.
-            at = np.searchsorted(rows[number], docs)
-            at = np.minimum(at, len(rows[number]) - 1)
-            live = rows[number][at] == docs
-            if live.any():
-                found.append((number, at[live], np.asarray(tf)[live], segment.array("docs.len")))
-        df = sum(len(at) for _n, at, _tf, _len in found)
-        if not df:
-            continue
-        weight = idf(df, n_docs)
-        out.append(
-            (
-                term,
-                [
-                    (number, at, bm25_weights(tf, np.asarray(lengths)[rows[number][at]], weight, avgdl))
-                    for number, at, tf, lengths in found
-                ],
-            )
-        )
+    for term, found, held in zip(wanted.tolist(), rows, counts, strict=True):
+        if len(found) == 1 and len(found[0]):
+            out.append((term, found[0], held[0]))
+        elif sum(len(r) for r in found):
+            out.append((term, np.concatenate(found), np.concatenate(held)))
     return out
 
 
@@ -169,6 +204,33 @@ def dense_scores(snapshot: Snapshot, vector: np.ndarray) -> np.ndarray:
 
 
 def candidate_mask(snapshot: Snapshot, filters: Filters) -> np.ndarray:
+    """Whether each memory passes ``filters`` (read-only: kept on the snapshot for the next recall)."""
+    return snapshot.memo(_filters_key(filters), lambda: _candidate_mask(snapshot, filters))  # type: ignore[no-any-return]
+
+
+def _filters_key(filters: Filters) -> tuple[Any, ...]:
+    return (
+        tuple(filters.formats),
+        tuple(filters.domains),
+        tuple(filters.exclude_domains),
+        tuple(filters.tags),
+        tuple(filters.scopes),
+        filters.include_retired,
+        filters.include_trajectories,
+    )
+
+
+def _candidate_rows(snapshot: Snapshot, filters: Filters, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, rows) of the memories that pass ``filters`` and ``allowed``."""
+    mask = candidate_mask(snapshot, filters)
+    if allowed is not None:
+        mask = mask & allowed
+        return mask, np.flatnonzero(mask)
+    key = ("rows", *_filters_key(filters))
+    return mask, snapshot.memo(key, lambda: np.flatnonzero(mask))
+
+
+def _candidate_mask(snapshot: Snapshot, filters: Filters) -> np.ndarray:
     mask = np.ones(snapshot.n_docs, dtype=bool)
     if not filters.include_retired:
         mask &= snapshot.attr_in("status", ["active"])
@@ -186,6 +248,7 @@ def candidate_mask(snapshot: Snapshot, filters: Filters) -> np.ndarray:
         if values:
             has = snapshot.label_mask([prefix + v.strip().lower() for v in values])
             mask &= has if keep else ~has
+    mask.flags.writeable = False
     return mask
 
 
@@ -280,10 +343,7 @@ def search_sources(
         snapshot = source.snapshot
         if snapshot.n_docs == 0:
             continue
-        mask = candidate_mask(snapshot, filters)
-        if source.allowed is not None:
-            mask &= source.allowed
-        rows = np.flatnonzero(mask)
+        mask, rows = _candidate_rows(snapshot, filters, source.allowed)
         if not len(rows):
             continue
         bm25 = bm25_scores(snapshot, terms)[rows] if mode != "dense" else np.zeros(len(rows), np.float32)
@@ -307,14 +367,9 @@ def search_sources(
     # needs the spread of the fused scores over every candidate: it keeps the exhaustive path too.
     if mode == "hybrid" and prior is None and len(rows) >= max(TWO_STAGE_MIN, RESCORE + k + 1):
         staged = _two_stage(
-            sources, [int(o[0]) for o in owners], masks, owner, rows, bm25, vector, k, mode, dense_weight
+            sources, [int(o[0]) for o in owners], masks, owner, rows, bm25, vector, k, mode, dense_weight, sizes
         )
         staged_sure = confidence(staged[2], staged[3], sizes[staged[0]], mode)
-        # The bar weighs the raw scores otherwise than the fused ones, so memories under it can fill the rescored
-        # set: when fewer than k of it clear the bar, one that does may lie outside it, and every candidate is
-        # scored in full.
-        if np.count_nonzero(staged_sure >= min_confidence) < k:
-            staged = None
     if staged is not None:
         owner, rows, bm25, dense, score = staged
         sure = staged_sure
@@ -379,11 +434,17 @@ def _two_stage(
     k: int,
     mode: str,
     dense_weight: float,
+    sizes: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(owner, row, BM25, cosine, fused score) of the candidates worth scoring in full: the first stage ranks
-    every candidate by its BM25 z-score and the best estimate of its dense z-score from the head cosine h
-    alone (the regression of the full z-score on h: corr(h, d) times h's z-score), the top RESCORE + k are
-    scored in full and fused with the exact mean and spread of the cosine over all candidates."""
+    """(owner, row, BM25, cosine, fused score) of the candidates worth scoring in full, fused with the exact
+    mean and spread of the cosine over all candidates.
+
+    Those are the union of two sets, each from the head cosine h alone and the exact BM25 score: the best
+    RESCORE + k by the fused estimate (the BM25 z-score and the best estimate of the dense z-score from h: the
+    regression of the full z-score on h, corr(h, d) times h's z-score), which holds the top k; and the best
+    BAR_RESCORE by the estimated confidence (the same regression's estimate of the cosine itself, and the raw
+    BM25 score the bar weighs), which holds the memories that clear the bar when few do.
+    """
     heads, sums = [], np.zeros(6, dtype=np.float64)
     for number, mask in zip(numbers, masks, strict=True):
         head, part = sources[number].snapshot.dense_stage(vector, mask)
@@ -391,26 +452,55 @@ def _two_stage(
         sums += part
     n = sums[0]
     mean_h, mean_d = sums[1] / n, sums[3] / n
-    sd_h = max(sums[2] / n - mean_h * mean_h, 0.0) ** 0.5
+    var_h = max(sums[2] / n - mean_h * mean_h, 0.0)
     sd_d = max(sums[4] / n - mean_d * mean_d, 0.0) ** 0.5
-    head = np.concatenate(heads)
-    if mode == "dense":
-        first = head
-    else:
-        slope = (sums[5] / n - mean_h * mean_d) / (sd_h * sd_d) / sd_h if sd_h > 1e-12 and sd_d > 1e-12 else 0.0
-        z_bm25 = _standardise(bm25)
-        first = dense_weight * slope * (head - np.float32(mean_h)) + (1.0 - dense_weight) * z_bm25
-    keep = np.argpartition(-first, RESCORE + k)[: RESCORE + k]
+    cov = sums[5] / n - mean_h * mean_d
+    head = heads[0] if len(heads) == 1 else np.concatenate(heads)
+    mean_b, sd_b = float(bm25.mean()), float(bm25.std())  # as _standardise takes them
+    # Both rankings are of a*h + b*BM25 (constants dropped): the slope of d on h is cov / var_h.
+    slope = cov / var_h if var_h > 1e-24 else 0.0
+    w_cosine, w_bm25 = COEFFICIENTS[mode][1:]
+    scale = np.log1p(np.maximum(sizes, 1)).astype(np.float64)
+    per_bm25 = 1.0 / scale[owner] if len(set(scale.tolist())) > 1 else 1.0 / float(scale[0])
+    chosen = [
+        _best(
+            head,
+            dense_weight * slope / sd_d if sd_d > 1e-12 else 0.0,
+            bm25,
+            (1.0 - dense_weight) / sd_b if sd_b > 1e-12 else 0.0,
+            RESCORE + k,
+        ),
+        _best(head, w_cosine * slope, bm25, w_bm25 * per_bm25, BAR_RESCORE),
+    ]
+    keep = np.union1d(*chosen)
     owner, rows, bm25 = owner[keep], rows[keep], bm25[keep]
     dense = np.empty(len(keep), dtype=np.float32)
     for number in numbers:
         mine = owner == number
         dense[mine] = sources[number].snapshot.dense_scores(vector, rows[mine])
-    if mode == "dense":
-        return owner, rows, bm25, dense, dense
     z_dense = (dense - mean_d) / sd_d if sd_d > 1e-12 else np.zeros(len(dense))
-    score = dense_weight * z_dense + (1.0 - dense_weight) * z_bm25[keep]
+    z_bm25 = (bm25 - mean_b) / sd_b if sd_b > 1e-12 else np.zeros_like(bm25)
+    score = dense_weight * z_dense + (1.0 - dense_weight) * z_bm25
     return owner, rows, bm25, dense, score
+
+
+def _best(head: np.ndarray, a: float, bm25: np.ndarray, b: float | np.ndarray, count: int) -> np.ndarray:
+    """The positions of the ``count`` largest a * head + b * bm25."""
+    if count >= len(head):
+        return np.arange(len(head))
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    value = head * np.float32(a)
+    value += bm25 * (np.float32(b) if isinstance(b, float) else b)
+    # A threshold from a sample that about three times ``count`` clear, so the partition runs on those only
+    # (a partition of 100k values cost ~0.6 ms); when fewer than ``count`` clear it, on every value.
+    sample = value[:: max(1, len(value) // 4096)]
+    above = min(len(sample) - 1, 3 * count * len(sample) // len(value) + 1)
+    threshold = np.partition(sample, len(sample) - 1 - above)[len(sample) - 1 - above]
+    clear = np.flatnonzero(value >= threshold)
+    if len(clear) < count:
+        return np.argpartition(value, len(value) - count)[len(value) - count :]
+    return clear[np.argpartition(value[clear], len(clear) - count)[len(clear) - count :]]
 
 
 def _prior_shift(
@@ -443,17 +533,12 @@ def shown_words(text: str) -> dict[str, str]:
 
 def matched_terms(snapshot: Snapshot, terms: Sequence[str], row: int) -> dict[str, float]:
     """Each query term found in memory ``row``, with its part of the memory's BM25 score (largest first)."""
-    starts = np.cumsum([0] + [len(rows) for rows in snapshot.segment_rows()])
-    number = int(np.searchsorted(starts, row, side="right")) - 1
-    local = row - int(starts[number])
+    wanted = _distinct(terms)
     out: dict[str, float] = {}
-    for term, weighted in _term_weights(snapshot, _distinct(terms)):
-        for owner, at, weights in weighted:
-            if owner != number:
-                continue
-            found = np.flatnonzero(at == local)
-            if len(found):
-                out[term.decode("utf-8")] = float(weights[int(found[0])])
+    for term, (rows, weights) in zip(wanted.tolist(), _weighted(snapshot, wanted), strict=True):
+        found = np.flatnonzero(rows == row)
+        if len(found):
+            out[term.decode("utf-8")] = float(weights[int(found[0])])
     return dict(sorted(out.items(), key=lambda item: -item[1]))
 
 

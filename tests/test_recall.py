@@ -377,6 +377,35 @@ def test_bm25_scores_match_bm25s(tmp_path: Path) -> None:
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
+def test_kept_term_weights_score_as_computed_afresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A snapshot keeps each term's BM25 weights, dropping the least recently used past a bound: queries that
+    share terms, asked again after some were dropped, score as on a snapshot that kept nothing."""
+    import numpy as np
+
+    from mtlgit import recall as recall_module
+    from mtlgit.analysis import analyze
+    from mtlgit.index import DocInput, FileInput, Manifest
+    from mtlgit.index.segment import from_docs
+    from mtlgit.index.snapshot import Snapshot
+    from mtlgit.index.writer import commit
+    from mtlgit.recall import bm25_scores
+
+    texts = [m[0] + " " + m[2] for m in MEMORIES] + ["tests tests tests and more tests", "nothing here"]
+    tokens = [analyze(t) for t in texts]
+    files = [FileInput(f"m{i}.md", [0, 0, 0], "0" * 40) for i in range(len(tokens))]
+    docs = [DocInput(i, {"id": str(i)}, t, np.zeros(4)) for i, t in enumerate(tokens)]
+    kept = commit(tmp_path, Manifest(dim=4), None, {}, from_docs(files, docs, dim=4))
+    monkeypatch.setattr(recall_module, "TERM_CACHE", 3)
+    queries = ["failing test fix", "shell dollar", "tests", "unknown words", "fix the shell test", "failing test fix"]
+    for query in queries * 2:
+        terms = analyze(query)
+        afresh = bm25_scores(Snapshot(kept.folder), terms)
+        assert np.array_equal(bm25_scores(kept, terms), afresh), query
+    cache = kept.memo("term weights", dict)
+    assert len(cache) < len({term for query in queries for term in analyze(query)})  # some were dropped
+    assert cache.postings == sum(len(rows) for rows, _weights in cache.values())
+
+
 def test_worktrees_share_the_cache_and_keep_their_own_snapshot(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
     add_all(cli)
     git(repo, "add", "-A")

@@ -122,8 +122,9 @@ def test_two_stages_answer_as_the_exhaustive_path(  # type: ignore[no-untyped-de
 def test_a_memory_that_clears_the_bar_is_never_left_outside_the_rescored_set(  # type: ignore[no-untyped-def]
     pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The bar weighs raw scores, the first stage fused ones: when fewer than k rescored memories clear the bar,
-    every candidate is scored, so recall returns every memory above the bar the exhaustive path returns."""
+    """The bar weighs raw scores, the first stage fused ones: the rescored set also holds the best by estimated
+    confidence, so recall returns every memory above the bar the exhaustive path returns. Here one memory is
+    rescored for the fused ranking and 30 of 600 for the bar (with none, or 10, a memory above the bar is lost)."""
     snapshot = pool.fresh()
     checked = 0
     for query in QUERIES:
@@ -135,10 +136,35 @@ def test_a_memory_that_clears_the_bar_is_never_left_outside_the_rescored_set(  #
         assert 5 <= len(exhaustive) < 10
         monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 100)
         monkeypatch.setattr(recall_module, "RESCORE", 1)
+        monkeypatch.setattr(recall_module, "BAR_RESCORE", 30)
         two_stage = search(snapshot, query, vector, k=10, min_confidence=bar)
         assert [h.path for h in two_stage] == [h.path for h in exhaustive], query
         checked += 1
     assert checked == len(QUERIES)
+
+
+def test_two_stages_never_score_every_candidate_even_when_nothing_clears_the_bar(  # type: ignore[no-untyped-def]
+    pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recall that finds nothing above the bar ("nothing applies") scores only the rescored set in full, as
+    any other: no product over every vector."""
+    snapshot = pool.fresh()
+    monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 100)
+    monkeypatch.setattr(recall_module, "RESCORE", 50)
+    monkeypatch.setattr(recall_module, "BAR_RESCORE", 50)
+    whole = []
+    scored = snapshot.dense_scores
+
+    def counted(vector: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        whole.append(rows is None)
+        return scored(vector, rows)
+
+    monkeypatch.setattr(snapshot, "dense_scores", counted)
+    hits = recall_module.search_sources(
+        [recall_module.Source(snapshot)], QUERIES[0], model.encode_query(QUERIES[0]), k=3, min_confidence=0.999
+    )
+    assert hits == []
+    assert whole and not any(whole)
 
 
 def test_equal_scores_are_ordered_by_path_not_by_segment(tmp_path: Path) -> None:
@@ -164,3 +190,17 @@ def test_equal_scores_are_ordered_by_path_not_by_segment(tmp_path: Path) -> None
     assert len(refreshed.segments) > 1  # a.md now lives in a delta segment, after b.md's row
     again = search(refreshed, query, None, k=2, mode="bm25")
     assert [h.path for h in again] == ["memories/ties/a.md", "memories/ties/b.md"]
+
+
+def test_the_best_of_the_first_stage_are_the_largest_values() -> None:
+    """The first stage's selection (a threshold from a sample, then a partition of what clears it) takes values
+    as large as a partition of every value takes, with ties, and with fewer values than asked."""
+    rng = np.random.default_rng(5)
+    for n, count in ((100_000, 303), (50_000, 100), (5_000, 4_000), (200, 300)):
+        head = rng.standard_normal(n).astype(np.float32)
+        bm25 = np.where(rng.random(n) < 0.2, rng.exponential(2.0, n), 0.0).astype(np.float32)
+        for a, b in ((0.7, 0.2), (0.0, 1.0), (1.0, 0.0)):
+            got = recall_module._best(head, a, bm25, b, count)
+            value = head * np.float32(a) + bm25 * np.float32(b)
+            assert len(got) == len(set(got.tolist())) == min(n, count)
+            np.testing.assert_array_equal(np.sort(value[got]), np.sort(value)[len(value) - len(got) :])

@@ -52,7 +52,7 @@ def idf(df: int, n_docs: int) -> float:
     return float(np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)))
 
 
-def bm25_weights(tf: np.ndarray, doc_len: np.ndarray, term_idf: float, avgdl: float) -> np.ndarray:
+def bm25_weights(tf: np.ndarray, doc_len: np.ndarray, term_idf: float | np.ndarray, avgdl: float) -> np.ndarray:
     """BM25 of one term in documents with these counts and lengths (float32, as the scores are summed).
 
     Lucene 8+ drops the constant (k1 + 1) factor.

@@ -409,17 +409,19 @@ class Segment:
         """(file, problem) of every file of the segment that has one."""
         return [(int(i), p) for i, p in json.loads(self.blob("problems.json"))]
 
-    def postings(self, term: bytes) -> tuple[np.ndarray, np.ndarray] | None:
-        """The documents holding ``term`` and its count in each; None when no document of the segment does."""
+    def postings_of(self, terms: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """(position in ``terms``, documents, counts) of each of the sorted ``terms`` that a document of the
+        segment holds: the vocabulary searched once for all of them (a search per term cost ~0.1 ms)."""
         vocab = self.array("vocab")
-        if not len(vocab):
-            return None
-        position = int(np.searchsorted(vocab, term))
-        if position >= len(vocab) or vocab[position] != term:
-            return None
-        ptr = self.array("post.ptr")
-        start, end = int(ptr[position]), int(ptr[position + 1])
-        return self.array("post.doc")[start:end], self.array("post.tf")[start:end]
+        if not len(vocab) or not len(terms):
+            return []
+        at = np.minimum(np.searchsorted(vocab, terms), len(vocab) - 1)
+        held = np.flatnonzero(vocab[at] == terms)
+        ptr, docs, counts = self.array("post.ptr"), self.array("post.doc"), self.array("post.tf")
+        starts, ends = ptr[at[held]].tolist(), ptr[at[held] + 1].tolist()
+        return [
+            (i, docs[start:end], counts[start:end]) for i, start, end in zip(held.tolist(), starts, ends, strict=True)
+        ]
 
     @property
     def head_dims(self) -> int:

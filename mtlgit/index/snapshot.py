@@ -13,7 +13,7 @@ This module is on the recall path: it imports only numpy and the standard librar
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from mtlgit.index.common import ATTRS, IndexCorrupt, check_parts, note, path_key, read_manifest
 from mtlgit.index.manifest import Manifest
-from mtlgit.index.segment import Segment
+from mtlgit.index.segment import Segment, vector_moments
 
 _COLUMNS = {name: (column, values) for column, (name, values) in enumerate(ATTRS)}
 
@@ -68,6 +68,7 @@ class Snapshot:
         self._offsets: list[int] = []
         self._files: list[str] | None = None
         self._codes: dict[str, np.ndarray] = {}
+        self._memo: dict[Any, Any] = {}
 
     # --- the generation -------------------------------------------------------------------------------------
 
@@ -116,6 +117,39 @@ class Snapshot:
             self._rows = rows
             self._offsets = np.cumsum([0] + [len(r) for r in rows]).tolist()
         return self._rows
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``, kept under ``key`` for the snapshot's life (a snapshot never changes): what every recall
+        derives alike, such as the candidates of the default filters."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def row_places(self) -> list[np.ndarray | None]:
+        """For each segment, the snapshot row of each of its rows (-1 when tombstoned); None for a segment with
+        no tombstone, whose row r is the snapshot row r + its offset."""
+
+        def places() -> list[np.ndarray | None]:
+            out: list[np.ndarray | None] = []
+            for number, (seg, rows) in enumerate(zip(self.segments, self.segment_rows(), strict=True)):
+                if len(rows) == seg.n_docs:
+                    out.append(None)
+                    continue
+                place = np.full(seg.n_docs, -1, dtype=np.int64)
+                place[rows] = np.arange(len(rows), dtype=np.int64) + self._offsets[number]
+                out.append(place)
+            return out
+
+        return self.memo("row places", places)  # type: ignore[no-any-return]
+
+    def segment_offsets(self) -> list[int]:
+        """The snapshot row of each segment's first live memory, and the number of memories last."""
+        self.segment_rows()
+        return self._offsets
+
+    def doc_lengths(self) -> np.ndarray:
+        """Every memory's length in terms (float64, as BM25 weighs it)."""
+        return self.memo("lengths", lambda: self._per_row("docs.len").astype(np.float64))  # type: ignore[no-any-return]
 
     def _locate(self, rows: Iterable[int]) -> list[tuple[int, int]]:
         """(segment, row in it) of each snapshot row."""
@@ -272,7 +306,8 @@ class Snapshot:
         for seg, live in zip(self.segments, self.segment_rows(), strict=True):
             split = seg.head_dims
             q_head, q64 = vector[:split], vector.astype(np.float64)
-            wanted = live[mask[start : start + len(live)]]
+            chosen = mask[start : start + len(live)]
+            wanted = live[chosen]
             start += len(live)
             head = np.empty(seg.n_docs, dtype=np.float32)
             array = seg.array("vectors.head")
@@ -282,24 +317,26 @@ class Snapshot:
             moments = seg.moments()
             left_out = seg.n_docs - len(wanted)
             if moments is not None and left_out <= seg.n_docs // 4:
-                total, gram = moments
-                full_gram = gram @ q64
-                sums += [
-                    seg.n_docs,
-                    total[:split] @ q64[:split],
-                    q64[:split] @ gram[:split, :split] @ q64[:split],
-                    total @ q64,
-                    q64 @ full_gram,
-                    q64[:split] @ full_gram[:split],
-                ]
+                sums += _moment_sums(*moments, q64, split, seg.n_docs)
                 if left_out:
-                    out = np.ones(seg.n_docs, dtype=bool)
-                    out[wanted] = False
-                    gone = np.flatnonzero(out)
-                    sums -= _sums(head[gone], seg.dense(vector, gone))
+                    sums -= _moment_sums(*self._left_out(seg, wanted, chosen), q64, split, left_out)
             else:
                 sums += _sums(head[wanted], seg.dense(vector)[wanted])
         return (np.concatenate(heads) if heads else np.zeros(0, dtype=np.float32)), sums
+
+    def _left_out(self, seg: Segment, wanted: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The moments of the rows of ``seg`` not in ``wanted`` (tombstoned or filtered out), kept for the last
+        few sets of rows: the same filters leave out the same rows at every recall, and gathering their whole
+        vectors each time cost more than the rest of the first stage."""
+        kept: dict[tuple[str, bytes], tuple[np.ndarray, np.ndarray]] = self.memo("left out", dict)
+        key = (seg.name, chosen.tobytes())  # which live rows are wanted: a bit each, not a row number
+        if key not in kept:
+            out = np.ones(seg.n_docs, dtype=bool)
+            out[wanted] = False
+            if len(kept) >= 4:
+                del kept[next(iter(kept))]
+            kept[key] = vector_moments(seg.vectors(np.flatnonzero(out)))
+        return kept[key]
 
     # --- files ----------------------------------------------------------------------------------------------
 
@@ -345,6 +382,21 @@ class Snapshot:
 def _take(array: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
     """``array[rows]``, without the copy when ``rows`` are all of its rows."""
     return array if len(rows) == n_rows else array[rows]
+
+
+def _moment_sums(total: np.ndarray, gram: np.ndarray, q64: np.ndarray, split: int, count: int) -> np.ndarray:
+    """``[n, sum h, sum h^2, sum d, sum d^2, sum h d]`` of rows with these moments, for the query ``q64``."""
+    full_gram = gram @ q64
+    return np.array(
+        [
+            count,
+            total[:split] @ q64[:split],
+            q64[:split] @ gram[:split, :split] @ q64[:split],
+            total @ q64,
+            q64 @ full_gram,
+            q64[:split] @ full_gram[:split],
+        ]
+    )
 
 
 def _sums(head: np.ndarray, dense: np.ndarray) -> np.ndarray:
