@@ -93,6 +93,20 @@ def test_the_moments_give_the_exact_sums_with_tombstones_and_filters(pool: Workt
     )
 
 
+def test_a_segment_asked_again_scores_its_head_from_a_transposed_copy_alike(pool: WorktreeIndex, model) -> None:  # type: ignore[no-untyped-def]
+    """A long-lived process (the MCP server) asks a segment's head again and again: from the second time the
+    segment keeps its head transposed (a faster product); the scores stay those of the stored head."""
+    segment = pool.fresh().segments[0]
+    split = segment.head_dims
+    stored = segment.vectors()[:, :split]
+    for query in QUERIES[:3]:
+        vector = np.asarray(model.encode_query(query), dtype=np.float32)
+        np.testing.assert_allclose(segment.head_scores(vector), stored @ vector[:split], rtol=0, atol=1e-6)
+        if query == QUERIES[0]:
+            assert segment._head_t is None  # one recall of a one-shot process: no copy
+    assert segment._head_t is not None and segment._head_t.shape == (split, segment.n_docs)
+
+
 @pytest.mark.parametrize("mode", ["hybrid", "dense"])
 def test_two_stages_answer_as_the_exhaustive_path(  # type: ignore[no-untyped-def]
     pool: WorktreeIndex, model, mode: str, monkeypatch: pytest.MonkeyPatch

@@ -331,6 +331,8 @@ class Segment:
         self._arrays: dict[str, np.ndarray] = {}
         self._blobs: dict[str, bytes] | None = None
         self._paths: list[str] | None = None
+        self._head_asks = 0
+        self._head_t: np.ndarray | None = None
         if data is not None:
             self._arrays, self._blobs, self.manifest = segment_parts(data)
             return
@@ -433,6 +435,27 @@ class Segment:
         if rows is not None:
             head, tail = head[rows], tail[rows]
         return np.hstack([head, tail]) if tail.shape[1] else np.array(head)
+
+    def head_scores(self, vector: np.ndarray) -> np.ndarray:
+        """Every row's dot product with the head of the float32 ``vector`` (the first stage of two-stage recall).
+
+        The stored head is row-major (n x 32), and BLAS computes that product ~4x slower than the same product
+        over its transpose (32 x n: 1.3 ms against 0.3 ms at 100k rows). A one-shot recall asks once, and the
+        transpose (~10 ms at 100k) would cost more than it saves; a long-lived process (the MCP server) asks
+        again, so the segment keeps a transposed copy from its second first stage on (4 bytes x 32 a row).
+        """
+        q_head = np.ascontiguousarray(vector[: self.head_dims], dtype=np.float32)
+        if self._head_t is None:
+            self._head_asks += 1
+            if self._head_asks < 2:
+                head = self.array("vectors.head")
+                out = np.empty(self.n_docs, dtype=np.float32)
+                for begin in range(0, self.n_docs, 32768):
+                    out[begin : begin + 32768] = head[begin : begin + 32768] @ q_head
+                return out
+            self._head_t = np.ascontiguousarray(self.array("vectors.head").T)
+        scores: np.ndarray = q_head @ self._head_t
+        return scores
 
     def dense(self, vector: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Cosine of ``rows`` (default: all) with the float32 unit ``vector``, in blocks of 32768 rows."""

@@ -305,14 +305,11 @@ class Snapshot:
         start = 0
         for seg, live in zip(self.segments, self.segment_rows(), strict=True):
             split = seg.head_dims
-            q_head, q64 = vector[:split], vector.astype(np.float64)
+            q64 = vector.astype(np.float64)
             chosen = mask[start : start + len(live)]
             wanted = live[chosen]
             start += len(live)
-            head = np.empty(seg.n_docs, dtype=np.float32)
-            array = seg.array("vectors.head")
-            for begin in range(0, seg.n_docs, 32768):
-                head[begin : begin + 32768] = array[begin : begin + 32768] @ q_head
+            head = seg.head_scores(vector)
             heads.append(head if len(wanted) == seg.n_docs else head[wanted])
             moments = seg.moments()
             left_out = seg.n_docs - len(wanted)
