@@ -292,8 +292,10 @@ class _WordIds(dict[str, tuple[int, ...]]):
         self.chars: dict[int, str | None] = {}
 
     def __missing__(self, word: str) -> tuple[int, ...]:
-        # The library gives one unknown token for a word too long or not made of vocabulary pieces.
-        ids = tuple(self.wordpiece.encode(word)) or (self.unk,)
+        # The library gives one unknown token for a word too long or not made of vocabulary pieces. An ASCII
+        # word here is normalised and split already (by normalize and _WORDS): only its pieces are looked up.
+        found = self.wordpiece.word_ids(word) if word.isascii() else self.wordpiece.encode(word)
+        ids = tuple(found) or (self.unk,)
         self[word] = ids
         return ids
 

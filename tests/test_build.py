@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,26 @@ def test_an_impossible_date_is_a_problem_on_its_line_not_a_crash(repo: Path, cli
     assert index.code == 0 and "1 unreadable" in index.output, index.output
     lint = cli("lint")
     assert "memories/insight/bad.md:6: error: front matter holds an impossible date" in lint.output, lint.output
+
+
+def test_a_worker_that_hangs_is_ended_and_its_work_done_by_the_main_process(
+    repo: Path, small_tasks: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    files = pool(repo, 120)
+    main = os.getpid()
+    monkeypatch.setattr(build, "STALL", 2.0)
+
+    def hook(record: dict[str, Any]) -> dict[str, Any]:
+        if os.getpid() != main:
+            (repo / "hung").write_text(str(os.getpid()))
+            time.sleep(3600)  # a worker stuck for good: without a bound the build would wait for it
+        return record
+
+    started = time.monotonic()
+    hung = built(repo, files, hook)
+    assert time.monotonic() - started < 30 and build._JOB is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(int((repo / "hung").read_text()), 0)  # ended and reaped, not left behind
+    assert "a worker process made no progress in 2 s" in caplog.text
+    monkeypatch.setattr(build, "PARALLEL_FROM", 10**9)
+    same(hung, built(repo, files, hook))
