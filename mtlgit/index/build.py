@@ -31,9 +31,10 @@ if TYPE_CHECKING:
 
 CHUNK = 4096
 TASK = 256  # files a worker takes at a time: small enough to spread evenly, large enough to batch
-# Tasks handed to the workers before the main process has taken their results: enough to keep them busy, few
-# enough that results waiting for the main process (~10 KB an analysis) stay a few tens of megabytes.
-AHEAD = 8
+# Tasks handed to the workers before the main process has taken their results: more than a chunk's, so that
+# they need not wait while the main process stores and assembles one (16 tasks), few enough that
+# results waiting for the main process (~10 KB an analysis) stay a few tens of megabytes.
+AHEAD = 20
 PARALLEL_FROM = 3000  # contents to analyse from which workers pay for their start (~50 ms each)
 # Seconds a task may take before its worker is taken for hung: a task takes well under a second, even on a
 # loaded machine, so this is reached only by a worker stuck for good (a blocked read, a deadlock).
