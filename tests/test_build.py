@@ -145,3 +145,21 @@ def test_a_worker_that_hangs_is_ended_and_its_work_done_by_the_main_process(
     assert "a worker process made no progress in 2 s" in caplog.text
     monkeypatch.setattr(build, "PARALLEL_FROM", 10**9)
     same(hung, built(repo, files, hook))
+
+
+def test_a_segment_written_from_views_reads_back_the_same(repo: Path) -> None:
+    """The vectors' head and tail are written from views of the vectors, the records from their lines."""
+    from mtlgit.index.segment import HEAD_DIMS, Segment, segment_parts, write_folder
+
+    data = built(repo, pool(repo, 40))
+    for order in "CF":  # a build's vectors are in C order; in Fortran order the tail is too: written in C order
+        data.vectors = np.asarray(data.vectors, order=order)
+        folder = repo / f"segment-{order}"
+        write_folder(folder, *segment_parts(data))
+        segment = Segment(folder)
+        np.testing.assert_array_equal(segment.array("vectors.head"), data.vectors[:, :HEAD_DIMS])
+        np.testing.assert_array_equal(segment.array("vectors.tail"), data.vectors[:, HEAD_DIMS:])
+        assert segment.array("vectors.head").flags.c_contiguous and segment.array("vectors.tail").flags.c_contiguous
+        assert segment.record_lines(range(data.n_docs)) == data.records
+    held = Segment(repo / "unsaved", data)  # in memory (an index that cannot be saved): contiguous copies
+    assert held.array("vectors.head").flags.c_contiguous and held.blob("records.jsonl") == b"".join(data.records)

@@ -302,6 +302,8 @@ def write_folder(
     try:
         tmp.mkdir()
         for part, array in arrays.items():
+            if array.flags.f_contiguous and not array.flags.c_contiguous:
+                array = np.ascontiguousarray(array)  # readers map every array in C order
             with open(tmp / f"{part}.npy", "wb") as handle:
                 # numpy writes a view (a vectors' head) through a 16 MB buffer when handed a plain writer, and
                 # element by element when handed a file
