@@ -89,7 +89,7 @@ class Builder:
             cache.close()
         if len(parts) == 1:
             return parts[0]
-        return concat(parts, self.model.dim)
+        return concat(parts, self.model.dim, consume=True)
 
     def _work(self, cache: BlobCache, files: Sequence[FileInput], read: ReadBlobs) -> list[Work]:
         """The contents never analysed (each once, in file order), read."""
