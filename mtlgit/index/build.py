@@ -235,6 +235,7 @@ class _Computing:
                     process.kill()
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
+            self.futures = [None] * len(self.futures)  # cancelled or broken: their tasks are done here
         _JOB = None
 
     def until(self, end: int) -> dict[str, Made]:
