@@ -223,7 +223,8 @@ class StaticModel:
         settings = WordPiece.settings(self._vocab)
         if settings is None or settings["unk_id"] is None:
             return None
-        return _WordIds(WordPiece(self._vocab["model"]["vocab"].get, **settings))
+        vocab = self._vocab["model"]["vocab"]
+        return _WordIds(WordPiece(vocab.get, **settings), vocab)
 
     def prepare(self) -> None:
         """Build what encoding many texts needs now: a process about to fork workers shares it with them."""
@@ -295,15 +296,25 @@ class _WordIds(dict[str, tuple[int, ...]]):
     memory) and split by a regular expression; each distinct word is tokenized once, the unknown token standing
     for a word that cannot be split."""
 
-    def __init__(self, wordpiece: Any) -> None:
+    def __init__(self, wordpiece: Any, vocab: dict[str, int]) -> None:
         super().__init__()
         self.wordpiece = wordpiece
         self.unk: int = wordpiece.unk_id
         self.chars: dict[int, str | None] = {}
+        # An ASCII word of the vocabulary is its own single piece (the longest match is tried first): known
+        # before any text is read, so that forked workers share them instead of each working them out again.
+        prefix, longest = wordpiece.prefix, wordpiece.max_chars
+        self.update(
+            (token, (number,))
+            for token, number in vocab.items()
+            if token.isascii() and not token.startswith(prefix) and len(token) <= longest and number != self.unk
+        )
 
     def __missing__(self, word: str) -> tuple[int, ...]:
-        # The library gives one unknown token for a word too long or not made of vocabulary pieces.
-        ids = tuple(self.wordpiece.encode(word)) or (self.unk,)
+        # The library gives one unknown token for a word too long or not made of vocabulary pieces. An ASCII
+        # word here is normalised and split already (by normalize and _WORDS): only its pieces are looked up.
+        found = self.wordpiece.word_ids(word) if word.isascii() else self.wordpiece.encode(word)
+        ids = tuple(found) or (self.unk,)
         self[word] = ids
         return ids
 

@@ -182,12 +182,20 @@ def _fast_scalar(value: str) -> tuple[bool, Any]:
 # The first characters for which YAML has implicit types (booleans, numbers, dates, null...): a plain scalar
 # starting with any other character is a string without asking the resolver (titles and ids, never cached).
 _TYPED_FIRST = frozenset(_RESOLVER.yaml_implicit_resolvers)
+# First letters for which YAML's only implicit types are booleans and null, whose forms are single words (yes,
+# off, null...): a plain scalar starting with one and holding any other character (a title) is a string.
+_WORD_TYPES_FIRST = frozenset(
+    first
+    for first, resolvers in _RESOLVER.yaml_implicit_resolvers.items()
+    if first and first.isalpha() and all(tag.endswith((":bool", ":null")) for tag, _regexp in resolvers)
+)
 
 
 def _plain_str(value: str) -> bool:
     """Whether YAML reads this plain scalar as a string (not a boolean, number, date or null)."""
-    if value and value[0] not in _TYPED_FIRST and None not in _TYPED_FIRST:
-        return True
+    if value and None not in _TYPED_FIRST:
+        if value[0] not in _TYPED_FIRST or (value[0] in _WORD_TYPES_FIRST and not value.isalpha()):
+            return True
     return _resolved_str(value)
 
 

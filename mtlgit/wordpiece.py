@@ -131,25 +131,29 @@ class WordPiece:
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``, without special tokens and without the unknown token."""
         ids: list[int] = []
-        lookup = self.lookup
         for word in self.words(text):
-            if len(word) > self.max_chars:
-                continue
-            pieces: list[int] = []
-            start = 0
-            while start < len(word):
-                end = len(word)
-                found = None
-                while start < end:
-                    piece = word[start:end] if start == 0 else self.prefix + word[start:end]
-                    found = lookup(piece)
-                    if found is not None:
-                        break
-                    end -= 1
-                if found is None:
-                    pieces = []
+            ids.extend(self.word_ids(word))
+        return ids
+
+    def word_ids(self, word: str) -> list[int]:
+        """Token ids of one word already normalised and split (what :meth:`words` gives), without the unknown
+        token; none for a word too long or not made of vocabulary pieces."""
+        if len(word) > self.max_chars:
+            return []
+        lookup = self.lookup
+        pieces: list[int] = []
+        start = 0
+        while start < len(word):
+            end = len(word)
+            found = None
+            while start < end:
+                piece = word[start:end] if start == 0 else self.prefix + word[start:end]
+                found = lookup(piece)
+                if found is not None:
                     break
-                pieces.append(found)
-                start = end
-            ids.extend(pieces)
-        return [i for i in ids if i != self.unk_id]
+                end -= 1
+            if found is None:
+                return []
+            pieces.append(found)
+            start = end
+        return [i for i in pieces if i != self.unk_id]

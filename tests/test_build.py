@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,45 @@ def test_an_impossible_date_is_a_problem_on_its_line_not_a_crash(repo: Path, cli
     assert index.code == 0 and "1 unreadable" in index.output, index.output
     lint = cli("lint")
     assert "memories/insight/bad.md:6: error: front matter holds an impossible date" in lint.output, lint.output
+
+
+def test_a_worker_that_hangs_is_ended_and_its_work_done_by_the_main_process(
+    repo: Path, small_tasks: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    files = pool(repo, 120)
+    main = os.getpid()
+    monkeypatch.setattr(build, "STALL", 2.0)
+    monkeypatch.setattr(build, "AHEAD", 8)  # tasks queued behind the hung ones are cancelled: done here too
+
+    def hook(record: dict[str, Any]) -> dict[str, Any]:
+        if os.getpid() != main:
+            (repo / "hung").write_text(str(os.getpid()))
+            time.sleep(3600)  # a worker stuck for good: without a bound the build would wait for it
+        return record
+
+    started = time.monotonic()
+    hung = built(repo, files, hook)
+    assert time.monotonic() - started < 30 and build._JOB is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(int((repo / "hung").read_text()), 0)  # ended and reaped, not left behind
+    assert "a worker process made no progress in 2 s" in caplog.text
+    monkeypatch.setattr(build, "PARALLEL_FROM", 10**9)
+    same(hung, built(repo, files, hook))
+
+
+def test_a_segment_written_from_views_reads_back_the_same(repo: Path) -> None:
+    """The vectors' head and tail are written from views of the vectors, the records from their lines."""
+    from mtlgit.index.segment import HEAD_DIMS, Segment, segment_parts, write_folder
+
+    data = built(repo, pool(repo, 40))
+    for order in "CF":  # a build's vectors are in C order; in Fortran order the tail is too: written in C order
+        data.vectors = np.asarray(data.vectors, order=order)
+        folder = repo / f"segment-{order}"
+        write_folder(folder, *segment_parts(data))
+        segment = Segment(folder)
+        np.testing.assert_array_equal(segment.array("vectors.head"), data.vectors[:, :HEAD_DIMS])
+        np.testing.assert_array_equal(segment.array("vectors.tail"), data.vectors[:, HEAD_DIMS:])
+        assert segment.array("vectors.head").flags.c_contiguous and segment.array("vectors.tail").flags.c_contiguous
+        assert segment.record_lines(range(data.n_docs)) == data.records
+    held = Segment(repo / "unsaved", data)  # in memory (an index that cannot be saved): contiguous copies
+    assert held.array("vectors.head").flags.c_contiguous and held.blob("records.jsonl") == b"".join(data.records)

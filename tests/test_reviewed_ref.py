@@ -96,7 +96,8 @@ def test_a_reftable_repository_is_read_through_git(tmp_path: Path) -> None:
         text=True,
     )
     if made.returncode != 0:
-        pytest.skip(f"this git cannot make a reftable repository (2.45 or later can): {made.stderr.strip().splitlines()[0]}")
+        first = made.stderr.strip().splitlines()[0]
+        pytest.skip(f"this git cannot make a reftable repository (2.45 or later can): {first}")
     assert not (tmp_path / "rt" / ".git" / "refs" / "remotes").exists()
     assert default(tmp_path / "rt") == "upstream/master"
 

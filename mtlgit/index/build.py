@@ -31,10 +31,14 @@ if TYPE_CHECKING:
 
 CHUNK = 4096
 TASK = 256  # files a worker takes at a time: small enough to spread evenly, large enough to batch
-# Tasks handed to the workers before the main process has taken their results: enough to keep them busy, few
-# enough that results waiting for the main process (~10 KB an analysis) stay a few tens of megabytes.
-AHEAD = 8
+# Tasks handed to the workers before the main process has taken their results: more than a chunk's, so that
+# they need not wait while the main process stores and assembles one (16 tasks), few enough that
+# results waiting for the main process (~10 KB an analysis) stay a few tens of megabytes.
+AHEAD = 20
 PARALLEL_FROM = 3000  # contents to analyse from which workers pay for their start (~50 ms each)
+# Seconds a task may take before its worker is taken for hung: a task takes well under a second, even on a
+# loaded machine, so this is reached only by a worker stuck for good (a blocked read, a deadlock).
+STALL = 60.0
 ReadBlobs = Callable[[list[int]], dict[int, bytes]]
 RecordHook = Callable[[dict[str, Any]], dict[str, Any]]
 # A content to analyse: its blob id, path, bytes, whether its vector is wanted, and the first file holding it.
@@ -85,7 +89,7 @@ class Builder:
             cache.close()
         if len(parts) == 1:
             return parts[0]
-        return concat(parts, self.model.dim)
+        return concat(parts, self.model.dim, consume=True)
 
     def _work(self, cache: BlobCache, files: Sequence[FileInput], read: ReadBlobs) -> list[Work]:
         """The contents never analysed (each once, in file order), read."""
@@ -187,7 +191,8 @@ class _Computing:
     """The analyses and vectors of ``work``, computed by forked workers when there is enough of it (in this
     process otherwise), handed out in file order. The workers are forked (a spawned worker would re-run a
     caller's script that lacks a ``__main__`` guard), so they are used only in a process without other threads;
-    if a worker dies, what it had not handed back is computed here instead."""
+    if a worker dies, or hands back nothing for :data:`STALL` seconds, what it had not handed back is computed
+    here instead."""
 
     def __init__(self, work: list[Work], model: StaticModel, record_hook: RecordHook | None) -> None:
         self.model = model
@@ -222,11 +227,15 @@ class _Computing:
     def __exit__(self, *exc: object) -> None:
         self._stop()
 
-    def _stop(self) -> None:
+    def _stop(self, kill: bool = False) -> None:
         global _JOB
         if self.pool is not None:
+            if kill:  # a hung worker would never end: the executor has no public way to end it before 3.14
+                for process in list(getattr(self.pool, "_processes", {}).values()):
+                    process.kill()
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
+            self.futures = [None] * len(self.futures)  # cancelled or broken: their tasks are done here
         _JOB = None
 
     def until(self, end: int) -> dict[str, Made]:
@@ -239,7 +248,12 @@ class _Computing:
             results = None
             if future is not None:
                 try:
-                    results = future.result()
+                    results = future.result(timeout=STALL)
+                except TimeoutError:  # before OSError, of which it is a kind
+                    from mtlgit.index.common import note
+
+                    note(f"a worker process made no progress in {STALL:g} s: this process builds the rest of the index")
+                    self._stop(kill=True)
                 except (BrokenProcessPool, OSError):
                     self._stop()  # a worker died: the rest is done here
             if results is None:

@@ -19,10 +19,10 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -183,9 +183,13 @@ def take(data: SegmentData, keep: np.ndarray) -> SegmentData:
     )
 
 
-def concat(parts: Sequence[SegmentData], dim: int) -> SegmentData:
+def concat(parts: Sequence[SegmentData], dim: int, consume: bool = False) -> SegmentData:
     """One segment of the files of ``parts``, in path order (the order a build from nothing gives), with one
-    vocabulary and one label table; terms and labels no memory uses are dropped."""
+    vocabulary and one label table; terms and labels no memory uses are dropped.
+
+    :param consume: the parts are not used afterwards: each part's vectors are dropped once copied, so that the
+        join never holds two copies of them (150 MB at 100k memories).
+    """
     vocabs = [p.vocab for p in parts if len(p.vocab)]
     vocab = np.unique(np.concatenate(vocabs)) if vocabs else np.array([], dtype="S1")
     tf_term = [np.searchsorted(vocab, p.vocab)[p.tf_term] if len(p.tf_term) else p.tf_term for p in parts]
@@ -216,7 +220,7 @@ def concat(parts: Sequence[SegmentData], dim: int) -> SegmentData:
         tf_ptr=concat_ptrs([p.tf_ptr for p in parts]),
         tf_term=np.concatenate(tf_term).astype(np.int32) if parts else np.zeros(0, np.int32),
         tf_count=np.concatenate([p.tf_count for p in parts]).astype(np.uint32) if parts else np.zeros(0, np.uint32),
-        vectors=np.concatenate([p.vectors for p in parts]) if parts else np.zeros((0, dim), np.float32),
+        vectors=_joined_vectors(parts, dim, consume),
         records=[r for p in parts for r in p.records],
     )
     order = sorted(range(len(whole.paths)), key=lambda i: path_key(whole.paths[i]))
@@ -230,8 +234,21 @@ def concat(parts: Sequence[SegmentData], dim: int) -> SegmentData:
     return out
 
 
-def segment_parts(data: SegmentData) -> tuple[dict[str, np.ndarray], dict[str, bytes], dict[str, Any]]:
-    """The arrays, other files and manifest fields of a segment as written."""
+def _joined_vectors(parts: Sequence[SegmentData], dim: int, consume: bool) -> np.ndarray:
+    if not consume:
+        return np.concatenate([p.vectors for p in parts]) if parts else np.zeros((0, dim), np.float32)
+    out = np.empty((sum(len(p.vectors) for p in parts), dim), dtype=np.float32)
+    at = 0
+    for part in parts:
+        out[at : at + len(part.vectors)] = part.vectors
+        at += len(part.vectors)
+        part.vectors = np.zeros((0, dim), np.float32)
+    return out
+
+
+def segment_parts(data: SegmentData) -> tuple[dict[str, np.ndarray], dict[str, bytes | list[bytes]], dict[str, Any]]:
+    """The arrays, other files and manifest fields of a segment as written. The vectors' head and tail are views
+    and the records a list of lines, written as they are: a copy of each would add ~220 MB at 100k memories."""
     post_ptr, post_doc, post_tf = postings(data.tf_ptr, data.tf_term, data.tf_count, len(data.vocab))
     offsets = np.zeros(data.n_docs + 1, dtype=np.int64)
     np.cumsum([len(r) for r in data.records], out=offsets[1:])
@@ -256,13 +273,13 @@ def segment_parts(data: SegmentData) -> tuple[dict[str, np.ndarray], dict[str, b
         "records.off": offsets,
     }
     head = min(HEAD_DIMS, int(data.vectors.shape[1]))
-    arrays["vectors.head"] = np.ascontiguousarray(data.vectors[:, :head])
-    arrays["vectors.tail"] = np.ascontiguousarray(data.vectors[:, head:])
+    arrays["vectors.head"] = data.vectors[:, :head]
+    arrays["vectors.tail"] = data.vectors[:, head:]
     if data.n_docs >= MOMENTS_MIN_DOCS:
         arrays["vectors.sum"], arrays["vectors.gram"] = vector_moments(data.vectors)
-    blobs = {
+    blobs: dict[str, bytes | list[bytes]] = {
         PATHS: "\0".join(data.paths).encode("utf-8", "surrogateescape"),
-        "records.jsonl": b"".join(data.records),
+        "records.jsonl": data.records,
         "problems.json": json.dumps([[i, p] for i, p in data.problems]).encode(),  # ASCII: a path holds any byte
     }
     manifest = {
@@ -291,7 +308,7 @@ def vector_moments(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_folder(
-    folder: Path, arrays: dict[str, np.ndarray], blobs: dict[str, bytes], manifest: dict[str, Any]
+    folder: Path, arrays: dict[str, np.ndarray], blobs: Mapping[str, bytes | list[bytes]], manifest: dict[str, Any]
 ) -> None:
     """Write the files of a folder through a temporary twin renamed into place: a crash leaves no half folder.
 
@@ -301,9 +318,15 @@ def write_folder(
     try:
         tmp.mkdir()
         for part, array in arrays.items():
-            np.save(tmp / f"{part}.npy", array, allow_pickle=False)
+            if array.flags.f_contiguous and not array.flags.c_contiguous:
+                array = np.ascontiguousarray(array)  # readers map every array in C order
+            with open(tmp / f"{part}.npy", "wb") as handle:
+                # numpy writes a view (a vectors' head) through a 16 MB buffer when handed a plain writer, and
+                # element by element when handed a file
+                np.save(handle if array.flags.c_contiguous else _Writer(handle), array, allow_pickle=False)
         for part, data in blobs.items():
-            (tmp / part).write_bytes(data)
+            with open(tmp / part, "wb") as handle:
+                handle.writelines([data] if isinstance(data, bytes) else data)
         parts = {}
         for entry in sorted(os.scandir(tmp), key=lambda e: e.name):
             st = entry.stat()
@@ -313,6 +336,13 @@ def write_folder(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+class _Writer:
+    """A file seen only through ``write``."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.write = handle.write
 
 
 def new_name(prefix: str) -> str:
@@ -334,7 +364,9 @@ class Segment:
         self._head_asks = 0
         self._head_t: np.ndarray | None = None
         if data is not None:
-            self._arrays, self._blobs, self.manifest = segment_parts(data)
+            arrays, blobs, self.manifest = segment_parts(data)
+            self._arrays = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
+            self._blobs = {name: blob if isinstance(blob, bytes) else b"".join(blob) for name, blob in blobs.items()}
             return
         self.manifest = read_manifest(folder)
         check_parts(folder, self.manifest.get("parts"), full=False)
