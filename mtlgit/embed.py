@@ -296,11 +296,13 @@ class _WordIds(dict[str, tuple[int, ...]]):
     memory) and split by a regular expression; each distinct word is tokenized once, the unknown token standing
     for a word that cannot be split."""
 
-    def __init__(self, wordpiece: Any, vocab: dict[str, int]) -> None:
+    def __init__(self, wordpiece: Any, vocab: dict[str, int] | None = None) -> None:
         super().__init__()
         self.wordpiece = wordpiece
         self.unk: int = wordpiece.unk_id
         self.chars: dict[int, str | None] = {}
+        if vocab is None:  # a query's few words: each split when met
+            return
         # An ASCII word of the vocabulary is its own single piece (the longest match is tried first): known
         # before any text is read, so that forked workers share them instead of each working them out again.
         prefix, longest = wordpiece.prefix, wordpiece.max_chars

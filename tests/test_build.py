@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -164,3 +166,15 @@ def test_a_segment_written_from_views_reads_back_the_same(repo: Path) -> None:
         assert segment.record_lines(range(data.n_docs)) == data.records
     held = Segment(repo / "unsaved", data)  # in memory (an index that cannot be saved): contiguous copies
     assert held.array("vectors.head").flags.c_contiguous and held.blob("records.jsonl") == b"".join(data.records)
+
+
+def test_a_progress_bar_leaves_no_thread_that_would_keep_a_build_from_forking() -> None:
+    """A terminal's `mtlgit index` shows bars; the build forks workers only from a process with one thread, so
+    a bar must not leave tqdm's monitor thread behind (it outlives the bar)."""
+    code = (
+        "import threading, time; from mtlgit.progress import progress_bar; "
+        "[time.sleep(0.01) for _ in progress_bar(range(3), True, 'scan')]; print(threading.active_count())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"

@@ -72,9 +72,13 @@ def test_batch_tokenizer_matches_the_tokenizers_library() -> None:
     assert any(len(ids) == 512 for ids in model.token_ids(lines))
 
 
-def test_vectors_match_model2vec() -> None:
+def test_vectors_match_model2vec(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tqdm
     from model2vec import StaticModel as Reference
 
+    # model2vec's encode shows a tqdm bar, whose monitor thread would outlive this test and keep later builds in
+    # this test process from forking their workers (they fork only from a process with one thread).
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)
     ours = StaticModel(DEFAULT_MODEL_DIR)
     reference = Reference.from_pretrained(str(DEFAULT_MODEL_DIR))
     texts = real_lines(300)
