@@ -208,6 +208,7 @@ class WatchedRecaller(Recaller):
         return (
             time.monotonic() - at < VOUCH_SECONDS
             and tree.seq == seq
+            and not tree.links  # an edit through a symlink's target raises no event in the tree
             and snapshot is self._snapshot
             and snapshot.folder.is_dir()  # not replaced by `mtlgit index --rebuild` in another process
             and model_unchanged(snapshot.manifest)

@@ -18,6 +18,7 @@ when few or none do; no candidate set is scored in full on this path.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,9 +204,29 @@ def dense_scores(snapshot: Snapshot, vector: np.ndarray) -> np.ndarray:
     return snapshot.dense_scores(vector)
 
 
+# The candidates of this many sets of filters are kept on a snapshot, the least recently used dropped first: a
+# long-lived server asked with ever new filters would otherwise keep a mask and a row list for each (~1 MB at
+# 100k memories).
+FILTER_SETS_KEPT = 8
+
+
+def _kept_candidates(snapshot: Snapshot, filters: Filters) -> dict[str, np.ndarray]:
+    """The kept entry of ``filters`` (its "mask", and its "rows" once asked), made or moved to the newest."""
+    kept: OrderedDict[tuple[Any, ...], dict[str, np.ndarray]] = snapshot.memo("filter sets", OrderedDict)
+    key = _filters_key(filters)
+    entry = kept.get(key)
+    if entry is None:
+        entry = kept[key] = {"mask": _candidate_mask(snapshot, filters)}
+        while len(kept) > FILTER_SETS_KEPT:
+            kept.popitem(last=False)
+    else:
+        kept.move_to_end(key)
+    return entry
+
+
 def candidate_mask(snapshot: Snapshot, filters: Filters) -> np.ndarray:
     """Whether each memory passes ``filters`` (read-only: kept on the snapshot for the next recall)."""
-    return snapshot.memo(_filters_key(filters), lambda: _candidate_mask(snapshot, filters))  # type: ignore[no-any-return]
+    return _kept_candidates(snapshot, filters)["mask"]
 
 
 def _filters_key(filters: Filters) -> tuple[Any, ...]:
@@ -222,12 +243,14 @@ def _filters_key(filters: Filters) -> tuple[Any, ...]:
 
 def _candidate_rows(snapshot: Snapshot, filters: Filters, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(mask, rows) of the memories that pass ``filters`` and ``allowed``."""
-    mask = candidate_mask(snapshot, filters)
+    entry = _kept_candidates(snapshot, filters)
+    mask = entry["mask"]
     if allowed is not None:
         mask = mask & allowed
         return mask, np.flatnonzero(mask)
-    key = ("rows", *_filters_key(filters))
-    return mask, snapshot.memo(key, lambda: np.flatnonzero(mask))
+    if "rows" not in entry:
+        entry["rows"] = np.flatnonzero(mask)
+    return mask, entry["rows"]
 
 
 def _candidate_mask(snapshot: Snapshot, filters: Filters) -> np.ndarray:

@@ -151,6 +151,9 @@ class TreeWatch:
         self.seq = 0
         self.broken_at = 0  # changes up to this number cannot be told apart: "everything"
         self.gone = False  # the root or the memories folder itself was removed or moved
+        # A symlink seen in the tree (file or folder): an edit through its target, or a target folder removed and
+        # made again, raises no event here, so such a watch never vouches (every answer is "everything").
+        self.links = False
         self._changed: dict[str, int] = {}
         self._folders: dict[str, int] = {}
         self._wd: dict[int, str] = {}
@@ -209,9 +212,12 @@ class TreeWatch:
             except OSError:
                 continue
             for entry in entries:
-                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=True):
+                if entry.name.startswith("."):
                     continue
-                pending.append(f"{current}/{entry.name}" if current else entry.name)
+                if entry.is_symlink():
+                    self.links = True
+                if entry.is_dir(follow_symlinks=True):
+                    pending.append(f"{current}/{entry.name}" if current else entry.name)
 
     def _mark(self, table: dict[str, int], rel: str) -> None:
         self.seq += 1
@@ -260,6 +266,8 @@ class TreeWatch:
             if name.startswith("."):
                 continue  # a hidden file or folder: never a memory, nor above one (a writer's temporary file)
             made = mask & (IN_CREATE | IN_MOVED_TO)
+            if made and os.path.islink(os.path.join(self.root, rel)):
+                self.links = True
             if mask & IN_ISDIR or (made and os.path.isdir(os.path.join(self.root, rel))):
                 # A folder (or a symlink to one) made, moved in, moved out or removed: its whole tree.
                 if mask & _LISTING:
@@ -272,7 +280,7 @@ class TreeWatch:
     def since(self, token: str | None, seq: int) -> Changes:
         """What changed after ``seq`` of the watch ``token`` (another token, or a number before a gap: all)."""
         self.poll()
-        if token != self.token or seq < self.broken_at or seq > self.seq:
+        if token != self.token or seq < self.broken_at or seq > self.seq or self.links:
             return Changes(self.token, self.seq, everything=True, memories=self.memories)
         return Changes(
             self.token,

@@ -109,6 +109,39 @@ def test_edits_in_folders_made_or_moved_after_the_watch_are_seen(repo: Path, cli
 
 
 @needs_inotify
+def test_an_edit_through_a_symlinks_target_is_seen(repo: Path, cli: Any) -> None:
+    """An edit of a symlinked memory's target, or of a file in a symlinked folder whose target was removed and
+    made again, raises no event in the watched tree: a tree holding a symlink is never vouched for."""
+    add(cli, "Pin the lockfile before upgrading", "Commit the lockfile, then upgrade one package at a time.")
+    path = next((repo / "memories").rglob("*.md"))
+    target = repo / "docs" / path.name
+    target.parent.mkdir()
+    path.rename(target)
+    path.symlink_to(os.path.relpath(target, path.parent))
+    shared = repo / "shared"
+    shared.mkdir()
+    (repo / "memories" / "shared").symlink_to("../shared")
+    settle(repo)
+    recaller = WatchedRecaller(repo)
+    for _ in range(3):
+        assert titles(recaller, "lockfile") == ["Pin the lockfile before upgrading"]
+    assert not recaller.unchanged()
+    target.write_text(target.read_text(encoding="utf-8").replace("one package", "one ZEBRAFISH"), encoding="utf-8")
+    assert titles(recaller, "ZEBRAFISH") == ["Pin the lockfile before upgrading"]
+
+    shutil.rmtree(shared)  # the symlinked folder's target removed and made again, then a memory written in it
+    shared.mkdir()
+    moved = shared / "giraffe.md"
+    moved.write_text(target.read_text(encoding="utf-8").replace("ZEBRAFISH", "GIRAFFE"), encoding="utf-8")
+    target.unlink()
+    path.unlink()
+    assert titles(recaller, "GIRAFFE") == ["Pin the lockfile before upgrading"]
+    moved.write_text(moved.read_text(encoding="utf-8").replace("GIRAFFE", "OKAPI"), encoding="utf-8")
+    assert titles(recaller, "OKAPI") == ["Pin the lockfile before upgrading"]
+    assert titles(recaller, "GIRAFFE") == []
+
+
+@needs_inotify
 def test_freshness_stat_is_kept_as_configured(repo: Path, cli: Any, counted: list[int]) -> None:
     add(cli, "Pin the lockfile before upgrading", "Commit the lockfile, then upgrade one package at a time.")
     recaller = WatchedRecaller(repo)

@@ -600,3 +600,21 @@ def test_the_budget_of_an_index_written_before_recall_budget_existed(tmp_path: P
     assert budget_for({}, tmp_path) == DEFAULT_BUDGET
     write(tmp_path / ".mtlgit.yaml", "recall:\n  budget: 500\n")
     assert budget_for({}, tmp_path) == 500
+
+
+def test_a_long_lived_process_keeps_the_candidates_of_few_filter_sets(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """A server asked with ever new filters keeps a mask and rows for the last few sets only, not for each."""
+    from mtlgit import recall as recall_module
+
+    add_all(cli)
+    assert cli("index").code == 0
+    snapshot = open_current(repo / ".git" / "mtlgit" / "index")
+    assert snapshot is not None
+    first = recall_module.Filters(tags=("tag-0",))
+    mask = recall_module.candidate_mask(snapshot, first)
+    for n in range(1, 3 * recall_module.FILTER_SETS_KEPT):
+        recall_module._candidate_rows(snapshot, recall_module.Filters(exclude_domains=(f"domain-{n}",)), None)
+    kept = snapshot.memo("filter sets", dict)
+    assert len(kept) == recall_module.FILTER_SETS_KEPT
+    assert recall_module._filters_key(first) not in kept
+    assert recall_module.candidate_mask(snapshot, first).tolist() == mask.tolist()  # made again alike
