@@ -45,6 +45,12 @@ RESCORE = 300
 # How many candidates with the best estimated confidence are scored in full as well, so that the memories which
 # clear the confidence bar are among those scored when few do (README, "Recall in two stages").
 BAR_RESCORE = 100
+# When fewer than k of those clear the bar, this many by estimated confidence are scored in full before the
+# answer is taken (the estimate from the head is rough: a memory that clears the bar ranked past the first 100).
+BAR_RESCORE_WIDE = 2000
+# Two stages need this many candidates holding a word of the query: with fewer, the fused ranking of the rest is
+# their head's alone, which can place a true top hit in the thousands (as in dense mode).
+MIN_MATCHED = RESCORE
 
 
 @dataclass
@@ -386,13 +392,28 @@ def search_sources(
     sizes = np.array([source.snapshot.n_docs for source in sources])
     staged = None
     # Two stages in hybrid mode only, where the exact BM25 half carries a memory the head underrates into the
-    # rescored set (in dense mode nothing does: a true top 1 can rank in the thousands by its head). The prior
+    # rescored set (in dense mode nothing does: a true top 1 can rank in the thousands by its head; nor does it
+    # when fewer than MIN_MATCHED candidates hold a word of the query, a misspelt one say). The prior
     # needs the spread of the fused scores over every candidate: it keeps the exhaustive path too.
-    if mode == "hybrid" and prior is None and len(rows) >= max(TWO_STAGE_MIN, RESCORE + k + 1):
-        staged = _two_stage(
-            sources, [int(o[0]) for o in owners], masks, owner, rows, bm25, vector, k, mode, dense_weight, sizes
+    if (
+        mode == "hybrid"
+        and prior is None
+        and len(rows) >= max(TWO_STAGE_MIN, RESCORE + k + 1)
+        and np.count_nonzero(bm25) >= MIN_MATCHED
+    ):
+        staged, staged_sure = _two_stage(
+            sources,
+            [int(o[0]) for o in owners],
+            masks,
+            owner,
+            rows,
+            bm25,
+            vector,
+            k,
+            dense_weight,
+            sizes,
+            min_confidence,
         )
-        staged_sure = confidence(staged[2], staged[3], sizes[staged[0]], mode)
     if staged is not None:
         owner, rows, bm25, dense, score = staged
         sure = staged_sure
@@ -455,18 +476,19 @@ def _two_stage(
     bm25: np.ndarray,
     vector: np.ndarray,
     k: int,
-    mode: str,
     dense_weight: float,
     sizes: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(owner, row, BM25, cosine, fused score) of the candidates worth scoring in full, fused with the exact
-    mean and spread of the cosine over all candidates.
+    min_confidence: float,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """((owner, row, BM25, cosine, fused score), confidence) of the candidates worth scoring in full, fused
+    with the exact mean and spread of the cosine over all candidates.
 
     Those are the union of two sets, each from the head cosine h alone and the exact BM25 score: the best
     RESCORE + k by the fused estimate (the BM25 z-score and the best estimate of the dense z-score from h: the
     regression of the full z-score on h, corr(h, d) times h's z-score), which holds the top k; and the best
     BAR_RESCORE by the estimated confidence (the same regression's estimate of the cosine itself, and the raw
-    BM25 score the bar weighs), which holds the memories that clear the bar when few do.
+    BM25 score the bar weighs), which holds the memories that clear the bar when few do. When fewer than k of
+    them clear ``min_confidence``, the best BAR_RESCORE_WIDE by estimated confidence are scored in full too.
     """
     heads, sums = [], np.zeros(6, dtype=np.float64)
     for number, mask in zip(numbers, masks, strict=True):
@@ -482,29 +504,37 @@ def _two_stage(
     mean_b, sd_b = float(bm25.mean()), float(bm25.std())  # as _standardise takes them
     # Both rankings are of a*h + b*BM25 (constants dropped): the slope of d on h is cov / var_h.
     slope = cov / var_h if var_h > 1e-24 else 0.0
-    w_cosine, w_bm25 = COEFFICIENTS[mode][1:]
+    w_cosine, w_bm25 = COEFFICIENTS["hybrid"][1:]
     scale = np.log1p(np.maximum(sizes, 1)).astype(np.float64)
     per_bm25 = 1.0 / scale[owner] if len(set(scale.tolist())) > 1 else 1.0 / float(scale[0])
-    chosen = [
-        _best(
-            head,
-            dense_weight * slope / sd_d if sd_d > 1e-12 else 0.0,
-            bm25,
-            (1.0 - dense_weight) / sd_b if sd_b > 1e-12 else 0.0,
-            RESCORE + k,
-        ),
-        _best(head, w_cosine * slope, bm25, w_bm25 * per_bm25, BAR_RESCORE),
-    ]
-    keep = np.union1d(*chosen)
-    owner, rows, bm25 = owner[keep], rows[keep], bm25[keep]
-    dense = np.empty(len(keep), dtype=np.float32)
-    for number in numbers:
-        mine = owner == number
-        dense[mine] = sources[number].snapshot.dense_scores(vector, rows[mine])
-    z_dense = (dense - mean_d) / sd_d if sd_d > 1e-12 else np.zeros(len(dense))
-    z_bm25 = (bm25 - mean_b) / sd_b if sd_b > 1e-12 else np.zeros_like(bm25)
-    score = dense_weight * z_dense + (1.0 - dense_weight) * z_bm25
-    return owner, rows, bm25, dense, score
+
+    def scored(
+        keep: np.ndarray,
+    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+        kept_owner, kept_rows, kept_bm25 = owner[keep], rows[keep], bm25[keep]
+        dense = np.empty(len(keep), dtype=np.float32)
+        for number in numbers:
+            mine = kept_owner == number
+            dense[mine] = sources[number].snapshot.dense_scores(vector, kept_rows[mine])
+        z_dense = (dense - mean_d) / sd_d if sd_d > 1e-12 else np.zeros(len(dense))
+        z_bm25 = (kept_bm25 - mean_b) / sd_b if sd_b > 1e-12 else np.zeros_like(kept_bm25)
+        score = dense_weight * z_dense + (1.0 - dense_weight) * z_bm25
+        sure = confidence(kept_bm25, dense, sizes[kept_owner], "hybrid")
+        return (kept_owner, kept_rows, kept_bm25, dense, score), sure
+
+    fused = _best(
+        head,
+        dense_weight * slope / sd_d if sd_d > 1e-12 else 0.0,
+        bm25,
+        (1.0 - dense_weight) / sd_b if sd_b > 1e-12 else 0.0,
+        RESCORE + k,
+    )
+    keep = np.union1d(fused, _best(head, w_cosine * slope, bm25, w_bm25 * per_bm25, BAR_RESCORE))
+    found, sure = scored(keep)
+    if np.count_nonzero(sure >= min_confidence) < k and BAR_RESCORE_WIDE > BAR_RESCORE:
+        keep = np.union1d(fused, _best(head, w_cosine * slope, bm25, w_bm25 * per_bm25, BAR_RESCORE_WIDE))
+        found, sure = scored(keep)
+    return found, sure
 
 
 def _best(head: np.ndarray, a: float, bm25: np.ndarray, b: float | np.ndarray, count: int) -> np.ndarray:

@@ -149,12 +149,57 @@ def test_a_memory_that_clears_the_bar_is_never_left_outside_the_rescored_set(  #
         exhaustive = search(snapshot, query, vector, k=10, min_confidence=bar)
         assert 5 <= len(exhaustive) < 10
         monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 100)
+        monkeypatch.setattr(recall_module, "MIN_MATCHED", 1)
         monkeypatch.setattr(recall_module, "RESCORE", 1)
         monkeypatch.setattr(recall_module, "BAR_RESCORE", 30)
+        monkeypatch.setattr(recall_module, "BAR_RESCORE_WIDE", 30)  # no second tier: the first must hold them
         two_stage = search(snapshot, query, vector, k=10, min_confidence=bar)
         assert [h.path for h in two_stage] == [h.path for h in exhaustive], query
         checked += 1
     assert checked == len(QUERIES)
+
+
+@pytest.mark.parametrize("wide", [0, 60])
+def test_when_fewer_than_k_clear_the_bar_a_wider_set_is_scored(  # type: ignore[no-untyped-def]
+    pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch, wide: int
+) -> None:
+    """With 2 rescored by estimated confidence, memories above the bar are lost; when fewer than k clear it,
+    the best 60 by estimated confidence are scored too, and recall answers as the exhaustive path."""
+    snapshot = pool.fresh()
+    lost = 0
+    for query in QUERIES:
+        vector = model.encode_query(query)
+        monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 10**9)
+        ranked = sorted((h.confidence for h in search(snapshot, query, vector, k=600)), reverse=True)
+        bar = ranked[4]
+        exhaustive = search(snapshot, query, vector, k=10, min_confidence=bar)
+        monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 100)
+        monkeypatch.setattr(recall_module, "MIN_MATCHED", 1)
+        monkeypatch.setattr(recall_module, "RESCORE", 1)
+        monkeypatch.setattr(recall_module, "BAR_RESCORE", 2)
+        monkeypatch.setattr(recall_module, "BAR_RESCORE_WIDE", wide)
+        two_stage = search(snapshot, query, vector, k=10, min_confidence=bar)
+        lost += [h.path for h in two_stage] != [h.path for h in exhaustive]
+    assert (lost == 0) if wide else lost > 0
+
+
+def test_a_query_few_memories_hold_a_word_of_is_scored_in_full(  # type: ignore[no-untyped-def]
+    pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A misspelt query matches few memories by BM25, and the head alone cannot rank the rest (as in dense
+    mode): it is scored in full and answers as the exhaustive path, at k 1 to 10 with no bar."""
+    snapshot = pool.fresh()
+    query = "retrx the sockex aftex a timeoux"
+    vector = model.encode_query(query)
+    monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 10**9)
+    exhaustive = search(snapshot, query, vector, k=10, min_confidence=0.0)
+    monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 100)
+    monkeypatch.setattr(recall_module, "RESCORE", 1)
+    monkeypatch.setattr(recall_module, "BAR_RESCORE", 1)
+    monkeypatch.setattr(recall_module, "BAR_RESCORE_WIDE", 1)
+    for k in (1, 3, 10):
+        two_stage = search(snapshot, query, vector, k=k, min_confidence=0.0)
+        assert [h.path for h in two_stage] == [h.path for h in exhaustive[:k]], k
 
 
 def test_two_stages_never_score_every_candidate_even_when_nothing_clears_the_bar(  # type: ignore[no-untyped-def]
@@ -164,8 +209,10 @@ def test_two_stages_never_score_every_candidate_even_when_nothing_clears_the_bar
     any other: no product over every vector."""
     snapshot = pool.fresh()
     monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 100)
+    monkeypatch.setattr(recall_module, "MIN_MATCHED", 1)
     monkeypatch.setattr(recall_module, "RESCORE", 50)
     monkeypatch.setattr(recall_module, "BAR_RESCORE", 50)
+    monkeypatch.setattr(recall_module, "BAR_RESCORE_WIDE", 100)
     whole = []
     scored = snapshot.dense_scores
 
