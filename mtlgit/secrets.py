@@ -362,15 +362,17 @@ def _pieces(text: str) -> Iterator[tuple[int, str]]:
     first = 0  # the piece's first line, counted from 0: the number of lines before it
     while True:
         begin = starts[first]
-        if len(text) - begin <= _PIECE or first == len(starts) - 1:
+        # The first line past the piece: the piece holds two lines at least, however long, so that a match over
+        # two lines (a key's name, then its value) is whole in some piece even beside a line longer than a piece.
+        last = max(bisect.bisect_right(starts, begin + _PIECE) - 1, first + 2)
+        if len(text) - begin <= _PIECE or last >= len(starts):
             yield first, text[begin:]
             return
-        # The first line past the piece: the piece holds one line at least, however long.
-        last = max(bisect.bisect_right(starts, begin + _PIECE) - 1, first + 1)
         yield first, text[begin : starts[last] - 1]
-        # The next piece starts at the last line start at least the overlap before this one's end.
+        # The next piece starts at the last line start at least the overlap before this one's end; when that is
+        # this piece's first line (a long one), at its second, which this piece's last line pair then shares.
         following = bisect.bisect_right(starts, starts[last] - 1 - _PIECE_OVERLAP) - 1
-        first = following if following > first else last
+        first = following if following > first else first + 1
 
 
 def _line_starts(text: str) -> list[int]:

@@ -92,6 +92,21 @@ def spans(text: str) -> Iterator[tuple[int, int]]:
         yield starts[before], starts[before] + len(piece)
 
 
+@pytest.mark.parametrize(("first_line", "short_lines"), [(31_000, 27), (30_500, 35), (40_000, 0), (24_000, 60)])
+def test_a_key_over_two_lines_beside_a_line_longer_than_most_of_a_piece_is_found(
+    first_line: int, short_lines: int
+) -> None:
+    """A piece that is mostly one long line left no overlap with the next: a key's name and its value on the
+    next line (a match only betterleaks makes) fell across the cut, in neither piece."""
+    prose = " ".join(["the quick brown fox jumps over the lazy dog"] * (first_line // 44 + 1))[:first_line]
+    lines = [prose, *(["notes about parsing a long log line, one by one"] * short_lines)]
+    text = "\n".join([*lines, "my api_key", "= 'Zx9kQ2mP7vR4tL8wB3nY6cH1'", "end of note"]) + "\n"
+    assert [(f.line, f.kind) for f in find_secrets(text)] == [(len(lines) + 1, "generic api key")]
+    pieces = [(before, before + piece.count("\n") + 1) for before, piece in secrets._pieces(text)]
+    for line in range(len(lines) + 2):  # every two adjacent lines lie in one piece
+        assert any(start <= line and line + 1 < end for start, end in pieces), line
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_pieces_hold_whole_lines_and_every_short_stretch_lies_in_one(seed: int) -> None:
     rng = random.Random(seed)
