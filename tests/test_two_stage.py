@@ -133,38 +133,12 @@ def test_two_stages_answer_as_the_exhaustive_path(  # type: ignore[no-untyped-de
         assert "memories/m009.md" not in [h.path for h in two_stage]
 
 
-def test_a_memory_that_clears_the_bar_is_never_left_outside_the_rescored_set(  # type: ignore[no-untyped-def]
-    pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The bar weighs raw scores, the first stage fused ones: the rescored set also holds the best by estimated
-    confidence, so recall returns every memory above the bar the exhaustive path returns. Here one memory is
-    rescored for the fused ranking and 30 of 600 for the bar (with none, or 10, a memory above the bar is lost)."""
-    snapshot = pool.fresh()
-    checked = 0
-    for query in QUERIES:
-        vector = model.encode_query(query)
-        monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 10**9)
-        ranked = sorted((h.confidence for h in search(snapshot, query, vector, k=600)), reverse=True)
-        bar = ranked[4]  # about five memories clear it: fewer than k
-        exhaustive = search(snapshot, query, vector, k=10, min_confidence=bar)
-        assert 5 <= len(exhaustive) < 10
-        monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 100)
-        monkeypatch.setattr(recall_module, "MIN_MATCHED", 1)
-        monkeypatch.setattr(recall_module, "RESCORE", 1)
-        monkeypatch.setattr(recall_module, "BAR_RESCORE", 30)
-        monkeypatch.setattr(recall_module, "BAR_RESCORE_WIDE", 30)  # no second tier: the first must hold them
-        two_stage = search(snapshot, query, vector, k=10, min_confidence=bar)
-        assert [h.path for h in two_stage] == [h.path for h in exhaustive], query
-        checked += 1
-    assert checked == len(QUERIES)
-
-
-@pytest.mark.parametrize("wide", [0, 60])
-def test_when_fewer_than_k_clear_the_bar_a_wider_set_is_scored(  # type: ignore[no-untyped-def]
-    pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch, wide: int
-) -> None:
-    """With 2 rescored by estimated confidence, memories above the bar are lost; when fewer than k clear it,
-    the best 60 by estimated confidence are scored too, and recall answers as the exhaustive path."""
+def _answers_lost_to_the_bar(  # type: ignore[no-untyped-def]
+    pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch, by_confidence: int, wide: int
+) -> int:
+    """How many of QUERIES two-stage recall answers otherwise than the exhaustive path, with a bar that about
+    five memories clear (fewer than k=10), one memory rescored for the fused ranking, ``by_confidence`` for the
+    bar and ``wide`` when fewer than k of those clear it."""
     snapshot = pool.fresh()
     lost = 0
     for query in QUERIES:
@@ -173,13 +147,35 @@ def test_when_fewer_than_k_clear_the_bar_a_wider_set_is_scored(  # type: ignore[
         ranked = sorted((h.confidence for h in search(snapshot, query, vector, k=600)), reverse=True)
         bar = ranked[4]
         exhaustive = search(snapshot, query, vector, k=10, min_confidence=bar)
+        assert 5 <= len(exhaustive) < 10
         monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 100)
         monkeypatch.setattr(recall_module, "MIN_MATCHED", 1)
         monkeypatch.setattr(recall_module, "RESCORE", 1)
-        monkeypatch.setattr(recall_module, "BAR_RESCORE", 2)
+        monkeypatch.setattr(recall_module, "BAR_RESCORE", by_confidence)
         monkeypatch.setattr(recall_module, "BAR_RESCORE_WIDE", wide)
         two_stage = search(snapshot, query, vector, k=10, min_confidence=bar)
         lost += [h.path for h in two_stage] != [h.path for h in exhaustive]
+    return lost
+
+
+@pytest.mark.parametrize(("by_confidence", "kept"), [(0, False), (30, True)])
+def test_a_memory_that_clears_the_bar_is_never_left_outside_the_rescored_set(  # type: ignore[no-untyped-def]
+    pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch, by_confidence: int, kept: bool
+) -> None:
+    """The bar weighs raw scores, the first stage fused ones: the rescored set also holds the best by estimated
+    confidence, so recall returns every memory above the bar the exhaustive path returns. Here 30 of 600 are
+    rescored for the bar, with no second tier; with none, a memory above the bar is lost."""
+    lost = _answers_lost_to_the_bar(pool, model, monkeypatch, by_confidence, wide=by_confidence)
+    assert (lost == 0) if kept else lost > 0
+
+
+@pytest.mark.parametrize("wide", [0, 60])
+def test_when_fewer_than_k_clear_the_bar_a_wider_set_is_scored(  # type: ignore[no-untyped-def]
+    pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch, wide: int
+) -> None:
+    """With 2 rescored by estimated confidence, memories above the bar are lost; when fewer than k clear it,
+    the best 60 by estimated confidence are scored too, and recall answers as the exhaustive path."""
+    lost = _answers_lost_to_the_bar(pool, model, monkeypatch, 2, wide)
     assert (lost == 0) if wide else lost > 0
 
 
