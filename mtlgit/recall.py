@@ -78,6 +78,7 @@ class Hit:
     matched: dict[str, float] = field(default_factory=dict)  # query term -> its part of the BM25 score
     citations: dict[str, Any] | None = None  # the checked code citations (mtlgit/citations.py)
     prior: float = 0.0  # the outcome ledger's part of ``score`` (mtlgit.ledger.prior)
+    blob: str | None = None  # the git blob id of the file the memory was indexed from (a receipt names it)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -375,15 +376,22 @@ def search_sources(
         mask, rows = _candidate_rows(snapshot, filters, source.allowed)
         if not len(rows):
             continue
-        bm25 = bm25_scores(snapshot, terms)[rows] if mode != "dense" else np.zeros(len(rows), np.float32)
+        if mode == "dense":
+            bm25 = np.zeros(len(rows), np.float32)
+        else:
+            bm25 = bm25_scores(snapshot, terms)
+            if len(rows) < len(bm25):  # rows are distinct and sorted: as many as memories means every one
+                bm25 = bm25[rows]
         owners.append(np.full(len(rows), number, dtype=np.int32))
         rows_all.append(rows)
         bm25_all.append(bm25)
         masks.append(mask)
     if not rows_all:
         return nothing("no memory to search: the pool is empty, or the filters leave none")
-    owner, rows = np.concatenate(owners), np.concatenate(rows_all)
-    bm25 = np.concatenate(bm25_all)
+    if len(rows_all) == 1:  # one source (most recalls): no copies
+        owner, rows, bm25 = owners[0], rows_all[0], bm25_all[0]
+    else:
+        owner, rows, bm25 = np.concatenate(owners), np.concatenate(rows_all), np.concatenate(bm25_all)
     if mode == "bm25" and not bm25.any():
         return nothing("no memory has a word of the query")
     if mode != "bm25":
@@ -459,6 +467,7 @@ def search_sources(
         hit = Hit(len(hits) + 1, float(score[i]), float(bm25[i]), float(dense[i]), path, record, pool=source.pool)
         hit.confidence = float(sure[i])
         hit.prior = float(shift[i]) if shift is not None else 0.0
+        hit.blob = source.snapshot.doc_blob_ids([row])[0]
         if explain and mode != "dense":
             hit.matched = {shown.get(t, t): v for t, v in matched_terms(source.snapshot, terms, row).items()}
         if source.trust == "untrusted":
@@ -529,22 +538,39 @@ def _two_stage(
         (1.0 - dense_weight) / sd_b if sd_b > 1e-12 else 0.0,
         RESCORE + k,
     )
-    keep = np.union1d(fused, _best(head, w_cosine * slope, bm25, w_bm25 * per_bm25, BAR_RESCORE))
-    found, sure = scored(keep)
+    # The sets are joined through a mask over the candidates: np.union1d sorts them (~0.3 ms for 2,000).
+    chosen = np.zeros(len(head), dtype=bool)
+    chosen[fused] = True
+    estimate = _blend(head, w_cosine * slope, bm25, w_bm25 * per_bm25)  # of the confidence's logit
+    chosen[_top(estimate, BAR_RESCORE)] = True
+    found, sure = scored(np.flatnonzero(chosen))
     if np.count_nonzero(sure >= min_confidence) < k and BAR_RESCORE_WIDE > BAR_RESCORE:
-        keep = np.union1d(fused, _best(head, w_cosine * slope, bm25, w_bm25 * per_bm25, BAR_RESCORE_WIDE))
-        found, sure = scored(keep)
+        wide = _top(estimate, BAR_RESCORE_WIDE)
+        more = np.sort(wide[~chosen[wide]])  # only those not scored yet
+        if len(more):
+            extra, extra_sure = scored(more)
+            kept_owner, kept_rows, kept_bm25, dense, score = (np.concatenate(p) for p in zip(found, extra, strict=True))
+            found, sure = (kept_owner, kept_rows, kept_bm25, dense, score), np.concatenate([sure, extra_sure])
     return found, sure
 
 
 def _best(head: np.ndarray, a: float, bm25: np.ndarray, b: float | np.ndarray, count: int) -> np.ndarray:
     """The positions of the ``count`` largest a * head + b * bm25."""
-    if count >= len(head):
-        return np.arange(len(head))
-    if count <= 0:
-        return np.zeros(0, dtype=np.int64)
+    return _top(_blend(head, a, bm25, b), count)
+
+
+def _blend(head: np.ndarray, a: float, bm25: np.ndarray, b: float | np.ndarray) -> np.ndarray:
     value = head * np.float32(a)
     value += bm25 * (np.float32(b) if isinstance(b, float) else b)
+    return value
+
+
+def _top(value: np.ndarray, count: int) -> np.ndarray:
+    """The positions of the ``count`` largest of ``value``."""
+    if count >= len(value):
+        return np.arange(len(value))
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
     # A threshold from a sample that about three times ``count`` clear, so the partition runs on those only
     # (a partition of 100k values cost ~0.6 ms); when fewer than ``count`` clear it, on every value.
     sample = value[:: max(1, len(value) // 4096)]

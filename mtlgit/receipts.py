@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - other interpreters
 if TYPE_CHECKING:
     import numpy as np
 
-    from mtlgit.recall import RecallResult
+    from mtlgit.recall import Hit, RecallResult
 
 TOOLS = ("cli", "hook", "mcp", "extract", "transcript")
 # The default of ``recall.feedback_weight``, chosen with benchmarks/sim_ledger.py (docs/ledger.md).
@@ -239,12 +239,14 @@ def _agent_name(agent: str | None) -> str | None:
     return None if find_secrets(name) else name
 
 
-def _hit_blob(repo: Repo, result: RecallResult, path: str, at_rev: bool) -> str | None:
-    """The blob id of a local hit: from the revision's snapshot, or hashed from the work tree (whose snapshot
-    was just checked fresh; hashing 3 small files beats loading the snapshot's file list)."""
+def _hit_blob(repo: Repo, result: RecallResult, hit: Hit, at_rev: bool) -> str | None:
+    """The blob id of a local hit: of the content the snapshot recalled it from (a revision's, or the work
+    tree's as it was indexed: the snapshot was just checked fresh), else hashed from the work tree."""
+    if hit.blob:
+        return hit.blob
     if not at_rev:
-        return _blob_id(repo.root / path)
-    return result.snapshot.blob_of(path)
+        return _blob_id(repo.root / hit.path)
+    return result.snapshot.blob_of(hit.path)
 
 
 def record_recall(
@@ -273,7 +275,7 @@ def record_recall(
         "query_sha": query_hash(result.query),
         "memories": [str(hit.memory.get("id", "")) for hit in result.hits],
         # Another pool's files are not in this work tree: its hits carry no blob id.
-        "blobs": [_hit_blob(repo, result, hit.path, at_rev) if hit.pool == "local" else None for hit in result.hits],
+        "blobs": [_hit_blob(repo, result, hit, at_rev) if hit.pool == "local" else None for hit in result.hits],
         "pools": [hit.pool for hit in result.hits],
     }
     if config.query_text:

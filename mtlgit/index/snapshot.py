@@ -202,6 +202,15 @@ class Snapshot:
 
         return self._gather(rows, read)
 
+    def doc_blob_ids(self, rows: Iterable[int]) -> list[str]:
+        """The blob id (hex) of the file of each memory ``rows``."""
+
+        def read(segment: Segment, local: list[int]) -> list[str]:
+            doc_file, blob = segment.array("docs.file"), segment.array("files.blob")
+            return [bytes(blob[int(doc_file[row])]).decode("ascii") for row in local]
+
+        return self._gather(rows, read)
+
     def doc_blobs(self) -> np.ndarray:
         """The blob id (hex, S40) of every memory."""
         parts = [
@@ -307,7 +316,7 @@ class Snapshot:
             split = seg.head_dims
             q64 = vector.astype(np.float64)
             chosen = mask[start : start + len(live)]
-            wanted = live[chosen]
+            wanted = live if chosen.all() else live[chosen]  # all: no filter (a gather of 100k rows: 0.2 ms)
             start += len(live)
             head = seg.head_scores(vector)
             heads.append(head if len(wanted) == seg.n_docs else head[wanted])
