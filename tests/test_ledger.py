@@ -695,3 +695,28 @@ def test_sync_with_an_unknown_remote_says_what_to_check(repo: Path) -> None:
     recall_json(repo)
     result = run_cli(repo, "ledger", "sync", "nowhere")
     assert result.code == 1 and "git remote -v" in result.err and "Traceback" not in result.output
+
+
+def test_a_long_lived_process_names_the_commit_head_moved_to(repo: Path) -> None:
+    """A receipt names HEAD's commit: read from git's files, and in a long-lived process (the MCP server) kept
+    with their stat, so it follows a commit, a branch switch, packed refs and a detached HEAD."""
+    from mtlgit import receipts
+
+    found = find_repo(repo)
+
+    def head() -> str:
+        return git(repo, "rev-parse", "HEAD").strip()
+
+    first = git(repo, "symbolic-ref", "--short", "HEAD").strip()
+    assert receipts._head_commit(found) == head()
+    git(repo, "commit", "-q", "--allow-empty", "-m", "more")
+    assert receipts._head_commit(found) == head()
+    git(repo, "checkout", "-qb", "other", "HEAD~1")
+    assert receipts._head_commit(found) == head()
+    git(repo, "pack-refs", "--all")
+    assert not (repo / ".git" / "refs" / "heads" / "other").exists()
+    assert receipts._head_commit(found) == head()
+    git(repo, "commit", "-q", "--allow-empty", "-m", "after packing")  # a loose ref again, beside packed-refs
+    assert receipts._head_commit(found) == head()
+    git(repo, "checkout", "-q", "--detach", first)
+    assert receipts._head_commit(found) == head()
