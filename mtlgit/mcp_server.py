@@ -445,7 +445,14 @@ def serve(start: Path | None = None) -> None:
         if wire is None:
             server.run("stdio")
         else:
-            anyio.run(_serve_pipes, server, *wire)
+            try:
+                anyio.run(_serve_pipes, server, *wire)
+            except* _ClientGone:
+                pass  # the client closed its end of the pipe: there is no one left to answer
+
+
+class _ClientGone(Exception):
+    """The client closed the pipe the server answers on."""
 
 
 async def _serve_pipes(server: MCPServer, read_fd: int, write_fd: int) -> None:
@@ -537,3 +544,5 @@ class _Writer:
                 data = data[os.write(self.fd, data) :]
             except BlockingIOError:
                 await anyio.wait_writable(self.fd)
+            except (BrokenPipeError, ConnectionResetError):
+                raise _ClientGone from None

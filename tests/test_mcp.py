@@ -222,3 +222,33 @@ def test_the_mcp_inspector_sees_the_schemas_and_one_line_errors(repo: Path, cli)
     data = recalled["structuredContent"]
     assert data["results"] == [] and data["budget"]["left_out"][0]["rank"] == 1
     assert "the prompt budget of 50 tokens left out 1 memory" in recalled["content"][0]["text"]
+
+
+def test_a_client_that_closes_its_end_ends_the_server_quietly(repo: Path) -> None:
+    """A client that goes away (its read end of the pipe closed) while a call is being answered ends the server
+    with exit 0: no crash log, nothing on stderr (it used to end as an internal error, exit 3)."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mtlgit", "mcp"],
+        cwd=repo,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert server.stdin is not None and server.stdout is not None and server.stderr is not None
+
+    def send(message: dict[str, Any]) -> None:
+        assert server.stdin is not None
+        server.stdin.write((json.dumps({"jsonrpc": "2.0", **message}) + "\n").encode())
+        server.stdin.flush()
+
+    client = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}
+    send({"id": 1, "method": "initialize", "params": client})
+    assert json.loads(server.stdout.readline())["id"] == 1
+    send({"method": "notifications/initialized"})
+    server.stdout.close()
+    send({"id": 2, "method": "tools/call", "params": {"name": "recall", "arguments": {"query": "a flaky test"}}})
+    time.sleep(1.0)  # the answer meets the closed pipe
+    server.stdin.close()
+    assert server.wait(timeout=30) == 0
+    assert server.stderr.read() == b""
+    assert not (repo / ".git" / "mtlgit" / "crash.log").exists()
