@@ -39,7 +39,7 @@ from mtlgit.intake import add_items
 from mtlgit.lint import LintJson, LintReport, lint_pool
 from mtlgit.pools import lookup
 from mtlgit.recall import Recaller
-from mtlgit.recall_request import EXPECTED, K_MAX, RecallRequest, execute
+from mtlgit.recall_request import EXPECTED, K_MAX, Recalled, RecallRequest, execute
 from mtlgit.store import Pool
 
 # The enums of the tool schema; a test keeps them equal to mtlgit.rules.MODES and FORMATS.
@@ -187,7 +187,8 @@ class WatchedRecaller(Recaller):
         self._watched = ""  # the configured memories folder the watch was made for
         self._vouched: tuple[Snapshot, int, float] | None = None  # snapshot, watch number, when
         # add_memories runs in a worker thread while recall may run on the event loop: one check at a time.
-        self._lock = threading.Lock()
+        # Re-entrant: a recall holds it from the vouch to its answer (see vouched).
+        self._lock = threading.RLock()
 
     def unchanged(self) -> bool:
         """Whether the watch has seen nothing since the live snapshot was found fresh (a recall is then only
@@ -196,6 +197,19 @@ class WatchedRecaller(Recaller):
             return False
         try:
             return self._unchanged()
+        finally:
+            self._lock.release()
+
+    @contextmanager
+    def vouched(self) -> Iterator[bool]:
+        """As :meth:`unchanged`, and while True the check stays held by this thread, so that a refresh in another
+        thread (add_memories) cannot start between the vouch and the recall that relies on it: the recall would
+        then wait for that refresh on the event loop."""
+        if not self._lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield self._unchanged()
         finally:
             self._lock.release()
 
@@ -320,10 +334,14 @@ def _register(server: MCPServer, recaller: WatchedRecaller, with_receipt: Any) -
                 budget=budget,
             )
         )
-        if recaller.unchanged():  # only the scoring: on the event loop, no thread hop
-            recalled = guarded(lambda: execute(request, recaller))
-        else:  # a refresh may take seconds: in a worker thread, so the server still answers pings
-            recalled = await anyio.to_thread.run_sync(lambda: guarded(lambda: execute(request, recaller)))
+        recalled: Recalled | None = None
+        with recaller.vouched() as fresh:
+            if fresh:  # only the scoring: on the event loop, no thread hop
+                recalled = guarded(lambda: execute(request, recaller))
+        if recalled is None:  # a refresh may take seconds: in a worker thread, so the server still answers pings
+            recalled = cast(
+                "Recalled", await anyio.to_thread.run_sync(lambda: guarded(lambda: execute(request, recaller)))
+            )
         result = recalled.result
         left_out = recalled.budget.note("budget") if recalled.budget is not None else None
         why = result.reason or left_out or "no memory matched"

@@ -385,3 +385,52 @@ def test_the_server_publishes_lean_schemas_and_no_idle_tracing(repo: Path) -> No
     assert schema == lean_schema(recall_schema())
     if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):  # none installed
         assert not any(isinstance(m, OpenTelemetryMiddleware) for m in server._lowlevel_server.middleware)
+
+
+@needs_inotify
+def test_a_refresh_cannot_start_between_the_vouch_and_the_recall(
+    repo: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recall vouched for on the event loop keeps the check held until it has answered: a refresh that
+    another thread (add_memories) starts in between waits for it, rather than the event loop waiting for the
+    refresh (here one that holds the check for 3 s)."""
+    from mtlgit import mcp_server
+    from mtlgit.mcp_server import build_server
+
+    add(cli, "Pin the lockfile before upgrading", "Commit the lockfile, then upgrade one package at a time.")
+    server = build_server(repo)
+    real = mcp_server.execute
+    threads: list[threading.Thread] = []
+
+    def execute(request: Any, recaller: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(threads) == 1:  # the second call, vouched for by the first: a refresh starts right now
+
+            def refresh() -> None:
+                with recaller._lock:
+                    time.sleep(3)
+
+            threads.append(threading.Thread(target=refresh))
+            threads[-1].start()
+            time.sleep(0.3)  # the refresh takes the check if it is free
+        elif not threads:
+            threads.append(threading.current_thread())
+        return real(request, recaller, *args, **kwargs)
+
+    monkeypatch.setattr(mcp_server, "execute", execute)
+
+    async def calls() -> list[float]:
+        took = []
+        for _ in range(2):
+            started = time.monotonic()
+            result = await server.call_tool("recall", {"query": "lockfile"})
+            took.append(time.monotonic() - started)
+            assert not result.is_error
+        return took
+
+    try:
+        took = anyio.run(calls)
+    finally:
+        for thread in threads[1:]:
+            thread.join()
+    assert len(threads) == 2
+    assert took[1] < 2, took
