@@ -68,24 +68,32 @@ def test_the_allow_marker_lets_a_false_positive_through() -> None:
 def test_no_planted_secret_gets_into_the_pool_the_index_or_a_commit(repo: Path, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert cli("hooks", "install").code == 0
     cli("add", "-t", "A clean memory", "-d", "When testing.", "-c", "Nothing secret here.")
-    caught = 0
-    for number, (kind, secret) in enumerate(sorted(PLANTED.items())):
-        value = secret.split("=", 1)[-1]
-        # 1. add with options
+    planted = sorted(PLANTED.items())
+    items = [
+        {"title": f"Deploy lesson {number}", "description": "When deploying.", "content": secret}
+        for number, (_kind, secret) in enumerate(planted)
+    ]
+    values = [secret.split("=", 1)[-1] for _kind, secret in planted]
+    # 1. add with options, one secret a call
+    for (kind, secret), value, number in zip(planted, values, range(len(planted)), strict=True):
         result = cli("add", "-t", f"Deploy lesson {number}", "-d", "When deploying.", "-c", f"Saw {secret} in env.")
         assert result.code == 1 and "contains a" in result.err, (kind, result.output)
         assert value not in result.output
-        # 2. add --json from an agent
-        item = {"title": f"Deploy lesson {number}", "description": "When deploying.", "content": secret}
-        answer = cli("add", "--json", "-", input=json.dumps([item]))
-        assert answer.code == 1 and json.loads(answer.out)["rejected"] == 1, kind
-        assert value not in answer.output
-        # 3. import
-        source = write(tmp_path / f"import-{number}" / "bank.jsonl", json.dumps(item) + "\n")
-        imported = json.loads(cli("import", str(source.parent), "--json").out)
-        assert imported["imported"] == 0 and "contains a" in imported["skips"][0]["reason"], kind
-        caught += 1
-    assert caught == len(PLANTED)
+    # 2. add --items from an agent: every item refused for its secret, in one call
+    answer = cli("add", "--items", "-", "--json", input=json.dumps(items))
+    report = json.loads(answer.out)
+    assert answer.code == 1 and report["added"] == 0 and report["rejected"] == len(PLANTED), answer.output
+    assert [any("contains a" in reason for reason in item["reasons"]) for item in report["items"]] == [True] * len(
+        PLANTED
+    )
+    # 3. import of a bank holding them all
+    source = write(tmp_path / "import" / "bank.jsonl", "".join(json.dumps(item) + "\n" for item in items))
+    imported = cli("import", str(source.parent), "--json")
+    skips = json.loads(imported.out)["skips"]
+    assert json.loads(imported.out)["imported"] == 0 and len(skips) == len(PLANTED), imported.output
+    assert all("contains a" in skip["reason"] for skip in skips)
+    for value in values:
+        assert value not in answer.output and value not in imported.output
     assert [p.name for p in (repo / "memories").rglob("*.md")] == [
         p.name for p in (repo / "memories").rglob("*.md") if "a-clean-memory" in p.name
     ]
