@@ -1,0 +1,88 @@
+"""The fast paths of the per-memory work (analysis, front matter, word ids) against plain reference versions kept
+here: the index's terms, records and vectors must not drift when the fast paths change."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from mtlgit import analysis
+from mtlgit.analysis import MAX_TOKEN_CHARS, STOP_WORDS
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MEMORIES = Path(__file__).resolve().parents[1] / "memories"
+
+_WORD = re.compile(r"[^\W_]+")
+_COMPOUND = re.compile(r"(?<![^\W_-])[^\W_]++(?:-[^\W_]++)+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def reference_words(text: str) -> list[str]:
+    """The analyser's words, plainly: compounds joined, then each word lower-cased with its camelCase parts."""
+    out = [c.replace("-", "").lower() for c in _COMPOUND.findall(text) if len(c) <= MAX_TOKEN_CHARS]
+    for part in _WORD.findall(text):
+        lower = part.lower()
+        out.append(lower)
+        if part != lower and not part.isupper() and not part.istitle():
+            sub = _CAMEL.split(part)
+            if len(sub) > 1:
+                out.extend(s.lower() for s in sub)
+    return [w for w in out if 1 < len(w) <= MAX_TOKEN_CHARS and w not in STOP_WORDS]
+
+
+def reference_analyze(text: str) -> list[str]:
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer("english")
+    return [stemmer.stemWord(w) for w in reference_words(text)]
+
+
+# Pieces that make the analyser's and the tokenizer's rules differ: case, Unicode letters and digits, combining
+# marks, final sigma, dotted I, ligatures, CJK, emoji, control characters, hyphens at edges and in runs, long
+# tokens, identifiers, special tokens.
+_PIECES = [
+    *"abcXYZ019_-- \t\n.,:;'\"()[]{}#*&!|>%@`",
+    *["é", "É", "ß", "ς", "Σ", "σ", "İ", "ı", "ſ", "\u212a", "ﬁ", "\u0301", "\u0308", "中", "文", "日本", "😀", "👍🏽"],
+    *["\u200b", "\u2028", "\x0b", "\x1c", "\x7f", "\x01", "Ⅻ", "²", "٣", "ǅ", "ǈ", "ᾈ", "ﬃ", "Straße", "camelCase"],
+    *["HTTPServer", "getHTTPResponse", "A1B", "iOS", "eBay", "XMLHttpRequest", "x" * 41, "Y" * 45, "read-only"],
+    *["-edge-", "a--b", "_snake_case_", "off-by-one", "in-to", "[CLS]", "##ing", "ÅngströmUnit", "ǄemalJ", "x" * 39],
+]
+
+
+def adversarial(count: int, seed: int = 7) -> list[str]:
+    rnd = random.Random(seed)
+    return ["".join(rnd.choice(_PIECES) for _ in range(rnd.randint(0, 60))) for _ in range(count)]
+
+
+def real_texts() -> list[str]:
+    """The project's memories and, when the third-party data is present, its rule files."""
+    paths = sorted(MEMORIES.rglob("*.md"))
+    for folder in ("cursor-rules", "cursor-rules-mdc"):
+        if (DATA / folder).is_dir():
+            paths += sorted(p for p in (DATA / folder).rglob("*") if p.is_file())[:200]
+    return [p.read_bytes().decode("utf-8", "replace") for p in paths]
+
+
+def test_words_and_terms_equal_the_reference_on_adversarial_text() -> None:
+    texts = adversarial(3000)
+    for text in texts + [t.upper() for t in texts[:300]] + [t.lower() for t in texts[:300]]:
+        assert analysis.words(text) == reference_words(text), repr(text)
+        assert analysis.analyze(text) == reference_analyze(text), repr(text)
+
+
+def test_words_and_terms_equal_the_reference_on_real_text() -> None:
+    texts = real_texts()
+    assert texts, "the project's own memories are missing"
+    for text in texts:
+        assert analysis.words(text) == reference_words(text)
+        assert analysis.analyze(text) == reference_analyze(text)
+
+
+def test_caches_cleared_when_full_give_the_same_terms(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(analysis, "_MAX_CACHED", 5)
+    text = "The read-only cache of getHTTPResponse stems words; HTTPServer and eBay are identifiers."
+    assert analysis.analyze(text) == analysis.analyze(text) == reference_analyze(text)
+    assert len(analysis._TERMS) <= 6
