@@ -86,3 +86,44 @@ def test_caches_cleared_when_full_give_the_same_terms(monkeypatch: pytest.Monkey
     text = "The read-only cache of getHTTPResponse stems words; HTTPServer and eBay are identifiers."
     assert analysis.analyze(text) == analysis.analyze(text) == reference_analyze(text)
     assert len(analysis._TERMS) <= 6
+
+
+def test_plain_scalars_starting_with_a_digit_are_typed_as_yaml_types_them() -> None:
+    import yaml
+
+    from mtlgit import frontmatter
+
+    rnd = random.Random(11)
+    pieces = [
+        *"0123456789_.+:-eExXbBoOtTzZaAfF \t",
+        "KAY",
+        "g",
+        "Q",
+        "é",
+        "٣",
+        "inf",
+        "nan",
+        "0x1F",
+        "1e+3",
+        "2026-11-25",
+    ]
+    values = [
+        rnd.choice("0123456789") + "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 8))) for _ in range(4000)
+    ]
+    values += ["01KAY1YBHHNJXYDX2D6RBBTNRZ", "0x1f", "1_000", "1:20", "3.5e+3", "2026-11-25t10:00:00z", "12 monkeys"]
+    resolver = yaml.resolver.Resolver()
+    for value in values:
+        tag = resolver.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+        assert frontmatter._plain_str(value) == (tag == "tag:yaml.org,2002:str"), value
+
+
+def test_front_matter_lines_read_from_the_line_cache_are_each_memory_s_own() -> None:
+    from mtlgit import frontmatter
+
+    text = "---\nid: a1\ntitle: T\ntags: [x, y]\ncreated: 2026-11-25T14:03:11Z\n---\nbody\n"
+    first = frontmatter.parse(text)
+    first.meta["tags"].append("z")
+    second = frontmatter.parse(text)
+    assert second.meta["tags"] == ["x", "y"]
+    assert second.meta == {"id": "a1", "title": "T", "tags": ["x", "y"], "created": first.meta["created"]}
+    assert frontmatter.parse(text.replace("[x, y]", "[x, 'y z']")).meta["tags"] == ["x", "y z"]
