@@ -558,5 +558,7 @@ def _datetime_text(value: datetime) -> str:
     """UTC times as ``2026-11-25T14:03:11Z`` (what YAML reads back as a timestamp), others in ISO form."""
     offset = value.utcoffset()
     if offset is not None and not offset:
+        if value.year >= 1000 and not value.microsecond:
+            return value.isoformat()[:19] + "Z"  # the same text as strftime's below, ~5x faster
         return value.strftime("%Y-%m-%dT%H:%M:%SZ")
     return value.isoformat()

@@ -127,3 +127,42 @@ def test_front_matter_lines_read_from_the_line_cache_are_each_memory_s_own() -> 
     assert second.meta["tags"] == ["x", "y"]
     assert second.meta == {"id": "a1", "title": "T", "tags": ["x", "y"], "created": first.meta["created"]}
     assert frontmatter.parse(text.replace("[x, y]", "[x, 'y z']")).meta["tags"] == ["x", "y z"]
+
+
+def test_utc_times_are_written_as_strftime_writes_them() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from mtlgit.frontmatter import _datetime_text
+
+    rnd = random.Random(5)
+    zones = [UTC, timezone(timedelta(0)), timezone(timedelta(hours=2))]
+    for _ in range(3000):
+        value = datetime(
+            rnd.choice([1, 999, 1000, 2026, 9999]),
+            rnd.randint(1, 12),
+            rnd.randint(1, 28),
+            rnd.randint(0, 23),
+            rnd.randint(0, 59),
+            rnd.randint(0, 59),
+            rnd.choice([0, 0, 5]),
+            tzinfo=rnd.choice(zones),
+        )
+        offset = value.utcoffset()
+        expected = value.strftime("%Y-%m-%dT%H:%M:%SZ") if offset is not None and not offset else value.isoformat()
+        assert _datetime_text(value) == expected, value
+
+
+def test_word_ids_by_white_space_run_equal_those_by_word() -> None:
+    from itertools import chain
+
+    from mtlgit.embed import _WORDS, DEFAULT_MODEL_DIR, StaticModel
+
+    words = StaticModel(DEFAULT_MODEL_DIR)._word_ids
+    assert words is not None
+    spaces = [" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u2028", "\u3000", "\u200b"]
+    rnd = random.Random(3)
+    texts = adversarial(1500) + ["".join(rnd.choice(_PIECES + spaces) for _ in range(40)) for _ in range(1500)]
+    for text in texts + real_texts()[:50]:
+        plain = list(chain.from_iterable(words[w] for w in _WORDS.findall(words.normalize(text))))
+        expected = [i for i in plain if i != words.unk]
+        assert words.ids(text, None) == expected, repr(text)
