@@ -38,7 +38,10 @@ _MAX_CACHED = 500_000
 def _stemmer():  # type: ignore[no-untyped-def]
     import Stemmer
 
-    return Stemmer.Stemmer("english")
+    stemmer = Stemmer.Stemmer("english")
+    # Its own cache of stems costs ~4 us a new word once full (~1 us without); _Terms keeps every stem already.
+    stemmer.maxCacheSize = 0
+    return stemmer
 
 
 class _Tokens(dict[str, tuple[str, ...]]):
@@ -49,15 +52,17 @@ class _Tokens(dict[str, tuple[str, ...]]):
         if len(self) > _MAX_CACHED:
             self.clear()
         if "-" in raw:
-            found = [raw.replace("-", "").lower()] if len(raw) <= MAX_TOKEN_CHARS else []
+            lower = raw.replace("-", "").lower() if len(raw) <= MAX_TOKEN_CHARS else ""
         else:
             lower = raw.lower()
-            found = [lower]
             if raw != lower and not raw.isupper() and not raw.istitle():
                 sub = _CAMEL.split(raw)
                 if len(sub) > 1:
-                    found.extend(s.lower() for s in sub)
-        tokens = tuple(w for w in found if 1 < len(w) <= MAX_TOKEN_CHARS and w not in STOP_WORDS)
+                    found = [lower, *(s.lower() for s in sub)]
+                    tokens = tuple(w for w in found if 1 < len(w) <= MAX_TOKEN_CHARS and w not in STOP_WORDS)
+                    self[raw] = tokens
+                    return tokens
+        tokens = (lower,) if 1 < len(lower) <= MAX_TOKEN_CHARS and lower not in STOP_WORDS else ()
         self[raw] = tokens
         return tokens
 
@@ -68,7 +73,8 @@ class _Terms(dict[str, tuple[str, ...]]):
     def __missing__(self, raw: str) -> tuple[str, ...]:
         if len(self) > _MAX_CACHED:
             self.clear()
-        terms = tuple(_stemmer().stemWords(_TOKENS[raw]))
+        tokens = _TOKENS[raw]
+        terms = (_stemmer().stemWord(tokens[0]),) if len(tokens) == 1 else tuple(_stemmer().stemWords(tokens))
         self[raw] = terms
         return terms
 
