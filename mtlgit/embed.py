@@ -293,32 +293,46 @@ _WORDS = re.compile(r"[^\s!-/:-@\[-`{-~]+|[!-/:-@\[-`{-~]")
 class _WordIds(dict[str, tuple[int, ...]]):
     """BERT WordPiece, the same ids as the ``tokenizers`` library, for many texts: each text is normalised by
     ``str`` methods and a translation table (the pure-Python normaliser works a character at a time: ~1 ms per
-    memory) and split by a regular expression; each distinct word is tokenized once, the unknown token standing
-    for a word that cannot be split."""
+    memory) and split at white space; each distinct run between white space is split into words by a regular
+    expression once, and each distinct word tokenized once, the unknown token standing for a word that cannot be
+    split."""
 
     def __init__(self, wordpiece: Any, vocab: dict[str, int] | None = None) -> None:
         super().__init__()
         self.wordpiece = wordpiece
         self.unk: int = wordpiece.unk_id
         self.chars: dict[int, str | None] = {}
-        self.chunks = _ChunkIds(self)
-        if vocab is None:  # a query's few words: each split when met
+        self.vocab = vocab
+        self._prefill()
+
+    def _prefill(self) -> None:
+        if self.vocab is None:  # a query's few words: each split when met
             return
         # An ASCII word of the vocabulary is its own single piece (the longest match is tried first): known
         # before any text is read, so that forked workers share them instead of each working them out again.
-        prefix, longest = wordpiece.prefix, wordpiece.max_chars
+        prefix, longest = self.wordpiece.prefix, self.wordpiece.max_chars
         self.update(
             (token, (number,))
-            for token, number in vocab.items()
+            for token, number in self.vocab.items()
             if token.isascii() and not token.startswith(prefix) and len(token) <= longest and number != self.unk
         )
+        self.limit = len(self) + _MAX_LEARNT
 
-    def __missing__(self, word: str) -> tuple[int, ...]:
-        # The library gives one unknown token for a word too long or not made of vocabulary pieces. An ASCII
-        # word here is normalised and split already (by normalize and _WORDS): only its pieces are looked up.
-        found = self.wordpiece.word_ids(word) if word.isascii() else self.wordpiece.encode(word)
-        ids = tuple(found) or (self.unk,)
-        self[word] = ids
+    def __missing__(self, key: str) -> tuple[int, ...]:
+        """The ids of a word or of a run of text between white space ("cells,", "(hmscs)"): a run of several
+        words is looked up whole the next time (runs recur across memories: one look-up, no expression)."""
+        if self.vocab is not None and len(self) > self.limit:
+            self.clear()
+            self._prefill()
+        words = [key] if key.isalnum() else _WORDS.findall(key)
+        if len(words) == 1 and words[0] == key:
+            # The library gives one unknown token for a word too long or not made of vocabulary pieces. An ASCII
+            # word here is normalised and split already (by normalize and _WORDS): only its pieces are looked up.
+            found = self.wordpiece.word_ids(key) if key.isascii() else self.wordpiece.encode(key)
+            ids = tuple(found) or (self.unk,)
+        else:
+            ids = tuple(chain.from_iterable(map(self.__getitem__, words)))
+        self[key] = ids
         return ids
 
     def normalize(self, text: str) -> str:
@@ -358,29 +372,14 @@ class _WordIds(dict[str, tuple[int, ...]]):
         if not self.wordpiece.handles(text):
             return None
         # No word spans white space (str.split() and the expression's \s are the same characters).
-        ids = list(chain.from_iterable(map(self.chunks.__getitem__, self.normalize(text).split())))
+        ids = list(chain.from_iterable(map(self.__getitem__, self.normalize(text).split())))
         if max_length:
             del ids[max_length:]
         return [i for i in ids if i != self.unk] if self.unk in ids else ids
 
 
-class _ChunkIds(dict[str, tuple[int, ...]]):
-    """Token ids by normalised run of text between white space ("cells,", "(hmscs)"): one look-up for most runs
-    of a text, which recur across memories, instead of a regular expression's pass and one look-up a word."""
-
-    def __init__(self, words: _WordIds) -> None:
-        super().__init__()
-        self.words = words
-
-    def __missing__(self, chunk: str) -> tuple[int, ...]:
-        if len(self) > _MAX_CHUNKS:
-            self.clear()
-        ids = tuple(chain.from_iterable(map(self.words.__getitem__, _WORDS.findall(chunk))))
-        self[chunk] = ids
-        return ids
-
-
-_MAX_CHUNKS = 200_000
+# Words and runs learnt by a build's tokenizer beyond the vocabulary's own words: then it starts again.
+_MAX_LEARNT = 500_000
 
 
 def _save_tables(folder: Path, key: str, tables: dict[str, Any], vocab: dict[str, int]) -> None:
