@@ -310,11 +310,16 @@ class _WordIds(dict[str, tuple[int, ...]]):
             return
         # An ASCII word of the vocabulary is its own single piece (the longest match is tried first): known
         # before any text is read, so that forked workers share them instead of each working them out again.
+        # Only single words: a run such as "..." is three words, "." three times, not the vocabulary's "...".
         prefix, longest = self.wordpiece.prefix, self.wordpiece.max_chars
         self.update(
             (token, (number,))
             for token, number in self.vocab.items()
-            if token.isascii() and not token.startswith(prefix) and len(token) <= longest and number != self.unk
+            if token.isascii()
+            and (token.isalnum() or len(token) == 1)
+            and not token.startswith(prefix)
+            and len(token) <= longest
+            and number != self.unk
         )
         self.limit = len(self) + _MAX_LEARNT
 

@@ -48,6 +48,7 @@ _PIECES = [
     *["\u200b", "\u2028", "\x0b", "\x1c", "\x7f", "\x01", "Ⅻ", "²", "٣", "ǅ", "ǈ", "ᾈ", "ﬃ", "Straße", "camelCase"],
     *["HTTPServer", "getHTTPResponse", "A1B", "iOS", "eBay", "XMLHttpRequest", "x" * 41, "Y" * 45, "read-only"],
     *["-edge-", "a--b", "_snake_case_", "off-by-one", "in-to", "[CLS]", "##ing", "ÅngströmUnit", "ǄemalJ", "x" * 39],
+    *[" ... ", "...", " .... ", "e.g.", " --", "\"\"", " \u2026 "],
 ]
 
 
