@@ -267,7 +267,7 @@ class StaticModel:
             table, ends = self.embeddings, np.cumsum(lengths).tolist()
             for row, (start, end) in enumerate(zip([0, *ends[:-1]], ends, strict=True)):
                 if end > start:
-                    out[row] = table[flat[start:end]].sum(axis=0, dtype=np.int32)
+                    out[row] = table.take(flat[start:end], axis=0).sum(axis=0, dtype=np.int32)  # take: ~20% faster
             out *= (self.scale / np.maximum(lengths, 1)).astype(np.float32)[:, None]
         else:
             for row, ids in enumerate(all_ids):
