@@ -44,36 +44,38 @@ def _stemmer():  # type: ignore[no-untyped-def]
     return stemmer
 
 
-class _Tokens(dict[str, tuple[str, ...]]):
+def _tokens_of(raw: str) -> tuple[str, ...]:
     """The lower-cased tokens of one raw word (its parts after it, for an identifier) or of one hyphenated
-    compound (its joined form), stop words and bad lengths left out: worked out once per distinct word."""
+    compound (its joined form), stop words and bad lengths left out."""
+    if "-" in raw:
+        lower = raw.replace("-", "").lower() if len(raw) <= MAX_TOKEN_CHARS else ""
+    else:
+        lower = raw.lower()
+        if raw != lower and not raw.isupper() and not raw.istitle():
+            sub = _CAMEL.split(raw)
+            if len(sub) > 1:
+                found = [lower, *(s.lower() for s in sub)]
+                return tuple(w for w in found if 1 < len(w) <= MAX_TOKEN_CHARS and w not in STOP_WORDS)
+    return (lower,) if 1 < len(lower) <= MAX_TOKEN_CHARS and lower not in STOP_WORDS else ()
+
+
+class _Tokens(dict[str, tuple[str, ...]]):
+    """:func:`_tokens_of` each raw word or compound, worked out once per distinct one."""
 
     def __missing__(self, raw: str) -> tuple[str, ...]:
         if len(self) > _MAX_CACHED:
             self.clear()
-        if "-" in raw:
-            lower = raw.replace("-", "").lower() if len(raw) <= MAX_TOKEN_CHARS else ""
-        else:
-            lower = raw.lower()
-            if raw != lower and not raw.isupper() and not raw.istitle():
-                sub = _CAMEL.split(raw)
-                if len(sub) > 1:
-                    found = [lower, *(s.lower() for s in sub)]
-                    tokens = tuple(w for w in found if 1 < len(w) <= MAX_TOKEN_CHARS and w not in STOP_WORDS)
-                    self[raw] = tokens
-                    return tokens
-        tokens = (lower,) if 1 < len(lower) <= MAX_TOKEN_CHARS and lower not in STOP_WORDS else ()
-        self[raw] = tokens
+        tokens = self[raw] = _tokens_of(raw)
         return tokens
 
 
 class _Terms(dict[str, tuple[str, ...]]):
-    """The stemmed terms of one raw word or compound (see :class:`_Tokens`)."""
+    """The stemmed terms of each raw word or compound (see :func:`_tokens_of`), worked out once per distinct one."""
 
     def __missing__(self, raw: str) -> tuple[str, ...]:
         if len(self) > _MAX_CACHED:
             self.clear()
-        tokens = _TOKENS[raw]
+        tokens = _tokens_of(raw)
         terms = (_stemmer().stemWord(tokens[0]),) if len(tokens) == 1 else tuple(_stemmer().stemWords(tokens))
         self[raw] = terms
         return terms
