@@ -401,7 +401,7 @@ def validate(
         check.warn("title", "title", "the title spans several lines; keep it to one")
     fmt = check.choice("format", FORMATS, "insight", required=True)
     description = check.text("description", required=fmt == "insight", why=": one sentence saying when it applies")
-    if len(SENTENCE_END_RE.findall(description)) > 2 or len(description) > 400:
+    if _sentences_over(description, 2) or len(description) > 400:
         check.warn(
             "description",
             "long-description",
@@ -512,12 +512,19 @@ def _check_created(check: _Checker, value: Any) -> str | None:
     return None
 
 
+def _sentences_over(text: str, most: int) -> bool:
+    """Whether ``text`` has more than ``most`` sentences. Each ends at a mark of its own: text with no more marks
+    than that (most descriptions and insights) needs no expression."""
+    if text.count(".") + text.count("!") + text.count("?") <= most:
+        return False
+    return len(SENTENCE_END_RE.findall(text)) > most
+
+
 def _check_body(check: _Checker, fmt: str, content: str, line: int, abstraction: bool = True) -> None:
     if not content:
         return
     if fmt == "insight":
-        sentences = len(SENTENCE_END_RE.findall(content))
-        if sentences > 5 or len(content) > 1200:
+        if len(content) > 1200 or _sentences_over(content, 5):
             check.problems.append(
                 _warning(
                     check.rel,

@@ -48,7 +48,7 @@ _PIECES = [
     *["\u200b", "\u2028", "\x0b", "\x1c", "\x7f", "\x01", "Ⅻ", "²", "٣", "ǅ", "ǈ", "ᾈ", "ﬃ", "Straße", "camelCase"],
     *["HTTPServer", "getHTTPResponse", "A1B", "iOS", "eBay", "XMLHttpRequest", "x" * 41, "Y" * 45, "read-only"],
     *["-edge-", "a--b", "_snake_case_", "off-by-one", "in-to", "[CLS]", "##ing", "ÅngströmUnit", "ǄemalJ", "x" * 39],
-    *[" ... ", "...", " .... ", "e.g.", " --", "\"\"", " \u2026 "],
+    *[" ... ", "...", " .... ", "e.g.", " --", '""', " \u2026 "],
 ]
 
 
@@ -171,3 +171,14 @@ def test_word_ids_by_white_space_run_equal_those_by_word(learnt: int, monkeypatc
         expected = [i for i in plain if i != reference.unk]
         assert words.ids(text, None) == expected, repr(text)
     assert len(words) <= words.limit + 1
+
+
+def test_sentence_count_shortcut_agrees_with_the_expression() -> None:
+    from mtlgit.memory import SENTENCE_END_RE, _sentences_over
+
+    rnd = random.Random(9)
+    pieces = ["A", "b", " ", "\n", ".", "!", "?", "e.g.", " X", "3.5", "'Q", "(", "...", "\t"]
+    for _ in range(3000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 30)))
+        for most in (0, 2, 5):
+            assert _sentences_over(text, most) == (len(SENTENCE_END_RE.findall(text)) > most), repr(text)
