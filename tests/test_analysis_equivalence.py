@@ -182,3 +182,13 @@ def test_sentence_count_shortcut_agrees_with_the_expression() -> None:
         text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 30)))
         for most in (0, 2, 5):
             assert _sentences_over(text, most) == (len(SENTENCE_END_RE.findall(text)) > most), repr(text)
+
+
+def test_a_stamp_of_other_digits_than_ascii_is_text_as_yaml_reads_it() -> None:
+    import yaml
+
+    from mtlgit import frontmatter
+
+    text = "created: \u0662\u0660\u0662\u0666-\u0661\u0661-\u0662\u0665T\u0661\u0664:\u0660\u0663:\u0661\u0661Z\n"
+    assert frontmatter.load_yaml(text, 2) == yaml.safe_load(text)
+    assert isinstance(frontmatter.load_yaml(text, 2)["created"], str)
