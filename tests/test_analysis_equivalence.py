@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,40 @@ def test_a_stamp_of_other_digits_than_ascii_is_text_as_yaml_reads_it() -> None:
     text = "created: \u0662\u0660\u0662\u0666-\u0661\u0661-\u0662\u0665T\u0661\u0664:\u0660\u0663:\u0661\u0661Z\n"
     assert frontmatter.load_yaml(text, 2) == yaml.safe_load(text)
     assert isinstance(frontmatter.load_yaml(text, 2)["created"], str)
+
+
+def reference_word_ids(lookup: Callable[[str], int | None], word: str, prefix: str, most: int) -> list[int]:
+    """WordPiece's greedy longest match, plainly: at each start the longest vocabulary piece, else nothing."""
+    if len(word) > most:
+        return []
+    pieces, start = [], 0
+    while start < len(word):
+        end = len(word)
+        while end > start and lookup(word[start:end] if start == 0 else prefix + word[start:end]) is None:
+            end -= 1
+        if end == start:
+            return []
+        found = lookup(word[start:end] if start == 0 else prefix + word[start:end])
+        assert found is not None
+        pieces.append(found)
+        start = end
+    return pieces
+
+
+def test_word_pieces_equal_the_plain_greedy_match() -> None:
+    import json
+
+    from mtlgit.embed import DEFAULT_MODEL_DIR
+    from mtlgit.wordpiece import WordPiece
+
+    data = json.loads((DEFAULT_MODEL_DIR / "tokenizer.json").read_text(encoding="utf-8"))
+    wordpiece = WordPiece.from_tokenizer_json(data)
+    assert wordpiece is not None
+    vocab = data["model"]["vocab"]
+    rnd = random.Random(4)
+    chars = "abcdefghijklmnopqrstuvwxyz0123456789#éü中"
+    words = {"".join(rnd.choice(chars) for _ in range(rnd.randint(0, 24))) for _ in range(3000)}
+    words |= {w for text in real_texts()[:40] for w in wordpiece.words(text)} | {"", "x" * 101, "unaffable"}
+    for word in words:
+        expected = [i for i in reference_word_ids(vocab.get, word, "##", 100) if i != wordpiece.unk_id]
+        assert wordpiece.word_ids(word) == expected, word
