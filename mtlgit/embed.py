@@ -229,6 +229,7 @@ class StaticModel:
     def prepare(self) -> None:
         """Build what encoding many texts needs now: a process about to fork workers shares it with them."""
         _ = self._word_ids
+        _ = self.median_token_length  # the bound of _truncate: else each worker reads or builds the query tables
 
     def _batch_ids(self, texts: list[str]) -> list[list[int]]:
         """Token ids of a batch, the same as the library's (tests hold them equal). A few texts (a refresh after
