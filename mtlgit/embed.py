@@ -229,6 +229,7 @@ class StaticModel:
     def prepare(self) -> None:
         """Build what encoding many texts needs now: a process about to fork workers shares it with them."""
         _ = self._word_ids
+        _ = self.median_token_length  # the bound of _truncate: else each worker reads or builds the query tables
 
     def _batch_ids(self, texts: list[str]) -> list[list[int]]:
         """Token ids of a batch, the same as the library's (tests hold them equal). A few texts (a refresh after
@@ -267,7 +268,7 @@ class StaticModel:
             table, ends = self.embeddings, np.cumsum(lengths).tolist()
             for row, (start, end) in enumerate(zip([0, *ends[:-1]], ends, strict=True)):
                 if end > start:
-                    out[row] = table[flat[start:end]].sum(axis=0, dtype=np.int32)
+                    out[row] = table.take(flat[start:end], axis=0).sum(axis=0, dtype=np.int32)  # take: ~20% faster
             out *= (self.scale / np.maximum(lengths, 1)).astype(np.float32)[:, None]
         else:
             for row, ids in enumerate(all_ids):
@@ -293,31 +294,51 @@ _WORDS = re.compile(r"[^\s!-/:-@\[-`{-~]+|[!-/:-@\[-`{-~]")
 class _WordIds(dict[str, tuple[int, ...]]):
     """BERT WordPiece, the same ids as the ``tokenizers`` library, for many texts: each text is normalised by
     ``str`` methods and a translation table (the pure-Python normaliser works a character at a time: ~1 ms per
-    memory) and split by a regular expression; each distinct word is tokenized once, the unknown token standing
-    for a word that cannot be split."""
+    memory) and split at white space; each distinct run between white space is split into words by a regular
+    expression once, and each distinct word tokenized once, the unknown token standing for a word that cannot be
+    split."""
 
     def __init__(self, wordpiece: Any, vocab: dict[str, int] | None = None) -> None:
         super().__init__()
         self.wordpiece = wordpiece
         self.unk: int = wordpiece.unk_id
         self.chars: dict[int, str | None] = {}
-        if vocab is None:  # a query's few words: each split when met
+        self.vocab = vocab
+        self._prefill()
+
+    def _prefill(self) -> None:
+        if self.vocab is None:  # a query's few words: each split when met
             return
         # An ASCII word of the vocabulary is its own single piece (the longest match is tried first): known
         # before any text is read, so that forked workers share them instead of each working them out again.
-        prefix, longest = wordpiece.prefix, wordpiece.max_chars
+        # Only single words: a run such as "..." is three words, "." three times, not the vocabulary's "...".
+        prefix, longest = self.wordpiece.prefix, self.wordpiece.max_chars
         self.update(
             (token, (number,))
-            for token, number in vocab.items()
-            if token.isascii() and not token.startswith(prefix) and len(token) <= longest and number != self.unk
+            for token, number in self.vocab.items()
+            if token.isascii()
+            and (token.isalnum() or len(token) == 1)
+            and not token.startswith(prefix)
+            and len(token) <= longest
+            and number != self.unk
         )
+        self.limit = len(self) + _MAX_LEARNT
 
-    def __missing__(self, word: str) -> tuple[int, ...]:
-        # The library gives one unknown token for a word too long or not made of vocabulary pieces. An ASCII
-        # word here is normalised and split already (by normalize and _WORDS): only its pieces are looked up.
-        found = self.wordpiece.word_ids(word) if word.isascii() else self.wordpiece.encode(word)
-        ids = tuple(found) or (self.unk,)
-        self[word] = ids
+    def __missing__(self, key: str) -> tuple[int, ...]:
+        """The ids of a word or of a run of text between white space ("cells,", "(hmscs)"): a run of several
+        words is looked up whole the next time (runs recur across memories: one look-up, no expression)."""
+        if self.vocab is not None and len(self) > self.limit:
+            self.clear()
+            self._prefill()
+        words = [key] if key.isalnum() else _WORDS.findall(key)
+        if len(words) == 1 and words[0] == key:
+            # The library gives one unknown token for a word too long or not made of vocabulary pieces. An ASCII
+            # word here is normalised and split already (by normalize and _WORDS): only its pieces are looked up.
+            found = self.wordpiece.word_ids(key) if key.isascii() else self.wordpiece.encode(key)
+            ids = tuple(found) or (self.unk,)
+        else:
+            ids = tuple(chain.from_iterable(map(self.__getitem__, words)))
+        self[key] = ids
         return ids
 
     def normalize(self, text: str) -> str:
@@ -356,11 +377,15 @@ class _WordIds(dict[str, tuple[int, ...]]):
         dropped; None for text holding a special token (``[CLS]``...), which only the library splits out."""
         if not self.wordpiece.handles(text):
             return None
-        words = _WORDS.findall(self.normalize(text))
-        ids = list(chain.from_iterable(map(self.__getitem__, words)))
+        # No word spans white space (str.split() and the expression's \s are the same characters).
+        ids = list(chain.from_iterable(map(self.__getitem__, self.normalize(text).split())))
         if max_length:
             del ids[max_length:]
         return [i for i in ids if i != self.unk] if self.unk in ids else ids
+
+
+# Words and runs learnt by a build's tokenizer beyond the vocabulary's own words: then it starts again.
+_MAX_LEARNT = 500_000
 
 
 def _save_tables(folder: Path, key: str, tables: dict[str, Any], vocab: dict[str, int]) -> None:

@@ -36,6 +36,7 @@ from mtlgit.secrets import ALLOW, find_secrets
 
 MAX_FILE_BYTES = 1024 * 1024
 CONFLICT_RE = re.compile(r"^(?:<{7}|>{7})(?: |\r?$)|^={7}\r?$|^\|{7}(?: |\r?$)", re.MULTILINE)
+_CONFLICT_RUNS = ("<" * 7, ">" * 7, "=" * 7, "|" * 7)
 # A sentence ends at . ! or ? before a capital letter or the end: "e.g. a", "vs. b" and "3.5" do not count.
 SENTENCE_END_RE = re.compile(r"[.!?](?:\s+(?=[A-Z\"'`(\[])|\s*$)")
 
@@ -215,7 +216,8 @@ def parse_bytes(
         return None, [
             _error(rel, line, "encoding", f"not UTF-8 (byte 0x{data[exc.start]:02x}): re-save the file as UTF-8")
         ]
-    conflict = CONFLICT_RE.search(text)
+    # Every marker holds one of these runs: a substring test is ~10x cheaper than the expression's pass.
+    conflict = CONFLICT_RE.search(text) if any(run in text for run in _CONFLICT_RUNS) else None
     if conflict:
         line = text.count("\n", 0, conflict.start()) + 1
         return None, [
@@ -358,12 +360,13 @@ class _Checker:
             if required:
                 self.error(key, "missing", f"missing required field '{key}': one of {', '.join(allowed)}")
             return default
-        if not isinstance(value, str) or value.strip().lower() not in allowed:
+        chosen = value.strip().lower() if isinstance(value, str) else None
+        if chosen not in allowed:
             hint = difflib.get_close_matches(str(value).lower(), allowed, n=1)
             did = f" (did you mean '{hint[0]}'?)" if hint else ""
             self.error(key, "value", f"'{key}' is {self.show(value)}; it must be one of {', '.join(allowed)}{did}")
             return default
-        return value.strip().lower()
+        return chosen
 
     def words(self, key: str, meta: dict[str, Any] | None = None) -> tuple[str, ...]:
         value = (self.meta if meta is None else meta).get(key)
@@ -398,7 +401,7 @@ def validate(
         check.warn("title", "title", "the title spans several lines; keep it to one")
     fmt = check.choice("format", FORMATS, "insight", required=True)
     description = check.text("description", required=fmt == "insight", why=": one sentence saying when it applies")
-    if len(SENTENCE_END_RE.findall(description)) > 2 or len(description) > 400:
+    if _sentences_over(description, 2) or len(description) > 400:
         check.warn(
             "description",
             "long-description",
@@ -509,12 +512,19 @@ def _check_created(check: _Checker, value: Any) -> str | None:
     return None
 
 
+def _sentences_over(text: str, most: int) -> bool:
+    """Whether ``text`` has more than ``most`` sentences. Each ends at a mark of its own: text with no more marks
+    than that (most descriptions and insights) needs no expression."""
+    if text.count(".") + text.count("!") + text.count("?") <= most:
+        return False
+    return len(SENTENCE_END_RE.findall(text)) > most
+
+
 def _check_body(check: _Checker, fmt: str, content: str, line: int, abstraction: bool = True) -> None:
     if not content:
         return
     if fmt == "insight":
-        sentences = len(SENTENCE_END_RE.findall(content))
-        if sentences > 5 or len(content) > 1200:
+        if len(content) > 1200 or _sentences_over(content, 5):
             check.problems.append(
                 _warning(
                     check.rel,

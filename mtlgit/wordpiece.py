@@ -138,22 +138,30 @@ class WordPiece:
     def word_ids(self, word: str) -> list[int]:
         """Token ids of one word already normalised and split (what :meth:`words` gives), without the unknown
         token; none for a word too long or not made of vocabulary pieces."""
-        if len(word) > self.max_chars:
+        size = len(word)
+        if not size or size > self.max_chars:
             return []
         lookup = self.lookup
-        pieces: list[int] = []
-        start = 0
-        while start < len(word):
-            end = len(word)
-            found = None
-            while start < end:
-                piece = word[start:end] if start == 0 else self.prefix + word[start:end]
-                found = lookup(piece)
-                if found is not None:
-                    break
-                end -= 1
+        # The longest piece first: the whole word, then shorter heads; after the first piece each candidate is
+        # a head of the prefixed rest (one slice a look-up, no concatenation).
+        end = size
+        found = lookup(word)
+        while found is None and end > 1:
+            end -= 1
+            found = lookup(word[:end])
+        if found is None:
+            return []
+        pieces = [found]
+        mark = len(self.prefix)
+        while end < size:
+            rest = self.prefix + word[end:]
+            cut = len(rest)
+            found = lookup(rest)
+            while found is None and cut > mark + 1:
+                cut -= 1
+                found = lookup(rest[:cut])
             if found is None:
                 return []
             pieces.append(found)
-            start = end
+            end += cut - mark
         return [i for i in pieces if i != self.unk_id]
