@@ -60,12 +60,14 @@ class FileInput:
 
 @dataclass
 class DocInput:
-    """One memory freshly analysed: the file it is in, its record, terms and vector."""
+    """One memory freshly analysed: the file it is in, its record, terms and vector, and its line of
+    ``records.jsonl`` when a worker encoded it already."""
 
     file_index: int
     record: dict[str, Any]
     terms: list[str]
     vector: np.ndarray | None = None
+    line: bytes | None = None
 
 
 @dataclass
@@ -96,6 +98,11 @@ class SegmentData:
         return len(self.doc_file)
 
 
+def record_line(record: dict[str, Any]) -> bytes:
+    """A record's line of ``records.jsonl``."""
+    return json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
 def from_docs(files: Sequence[FileInput], docs: Sequence[DocInput], dim: int) -> SegmentData:
     """A segment of ``files``, the memories among them being ``docs`` (in file order)."""
     file_doc = np.full(len(files), -1, dtype=np.int32)
@@ -114,7 +121,7 @@ def from_docs(files: Sequence[FileInput], docs: Sequence[DocInput], dim: int) ->
         record = doc.record
         if doc.vector is not None:
             vectors[row] = doc.vector
-        records.append(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+        records.append(doc.line or record_line(record))
         ids[row] = str(record.get("id", "")).encode("utf-8")[:64]
         keys[row] = str(record.get("id", "")).upper().encode("utf-8")[:64]
         for column, (key, values) in enumerate(ATTRS):
