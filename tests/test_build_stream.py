@@ -123,3 +123,21 @@ def test_a_build_from_nothing_of_the_working_tree_reads_each_file_in_the_tasks(
     blobs = [b.decode() for _p, _s, blob_table, _l in snapshot.file_tables() for b in blob_table.tolist()]
     expected = sorted((f.rel, blob_id((repo / f.rel).read_bytes())) for f in files)
     assert sorted(zip(paths, blobs, strict=True)) == expected
+
+
+def test_files_a_dead_worker_had_not_read_are_read_by_the_main_process(
+    repo: Path, small_tasks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = with_copies(repo, 120)
+    main = os.getpid()
+
+    def hook(record: dict[str, Any]) -> dict[str, Any]:
+        if os.getpid() != main:
+            (repo / "worker-died").touch()
+            os._exit(3)
+        return record
+
+    dying = unread(repo, files, hook)
+    assert (repo / "worker-died").exists() and build._JOB is None
+    monkeypatch.setattr(build, "PARALLEL_FROM", 10**9)
+    same(dying, unread(repo, files, hook))
