@@ -90,9 +90,9 @@ class Builder:
         try:
             parts = []
             known = _cache_known(cache, self.vectors_key)
+            place = (root, cache.path, self.vectors_key)
             # No name holds the work list: each task's contents are freed once its results are taken.
-            work = self._work(cache, files, read)
-            with _Computing(work, self.model, record_hook, known, (root, cache.path, self.vectors_key)) as computing:
+            with _Computing(self._work(cache, files, read), self.model, record_hook, known, place) as computing:
                 steps = range(0, len(files), CHUNK)
                 show = self.progress and len(files) > CHUNK
                 for start in progress_bar(steps, show, "Indexing memories"):
