@@ -227,11 +227,13 @@ def _resolve(work: Sequence[Work], known: Known, root: Path | None) -> tuple[lis
         return list(work), []
     found: Found = []
     read: dict[str, Work] = {}
+    base = os.path.join(root, "")
     for blob, rel, _content, _vector, first in work:
         if blob:
             continue
         try:
-            data = (root / rel).read_bytes()
+            with open(base + rel, "rb", buffering=0) as file:  # a third of Path.read_bytes's cost
+                data = file.read()
         except OSError:
             found.append((first, ""))  # gone, or unreadable, since its stat: left out, as if never listed
             continue
