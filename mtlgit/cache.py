@@ -117,6 +117,11 @@ class BlobCache:
     def close(self) -> None:
         self.db.close()
 
+    def reader_uri(self) -> str:
+        """How another process opens this database to read it: as it is on disk, without locks, where this one
+        could not be written (a read-only checkout)."""
+        return f"{self.path.resolve().as_uri()}?{'mode=ro' if self.writable else 'immutable=1'}"
+
     def docs(self, blobs: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The cached analysis of each blob that has one: ``{"record":..., "terms":..., "problems":...}``."""
         return {
@@ -295,11 +300,11 @@ class BlobCache:
         return _Transaction(self.db)
 
 
-def open_reader(path: Path) -> sqlite3.Connection | None:
-    """A read-only connection to the cache at ``path`` (for a forked worker, which must not use its parent's),
-    or None where it cannot be opened."""
+def open_reader(uri: str) -> sqlite3.Connection | None:
+    """A read-only connection to the cache at ``uri`` (:meth:`BlobCache.reader_uri`: for a forked worker, which
+    must not use its parent's connection), or None where it cannot be opened."""
     try:
-        return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60, isolation_level=None)
+        return sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
     except sqlite3.Error:
         return None
 

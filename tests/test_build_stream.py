@@ -141,3 +141,35 @@ def test_files_a_dead_worker_had_not_read_are_read_by_the_main_process(
     assert (repo / "worker-died").exists() and build._JOB is None
     monkeypatch.setattr(build, "PARALLEL_FROM", 10**9)
     same(dying, unread(repo, files, hook))
+
+
+def test_workers_read_the_cache_of_a_read_only_checkout(repo: Path, small_tasks: None, tmp_path: Path) -> None:
+    from tests.test_hostile_inputs import _mount, _need_mount, _unmount
+
+    _need_mount()
+    files = with_copies(repo, 120)
+    first = unread(repo, files)  # every content analysed and cached
+    view = tmp_path / "read-only"
+    view.mkdir()
+    if _mount("--bind", str(repo), str(view)).returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    analysed = tmp_path / "analysed-in-a-worker"
+    main = os.getpid()
+
+    def hook(record: dict[str, Any]) -> dict[str, Any]:
+        if os.getpid() != main:
+            analysed.touch()
+        return record
+
+    try:
+        if _mount("-o", "remount,bind,ro", str(view)).returncode != 0:
+            pytest.skip("cannot remount read-only here")
+        repo_obj = find_repo(view)
+        fresh = [FileInput(f.rel, f.stat, "") for f in files]
+        again = build.Builder(repo_obj, load_model("default", view, repo_obj.state_dir)).segment(
+            fresh, lambda indexes: pytest.fail("read a cached content again"), hook, root=view
+        )
+    finally:
+        _unmount(view)
+    assert not analysed.exists()  # the workers found every content in the cache they could not write
+    same(again, first)

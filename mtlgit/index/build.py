@@ -90,7 +90,7 @@ class Builder:
         try:
             parts = []
             known = _cache_known(cache, self.vectors_key)
-            place = (root, cache.path, self.vectors_key)
+            place = (root, cache.reader_uri(), self.vectors_key)
             # No name holds the work list: each task's contents are freed once its results are taken.
             with _Computing(self._work(cache, files, read), self.model, record_hook, known, place) as computing:
                 steps = range(0, len(files), CHUNK)
@@ -272,8 +272,8 @@ def _worker_known(blobs: list[str]) -> tuple[set[str], set[str]]:
     return known_blobs(db, _JOB[2][2], blobs) if db is not None else (set(), set())
 
 
-# Where a task reads the files not read yet, the cache's path, and the key of the vectors the cache keeps.
-Place = tuple[Path | None, Path, str]
+# Where a task reads the files not read yet, how it opens the cache, and the key of the vectors the cache keeps.
+Place = tuple[Path | None, str, str]
 # What forked workers inherit: the model, the record hook (a closure, which cannot be pickled), and the Place.
 _JOB: tuple[StaticModel, RecordHook | None, Place] | None = None
 
