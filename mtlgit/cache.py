@@ -117,6 +117,11 @@ class BlobCache:
     def close(self) -> None:
         self.db.close()
 
+    def reader_uri(self) -> str:
+        """How another process opens this database to read it: as it is on disk, without locks, where this one
+        could not be written (a read-only checkout)."""
+        return f"{self.path.resolve().as_uri()}?{'mode=ro' if self.writable else 'immutable=1'}"
+
     def docs(self, blobs: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The cached analysis of each blob that has one: ``{"record":..., "terms":..., "problems":...}``."""
         return {
@@ -136,15 +141,17 @@ class BlobCache:
         """The blobs among ``blobs`` that have a vector of ``model`` (not checked against their checksum)."""
         return {row[0] for row in self._select("SELECT blob FROM vectors WHERE model=? AND blob IN ", blobs, model)}
 
-    def put_made(self, model: str, made: Sequence[tuple[str, dict[str, Any], str, int, np.ndarray | None]]) -> None:
-        """Store analyses already encoded (blob, analysis, its JSON, the JSON's CRC-32, vector or None), as
-        workers hand them back, and their vectors, in one transaction."""
+    def put_made(
+        self, model: str, made: Sequence[tuple[str, dict[str, Any], str, int, np.ndarray | None, bytes | None]]
+    ) -> None:
+        """Store analyses already encoded (blob, analysis, its JSON, the JSON's CRC-32, vector or None, and a
+        last item not stored), as workers hand them back, and their vectors, in one transaction."""
         import numpy as np
 
         if not made:
             return
         vectors = []
-        for blob, _analysis, _text, _crc, vector in made:
+        for blob, _analysis, _text, _crc, vector, _line in made:
             if vector is not None:
                 data = np.asarray(vector, dtype=np.float16).tobytes()
                 vectors.append((model, blob, data, zlib.crc32(data)))
@@ -154,7 +161,7 @@ class BlobCache:
                     "INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?)",
                     [
                         (ANALYZER_VERSION, blob, text, (analysis.get("record") or {}).get("id"), crc)
-                        for blob, analysis, text, crc, _vector in made
+                        for blob, analysis, text, crc, _vector, _line in made
                     ],
                 ),
                 ("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", vectors),
@@ -291,6 +298,33 @@ class BlobCache:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.db)
+
+
+def open_reader(uri: str) -> sqlite3.Connection | None:
+    """A read-only connection to the cache at ``uri`` (:meth:`BlobCache.reader_uri`: for a forked worker, which
+    must not use its parent's connection), or None where it cannot be opened."""
+    try:
+        return sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
+    except sqlite3.Error:
+        return None
+
+
+def known_blobs(db: sqlite3.Connection, model: str, blobs: list[str]) -> tuple[set[str], set[str]]:
+    """Which of ``blobs`` have an analysis, and which a vector of ``model``, in the cache ``db`` (nothing where it
+    cannot be read: the contents are then computed again)."""
+    docs: set[str] = set()
+    vectors: set[str] = set()
+    try:
+        for start in range(0, len(blobs), 900):
+            chunk = blobs[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            docs_sql = f"SELECT blob FROM docs WHERE analyzer=? AND blob IN ({marks})"  # noqa: S608
+            docs.update(row[0] for row in db.execute(docs_sql, (ANALYZER_VERSION, *chunk)))
+            vectors_sql = f"SELECT blob FROM vectors WHERE model=? AND blob IN ({marks})"  # noqa: S608
+            vectors.update(row[0] for row in db.execute(vectors_sql, (model, *chunk)))
+    except sqlite3.Error:
+        return set(), set()
+    return docs, vectors
 
 
 def _create_tables(db: sqlite3.Connection) -> None:

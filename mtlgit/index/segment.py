@@ -60,12 +60,14 @@ class FileInput:
 
 @dataclass
 class DocInput:
-    """One memory freshly analysed: the file it is in, its record, terms and vector."""
+    """One memory freshly analysed: the file it is in, its record, terms and vector, and its line of
+    ``records.jsonl`` when a worker encoded it already."""
 
     file_index: int
     record: dict[str, Any]
     terms: list[str]
     vector: np.ndarray | None = None
+    line: bytes | None = None
 
 
 @dataclass
@@ -96,6 +98,11 @@ class SegmentData:
         return len(self.doc_file)
 
 
+def record_line(record: dict[str, Any]) -> bytes:
+    """A record's line of ``records.jsonl``."""
+    return json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
 def from_docs(files: Sequence[FileInput], docs: Sequence[DocInput], dim: int) -> SegmentData:
     """A segment of ``files``, the memories among them being ``docs`` (in file order)."""
     file_doc = np.full(len(files), -1, dtype=np.int32)
@@ -103,23 +110,26 @@ def from_docs(files: Sequence[FileInput], docs: Sequence[DocInput], dim: int) ->
         file_doc[doc.file_index] = row
     vocab, tf_ptr, tf_term, tf_count = count_terms([d.terms for d in docs])
     n = len(docs)
+    # Built as lists and converted once: a numpy element write costs as much as the rest of a row's work.
     vectors = np.zeros((n, dim), dtype=np.float32)
-    ids = np.zeros(n, dtype="S64")
-    keys = np.zeros(n, dtype="S64")
-    attrs = np.zeros((n, len(ATTRS)), dtype=np.uint8)
+    given = [(row, doc.vector) for row, doc in enumerate(docs) if doc.vector is not None]
+    if given:
+        vectors[[row for row, _vector in given]] = np.stack([vector for _row, vector in given])
+    records = [doc.line or record_line(doc.record) for doc in docs]
+    raw_ids = [str(doc.record.get("id", "")) for doc in docs]
+    ids = np.array([i.encode("utf-8")[:64] for i in raw_ids], dtype="S64")
+    keys = np.array([i.upper().encode("utf-8")[:64] for i in raw_ids], dtype="S64")
+    attrs = np.array(
+        [
+            [values.index(value) if (value := doc.record.get(key)) in values else 0 for key, values in ATTRS]
+            for doc in docs
+        ],
+        dtype=np.uint8,
+    ).reshape(n, len(ATTRS))
     label_index: dict[str, int] = {}
     label_rows: list[list[int]] = []
-    records: list[bytes] = []
-    for row, doc in enumerate(docs):
+    for doc in docs:
         record = doc.record
-        if doc.vector is not None:
-            vectors[row] = doc.vector
-        records.append(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
-        ids[row] = str(record.get("id", "")).encode("utf-8")[:64]
-        keys[row] = str(record.get("id", "")).upper().encode("utf-8")[:64]
-        for column, (key, values) in enumerate(ATTRS):
-            value = record.get(key)
-            attrs[row, column] = values.index(value) if value in values else 0
         names = [f"d:{v.lower()}" for v in record.get("domains", ())] + [
             f"t:{v.lower()}" for v in record.get("tags", ())
         ]

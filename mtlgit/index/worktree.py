@@ -232,14 +232,12 @@ class WorktreeIndex:
         files, dead, racy = _classify(root, scan, old, started)
 
         def read(indexes: list[int]) -> dict[int, bytes]:
-            # Each content is handed over once: a build from nothing then holds one chunk of contents at a time.
-            return {
-                i: scan.data.pop(files[i].rel) if files[i].rel in scan.data else (root / files[i].rel).read_bytes()
-                for i in indexes
-            }
+            return {i: (root / files[i].rel).read_bytes() for i in indexes}
 
-        added = Builder(self.repo, model, progress).segment(files, read) if files else None
-        racy += [[f.rel, f.blob] for f in files if f.stat[1] >= started - RACY_NS and not f.problems_only]
+        # The files new or changed are read by the builder's tasks (in its workers on a large build), which set
+        # their blob ids: the build's workers start on the first files instead of after every file is read.
+        added = Builder(self.repo, model, progress).segment(files, read, root=root) if files else None
+        racy += [[f.rel, f.blob] for f in files if f.blob and f.stat[1] >= started - RACY_NS and not f.problems_only]
         manifest = Manifest.from_config(
             config,
             "worktree",
@@ -266,7 +264,6 @@ class _Scan:
         self.links: set[str] = set()
         self.dirs: list[list[Any]] = []
         self.racy_dirs: list[list[Any]] = []
-        self.data: dict[str, bytes] = {}
         self.gone_below: list[str] = []  # folders listed again: a live file below them not listed is gone
         # Files a caller named as changed: compared by content even when their stat is the same (an edit
         # within the same mtime tick, or one that put the mtime back, which the watcher still sees).
@@ -417,11 +414,7 @@ def _classify(
         if key[0] > MAX_FILE_BYTES:  # never read whole: reported by size, with a stand-in blob id
             files.append(_stand_in(rel, key, f"too-large:{key}", too_large(rel, key[0]).to_json()))
             continue
-        content = _read(root, rel)
-        if content is None:
-            continue
-        scan.data[rel] = content
-        files.append(_Input(rel, key, blob_id(content)))
+        files.append(_Input(rel, key, ""))  # read, and its blob id set, by the builder (build.py)
     for number in dead:
         dead[number] = sorted(set(dead[number]))
     files.sort(key=lambda f: path_key(f.rel))
