@@ -230,3 +230,48 @@ def test_word_pieces_equal_the_plain_greedy_match() -> None:
     for word in words:
         expected = [i for i in reference_word_ids(vocab.get, word, "##", 100) if i != wordpiece.unk_id]
         assert wordpiece.word_ids(word) == expected, word
+
+
+def test_a_parse_cached_before_the_stamp_rule_changed_is_not_reused(repo: Path) -> None:
+    """A memory dated in other digits than ASCII's was read as dated by analyser a3 and is refused now: the
+    analyser's version changed with it, so a cache filled by a3 (shared by worktrees, branches and pools) does
+    not carry the old reading into a new index while lint says otherwise."""
+    import json
+    import sqlite3
+    import zlib
+
+    from mtlgit.cache import analyse_one
+    from mtlgit.ids import blob_id
+    from tests.conftest import VALID, run_cli, write
+
+    dated = VALID.replace("created: ", "created: X", 1)
+    stamp = dated[dated.index("created: X") + 10 :].split("\n", 1)[0]
+    arabic = stamp.translate({ord(d): 0x0660 + int(d) for d in "0123456789"})
+    path = write(repo / "memories" / "arabic.md", dated.replace("X" + stamp, arabic))
+    data = path.read_bytes()
+    assert run_cli(repo, "index").code == 0  # makes the cache
+    as_a3_read_it = analyse_one("memories/arabic.md", VALID.encode())  # valid, dated: what a3 made of it
+    text = json.dumps(as_a3_read_it)
+    with sqlite3.connect(repo / ".git" / "mtlgit" / "cache.sqlite") as db:
+        row = ("a3", blob_id(data), text, as_a3_read_it["record"]["id"], zlib.crc32(text.encode()))
+        db.execute("INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?)", row)
+    assert run_cli(repo, "index", "--rebuild").code == 0
+    listed = json.loads(run_cli(repo, "list", "--json").out)
+    assert [m for m in listed if m.get("path") == "memories/arabic.md"] == []
+    lint = run_cli(repo, "lint", "--json")
+    assert any(
+        p["path"] == "memories/arabic.md" and "created" in p["message"] for p in json.loads(lint.out)["problems"]
+    )
+
+
+def test_hour_24_is_an_impossible_date_as_yaml_says() -> None:
+    """The fast reader leaves a stamp at hour 24 to YAML, which refuses it (datetime.fromisoformat reads it as the
+    next day's midnight from Python 3.14 on)."""
+    from mtlgit.memory import parse_bytes
+    from tests.conftest import VALID
+
+    text = VALID.replace("2026-11-25T14:03:11Z", "2025-01-01T24:00:00Z")
+    assert text != VALID
+    memory, problems = parse_bytes(text.encode(), "memories/m.md")
+    assert memory is None
+    assert [p.code for p in problems] == ["front-matter"] and "impossible date" in problems[0].message
