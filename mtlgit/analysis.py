@@ -33,6 +33,7 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _ASCII_SPLIT = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum() and chr(c) != "-"})
 # Caches bounded by clearing when full: a build meets each word many times.
 _MAX_CACHED = 500_000
+_MAX_CACHED_CHARS = 100  # a longer raw word (a hash, a blob of base64) is rare: worked out again, never kept
 
 
 @lru_cache(maxsize=1)
@@ -64,6 +65,8 @@ class _Tokens(dict[str, tuple[str, ...]]):
     """:func:`_tokens_of` each raw word or compound, worked out once per distinct one."""
 
     def __missing__(self, raw: str) -> tuple[str, ...]:
+        if len(raw) > _MAX_CACHED_CHARS:
+            return _tokens_of(raw)
         if len(self) > _MAX_CACHED:
             self.clear()
         tokens = self[raw] = _tokens_of(raw)
@@ -78,7 +81,8 @@ class _Terms(dict[str, tuple[str, ...]]):
             self.clear()
         tokens = _tokens_of(raw)
         terms = (_stemmer().stemWord(tokens[0]),) if len(tokens) == 1 else tuple(_stemmer().stemWords(tokens))
-        self[raw] = terms
+        if len(raw) <= _MAX_CACHED_CHARS:
+            self[raw] = terms
         return terms
 
 

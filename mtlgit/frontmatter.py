@@ -223,6 +223,7 @@ def _resolved_str(value: str) -> bool:
 # are a memory's own are not kept. Bounded by clearing when full.
 _FAST_LINES: dict[str, tuple[str, Any]] = {}
 _MAX_FAST_LINES = 50_000
+_MAX_KEPT_LINE = 256  # recurring lines are short (format, domains, tags): the cache stays ~25 MB at most
 _OWN_KEYS = frozenset({"id", "title", "description", "goal", "created"})
 
 
@@ -249,7 +250,7 @@ def _fast_mapping(fm_text: str) -> dict[str, Any] | None:
             understood, value = _fast_scalar(rest[1:])
             if not understood:
                 return None
-            if key not in _OWN_KEYS:
+            if key not in _OWN_KEYS and len(line) <= _MAX_KEPT_LINE:
                 if len(seen) >= _MAX_FAST_LINES:
                     seen.clear()
                 seen[line] = (key, tuple(value) if isinstance(value, list) else value)

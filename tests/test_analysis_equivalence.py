@@ -275,3 +275,15 @@ def test_hour_24_is_an_impossible_date_as_yaml_says() -> None:
     memory, problems = parse_bytes(text.encode(), "memories/m.md")
     assert memory is None
     assert [p.code for p in problems] == ["front-matter"] and "impossible date" in problems[0].message
+
+
+def test_long_raw_words_are_worked_out_but_never_kept() -> None:
+    """The per-word caches hold short words only: a pool of long unique tokens (hashes, base64) cannot fill a
+    process's memory with them, and their terms are the same as a short word's path gives."""
+    long_word = "QmFzZTY0" * 40 + "-tail"
+    before = (len(analysis._TOKENS), len(analysis._TERMS))
+    for _ in range(2):
+        assert analysis.analyze(long_word) == analysis.analyze(long_word + " ")
+        assert analysis.words(long_word) == [w for w in analysis.words(long_word + " x") if w != "x"]
+    assert all(len(raw) <= 100 for raw in (*analysis._TOKENS, *analysis._TERMS))
+    assert (len(analysis._TOKENS), len(analysis._TERMS)) >= before
