@@ -256,7 +256,9 @@ def _candidate_rows(snapshot: Snapshot, filters: Filters, allowed: np.ndarray | 
         mask = mask & allowed
         return mask, np.flatnonzero(mask)
     if "rows" not in entry:
-        entry["rows"] = np.flatnonzero(mask)
+        rows = np.flatnonzero(mask)
+        rows.flags.writeable = False  # kept for later recalls, and handed out without a copy
+        entry["rows"] = rows
     return mask, entry["rows"]
 
 

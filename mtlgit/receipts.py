@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import time
 from itertools import pairwise
 from pathlib import Path
@@ -200,56 +199,41 @@ def query_hash(query: str) -> str:
     return str(sha256(" ".join(query.split()).encode("utf-8")).hexdigest())[:16]
 
 
-# HEAD's commit as this process last read it, with the stat of each file it was read from: a long-lived process
-# (the MCP server) reads them again only when one changed (git moves a ref by replacing its file).
-_HEADS: dict[Path, tuple[list[Path], list[tuple[int, int, int] | None], str | None]] = {}
-
-
-def _stat_key(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
-
-
 def _head_commit(repo: Repo) -> str | None:
-    """HEAD's commit read from the files git keeps (a ``git`` process would cost the whole budget)."""
-    head = repo.git_dir / "HEAD"
-    kept = _HEADS.get(head)
-    if kept is not None and [_stat_key(path) for path in kept[0]] == kept[1]:
-        return kept[2]
-    read: list[Path] = [head]
-    keys = [_stat_key(head)]
-    commit = _read_head(repo, read, keys)
-    _HEADS[head] = (read, keys, commit)
-    return commit
-
-
-def _read_head(repo: Repo, read: list[Path], keys: list[tuple[int, int, int] | None]) -> str | None:
-    """HEAD's commit; each file looked at is added to ``read``, with its stat (taken before it is read) to
-    ``keys``."""
-    try:
-        head = (repo.git_dir / "HEAD").read_text(encoding="utf-8").strip()
-        if not head.startswith("ref: "):
-            return head if _is_object_id(head) else None
-        ref = head[5:]
-        loose = repo.common_dir / ref
-        read.append(loose)
-        keys.append(_stat_key(loose))
-        if keys[-1] is not None:
-            value = loose.read_text(encoding="utf-8").strip()
-            return value if _is_object_id(value) else None
-        packed = repo.common_dir / "packed-refs"
-        read.append(packed)
-        keys.append(_stat_key(packed))
-        text = packed.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+    """HEAD's commit read from the files git keeps (a ``git`` process would cost the whole budget). Read afresh at
+    every recall, with plain system calls (~15 us): a cache keyed by the files' stat can miss a ref moved twice
+    within a file system's timestamp step, since git often reuses the inode and a ref's size never changes."""
+    head = _read_small(repo.git_dir / "HEAD")
+    if head is None:
         return None
-    for line in text.splitlines():
+    if not head.startswith("ref: "):
+        return head if _is_object_id(head) else None
+    ref = head[5:]
+    value = _read_small(repo.common_dir / ref)
+    if value is not None:
+        return value if _is_object_id(value) else None
+    packed = _read_small(repo.common_dir / "packed-refs")
+    for line in (packed or "").splitlines():
         if line.endswith(" " + ref) and _is_object_id(line[: line.index(" ")]):
             return line[: line.index(" ")]
     return None
+
+
+def _read_small(path: Path) -> str | None:
+    """The text of a small file, stripped; None when it cannot be read as a file (missing, a folder, not UTF-8)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):  # a folder (IsADirectoryError on read), or bytes that are no text
+        return None
+    finally:
+        os.close(fd)
 
 
 def _blob_id(path: Path) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -720,3 +721,20 @@ def test_a_long_lived_process_names_the_commit_head_moved_to(repo: Path) -> None
     assert receipts._head_commit(found) == head()
     git(repo, "checkout", "-q", "--detach", first)
     assert receipts._head_commit(found) == head()
+    # A ref moved twice within a file system's timestamp step, its inode reused and its size the same: what a
+    # cache keyed by the ref file's stat would miss. Here the ref is rewritten in place and its times restored.
+    git(repo, "checkout", "-q", first)
+    git(repo, "commit", "-q", "--allow-empty", "-m", "a loose ref again")
+    ref = repo / ".git" / "refs" / "heads" / first
+    assert receipts._head_commit(found) == head()
+    before = ref.stat()
+    older = git(repo, "rev-parse", "HEAD~1").strip()
+    with open(ref, "r+", encoding="ascii") as handle:
+        handle.write(older + "\n")
+    os.utime(ref, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (ref.stat().st_ino, ref.stat().st_size, ref.stat().st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    assert receipts._head_commit(found) == older == head()
