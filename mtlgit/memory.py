@@ -31,6 +31,7 @@ from mtlgit.rules import (
     STATUSES,
     is_ulid,
     is_valid_id,
+    read_regular,
 )
 from mtlgit.secrets import ALLOW, find_secrets
 
@@ -190,7 +191,7 @@ def read_file(path: Path, rel: str, root: Path | None = None) -> tuple[Memory | 
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             return None, [too_large(rel, size)]
-        data = path.read_bytes()
+        data = read_regular(path)
     except OSError as exc:
         return None, [_error(rel, 0, "unreadable", f"cannot read the file: {exc.strerror or exc}")]
     return parse_bytes(data, rel)

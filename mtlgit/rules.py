@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import stat
 from pathlib import Path
 
 # --- the vocabulary of format v1 (docs/format.md) ------------------------------------------------------------
@@ -169,7 +170,9 @@ def scan_memories(
                 target = os.path.realpath(entry.path)
                 if target == root_real or target.startswith(os.path.join(root_real, "")):
                     walk(entry.path)
-            elif is_memory_name(name):
+            elif is_memory_name(name) and (entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path))):
+                # A regular file, or a broken symlink (lint reports it); a named pipe, socket or device is no
+                # memory, and reading one would wait for a writer for ever.
                 files.append(rel(entry.path))
                 if entry.is_symlink():
                     links.append(files[-1])
@@ -178,3 +181,21 @@ def scan_memories(
     if os.path.isdir(start):
         walk(os.path.normpath(start))
     return files, folders, links
+
+
+def read_regular(path: str | Path) -> bytes:
+    """The bytes of the regular file ``path``.
+
+    :raises OSError: when it is gone or unreadable, or is no regular file (a named pipe swapped in for a memory
+        would make a plain read wait for a writer for ever: it is opened without waiting, then refused).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(22, "not a regular file (a named pipe, socket or device)", str(path))
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -432,3 +432,22 @@ def test_disk_faults_are_told_apart_from_bugs(error: Exception, expected: str | 
     except ValueError as chained:
         chained.__context__ = error
         assert disk_fault(chained, "somewhere") == fault
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_among_the_memories_hangs_nothing(repo: Path) -> None:
+    """A named pipe with a memory's name is no memory: index, lint, list and recall finish (a read of it waited
+    for a writer for ever), and a pipe swapped in for a memory file after the scan is refused at once."""
+    write(repo / "memories" / "insight" / "m.md", VALID)
+    os.mkfifo(repo / "memories" / "insight" / "pipe.md")
+    for args in (["index"], ["lint"], ["list"], ["recall", "a battery of tests"]):
+        result = run(repo, *args)  # a hang fails the test at the timeout
+        assert result.code in (0, 1), (args, result.output)
+        assert "pipe.md" not in result.out
+    assert "Validate a fix" in run(repo, "recall", "a battery of tests").out
+    from mtlgit.rules import read_regular
+
+    started = time.monotonic()
+    with pytest.raises(OSError):
+        read_regular(repo / "memories" / "insight" / "pipe.md")
+    assert time.monotonic() - started < 5

@@ -26,6 +26,7 @@ import numpy as np
 
 from mtlgit.index.segment import DocInput, FileInput, SegmentData, concat, from_docs, record_line
 from mtlgit.progress import progress_bar
+from mtlgit.rules import read_regular
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -232,8 +233,7 @@ def _resolve(work: Sequence[Work], known: Known, root: Path | None) -> tuple[lis
         if blob:
             continue
         try:
-            with open(base + rel, "rb", buffering=0) as file:  # a third of Path.read_bytes's cost
-                data = file.read()
+            data = read_regular(base + rel)  # plain system calls: a third of Path.read_bytes's cost
         except OSError:
             found.append((first, ""))  # gone, or unreadable, since its stat: left out, as if never listed
             continue

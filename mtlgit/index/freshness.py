@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mtlgit.index.snapshot import Snapshot
+from mtlgit.rules import read_regular
 
 if TYPE_CHECKING:
     pass
@@ -146,7 +147,7 @@ def _racy_unchanged(snapshot: Snapshot, root: Path) -> bool:
 
     for rel, blob in snapshot.manifest.racy:
         try:
-            data = (root / rel).read_bytes()
+            data = read_regular(root / rel)
         except OSError:
             return False
         if blob_id(data) != blob:

@@ -232,7 +232,7 @@ class WorktreeIndex:
         files, dead, racy = _classify(root, scan, old, started)
 
         def read(indexes: list[int]) -> dict[int, bytes]:
-            return {i: (root / files[i].rel).read_bytes() for i in indexes}
+            return {i: rules.read_regular(root / files[i].rel) for i in indexes}
 
         # The files new or changed are read by the builder's tasks (in its workers on a large build), which set
         # their blob ids: the build's workers start on the first files instead of after every file is read.
@@ -453,6 +453,6 @@ def _stand_in(rel: str, key: list[int], what: str, problem: dict[str, Any]) -> _
 
 def _read(root: Path, rel: str) -> bytes | None:
     try:
-        return (root / rel).read_bytes()
+        return rules.read_regular(root / rel)
     except OSError:
         return None
