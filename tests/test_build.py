@@ -178,3 +178,66 @@ def test_a_progress_bar_leaves_no_thread_that_would_keep_a_build_from_forking() 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1"
+
+
+def _workers_of(pid: int) -> set[int]:
+    """The children of ``pid`` that are forks of it (the same command line), not the git it runs."""
+    own = Path(f"/proc/{pid}/cmdline").read_bytes()
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children.update(int(child) for child in (task / "children").read_text().split())
+        except OSError:
+            continue
+    forks = set()
+    for child in children:
+        try:
+            if Path(f"/proc/{child}/cmdline").read_bytes() == own:
+                forks.add(child)
+        except OSError:
+            continue
+    return forks
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not reaped yet, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_build_workers_end_when_their_parent_is_killed(repo: Path) -> None:
+    """A signal that ends `mtlgit index` at once (SIGKILL, or SIGTERM, which Python does not catch) while its
+    workers run must not leave them behind: they would wait for tasks forever, holding the caller's pipes."""
+    if not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists():
+        pytest.skip("needs Linux's /proc/<pid>/task/<tid>/children to find the workers")
+    pool(repo, build.PARALLEL_FROM + 500)
+    # Each task takes a second longer, so that the workers are surely still at work when the build is killed.
+    code = (
+        "import sys, time; from mtlgit.index import build; made = build.analyse_and_embed; "
+        "build.analyse_and_embed = lambda *args: (time.sleep(1), made(*args))[1]; "
+        "sys.argv = ['mtlgit', 'index']; from mtlgit.cli.entry import console; console()"
+    )
+    main = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and main.poll() is None and time.monotonic() < deadline:
+            workers = _workers_of(main.pid)
+            time.sleep(0.02)
+        assert len(workers) >= 2, "the build started no workers"
+        main.kill()
+        main.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while any(_alive(worker) for worker in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [worker for worker in workers if _alive(worker)], "workers outlived their parent"
+    finally:
+        main.kill()
+        main.wait(timeout=10)
+        for worker in workers:
+            if _alive(worker):
+                os.kill(worker, 9)

@@ -284,6 +284,23 @@ def _task(work: list[Work]) -> tuple[list[Made], Found]:
     return analyse_and_embed(work, model, hook, _worker_known, place[0])
 
 
+def _end_with(parent: int) -> None:
+    """Run first in each worker: have the kernel end it when ``parent`` ends, however that ends. A worker left
+    behind by a parent killed by a signal would wait for tasks forever, holding the parent's stdout and stderr
+    open (a caller reading them to their end would hang). Linux only; elsewhere nothing. The kernel watches the
+    thread that forked the worker, not the process: workers are forked only by a process's one thread."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent ended before the request was made
+        os._exit(0)
+
+
 class _Computing:
     """The analyses and vectors of ``work``, computed by forked workers when there is enough of it (in this
     process otherwise), handed out in file order. The workers are forked (a spawned worker would re-run a
@@ -319,7 +336,9 @@ class _Computing:
         _JOB = (self.model, self.record_hook, self.place)
         self.model.prepare()  # tables built once here are shared by every worker
         try:
-            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            self.pool = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("fork"), initializer=_end_with, initargs=(os.getpid(),)
+            )
             for number in range(min(AHEAD, len(self.tasks))):
                 self.futures[number] = self.pool.submit(_task, self.tasks[number])
         except OSError:
