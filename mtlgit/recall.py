@@ -294,6 +294,18 @@ def _standardise(values: np.ndarray) -> np.ndarray:
     return (values - float(values.mean())) / spread
 
 
+def _mean_sd(values: np.ndarray) -> tuple[float, float]:
+    """The mean and standard deviation of ``values`` as :func:`_standardise` takes them, from their sum and one
+    dot product where that is as exact (0.04 ms against 0.25 ms over 100k BM25 scores: ``std()`` makes two
+    passes and a temporary). A spread below the mean would lose digits to cancellation there: ``std()`` then."""
+    n = len(values)
+    mean = float(values.sum()) / n
+    variance = float(np.dot(values, values)) / n - mean * mean
+    if variance < mean * mean:
+        return mean, float(values.std())
+    return mean, variance**0.5
+
+
 def fuse(bm25: np.ndarray, dense: np.ndarray, mode: str, dense_weight: float = DENSE_WEIGHT) -> np.ndarray:
     """The ranking score of each candidate for ``mode``."""
     if mode == "bm25":
@@ -454,22 +466,23 @@ def search_sources(
     else:
         best = eligible
     # Ties are ordered by path, then pool: not by row, which a refresh changes (a memory moves to a new segment).
-    paths = {int(i): sources[int(owner[i])].snapshot.doc_paths([int(rows[i])])[0] for i in best.tolist()}
+    paths = dict(zip(best.tolist(), _per_source(sources, owner, rows, best, Snapshot.doc_paths), strict=True))
     best = np.array(
         sorted(paths, key=lambda i: (-float(score[i]), path_key(paths[i]), sources[int(owner[i])].pool))[:top],
         dtype=np.int64,
     )
     shown = shown_words(prepared.lexical) if explain and mode != "dense" else {}
     hits: list[Hit] = []
-    for i in best:
+    records = _per_source(sources, owner, rows, best, Snapshot.records)
+    blobs = _per_source(sources, owner, rows, best, Snapshot.doc_blob_ids)
+    for i, record, blob in zip(best.tolist(), records, blobs, strict=True):
         source = sources[int(owner[i])]
         row = int(rows[i])
-        record = source.snapshot.records([row])[0]
-        path = paths[int(i)]
+        path = paths[i]
         hit = Hit(len(hits) + 1, float(score[i]), float(bm25[i]), float(dense[i]), path, record, pool=source.pool)
         hit.confidence = float(sure[i])
         hit.prior = float(shift[i]) if shift is not None else 0.0
-        hit.blob = source.snapshot.doc_blob_ids([row])[0]
+        hit.blob = blob
         if explain and mode != "dense":
             hit.matched = {shown.get(t, t): v for t, v in matched_terms(source.snapshot, terms, row).items()}
         if source.trust == "untrusted":
@@ -512,7 +525,7 @@ def _two_stage(
     sd_d = max(sums[4] / n - mean_d * mean_d, 0.0) ** 0.5
     cov = sums[5] / n - mean_h * mean_d
     head = heads[0] if len(heads) == 1 else np.concatenate(heads)
-    mean_b, sd_b = float(bm25.mean()), float(bm25.std())  # as _standardise takes them
+    mean_b, sd_b = _mean_sd(bm25)  # as _standardise takes them
     # Both rankings are of a*h + b*BM25 (constants dropped): the slope of d on h is cov / var_h.
     slope = cov / var_h if var_h > 1e-24 else 0.0
     w_cosine, w_bm25 = COEFFICIENTS["hybrid"][1:]
@@ -523,10 +536,14 @@ def _two_stage(
         keep: np.ndarray,
     ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
         kept_owner, kept_rows, kept_bm25 = owner[keep], rows[keep], bm25[keep]
-        dense = np.empty(len(keep), dtype=np.float32)
-        for number in numbers:
-            mine = kept_owner == number
-            dense[mine] = sources[number].snapshot.dense_scores(vector, kept_rows[mine])
+        kept_head = head[keep]  # the first stage's head products: only the tails are read
+        if len(numbers) == 1:
+            dense = sources[numbers[0]].snapshot.dense_scores(vector, kept_rows, kept_head)
+        else:
+            dense = np.empty(len(keep), dtype=np.float32)
+            for number in numbers:
+                mine = kept_owner == number
+                dense[mine] = sources[number].snapshot.dense_scores(vector, kept_rows[mine], kept_head[mine])
         z_dense = (dense - mean_d) / sd_d if sd_d > 1e-12 else np.zeros(len(dense))
         z_bm25 = (kept_bm25 - mean_b) / sd_b if sd_b > 1e-12 else np.zeros_like(kept_bm25)
         score = dense_weight * z_dense + (1.0 - dense_weight) * z_bm25
@@ -554,6 +571,26 @@ def _two_stage(
             kept_owner, kept_rows, kept_bm25, dense, score = (np.concatenate(p) for p in zip(found, extra, strict=True))
             found, sure = (kept_owner, kept_rows, kept_bm25, dense, score), np.concatenate([sure, extra_sure])
     return found, sure
+
+
+def _per_source(
+    sources: Sequence[Source],
+    owner: np.ndarray,
+    rows: np.ndarray,
+    positions: np.ndarray,
+    read: Callable[[Snapshot, list[int]], list[Any]],
+) -> list[Any]:
+    """``read(snapshot, rows)`` for the candidates at ``positions``, in their order: one call a source (a call
+    a row opened the records file once for each hit)."""
+    if len(sources) == 1:
+        return read(sources[0].snapshot, rows[positions].tolist())
+    out: list[Any] = [None] * len(positions)
+    for number in np.unique(owner[positions]).tolist():
+        mine = np.flatnonzero(owner[positions] == number)
+        answers = read(sources[number].snapshot, rows[positions[mine]].tolist())
+        for at, value in zip(mine.tolist(), answers, strict=True):
+            out[at] = value
+    return out
 
 
 def _best(head: np.ndarray, a: float, bm25: np.ndarray, b: float | np.ndarray, count: int) -> np.ndarray:

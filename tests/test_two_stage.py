@@ -214,9 +214,9 @@ def test_two_stages_never_score_every_candidate_even_when_nothing_clears_the_bar
     whole = []
     scored = snapshot.dense_scores
 
-    def counted(vector: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    def counted(vector: np.ndarray, rows: np.ndarray | None = None, heads: np.ndarray | None = None) -> np.ndarray:
         whole.append(rows is None)
-        return scored(vector, rows)
+        return scored(vector, rows, heads)
 
     monkeypatch.setattr(snapshot, "dense_scores", counted)
     hits = recall_module.search_sources(
@@ -263,3 +263,16 @@ def test_the_best_of_the_first_stage_are_the_largest_values() -> None:
             value = head * np.float32(a) + bm25 * np.float32(b)
             assert len(got) == len(set(got.tolist())) == min(n, count)
             np.testing.assert_array_equal(np.sort(value[got]), np.sort(value)[len(value) - len(got) :])
+
+
+def test_the_bm25_spread_of_the_first_stage_is_numpys_and_falls_back_where_one_pass_loses_digits() -> None:
+    rng = np.random.default_rng(7)
+    sparse = np.zeros(100_000, dtype=np.float32)  # BM25 over a pool: most memories hold no word of the query
+    sparse[rng.choice(100_000, 20_000, replace=False)] = rng.gamma(2.0, 3.0, 20_000)
+    mean, spread = recall_module._mean_sd(sparse)
+    assert mean == pytest.approx(float(sparse.mean()), rel=1e-6)
+    assert spread == pytest.approx(float(sparse.std()), rel=1e-6)
+    # Every memory holding a common word, scores close together: sum and dot product would lose digits to
+    # cancellation (1e-4 off here), so the two-pass std is taken as it is.
+    close = (5.0 + 0.01 * rng.standard_normal(100_000)).astype(np.float32)
+    assert recall_module._mean_sd(close)[1] == float(close.std())

@@ -499,12 +499,18 @@ class Segment:
         scores: np.ndarray = q_head @ self._head_t
         return scores
 
-    def dense(self, vector: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """Cosine of ``rows`` (default: all) with the float32 unit ``vector``, in blocks of 32768 rows."""
+    def dense(self, vector: np.ndarray, rows: np.ndarray | None = None, heads: np.ndarray | None = None) -> np.ndarray:
+        """Cosine of ``rows`` (default: all) with the float32 unit ``vector``, in blocks of 32768 rows. ``heads``,
+        the products of those rows' heads already taken (:meth:`head_scores`), spares gathering the heads: a
+        row's head and tail live in two files, so that is one more cache miss a row."""
         head, tail = self.array("vectors.head"), self.array("vectors.tail")
         split = self.head_dims
         if rows is not None:
-            return head[rows] @ vector[:split] + tail[rows] @ vector[split:]  # type: ignore[no-any-return]
+            # np.take gathers rows ~25% faster than fancy indexing.
+            tails: np.ndarray = np.take(tail, rows, axis=0) @ vector[split:]
+            if heads is None:
+                heads = np.take(head, rows, axis=0) @ vector[:split]
+            return heads + tails  # type: ignore[no-any-return]
         out = np.empty(self.n_docs, dtype=np.float32)
         for begin in range(0, self.n_docs, 32768):
             end = begin + 32768

@@ -279,18 +279,23 @@ class Snapshot:
                 yield start + begin, seg.vectors(rows[begin : begin + block])
             start += len(rows)
 
-    def dense_scores(self, vector: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    def dense_scores(
+        self, vector: np.ndarray, rows: np.ndarray | None = None, heads: np.ndarray | None = None
+    ) -> np.ndarray:
         """Cosine of every memory (or of the memories ``rows``, in that order) with ``vector``. Every memory: a
-        product over each segment's whole map (a tombstoned row costs less than gathering the live ones first)."""
+        product over each segment's whole map (a tombstoned row costs less than gathering the live ones first).
+        ``heads``: the head products of ``rows`` from :meth:`dense_stage`, so that only their tails are read."""
         per_segment = self.segment_rows()
         if rows is not None:
             rows = np.asarray(rows, dtype=np.int64)
+            if len(per_segment) == 1:  # most snapshots: no search for each row's segment
+                return self.segments[0].dense(vector, per_segment[0][rows], heads)
             out = np.empty(len(rows), dtype=np.float32)
             number = np.searchsorted(self._offsets, rows, side="right") - 1
             for n in np.unique(number).tolist():
                 mine = number == n
                 local = per_segment[n][rows[mine] - self._offsets[n]]
-                out[mine] = self.segments[n].dense(vector, local)
+                out[mine] = self.segments[n].dense(vector, local, None if heads is None else heads[mine])
             return out
         out = np.empty(self.n_docs, dtype=np.float32)
         start = 0
@@ -328,6 +333,8 @@ class Snapshot:
                     sums -= _moment_sums(*self._left_out(seg, wanted, chosen), q64, split, left_out)
             else:
                 sums += _sums(head[wanted], seg.dense(vector)[wanted])
+        if len(heads) == 1:  # most snapshots: no copy
+            return heads[0], sums
         return (np.concatenate(heads) if heads else np.zeros(0, dtype=np.float32)), sums
 
     def _left_out(self, seg: Segment, wanted: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
