@@ -20,7 +20,8 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
@@ -102,7 +103,31 @@ class RecallOutput(_Open):
     receipt: str | None = Field(description="pass it to report_outcome when the task is done")
 
 
+class _AfterReply:
+    """Work that need not hold up an answer (appending a recall's receipt): run right after the next answer is
+    written to the client, while the client reads it. Run at once where the server does not write the pipe
+    itself (the SDK's own stdio streams, or no server loop at all)."""
+
+    def __init__(self) -> None:
+        self._jobs: deque[Callable[[], None]] = deque()
+        self.deferring = False
+
+    def add(self, job: Callable[[], None]) -> None:
+        if self.deferring:
+            self._jobs.append(job)  # deque: a recall in a worker thread may add while the event loop runs them
+        else:
+            job()
+
+    def run(self) -> None:
+        while self._jobs:
+            self._jobs.popleft()()
+
+
 class _Server(MCPServer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.after_reply = _AfterReply()
+
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         """As the SDK, but an argument of the wrong shape is told in one line naming the field and the fix,
         not as pydantic's report."""
@@ -264,7 +289,7 @@ def build_server(start: Path | None = None) -> MCPServer:
     recaller = WatchedRecaller(start)
     recaller.snapshot()
     server = _Server("mtlgit", instructions=INSTRUCTIONS)
-    with_receipt = _ledger_tools(server, recaller)
+    with_receipt = _ledger_tools(server, recaller, server.after_reply)
     _register(server, recaller, with_receipt)
     for tool in server._tool_manager.list_tools():
         if tool.fn_metadata.output_schema is not None:
@@ -430,7 +455,7 @@ def lean_schema(schema: dict[str, Any]) -> dict[str, Any]:
         return schema
 
 
-def _ledger_tools(server: MCPServer, recaller: Any) -> Any:
+def _ledger_tools(server: MCPServer, recaller: Any, after_reply: _AfterReply) -> Any:
     """Register ``report_outcome``; return what records a recall's receipt: (structured content, text to add)."""
 
     @server.tool(
@@ -451,7 +476,7 @@ def _ledger_tools(server: MCPServer, recaller: Any) -> Any:
         return {key: event[key] for key in ("id", "receipt", "outcome", "used", "hurt")}
 
     def with_receipt(result: Any, data: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        receipt = ledger.record_recall(result, tool="mcp", repo=recaller.repo)
+        receipt = ledger.record_recall(result, tool="mcp", repo=recaller.repo, later=after_reply.add)
         return {**data, "receipt": receipt}, ("\n\n" + ledger.receipt_line(receipt) if receipt else "")
 
     return with_receipt
@@ -478,10 +503,17 @@ async def _serve_pipes(server: MCPServer, read_fd: int, write_fd: int) -> None:
     streams hand every line read, write and flush to a worker thread."""
     from mcp.server.stdio import stdio_server
 
-    lines, out = cast("anyio.AsyncFile[str]", _Lines(read_fd)), cast("anyio.AsyncFile[str]", _Writer(write_fd))
+    after = server.after_reply if isinstance(server, _Server) else _AfterReply()
+    writer = _Writer(write_fd, after)
+    lines, out = cast("anyio.AsyncFile[str]", _Lines(read_fd)), cast("anyio.AsyncFile[str]", writer)
     lowlevel = server._lowlevel_server  # as MCPServer.run_stdio_async, with our streams
-    async with stdio_server(lines, out) as (read_stream, write_stream):
-        await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+    after.deferring = True
+    try:
+        async with stdio_server(lines, out) as (read_stream, write_stream):
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+    finally:
+        after.deferring = False
+        after.run()  # the client left before the last answers' jobs ran
 
 
 @contextmanager
@@ -547,9 +579,10 @@ class _Writer:
     """Stdout for the SDK's stdio transport: what is written goes to the non-blocking pipe on ``flush``, waiting
     on the event loop while the pipe is full."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, after: _AfterReply) -> None:
         self.fd = fd
         self._pending: list[bytes] = []
+        self._after = after
 
     async def write(self, text: str) -> None:
         self._pending.append(text.encode("utf-8"))
@@ -564,3 +597,4 @@ class _Writer:
                 await anyio.wait_writable(self.fd)
             except (BrokenPipeError, ConnectionResetError):
                 raise _ClientGone from None
+        self._after.run()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -267,13 +269,20 @@ def _hit_blob(repo: Repo, result: RecallResult, hit: Hit, at_rev: bool) -> str |
 
 
 def record_recall(
-    result: RecallResult, tool: str = "cli", agent: str | None = None, repo: Repo | None = None
+    result: RecallResult,
+    tool: str = "cli",
+    agent: str | None = None,
+    repo: Repo | None = None,
+    later: Callable[[Callable[[], None]], None] | None = None,
 ) -> str | None:
     """Append a receipt for ``result`` and return its id (``rc-`` and a ULID); None when there was nothing
     recalled or the configuration says ``ledger.record: false``.
 
     :param agent: who asked (default: the ``MTLGIT_AGENT`` environment variable); kept only if it looks like a
         name and not like a secret.
+    :param later: given, the receipt is checked and its id returned at once, and the job handed to ``later``
+        appends it (the MCP server runs it right after the answer is sent, while the client reads it: the file
+        work is off the call's time). A receipt that cannot be appended then is said on stderr.
     """
     if not result.hits:
         return None
@@ -303,11 +312,24 @@ def record_recall(
         else:
             event["query"] = result.query
     check_event(event)
+    receipt = str(event["id"])
+    if later is None:
+        return receipt if _append_receipt(repo, event) else None
+
+    def write() -> None:
+        if not _append_receipt(repo, event):
+            print(f"mtlgit: receipt {receipt} could not be written to the ledger", file=sys.stderr)
+
+    later(write)
+    return receipt
+
+
+def _append_receipt(repo: Repo, event: dict[str, Any]) -> bool:
     try:
         append_event(repo, "receipts", event)
     except OSError:
-        return None  # a read-only checkout or a full disk: the recall still answers, without a receipt
-    return str(event["id"])
+        return False  # a read-only checkout or a full disk: the recall still answers, without a receipt
+    return True
 
 
 def receipt_line(receipt: str) -> str:

@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("mcp", reason="the MCP SDK is not installed (pip install 'mtlgit[mcp]')")
 
 from mtlgit.index import worktree
-from mtlgit.mcp_server import RecallOutput, WatchedRecaller, _Lines, _Writer, lean_schema
+from mtlgit.mcp_server import RecallOutput, WatchedRecaller, _AfterReply, _Lines, _Writer, lean_schema
 from mtlgit.watch import available
 
 needs_inotify = pytest.mark.skipif(not available(), reason="inotify is Linux's")
@@ -262,11 +262,17 @@ def test_the_pipe_writer_waits_while_the_pipe_is_full() -> None:
             received.extend(chunk)
             time.sleep(0.0005)
 
+    after, ran = _AfterReply(), []
+    after.deferring = True
+    after.add(lambda: ran.append(len(received)))  # a receipt to append once the answer is written
+
     async def write_all() -> None:
-        writer = _Writer(write_fd)
+        writer = _Writer(write_fd, after)
         await writer.write(message[:1000])
         await writer.write(message[1000:])
+        assert not ran
         await writer.flush()
+        assert len(ran) == 1 and len(message.encode()) - ran[0] <= 65536  # all but a pipe's buffer was read
 
     drainer = threading.Thread(target=drain)
     drainer.start()
@@ -327,6 +333,28 @@ def test_receipts_in_a_long_lived_process_follow_the_configuration(repo: Path, c
     receipt = record_recall(result, tool="mcp", repo=recaller.repo)
     [written] = receipts.glob("*.jsonl")
     assert [json.loads(line)["id"] for line in written.read_text(encoding="utf-8").splitlines()] == [receipt]
+
+
+def test_a_receipt_left_for_after_the_answer_is_appended_then_or_said_on_stderr(
+    repo: Path, cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mtlgit.receipts import ledger_dir, record_recall
+
+    add(cli, "Pin the lockfile before upgrading", "Commit the lockfile, then upgrade one package at a time.")
+    recaller = WatchedRecaller(repo)
+    result = recaller.recall("lockfile", k=1, mode="bm25")
+    receipts = ledger_dir(recaller.repo) / "receipts"
+    jobs: list[Any] = []
+    receipt = record_recall(result, tool="mcp", repo=recaller.repo, later=jobs.append)
+    assert str(receipt).startswith("rc-") and len(jobs) == 1 and not list(receipts.glob("*.jsonl"))
+    jobs.pop()()
+    [written] = receipts.glob("*.jsonl")
+    assert [json.loads(line)["id"] for line in written.read_text(encoding="utf-8").splitlines()] == [receipt]
+    shutil.rmtree(receipts)
+    receipts.write_text("not a folder", encoding="utf-8")  # the ledger cannot be written by then
+    lost = record_recall(result, tool="mcp", repo=recaller.repo, later=jobs.append)
+    jobs.pop()()
+    assert f"receipt {lost} could not be written" in capsys.readouterr().err
 
 
 @needs_inotify
