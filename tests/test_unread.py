@@ -169,3 +169,21 @@ def test_a_memory_without_read_permission_is_indexed_once_it_is_readable(
     found = _run_bound(repo, preexec, "recall", QUERY, "--json")
     assert TITLE in _titles(found)
     assert json.loads(found.out)["unreadable_files"] == 0
+
+
+def test_the_watcher_mode_tries_an_unreadable_file_even_when_the_watcher_saw_nothing(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A chmod through a hard link outside the memories folder raises no event the watcher sees."""
+    preexec = _bound_by_permissions(tmp_path)
+    _configure(repo, "watch")
+    memory = write(repo / "memories" / "insight" / "x.md", VALID)
+    (repo / "elsewhere").mkdir()
+    outside = repo / "elsewhere" / "x.md"
+    os.link(memory, outside)
+    outside.chmod(0)
+    assert "1 unreadable" in _run_bound(repo, preexec, "index").out
+    _watching(repo, "watch")
+    assert TITLE not in _titles(_run_bound(repo, preexec, "recall", QUERY, "--json"))  # records the watcher's mark
+    outside.chmod(0o644)
+    assert TITLE in _titles(_run_bound(repo, preexec, "recall", QUERY, "--json"))
