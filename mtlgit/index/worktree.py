@@ -101,7 +101,7 @@ class WorktreeIndex:
             return found
         seen = [changes.token, changes.seq]
         model_same = model_unchanged(snapshot.manifest)
-        # A file made readable raises no event the watcher keeps (a symlink's target made elsewhere).
+        # A file made readable may raise no event the watcher sees (a chmod through a hard link elsewhere).
         again = readable_again(snapshot, self.repo.root)
         if changes.none and model_same and not again:
             return snapshot
