@@ -67,7 +67,7 @@ def lint_pool(pool: Pool, paths: Iterable[Path] | None = None, stale: bool = Fal
     """
     wanted: list[str] | None = None
     skipped: list[str] = []
-    odd = not_regular_problems(pool)
+    odd = scan_problems(pool)
     if paths is not None:
         wanted, skipped = memory_paths(pool, paths, [p.path for p in odd])
     result = pool.load(refresh=True)
@@ -98,21 +98,19 @@ def lint_pool(pool: Pool, paths: Iterable[Path] | None = None, stale: bool = Fal
     return LintReport(files, sorted(problems, key=_order), skipped)
 
 
-def not_regular_problems(pool: Pool) -> list[Problem]:
-    """An error for each named pipe, socket or device with a memory's name: the index and recall leave it out
-    (reading one may wait for ever), so lint names it; from its stat alone, never opened."""
+def scan_problems(pool: Pool) -> list[Problem]:
+    """An error for each named pipe, socket or device with a memory's name (from its stat alone: opening a pipe
+    waits for a writer), and for each folder that cannot be listed: the index and recall leave them out, so lint
+    names them."""
     found: list[tuple[str, str]] = []
-    scan_memories(pool.memories_dir, pool.root, others=found)
-    return [
-        Problem(
-            path,
-            0,
-            "error",
-            "not-a-file",
-            f"{kind}, not a regular file, so no memory: replace it with a Markdown memory file or remove it",
-        )
-        for path, kind in found
-    ]
+    unlisted: list[tuple[str, str]] = []
+    scan_memories(pool.memories_dir, pool.root, others=found, unlisted=unlisted)
+    fix = "not a regular file, so no memory: replace it with a Markdown memory file or remove it"
+    problems = [Problem(path, 0, "error", "not-a-file", f"{kind}, {fix}") for path, kind in found]
+    for path, reason in unlisted:
+        message = f"cannot list the folder ({reason}), so its memories are left out: give it read and search permission"
+        problems.append(Problem(path, 0, "error", "unreadable", message))
+    return problems
 
 
 def _cite_line(pool: Pool, path: str, about: Report | int) -> int:

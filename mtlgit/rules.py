@@ -128,12 +128,14 @@ def scan_memories(
     root: Path,
     listings: list[tuple[int, list[str]]] | None = None,
     others: list[tuple[str, str]] | None = None,
+    unlisted: list[tuple[str, str]] | None = None,
 ) -> tuple[list[str], list[str], list[str]]:
     """Every memory file below ``folder`` in a stable order, every folder visited (``folder`` first), and the
     files that are symlinks, as paths relative to ``root`` with forward slashes. ``listings``, when given,
     receives for each folder visited its mtime read just before it was listed, and the names listed;
     ``others`` receives each entry with a memory's name that is no regular file (path, what it is: see
-    :func:`not_regular`), which is not among the memory files.
+    :func:`not_regular`), which is not among the memory files; ``unlisted`` each folder that is there but could
+    not be listed (path, why: no permission), whose memories are not among them either.
 
     Hidden folders are skipped. Symlinked folders are followed only when they stay inside ``root``, each real
     folder once, so a symlink loop ends. Strings, not Path objects: an index refresh walks every file on each
@@ -160,7 +162,9 @@ def scan_memories(
             before = os.stat(path).st_mtime_ns if listings is not None else 0
             with os.scandir(path) as it:
                 entries = sorted(it, key=lambda e: e.name)
-        except OSError:
+        except OSError as exc:
+            if unlisted is not None and not isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                unlisted.append((rel(path), exc.strerror or str(exc)))
             return
         folders.append(rel(path))
         if listings is not None:

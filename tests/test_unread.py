@@ -187,3 +187,25 @@ def test_the_watcher_mode_tries_an_unreadable_file_even_when_the_watcher_saw_not
     assert TITLE not in _titles(_run_bound(repo, preexec, "recall", QUERY, "--json"))  # records the watcher's mark
     outside.chmod(0o644)
     assert TITLE in _titles(_run_bound(repo, preexec, "recall", QUERY, "--json"))
+
+
+@pytest.mark.parametrize("freshness", MODES)
+def test_the_memories_of_a_folder_that_could_not_be_listed_come_back_once_it_can_be(
+    repo: Path, tmp_path: Path, freshness: str
+) -> None:
+    preexec = _bound_by_permissions(tmp_path)
+    _configure(repo, freshness)
+    folder = repo / "memories" / "private"
+    write(folder / "x.md", VALID)
+    folder.chmod(0)
+    try:
+        assert "1 unreadable" in _run_bound(repo, preexec, "index").out
+        blocked = _run_bound(repo, preexec, "recall", QUERY, "--json")
+        assert TITLE not in _titles(blocked)
+        assert json.loads(blocked.out)["unreadable_files"] == 1
+        lint = _run_bound(repo, preexec, "lint")
+        assert lint.code == 1
+        assert "memories/private: error: cannot list the folder (Permission denied)" in lint.out, lint.output
+    finally:
+        folder.chmod(0o755)  # changes no mtime, of the folder or of its parent
+    assert TITLE in _titles(_run_bound(repo, preexec, "recall", QUERY, "--json"))

@@ -8,9 +8,10 @@ folder's mtime and the configuration's stat. :func:`is_fresh` checks them all (`
 watcher (mtlgit/watch.py) what changed after the number the snapshot recorded, and checks every stat only
 when no watcher can vouch (see :meth:`WorktreeIndex.fresh`).
 
-Unreadable files: a memory file the build could not read (no permission, a broken symlink) is in no file table,
-and what makes it readable (a chmod, the symlink's target made) changes no stat recorded, so every check tries
-to open each of them again (:func:`readable_again`): they are few, and a failed open costs microseconds.
+Unreadable files: a memory file the build could not read (no permission, a broken symlink), or a folder it could
+not list, is in no file table, and what makes it readable (a chmod, the symlink's target made) changes no stat
+recorded, so every check tries to open each of them again (:func:`readable_again`): they are few, and a failed
+open costs microseconds.
 
 Racy window: a file, folder or configuration whose mtime is within ``RACY_NS`` of the build may change again
 within the same mtime tick unseen, so its content (or a folder's names) is compared instead, until the snapshot
@@ -26,7 +27,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from stat import S_ISREG
+from stat import S_ISDIR, S_ISREG
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -93,9 +94,9 @@ def quick_fresh(snapshot: Snapshot, root: Path) -> bool:
 
 
 def readable_again(snapshot: Snapshot, root: Path) -> list[str]:
-    """The files ``snapshot`` could not read that open now as regular files. Opened without waiting and never
-    read; one that still fails to open, or is no regular file (a pipe the build refused), stays unread, and no
-    recall refreshes for it."""
+    """The files (and folders) ``snapshot`` could not read (list) that open now as regular files (folders).
+    Opened without waiting and never read; one that still fails to open, or is something else (a pipe the build
+    refused), stays unread, and no recall refreshes for it."""
     found = []
     for rel in snapshot.manifest.unreadable:
         try:
@@ -103,7 +104,8 @@ def readable_again(snapshot: Snapshot, root: Path) -> list[str]:
         except OSError:
             continue
         try:
-            if S_ISREG(os.fstat(fd).st_mode):
+            mode = os.fstat(fd).st_mode
+            if S_ISREG(mode) or S_ISDIR(mode):
                 found.append(rel)
         finally:
             os.close(fd)

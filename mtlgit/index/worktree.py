@@ -274,6 +274,7 @@ class _Scan:
     def __init__(self) -> None:
         self.stats: dict[str, list[int] | None] = {}  # None: gone
         self.links: set[str] = set()
+        self.unlisted: list[tuple[str, str]] = []  # folders there that could not be listed, with why
         self.dirs: list[list[Any]] = []
         self.racy_dirs: list[list[Any]] = []
         self.gone_below: list[str] = []  # folders listed again: a live file below them not listed is gone
@@ -285,7 +286,7 @@ class _Scan:
 def _full_scan(root: Path, memories: str, started: int, old: Snapshot | None) -> _Scan:
     scan = _Scan()
     listings: list[tuple[int, list[str]]] = []
-    paths, folders, links = rules.scan_memories(root / memories, root, listings)
+    paths, folders, links = rules.scan_memories(root / memories, root, listings, unlisted=scan.unlisted)
     scan.links = set(links)
     fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -338,7 +339,7 @@ def _hinted_scan(root: Path, memories: str, started: int, old: Snapshot, changed
                 dirs.pop(gone)
                 racy_dirs.pop(gone, None)
             listings: list[tuple[int, list[str]]] = []
-            paths, folders, links = rules.scan_memories(root / rel, root, listings)
+            paths, folders, links = rules.scan_memories(root / rel, root, listings, unlisted=scan.unlisted)
             scan.links.update(links)
             for path in paths:
                 scan.stats[path] = stat_key(root / path)
@@ -377,8 +378,8 @@ def _classify(
     root: Path, scan: _Scan, old: Snapshot | None, started: int
 ) -> tuple[list[_Input], dict[int, list[int]], list[list[str]], list[str]]:
     """The files to write into a new segment, the files of ``old`` to tombstone (segment -> file indexes), the
-    racy files kept from ``old``, and the files listed that cannot be statted (a broken symlink) with those of
-    ``old``'s unreadable files this scan did not look at."""
+    racy files kept from ``old``, and the files listed that cannot be statted (a broken symlink) and the folders
+    that cannot be listed, with those of ``old``'s unreadable ones this scan did not look at."""
     from mtlgit.ids import blob_id
     from mtlgit.memory import MAX_FILE_BYTES, symlink_problem, too_large
 
@@ -412,6 +413,7 @@ def _classify(
             for rel in old.manifest.unreadable
             if rel not in scan.stats and rel not in scan.gone_below and not any(map(rel.startswith, below))
         ]
+    unreadable += [rel for rel, _why in scan.unlisted]
     for rel, key in scan.stats.items():
         previous = known.get(rel)
         if key is None:  # gone, or a broken symlink (lint reports it)
