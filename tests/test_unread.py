@@ -134,78 +134,82 @@ def _bound_by_permissions(tmp_path: Path) -> Callable[[], None] | None:
     return _drop_file_capabilities
 
 
-def _run_bound(repo: Path, preexec: Callable[[], None] | None, *args: str) -> Result:
-    proc = subprocess.run(
-        [sys.executable, "-m", "mtlgit", *args],
-        cwd=repo,
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=preexec,  # safe before exec: the test process has one thread
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+@pytest.fixture
+def bound(repo: Path, tmp_path: Path) -> Callable[..., Result]:
+    """``bound("recall", ...)`` runs mtlgit in the test repository as a process that a chmod 000 binds."""
+    preexec = _bound_by_permissions(tmp_path)
+
+    def call(*args: str) -> Result:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mtlgit", *args],
+            cwd=repo,
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=preexec,  # safe before exec: the test process has one thread
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    return call
 
 
 @pytest.mark.parametrize("freshness", MODES)
 def test_a_memory_without_read_permission_is_indexed_once_it_is_readable(
-    repo: Path, tmp_path: Path, freshness: str
+    repo: Path, bound: Callable[..., Result], freshness: str
 ) -> None:
-    preexec = _bound_by_permissions(tmp_path)
     _configure(repo, freshness)
     memory = write(repo / "memories" / "insight" / "x.md", VALID)
     memory.chmod(0)
-    assert "1 unreadable" in _run_bound(repo, preexec, "index").out
+    assert "1 unreadable" in bound("index").out
     _watching(repo, freshness)
-    blocked = _run_bound(repo, preexec, "recall", QUERY, "--json")
+    blocked = bound("recall", QUERY, "--json")
     assert TITLE not in _titles(blocked)
     generation = _generation(repo)
-    assert "1 memory file(s) could not be read" in _run_bound(repo, preexec, "recall", QUERY).err
+    assert "1 memory file(s) could not be read" in bound("recall", QUERY).err
     assert _generation(repo) == generation  # while it stays unreadable, no recall refreshes for it
-    lint = _run_bound(repo, preexec, "lint")
+    lint = bound("lint")
     assert "memories/insight/x.md: error: cannot read the file: Permission denied" in lint.out, lint.output
 
     memory.chmod(0o644)  # changes the ctime only
-    found = _run_bound(repo, preexec, "recall", QUERY, "--json")
+    found = bound("recall", QUERY, "--json")
     assert TITLE in _titles(found)
     assert json.loads(found.out)["unreadable_files"] == 0
 
 
 def test_the_watcher_mode_tries_an_unreadable_file_even_when_the_watcher_saw_nothing(
-    repo: Path, tmp_path: Path
+    repo: Path, bound: Callable[..., Result]
 ) -> None:
     """A chmod through a hard link outside the memories folder raises no event the watcher sees."""
-    preexec = _bound_by_permissions(tmp_path)
     _configure(repo, "watch")
     memory = write(repo / "memories" / "insight" / "x.md", VALID)
     (repo / "elsewhere").mkdir()
     outside = repo / "elsewhere" / "x.md"
     os.link(memory, outside)
     outside.chmod(0)
-    assert "1 unreadable" in _run_bound(repo, preexec, "index").out
+    assert "1 unreadable" in bound("index").out
     _watching(repo, "watch")
-    assert TITLE not in _titles(_run_bound(repo, preexec, "recall", QUERY, "--json"))  # records the watcher's mark
+    assert TITLE not in _titles(bound("recall", QUERY, "--json"))  # records the watcher's mark
     outside.chmod(0o644)
-    assert TITLE in _titles(_run_bound(repo, preexec, "recall", QUERY, "--json"))
+    assert TITLE in _titles(bound("recall", QUERY, "--json"))
 
 
 @pytest.mark.parametrize("freshness", MODES)
 def test_the_memories_of_a_folder_that_could_not_be_listed_come_back_once_it_can_be(
-    repo: Path, tmp_path: Path, freshness: str
+    repo: Path, bound: Callable[..., Result], freshness: str
 ) -> None:
-    preexec = _bound_by_permissions(tmp_path)
     _configure(repo, freshness)
     folder = repo / "memories" / "private"
     write(folder / "x.md", VALID)
     folder.chmod(0)
     try:
-        assert "1 unreadable" in _run_bound(repo, preexec, "index").out
-        blocked = _run_bound(repo, preexec, "recall", QUERY, "--json")
+        assert "1 unreadable" in bound("index").out
+        blocked = bound("recall", QUERY, "--json")
         assert TITLE not in _titles(blocked)
         assert json.loads(blocked.out)["unreadable_files"] == 1
-        lint = _run_bound(repo, preexec, "lint")
+        lint = bound("lint")
         assert lint.code == 1
         assert "memories/private: error: cannot list the folder (Permission denied)" in lint.out, lint.output
     finally:
         folder.chmod(0o755)  # changes no mtime, of the folder or of its parent
-    assert TITLE in _titles(_run_bound(repo, preexec, "recall", QUERY, "--json"))
+    assert TITLE in _titles(bound("recall", QUERY, "--json"))
