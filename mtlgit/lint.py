@@ -14,6 +14,7 @@ from mtlgit.errors import MtlgitError, Problem
 from mtlgit.ids import new_ulid
 from mtlgit.ledger import harm_problems
 from mtlgit.memory import Memory, key_line
+from mtlgit.rules import scan_memories
 from mtlgit.staleness import code_notes
 from mtlgit.store import Pool, replace_file
 from mtlgit.supersede import cycles, dangling
@@ -66,10 +67,11 @@ def lint_pool(pool: Pool, paths: Iterable[Path] | None = None, stale: bool = Fal
     """
     wanted: list[str] | None = None
     skipped: list[str] = []
+    odd = scan_problems(pool)
     if paths is not None:
-        wanted, skipped = memory_paths(pool, paths)
+        wanted, skipped = memory_paths(pool, paths, [p.path for p in odd])
     result = pool.load(refresh=True)
-    problems = list(result.problems) + link_problems(pool, result.memories)
+    problems = list(result.problems) + odd + link_problems(pool, result.memories)
     memories = result.memories
     if wanted is not None:
         chosen = set(wanted)
@@ -92,8 +94,23 @@ def lint_pool(pool: Pool, paths: Iterable[Path] | None = None, stale: bool = Fal
             for position, p in found
         ]
     problems += harm_problems(pool.repo, memories)
-    files = len(pool.files()) if wanted is None else len(wanted)
+    files = len(pool.files()) + len(odd) if wanted is None else len(wanted)
     return LintReport(files, sorted(problems, key=_order), skipped)
+
+
+def scan_problems(pool: Pool) -> list[Problem]:
+    """An error for each named pipe, socket or device with a memory's name (from its stat alone: opening a pipe
+    waits for a writer), and for each folder that cannot be listed: the index and recall leave them out, so lint
+    names them."""
+    found: list[tuple[str, str]] = []
+    unlisted: list[tuple[str, str]] = []
+    scan_memories(pool.memories_dir, pool.root, others=found, unlisted=unlisted)
+    fix = "not a regular file, so no memory: replace it with a Markdown memory file or remove it"
+    problems = [Problem(path, 0, "error", "not-a-file", f"{kind}, {fix}") for path, kind in found]
+    for path, reason in unlisted:
+        message = f"cannot list the folder ({reason}), so its memories are left out: give it read and search permission"
+        problems.append(Problem(path, 0, "error", "unreadable", message))
+    return problems
 
 
 def _cite_line(pool: Pool, path: str, about: Report | int) -> int:
@@ -108,9 +125,10 @@ def _cite_line(pool: Pool, path: str, about: Report | int) -> int:
     return cite_line(text, states.index(about.state) if about.state in states else 0)
 
 
-def memory_paths(pool: Pool, paths: Iterable[Path]) -> tuple[list[str], list[str]]:
+def memory_paths(pool: Pool, paths: Iterable[Path], odd: Iterable[str] = ()) -> tuple[list[str], list[str]]:
     """The memory files that ``paths`` name, and the files named inside the memories folder that are not memories
     (README.md, hidden or not ``.md``: mtlgit skips them everywhere), as paths relative to the repository.
+    ``odd``: the entries with a memory's name that are no regular file (lint reports them), taken as named.
 
     A gate must not pass because of a path: a folder stands for every memory file below it, and a path that does
     not exist, or that lies outside the memories folder (so no memory can be there), is refused.
@@ -119,7 +137,7 @@ def memory_paths(pool: Pool, paths: Iterable[Path]) -> tuple[list[str], list[str
     """
     root = os.path.abspath(pool.root)
     memories_rel = pool.rel(pool.memories_dir)
-    every = [pool.rel(p) for p in pool.files()]
+    every = [pool.rel(p) for p in pool.files()] + list(odd)
     known = set(every)
     wanted: list[str] = []
     skipped: list[str] = []

@@ -124,11 +124,18 @@ def is_memory_path(path: str, folder: str) -> bool:
 
 
 def scan_memories(
-    folder: Path, root: Path, listings: list[tuple[int, list[str]]] | None = None
+    folder: Path,
+    root: Path,
+    listings: list[tuple[int, list[str]]] | None = None,
+    others: list[tuple[str, str]] | None = None,
+    unlisted: list[tuple[str, str]] | None = None,
 ) -> tuple[list[str], list[str], list[str]]:
     """Every memory file below ``folder`` in a stable order, every folder visited (``folder`` first), and the
     files that are symlinks, as paths relative to ``root`` with forward slashes. ``listings``, when given,
-    receives for each folder visited its mtime read just before it was listed, and the names listed.
+    receives for each folder visited its mtime read just before it was listed, and the names listed;
+    ``others`` receives each entry with a memory's name that is no regular file (path, what it is: see
+    :func:`not_regular`), which is not among the memory files; ``unlisted`` each folder that is there but could
+    not be listed (path, why: no permission), whose memories are not among them either.
 
     Hidden folders are skipped. Symlinked folders are followed only when they stay inside ``root``, each real
     folder once, so a symlink loop ends. Strings, not Path objects: an index refresh walks every file on each
@@ -155,7 +162,9 @@ def scan_memories(
             before = os.stat(path).st_mtime_ns if listings is not None else 0
             with os.scandir(path) as it:
                 entries = sorted(it, key=lambda e: e.name)
-        except OSError:
+        except OSError as exc:
+            if unlisted is not None and not isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                unlisted.append((rel(path), exc.strerror or str(exc)))
             return
         folders.append(rel(path))
         if listings is not None:
@@ -176,11 +185,31 @@ def scan_memories(
                 files.append(rel(entry.path))
                 if entry.is_symlink():
                     links.append(files[-1])
+            elif others is not None and is_memory_name(name) and (kind := not_regular(entry.path)):
+                others.append((rel(entry.path), kind))
 
     start = os.path.join(os.path.abspath(root), os.path.relpath(folder, root)) if folder.is_absolute() else str(folder)
     if os.path.isdir(start):
         walk(os.path.normpath(start))
     return files, folders, links
+
+
+def not_regular(path: str) -> str:
+    """What ``path`` is when it is no regular file ("a named pipe", "a symlink to a socket"...), from its stat
+    alone (opening a pipe waits for a writer); "" for a regular file or one gone."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISFIFO(mode):
+        kind = "named pipe"
+    elif stat.S_ISSOCK(mode):
+        kind = "socket"
+    else:
+        kind = "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file"
+    return f"a symlink to a {kind}" if os.path.islink(path) else f"a {kind}"
 
 
 def read_regular(path: str | Path) -> bytes:

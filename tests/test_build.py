@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,21 @@ def built(root: Path, files: list[FileInput], hook: Any = None) -> SegmentData:
     return build.Builder(repo, model).segment(fresh, read, hook)
 
 
+def killing_workers(root: Path, then: Callable[[dict[str, Any]], dict[str, Any]] = lambda r: r) -> Any:
+    """A record hook that ends any worker process it runs in at once (exit 3, leaving ``root/worker-died``), and
+    in the main process gives ``then(record)``. Where it runs is where the worker dies: the hook is applied
+    after a task's files are read and parsed, and before their vectors' text is made."""
+    main = os.getpid()
+
+    def hook(record: dict[str, Any]) -> dict[str, Any]:
+        if os.getpid() != main:
+            (root / "worker-died").touch()
+            os._exit(3)
+        return then(record)
+
+    return hook
+
+
 def same(a: SegmentData, b: SegmentData) -> None:
     assert a.paths == b.paths and a.records == b.records and a.problems == b.problems
     for name in ("file_doc", "doc_file", "ids", "vocab", "tf_ptr", "tf_term", "tf_count", "labels_ids"):
@@ -100,14 +116,8 @@ def test_a_worker_that_dies_leaves_its_work_to_the_main_process(
     repo: Path, small_tasks: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = pool(repo, 120)
-    main = os.getpid()
-
-    def hook(record: dict[str, Any]) -> dict[str, Any]:
-        if os.getpid() != main:
-            (repo / "worker-died").touch()
-            os._exit(3)  # a worker killed while embedding (the hook runs there for the vector's text)
-        return {**record, "domains": [*record["domains"], "pool-a"]}
-
+    # A worker killed while embedding (the hook runs there for the vector's text).
+    hook = killing_workers(repo, lambda record: {**record, "domains": [*record["domains"], "pool-a"]})
     dying = built(repo, files, hook)
     assert (repo / "worker-died").exists() and build._JOB is None
     monkeypatch.setattr(build, "PARALLEL_FROM", 10**9)

@@ -19,7 +19,7 @@ from mtlgit.index.segment import FileInput, SegmentData
 from mtlgit.index.worktree import WorktreeIndex
 from mtlgit.repo import find_repo
 from tests.conftest import write
-from tests.test_build import built, pool, same
+from tests.test_build import built, killing_workers, pool, same
 
 
 @pytest.fixture
@@ -129,14 +129,7 @@ def test_files_a_dead_worker_had_not_read_are_read_by_the_main_process(
     repo: Path, small_tasks: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = with_copies(repo, 120)
-    main = os.getpid()
-
-    def hook(record: dict[str, Any]) -> dict[str, Any]:
-        if os.getpid() != main:
-            (repo / "worker-died").touch()
-            os._exit(3)
-        return record
-
+    hook = killing_workers(repo)  # a worker dies in its first task, before it reads the files of its next ones
     dying = unread(repo, files, hook)
     assert (repo / "worker-died").exists() and build._JOB is None
     monkeypatch.setattr(build, "PARALLEL_FROM", 10**9)

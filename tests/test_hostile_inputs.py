@@ -443,7 +443,7 @@ def test_a_named_pipe_among_the_memories_hangs_nothing(repo: Path) -> None:
     for args in (["index"], ["lint"], ["list"], ["recall", "a battery of tests"]):
         result = run(repo, *args)  # a hang fails the test at the timeout
         assert result.code in (0, 1), (args, result.output)
-        assert "pipe.md" not in result.out
+        assert "pipe.md" not in result.out or args == ["lint"]  # lint names it (the test below)
     assert "Validate a fix" in run(repo, "recall", "a battery of tests").out
     from mtlgit.rules import read_regular
 
@@ -451,3 +451,29 @@ def test_a_named_pipe_among_the_memories_hangs_nothing(repo: Path) -> None:
     with pytest.raises(OSError):
         read_regular(repo / "memories" / "insight" / "pipe.md")
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_lint_names_a_pipe_or_socket_with_a_memorys_name(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scan leaves them out of the index and recall; lint names each one, what it is and the fix, without
+    opening it (opening a pipe waits for a writer: the timeout fails the test)."""
+    import socket
+
+    folder = repo / "memories" / "insight"
+    write(folder / "m.md", VALID)
+    os.mkfifo(folder / "pipe.md")
+    (folder / "link.md").symlink_to("pipe.md")
+    monkeypatch.chdir(folder)  # a relative name: a socket's path is limited to ~100 bytes
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind("sock.md")
+    fix = "not a regular file, so no memory: replace it with a Markdown memory file or remove it [not-a-file]"
+    result = run(repo, "lint")
+    assert result.code == 1, result.output
+    assert f"memories/insight/pipe.md: error: a named pipe, {fix}" in result.out
+    assert f"memories/insight/link.md: error: a symlink to a named pipe, {fix}" in result.out
+    assert f"memories/insight/sock.md: error: a socket, {fix}" in result.out
+    assert "4 file(s) checked: 3 error(s)" in result.out
+    named = run(repo, "lint", "memories/insight/pipe.md")
+    assert named.code == 1 and f"memories/insight/pipe.md: error: a named pipe, {fix}" in named.out, named.output
+    assert "1 file(s) checked: 1 error(s)" in named.out
+    assert "Validate a fix" in run(repo, "recall", "a battery of tests").out

@@ -8,6 +8,11 @@ folder's mtime and the configuration's stat. :func:`is_fresh` checks them all (`
 watcher (mtlgit/watch.py) what changed after the number the snapshot recorded, and checks every stat only
 when no watcher can vouch (see :meth:`WorktreeIndex.fresh`).
 
+Unreadable files: a memory file the build could not read (no permission, a broken symlink), or a folder it could
+not list, is in no file table, and what makes it readable (a chmod, the symlink's target made) changes no stat
+recorded, so every check tries to open each of them again (:func:`readable_again`): they are few, and a failed
+open costs microseconds.
+
 Racy window: a file, folder or configuration whose mtime is within ``RACY_NS`` of the build may change again
 within the same mtime tick unseen, so its content (or a folder's names) is compared instead, until the snapshot
 is settled (see WorktreeIndex.settle).
@@ -22,6 +27,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -78,13 +84,37 @@ def model_unchanged(manifest: Any) -> bool:
 
 def quick_fresh(snapshot: Snapshot, root: Path) -> bool:
     """The cheap part of :func:`is_fresh`: the configuration, every folder's mtime (files added, deleted or
-    renamed) and the files written last. An edit in place of an older file is not seen."""
-    return _config_and_folders_unchanged(snapshot, root) and _racy_unchanged(snapshot, root)
+    renamed), the files written last and the files that could not be read. An edit in place of an older file
+    is not seen."""
+    return (
+        _config_and_folders_unchanged(snapshot, root)
+        and not readable_again(snapshot, root)
+        and _racy_unchanged(snapshot, root)
+    )
+
+
+def readable_again(snapshot: Snapshot, root: Path) -> list[str]:
+    """The files (and folders) ``snapshot`` could not read (list) that open now as regular files (folders).
+    Opened without waiting and never read; one that still fails to open, or is something else (a pipe the build
+    refused), stays unread, and no recall refreshes for it."""
+    found = []
+    for rel in snapshot.manifest.unreadable:
+        try:
+            fd = os.open(os.path.join(root, rel), os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            mode = os.fstat(fd).st_mode
+            if S_ISREG(mode) or S_ISDIR(mode):
+                found.append(rel)
+        finally:
+            os.close(fd)
+    return found
 
 
 def is_fresh(snapshot: Snapshot, root: Path) -> bool:
     """True when no memory file, folder or the configuration changed since ``snapshot`` was written."""
-    if not _config_and_folders_unchanged(snapshot, root):
+    if not _config_and_folders_unchanged(snapshot, root) or readable_again(snapshot, root):
         return False
     stat = os.stat
     # Paths relative to an open folder: the kernel walks fewer components (~25% of this loop).

@@ -53,6 +53,9 @@ class Manifest:
     racy_dirs: list[list[Any]] = field(default_factory=list)
     racy: list[list[str]] = field(default_factory=list)  # [path, blob id] of files written close to the build
     built_ns: int = 0
+    # Memory files listed but not read (no permission, a broken symlink), and folders not listed: a chmod or a
+    # symlink's new target changes no stat the snapshot records, so every freshness check tries to open these.
+    unreadable: list[str] = field(default_factory=list)
     # [token, number] of the watcher's changes this snapshot has taken in (freshness "watch"), or None
     watch: list[Any] | None = None
     parts: dict[str, list[int]] = field(default_factory=dict)

@@ -24,7 +24,15 @@ from mtlgit import rules
 from mtlgit.embed import load_model
 from mtlgit.index.build import Builder
 from mtlgit.index.common import RACY_NS, UNWRITABLE, note, path_key
-from mtlgit.index.freshness import check_by, is_fresh, listing_digest, model_unchanged, quick_fresh, stat_key
+from mtlgit.index.freshness import (
+    check_by,
+    is_fresh,
+    listing_digest,
+    model_unchanged,
+    quick_fresh,
+    readable_again,
+    stat_key,
+)
 from mtlgit.index.manifest import Manifest
 from mtlgit.index.segment import FileInput
 from mtlgit.index.snapshot import Snapshot, open_current
@@ -93,13 +101,15 @@ class WorktreeIndex:
             return found
         seen = [changes.token, changes.seq]
         model_same = model_unchanged(snapshot.manifest)
-        if changes.none and model_same:
+        # A file made readable may raise no event the watcher sees (a chmod through a hard link elsewhere).
+        again = readable_again(snapshot, self.repo.root)
+        if changes.none and model_same and not again:
             return snapshot
         if changes.everything or not model_same:
             if is_fresh(snapshot, self.repo.root):
                 return self.settle(snapshot, watch=seen)
             return self.refresh(stale=snapshot, watch=seen)
-        return self.refresh(changed=[*changes.paths, *changes.folders], watch=seen)
+        return self.refresh(changed=[*changes.paths, *changes.folders, *again], watch=seen)
 
     def _start_watcher(self, snapshot: Snapshot) -> None:
         """Start the worktree's watcher in the background, unless one was started in the last few seconds (it
@@ -229,7 +239,7 @@ class WorktreeIndex:
             scan = _full_scan(root, config.memories, started, old)
         else:
             scan = _hinted_scan(root, config.memories, started, old, changed)
-        files, dead, racy = _classify(root, scan, old, started)
+        files, dead, racy, unreadable = _classify(root, scan, old, started)
 
         def read(indexes: list[int]) -> dict[int, bytes]:
             return {i: rules.read_regular(root / files[i].rel) for i in indexes}
@@ -237,6 +247,7 @@ class WorktreeIndex:
         # The files new or changed are read by the builder's tasks (in its workers on a large build), which set
         # their blob ids: the build's workers start on the first files instead of after every file is read.
         added = Builder(self.repo, model, progress).segment(files, read, root=root) if files else None
+        unreadable += [f.rel for f in files if not f.blob and not _gone(root / f.rel)]  # its task could not open it
         racy += [[f.rel, f.blob] for f in files if f.blob and f.stat[1] >= started - RACY_NS and not f.problems_only]
         manifest = Manifest.from_config(
             config,
@@ -251,6 +262,7 @@ class WorktreeIndex:
             racy_dirs=scan.racy_dirs,
             racy=sorted(racy, key=lambda item: path_key(item[0])),
             built_ns=started,
+            unreadable=sorted(set(unreadable), key=path_key),
             watch=watch,
         )
         return commit(self.dir, manifest, old, dead, added, save=save)
@@ -262,6 +274,7 @@ class _Scan:
     def __init__(self) -> None:
         self.stats: dict[str, list[int] | None] = {}  # None: gone
         self.links: set[str] = set()
+        self.unlisted: list[tuple[str, str]] = []  # folders there that could not be listed, with why
         self.dirs: list[list[Any]] = []
         self.racy_dirs: list[list[Any]] = []
         self.gone_below: list[str] = []  # folders listed again: a live file below them not listed is gone
@@ -273,7 +286,7 @@ class _Scan:
 def _full_scan(root: Path, memories: str, started: int, old: Snapshot | None) -> _Scan:
     scan = _Scan()
     listings: list[tuple[int, list[str]]] = []
-    paths, folders, links = rules.scan_memories(root / memories, root, listings)
+    paths, folders, links = rules.scan_memories(root / memories, root, listings, unlisted=scan.unlisted)
     scan.links = set(links)
     fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -326,7 +339,7 @@ def _hinted_scan(root: Path, memories: str, started: int, old: Snapshot, changed
                 dirs.pop(gone)
                 racy_dirs.pop(gone, None)
             listings: list[tuple[int, list[str]]] = []
-            paths, folders, links = rules.scan_memories(root / rel, root, listings)
+            paths, folders, links = rules.scan_memories(root / rel, root, listings, unlisted=scan.unlisted)
             scan.links.update(links)
             for path in paths:
                 scan.stats[path] = stat_key(root / path)
@@ -363,9 +376,10 @@ class _Input(FileInput):
 
 def _classify(
     root: Path, scan: _Scan, old: Snapshot | None, started: int
-) -> tuple[list[_Input], dict[int, list[int]], list[list[str]]]:
-    """The files to write into a new segment, the files of ``old`` to tombstone (segment -> file indexes), and
-    the racy files kept from ``old``."""
+) -> tuple[list[_Input], dict[int, list[int]], list[list[str]], list[str]]:
+    """The files to write into a new segment, the files of ``old`` to tombstone (segment -> file indexes), the
+    racy files kept from ``old``, and the files listed that cannot be statted (a broken symlink) and the folders
+    that cannot be listed, with those of ``old``'s unreadable ones this scan did not look at."""
     from mtlgit.ids import blob_id
     from mtlgit.memory import MAX_FILE_BYTES, symlink_problem, too_large
 
@@ -390,11 +404,23 @@ def _classify(
                     dead.setdefault(number, []).append(i)
     files: list[_Input] = []
     racy: list[list[str]] = []
+    unreadable: list[str] = []
+    if old is not None:
+        # Those this scan looked at again are decided again below ("": the whole tree was listed).
+        below = [d + "/" if d else "" for d in scan.gone_below]
+        unreadable = [
+            rel
+            for rel in old.manifest.unreadable
+            if rel not in scan.stats and rel not in scan.gone_below and not any(map(rel.startswith, below))
+        ]
+    unreadable += [rel for rel, _why in scan.unlisted]
     for rel, key in scan.stats.items():
         previous = known.get(rel)
         if key is None:  # gone, or a broken symlink (lint reports it)
             if previous is not None:
                 dead.setdefault(previous[0], []).append(previous[1])
+            if not _gone(root / rel):
+                unreadable.append(rel)
             continue
         if previous is not None and previous[2] == key:
             if rel not in old_racy and rel not in scan.named:
@@ -418,7 +444,18 @@ def _classify(
     for number in dead:
         dead[number] = sorted(set(dead[number]))
     files.sort(key=lambda f: path_key(f.rel))
-    return files, dead, racy
+    return files, dead, racy, unreadable
+
+
+def _gone(path: Path) -> bool:
+    """Whether nothing is at ``path``, not even a broken symlink or a file this process may not stat."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _positions(paths: list[str], names: Collection[str], folders: list[str]) -> np.ndarray:

@@ -149,7 +149,7 @@ def _generation(
         with_problems = {i for i, _p in segment.problems()}
         file_doc = np.asarray(segment.array("files.doc"))
         not_memories += sum(1 for i in with_problems if live[number][i] and file_doc[i] < 0)
-    manifest.problem_files = not_memories + len(dead)
+    manifest.problem_files = not_memories + len(dead) + len(manifest.unreadable)
     return snapshot
 
 
