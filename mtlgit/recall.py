@@ -566,11 +566,38 @@ def _two_stage(
     if np.count_nonzero(sure >= min_confidence) < k and BAR_RESCORE_WIDE > BAR_RESCORE:
         wide = _top(estimate, BAR_RESCORE_WIDE)
         more = np.sort(wide[~chosen[wide]])  # only those not scored yet
+        more = _may_clear(more, sources, numbers, owner, rows, bm25, head, vector, sizes, min_confidence)
         if len(more):
             extra, extra_sure = scored(more)
             kept_owner, kept_rows, kept_bm25, dense, score = (np.concatenate(p) for p in zip(found, extra, strict=True))
             found, sure = (kept_owner, kept_rows, kept_bm25, dense, score), np.concatenate([sure, extra_sure])
     return found, sure
+
+
+def _may_clear(
+    positions: np.ndarray,
+    sources: Sequence[Source],
+    numbers: list[int],
+    owner: np.ndarray,
+    rows: np.ndarray,
+    bm25: np.ndarray,
+    head: np.ndarray,
+    vector: np.ndarray,
+    sizes: np.ndarray,
+    min_confidence: float,
+) -> np.ndarray:
+    """Those of the candidates at ``positions`` whose confidence may clear ``min_confidence``: the confidence
+    grows with the cosine, so one computed from each cosine's upper bound (Snapshot.dense_bounds) that falls
+    short of the bar means the exact one does too. All of them while a source has no bounds to give."""
+    upper = np.empty(len(positions), dtype=np.float64)
+    for number in numbers:
+        mine = np.flatnonzero(owner[positions] == number) if len(numbers) > 1 else np.arange(len(positions))
+        at = positions[mine]
+        found = sources[number].snapshot.dense_bounds(vector, rows[at], head[at])
+        if found is None:
+            return positions
+        upper[mine] = found[0].astype(np.float64) + found[1]
+    return positions[confidence(bm25[positions], upper, sizes[owner[positions]], "hybrid") >= min_confidence]
 
 
 def _per_source(

@@ -181,6 +181,59 @@ def test_when_fewer_than_k_clear_the_bar_a_wider_set_is_scored(  # type: ignore[
     assert (lost == 0) if wide else lost > 0
 
 
+def test_8_bit_tails_bound_each_tail_product_from_the_second_ask_on(pool: WorktreeIndex, model) -> None:  # type: ignore[no-untyped-def]
+    segment = pool.fresh().segments[0]
+    split, tails = segment.head_dims, segment.vectors()[:, segment.head_dims :]
+    rows = np.arange(0, segment.n_docs, 3)
+    assert segment.tail_bounds(np.asarray(model.encode_query(QUERIES[0]), dtype=np.float32), rows) is None
+    for query in QUERIES:
+        vector = np.asarray(model.encode_query(query), dtype=np.float32)
+        found = segment.tail_bounds(vector, rows)
+        assert found is not None
+        approx, bound = found
+        off = np.abs(tails[rows] @ vector[split:] - approx)
+        assert (off <= bound).all() and bound.max() < 0.05  # a bound, and one tight enough to leave rows out
+
+
+@pytest.mark.parametrize("bar", [0.3, 0.5, 0.7])
+def test_the_wide_tier_leaves_out_by_those_bounds_only_memories_below_the_bar(  # type: ignore[no-untyped-def]
+    pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch, bar: float
+) -> None:
+    """Scored in full or not, a memory whose bounded confidence falls short of the bar is never in the answer:
+    with the bounds, two-stage recall answers exactly as without them, and scores fewer memories in full."""
+    snapshot = pool.fresh()
+    monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 100)
+    monkeypatch.setattr(recall_module, "MIN_MATCHED", 1)
+    monkeypatch.setattr(recall_module, "RESCORE", 1)
+    monkeypatch.setattr(recall_module, "BAR_RESCORE", 2)
+    monkeypatch.setattr(recall_module, "BAR_RESCORE_WIDE", 300)
+    vectors = {query: model.encode_query(query) for query in QUERIES}
+
+    def answers() -> list[list[tuple[str, float, float]]]:
+        found = [search(snapshot, q, vectors[q], k=10, min_confidence=bar) for q in QUERIES]
+        return [[(h.path, h.score, h.confidence) for h in hits] for hits in found]
+
+    kept: list[tuple[int, int]] = []
+    may_clear = recall_module._may_clear
+
+    def counted(positions: np.ndarray, *args: object) -> np.ndarray:
+        left = may_clear(positions, *args)  # type: ignore[arg-type]
+        kept.append((len(positions), len(left)))
+        return left
+
+    monkeypatch.setattr(recall_module, "_may_clear", counted)
+    with monkeypatch.context() as without:
+        without.setattr(segment_module.Segment, "tail_bounds", lambda self, vector, rows: None)
+        exact = answers()
+    assert any(exact) and not all(len(hits) == 10 for hits in exact)  # a wide tier, and answers to compare
+    kept.clear()
+    answers()  # the second ask makes the 8-bit copy
+    assert answers() == exact
+    assert sum(after for _before, after in kept[-len(QUERIES) :]) < sum(
+        before for before, _after in kept[-len(QUERIES) :]
+    )
+
+
 def test_a_query_few_memories_hold_a_word_of_is_scored_in_full(  # type: ignore[no-untyped-def]
     pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
