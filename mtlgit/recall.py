@@ -36,6 +36,9 @@ from mtlgit.query import prepare
 from mtlgit.repo import find_repo
 
 DENSE_WEIGHT = 0.5
+# Fused scores closer than this are ties (ordered by path): the float32 cosine of one memory differs in its last
+# digits with the number of rows BLAS is handed and the path that scores it (~1e-6 of a fused score).
+TIE = 1e-5
 _BLOCK = 32768
 # From this many candidates the dense half is scored in two stages; below it every candidate in full (exact).
 TWO_STAGE_MIN = 20_000
@@ -462,15 +465,11 @@ def search_sources(
     top = min(k, len(eligible))
     if top < len(eligible):  # every candidate tied with the k-th is ordered too, so the top k never depends on k
         cut = np.partition(-score[eligible], top - 1)[top - 1]
-        best = eligible[-score[eligible] <= cut]
+        best = eligible[-score[eligible] <= cut + TIE]
     else:
         best = eligible
-    # Ties are ordered by path, then pool: not by row, which a refresh changes (a memory moves to a new segment).
     paths = dict(zip(best.tolist(), _per_source(sources, owner, rows, best, Snapshot.doc_paths), strict=True))
-    best = np.array(
-        sorted(paths, key=lambda i: (-float(score[i]), path_key(paths[i]), sources[int(owner[i])].pool))[:top],
-        dtype=np.int64,
-    )
+    best = np.array(_ranked(paths, score, [sources[int(owner[i])].pool for i in paths])[:top], dtype=np.int64)
     shown = shown_words(prepared.lexical) if explain and mode != "dense" else {}
     hits: list[Hit] = []
     records = _per_source(sources, owner, rows, best, Snapshot.records)
@@ -544,11 +543,45 @@ def _two_stage(
             for number in numbers:
                 mine = kept_owner == number
                 dense[mine] = sources[number].snapshot.dense_scores(vector, kept_rows[mine], kept_head[mine])
-        z_dense = (dense - mean_d) / sd_d if sd_d > 1e-12 else np.zeros(len(dense))
-        z_bm25 = (kept_bm25 - mean_b) / sd_b if sd_b > 1e-12 else np.zeros_like(kept_bm25)
-        score = dense_weight * z_dense + (1.0 - dense_weight) * z_bm25
+        score = fused_score(dense, kept_bm25)
         sure = confidence(kept_bm25, dense, sizes[kept_owner], "hybrid")
         return (kept_owner, kept_rows, kept_bm25, dense, score), sure
+
+    def fused_score(dense: np.ndarray, kept_bm25: np.ndarray) -> np.ndarray:
+        z_dense = (dense - mean_d) / sd_d if sd_d > 1e-12 else np.zeros(len(dense))
+        z_bm25 = (kept_bm25 - mean_b) / sd_b if sd_b > 1e-12 else np.zeros_like(kept_bm25)
+        return dense_weight * z_dense + (1.0 - dense_weight) * z_bm25  # type: ignore[no-any-return]
+
+    def bounded(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The lowest and highest cosine each of ``keep`` may have (Snapshot.dense_bounds), or None while a
+        source has no bounds to give (a one-shot process)."""
+        low, high = np.empty(len(keep)), np.empty(len(keep))
+        for number in numbers:
+            mine = np.flatnonzero(owner[keep] == number) if len(numbers) > 1 else np.arange(len(keep))
+            at = keep[mine]
+            found = sources[number].snapshot.dense_bounds(vector, rows[at], head[at])
+            if found is None:
+                return None
+            approx, bound = found[0].astype(np.float64), found[1].astype(np.float64)
+            low[mine], high[mine] = approx - bound, approx + bound
+        return low, high
+
+    def worth_scoring(keep: np.ndarray) -> np.ndarray:
+        """Those of ``keep`` that may clear the bar and, when k of them surely do, may score as high as the k-th
+        of those at its lowest: the others can be in no answer. The confidence and the fused score both grow
+        with the cosine, so each is bounded by the cosine's bounds."""
+        found = bounded(keep)
+        if found is None:
+            return keep
+        low, high = found
+        kept_bm25, kept_sizes = bm25[keep], sizes[owner[keep]]
+        may = confidence(kept_bm25, high, kept_sizes, "hybrid") >= min_confidence
+        surely = np.flatnonzero(confidence(kept_bm25, low, kept_sizes, "hybrid") >= min_confidence)
+        if len(surely) >= k:
+            lowest = fused_score(low[surely], kept_bm25[surely])
+            kth = np.partition(lowest, len(lowest) - k)[len(lowest) - k]
+            may &= fused_score(high, kept_bm25) >= kth - TIE  # one tied with the k-th is ordered by path
+        return keep[may]
 
     fused = _best(
         head,
@@ -562,11 +595,12 @@ def _two_stage(
     chosen[fused] = True
     estimate = _blend(head, w_cosine * slope, bm25, w_bm25 * per_bm25)  # of the confidence's logit
     chosen[_top(estimate, BAR_RESCORE)] = True
-    found, sure = scored(np.flatnonzero(chosen))
+    # When at least k of these surely clear the bar, the ones scored hold k that do: so the wide tier below is
+    # taken exactly when it would be with all of them scored.
+    found, sure = scored(worth_scoring(np.flatnonzero(chosen)))
     if np.count_nonzero(sure >= min_confidence) < k and BAR_RESCORE_WIDE > BAR_RESCORE:
         wide = _top(estimate, BAR_RESCORE_WIDE)
-        more = np.sort(wide[~chosen[wide]])  # only those not scored yet
-        more = _may_clear(more, sources, numbers, owner, rows, bm25, head, vector, sizes, min_confidence)
+        more = worth_scoring(np.sort(wide[~chosen[wide]]))  # only those not scored yet
         if len(more):
             extra, extra_sure = scored(more)
             kept_owner, kept_rows, kept_bm25, dense, score = (np.concatenate(p) for p in zip(found, extra, strict=True))
@@ -574,30 +608,20 @@ def _two_stage(
     return found, sure
 
 
-def _may_clear(
-    positions: np.ndarray,
-    sources: Sequence[Source],
-    numbers: list[int],
-    owner: np.ndarray,
-    rows: np.ndarray,
-    bm25: np.ndarray,
-    head: np.ndarray,
-    vector: np.ndarray,
-    sizes: np.ndarray,
-    min_confidence: float,
-) -> np.ndarray:
-    """Those of the candidates at ``positions`` whose confidence may clear ``min_confidence``: the confidence
-    grows with the cosine, so one computed from each cosine's upper bound (Snapshot.dense_bounds) that falls
-    short of the bar means the exact one does too. All of them while a source has no bounds to give."""
-    upper = np.empty(len(positions), dtype=np.float64)
-    for number in numbers:
-        mine = np.flatnonzero(owner[positions] == number) if len(numbers) > 1 else np.arange(len(positions))
-        at = positions[mine]
-        found = sources[number].snapshot.dense_bounds(vector, rows[at], head[at])
-        if found is None:
-            return positions
-        upper[mine] = found[0].astype(np.float64) + found[1]
-    return positions[confidence(bm25[positions], upper, sizes[owner[positions]], "hybrid") >= min_confidence]
+def _ranked(paths: dict[int, str], score: np.ndarray, pools: list[str]) -> list[int]:
+    """The candidates ``paths`` (position: path) best first; scores within :data:`TIE` of the one before are
+    ties, ordered by path, then pool: not by row, which a refresh changes (a memory moves to a new segment),
+    nor by the last digits of a float."""
+    pool_of = dict(zip(paths, pools, strict=True))
+    by_score = sorted(paths, key=lambda i: -float(score[i]))
+    ranked: list[int] = []
+    run: list[int] = []
+    for i in by_score:
+        if run and float(score[run[-1]]) - float(score[i]) > TIE:
+            ranked += sorted(run, key=lambda j: (path_key(paths[j]), pool_of[j]))
+            run = []
+        run.append(i)
+    return ranked + sorted(run, key=lambda j: (path_key(paths[j]), pool_of[j]))
 
 
 def _per_source(

@@ -181,11 +181,16 @@ def test_when_fewer_than_k_clear_the_bar_a_wider_set_is_scored(  # type: ignore[
     assert (lost == 0) if wide else lost > 0
 
 
-def test_8_bit_tails_bound_each_tail_product_from_the_second_ask_on(pool: WorktreeIndex, model) -> None:  # type: ignore[no-untyped-def]
+def test_8_bit_tails_bound_each_tail_product_once_the_head_is_kept(pool: WorktreeIndex, model) -> None:  # type: ignore[no-untyped-def]
+    """A one-shot recall reads the float tails; from a process's second recall on (the head kept transposed),
+    an 8-bit copy bounds each tail product."""
     segment = pool.fresh().segments[0]
     split, tails = segment.head_dims, segment.vectors()[:, segment.head_dims :]
     rows = np.arange(0, segment.n_docs, 3)
-    assert segment.tail_bounds(np.asarray(model.encode_query(QUERIES[0]), dtype=np.float32), rows) is None
+    first = np.asarray(model.encode_query(QUERIES[0]), dtype=np.float32)
+    segment.head_scores(first)
+    assert segment.tail_bounds(first, rows) is None and segment._tail_q8 is None
+    segment.head_scores(first)
     for query in QUERIES:
         vector = np.asarray(model.encode_query(query), dtype=np.float32)
         found = segment.tail_bounds(vector, rows)
@@ -195,43 +200,47 @@ def test_8_bit_tails_bound_each_tail_product_from_the_second_ask_on(pool: Worktr
         assert (off <= bound).all() and bound.max() < 0.05  # a bound, and one tight enough to leave rows out
 
 
-@pytest.mark.parametrize("bar", [0.3, 0.5, 0.7])
-def test_the_wide_tier_leaves_out_by_those_bounds_only_memories_below_the_bar(  # type: ignore[no-untyped-def]
-    pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch, bar: float
+@pytest.mark.parametrize(("bar", "k"), [(0.3, 10), (0.5, 10), (0.7, 10), (0.0, 3), (0.5, 3)])
+def test_memories_left_unscored_by_those_bounds_are_in_no_answer(  # type: ignore[no-untyped-def]
+    pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch, bar: float, k: int
 ) -> None:
-    """Scored in full or not, a memory whose bounded confidence falls short of the bar is never in the answer:
-    with the bounds, two-stage recall answers exactly as without them, and scores fewer memories in full."""
+    """A memory whose bounded confidence falls short of the bar, or whose bounded score falls short of k
+    memories that surely clear it, is not scored in full: two-stage recall answers as without the bounds (the
+    same memories in the same order, their scores and confidences to float rounding), and scores fewer
+    memories in full."""
     snapshot = pool.fresh()
     monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 100)
     monkeypatch.setattr(recall_module, "MIN_MATCHED", 1)
-    monkeypatch.setattr(recall_module, "RESCORE", 1)
+    monkeypatch.setattr(recall_module, "RESCORE", 60)
     monkeypatch.setattr(recall_module, "BAR_RESCORE", 2)
     monkeypatch.setattr(recall_module, "BAR_RESCORE_WIDE", 300)
     vectors = {query: model.encode_query(query) for query in QUERIES}
+    scored: list[int] = []
+    dense_scores = snapshot.dense_scores
+
+    def counted(vector: np.ndarray, rows: np.ndarray | None = None, heads: np.ndarray | None = None) -> np.ndarray:
+        scored.append(len(rows) if rows is not None else snapshot.n_docs)
+        return dense_scores(vector, rows, heads)
+
+    monkeypatch.setattr(snapshot, "dense_scores", counted)
 
     def answers() -> list[list[tuple[str, float, float]]]:
-        found = [search(snapshot, q, vectors[q], k=10, min_confidence=bar) for q in QUERIES]
+        found = [search(snapshot, q, vectors[q], k=k, min_confidence=bar) for q in QUERIES]
         return [[(h.path, h.score, h.confidence) for h in hits] for hits in found]
 
-    kept: list[tuple[int, int]] = []
-    may_clear = recall_module._may_clear
-
-    def counted(positions: np.ndarray, *args: object) -> np.ndarray:
-        left = may_clear(positions, *args)  # type: ignore[arg-type]
-        kept.append((len(positions), len(left)))
-        return left
-
-    monkeypatch.setattr(recall_module, "_may_clear", counted)
     with monkeypatch.context() as without:
         without.setattr(segment_module.Segment, "tail_bounds", lambda self, vector, rows: None)
         exact = answers()
-    assert any(exact) and not all(len(hits) == 10 for hits in exact)  # a wide tier, and answers to compare
-    kept.clear()
-    answers()  # the second ask makes the 8-bit copy
-    assert answers() == exact
-    assert sum(after for _before, after in kept[-len(QUERIES) :]) < sum(
-        before for before, _after in kept[-len(QUERIES) :]
-    )
+        exact_scored = sum(scored)
+    assert any(exact)
+    answers()  # the head kept transposed from the second recall on: the 8-bit copy is made
+    scored.clear()
+    bounded = answers()
+    assert [[path for path, _s, _c in hits] for hits in bounded] == [[path for path, _s, _c in hits] for hits in exact]
+    for ours, theirs in zip(bounded, exact, strict=True):  # BLAS rounds a row's last bit by how many rows it gets
+        for one, other in zip(ours, theirs, strict=True):
+            assert one[1:] == pytest.approx(other[1:], abs=1e-6)
+    assert sum(scored) < exact_scored
 
 
 def test_a_query_few_memories_hold_a_word_of_is_scored_in_full(  # type: ignore[no-untyped-def]
@@ -329,3 +338,13 @@ def test_the_bm25_spread_of_the_first_stage_is_numpys_and_falls_back_where_one_p
     # cancellation (1e-4 off here), so the two-pass std is taken as it is.
     close = (5.0 + 0.01 * rng.standard_normal(100_000)).astype(np.float32)
     assert recall_module._mean_sd(close)[1] == float(close.std())
+
+
+def test_scores_within_float_rounding_are_ties_ordered_by_path() -> None:
+    """The same memory's fused score differs in its last digits with how many rows BLAS was handed (a duplicate
+    scored among 3 rows or among 300): such scores are ties, ordered by path, then pool; real gaps by score."""
+    score = np.array([8.0853001, 8.0853, 9.5, 8.0853002, 7.0])
+    paths = {0: "memories/b.md", 1: "memories/c.md", 2: "memories/z.md", 3: "memories/a.md", 4: "memories/0.md"}
+    pools = ["local", "local", "local", "team", "local"]
+    assert recall_module._ranked(paths, score, pools) == [2, 3, 0, 1, 4]
+    assert recall_module._ranked({0: "memories/x.md", 1: "memories/x.md"}, np.array([1.0, 1.0]), ["t", "a"]) == [1, 0]

@@ -376,7 +376,6 @@ class Segment:
         self._paths: list[str] | None = None
         self._head_asks = 0
         self._head_t: np.ndarray | None = None
-        self._tail_asks = 0
         self._tail_q8: tuple[np.ndarray, np.ndarray] | None = None
         if data is not None:
             arrays, blobs, self.manifest = segment_parts(data)
@@ -511,12 +510,12 @@ class Segment:
         margin for float rounding). A quarter of the bytes of the tails (~0.3 ms against ~1.4 ms for the 2,000
         rows of the wide tier of two-stage recall, most of it the memory's latency, at 100k rows).
 
-        None at the first ask, as :meth:`head_scores` does: a one-shot recall reads the float tails; a long-lived
-        process (the MCP server) keeps the copy from its second ask on (1 byte a value and 4 a row).
+        None until the segment keeps its head transposed (:meth:`head_scores`: from a process's second recall on):
+        a one-shot recall reads the float tails; a long-lived process (the MCP server) makes the copy once (~0.2 s
+        at 100k rows) and keeps it (1 byte a value and 4 a row).
         """
         if self._tail_q8 is None:
-            self._tail_asks += 1
-            if self._tail_asks < 2:
+            if self._head_t is None:
                 return None
             tail = self.array("vectors.tail")
             scale = np.ones(len(tail), dtype=np.float32)  # 1 for an all-zero tail: any scale gives zeros
