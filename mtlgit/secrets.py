@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -68,6 +69,31 @@ _STRIP = "\"'`()[]{}<>,;"
 _ULID = re.compile(r"[0-7](?<![0-9A-Za-z][0-7])[0-9A-HJKMNP-TV-Z]{25}(?![0-9A-Za-z])")
 
 
+# Look-alikes of Latin letters in Greek and Cyrillic, as Unicode's confusables table (UTS #39) lists them,
+# where it maps a letter to one ASCII letter (its Greek Iota and Cyrillic I, which it takes for an l, are
+# folded to I), and the invisible characters that can split a word: a reader takes ``pаsswоrd`` (Cyrillic а
+# and о) for ``password``, so the scan must too. Full-width forms (``＝``, ``ＡＷＳ``) are left to NFKC.
+_LOOK_ALIKES = str.maketrans(
+    "\u037f\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03b1"
+    "\u03b3\u03b9\u03bd\u03bf\u03c1\u03c3\u03c5\u03dc\u03f3\u03fa\u0405\u0406\u0408\u0410\u0412"
+    "\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0423\u0425\u042c\u0430\u0433\u0435\u043e\u0440"
+    "\u0441\u0443\u0445\u0455\u0456\u0458\u0461\u0474\u0475\u04ae\u04af\u04bb\u04bd\u04c0\u04cf\u0501"
+    "\u050c\u051b\u051c\u051d",
+    "JABEZHIKMNOPTYXayivopouFjMSIJABEKMHOPCTYXbareopcyxsijwVvYyheIidGqWw",
+    "\u00ad\u200b\u200c\u200d\u2060\ufeff",
+)
+
+
+def _as_read(text: str) -> str:
+    """``text`` as a reader sees it, for the scan only (the user's text is never rewritten): compatibility
+    forms in NFKC (full-width letters and signs) and look-alike letters as the Latin letters they pass for.
+    No character's NFKC form holds a line break (checked over all code points of Unicode 14), so every line
+    keeps its number."""
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFKC", text).translate(_LOOK_ALIKES)
+
+
 def _looks_random(value: str) -> bool:
     """A run of 16+ letters and digits, mixing both, with high entropy: how keys and tokens look,
     and how words, identifiers and scientific names (short runs joined by - or /) do not."""
@@ -92,6 +118,8 @@ def _screen(text: str) -> bool:
     if "://" in text and "@" in text and _URL_PASSWORD.search(text):
         return True
     if ("Basic" in text or "Bearer" in text or "Token" in text) and _AUTH_HEADER.search(text):
+        return True
+    if any(needle in text for needle in _COMMAND_NEEDLES) and next(_command_line_passwords(text), None) is not None:
         return True
     for word in [w for w in text.split() if len(w) >= 16]:
         if word.strip(_STRIP).startswith(_PREFIXES):
@@ -131,13 +159,6 @@ _EXTRA: tuple[tuple[str, int, bool, tuple[str, ...], re.Pattern[str]], ...] = (
         ("@tcp(", "@udp(", "@unix("),
         re.compile(r"(?<![\w.-])[\w.-]{1,256}+:([^\s:@/'\"]{3,256})@(?:tcp|udp|unix)\("),
     ),
-    (
-        "password on a command line",
-        2,
-        True,
-        ("sshpass", "mysql", "mongo"),
-        re.compile(r"\b(?:sshpass|mysql\w*|mongo\w*)\s+(?:-\w+\s+)*-p\s*(['\"]?)([^\s'\"]{4,})\1"),
-    ),
 )
 # Bounded runs: unbounded ``[A-Z ]*`` next to ``\s*`` backtracked quadratically on a line of spaces.
 _SPLIT_PEM = re.compile(r"-----BEGIN[A-Z ]{0,40}[ \t\r]{0,40}\n[ \t]{0,40}[A-Z ]{0,40}PRIVATE KEY-----")
@@ -152,6 +173,105 @@ def _windows(line: str) -> Iterator[str]:
         return
     for start in range(0, len(line) - _OVERLAP, _WINDOW - _OVERLAP):
         yield line[start : start + _WINDOW]
+
+
+# --- a password given to a command ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Takes:
+    """How a command takes a password: a short option's letters (attached, ``-pSECRET``, and with ``separate``
+    also as the next word) and the long options that take it as the next word; ``colon``: the value is
+    ``user:password`` (alone, a user name, and the password is asked for)."""
+
+    short: str
+    separate: bool = True
+    long: tuple[str, ...] = ()
+    colon: bool = False
+
+
+# From the tools' manuals. mysql's -p and --password take an optional value, so ``mysql -p db`` asks for the
+# password and names a database; psql's, ssh's and docker run's -p are ports and pg_dump's --password only
+# forces the prompt, so those are not listed. ``--password=VALUE`` is a password whatever the command.
+_TAKES = (
+    (("mysql", "mariadb"), _Takes("p", separate=False)),
+    (("mongo",), _Takes("p", long=("--password",))),
+    (("sshpass",), _Takes("p")),
+    (("redis-cli",), _Takes("a", long=("--pass",))),
+    (("curl",), _Takes("uU", long=("--user", "--proxy-user"), colon=True)),
+    (("docker", "podman", "nerdctl", "buildah", "skopeo", "oras", "helm"), _Takes("p", long=("--password",))),
+)
+_COMMAND = re.compile(
+    r"(?<![\w-])(mysql\w*|mariadb[\w-]*|mongo\w*|sshpass|redis-cli|curl"
+    r"|(?:docker|podman|nerdctl|buildah|skopeo|oras|helm[ \t]+registry)[ \t]+login)(?:\.exe)?(?=[ \t])"
+)
+_LONG_PASSWORD = re.compile(r"(?<![\w-])--(?:\w+-)*pass(?:word|wd)?=")
+# The variables that libpq, mysql, sshpass -e and redis-cli read a password from.
+_ENV_PASSWORD = re.compile(r"(?<![\w$])(?:PGPASSWORD|MYSQL_PWD|SSHPASS|REDISCLI_AUTH)=")
+# One of these is in every text where one of the three above matches.
+_COMMAND_NEEDLES = (
+    "mysql",
+    "mariadb",
+    "mongo",
+    "sshpass",
+    "redis-cli",
+    "curl",
+    "login",
+    "-pass",
+    "PASS",
+    "PWD",
+    "AUTH",
+)
+# A shell word: plain characters and quoted strings; a space, an operator or a lone quote ends it.
+_SHELL_WORD = re.compile(r"""(?:[^\s'"`|;&]|'[^'\n]*'|"[^"\n]*")+""")
+_NEXT_WORD = re.compile(rf"[ \t]*({_SHELL_WORD.pattern})")
+# Well-known defaults that examples use (``mysql -uroot -proot``, RabbitMQ's guest): no one's secret.
+_DEFAULT_PASSWORDS = frozenset({"root", "toor", "admin", "guest", "test", "postgres", "mysql", "mongo", "redis"})
+
+
+def _given_password(word: str, colon: bool = False) -> bool:
+    """Does a shell word given as a password hold one? Not a reference to a variable or to a command's output
+    (``"$DB_PASS"``, ``$(pass show db)``, ``%PASSWORD%``), a placeholder (``<password>``, ``***``,
+    ``PASSWORD``, ``your_password``), a number as short as a port, or a well-known default."""
+    value = word.replace("'", "").replace('"', "")
+    if colon:
+        if ":" not in value:
+            return False
+        value = value.split(":", 1)[1]
+    if "$" in value or value.startswith("%") or is_placeholder(value):
+        return False
+    return not (value.isdigit() and len(value) <= 6) and value.lower() not in _DEFAULT_PASSWORDS
+
+
+def _command_line_passwords(text: str) -> Iterator[int]:
+    """Where in ``text`` a command is given a password: ``mysql -pSECRET``, ``sshpass -p SECRET``,
+    ``curl -u user:SECRET``, ``--password=SECRET``, ``PGPASSWORD=SECRET psql``."""
+    for pattern in (_LONG_PASSWORD, _ENV_PASSWORD):
+        for match in pattern.finditer(text):
+            value = _SHELL_WORD.match(text, match.end())
+            if value and _given_password(value.group()):
+                yield match.start()
+    for match in _COMMAND.finditer(text):
+        takes = next(takes for names, takes in _TAKES if match.group(1).startswith(names))
+        words: list[str] = []
+        at = match.end()
+        # The command's next words, up to the end of the command: a password is among the first options.
+        while len(words) < 24:
+            found = _NEXT_WORD.match(text, at)
+            if not found:
+                break
+            words.append(found.group(1))
+            at = found.end()
+        for number, word in enumerate(words):
+            following = words[number + 1] if number + 1 < len(words) else ""
+            if word in takes.long or (len(word) == 2 and word[0] == "-" and word[1] in takes.short):
+                given = following if takes.separate and not following.startswith("-") else ""
+            elif len(word) > 2 and word[0] == "-" and word[1] in takes.short and not word.startswith("-pass"):
+                given = word[2:]  # mysql reads ``-password`` as -p with "assword": a slip, not a password
+            else:
+                continue
+            if given and _given_password(given, takes.colon):
+                yield match.start()
 
 
 # A random-looking value right after a secret-sounding word, in prose or code ("The secret is wJalr...").
@@ -278,6 +398,10 @@ def _own_findings(lines: list[str]) -> Iterator[Finding]:
         ):
             if _random_value(whole.strip()):
                 yield Finding(number, "private key or certificate body")
+    if any(needle in text for needle in _COMMAND_NEEDLES):
+        starts = _line_starts(text)
+        for at in _command_line_passwords(text):
+            yield Finding(bisect.bisect_right(starts, at), "password on a command line")
     if "-----BEGIN" in text:
         for match in _SPLIT_PEM.finditer(text):
             yield Finding(text.count("\n", 0, match.start()) + 1, "private key")
@@ -403,7 +527,7 @@ def find_secrets(text: str, extra: Any = None, first_line: int = 1) -> list[Find
     :param first_line: the file line ``text`` starts on, so findings name file lines.
     """
     pieces = [text, *_strings(extra)]
-    joined = _ULID.sub("0" * 26, "\n".join(pieces))
+    joined = _ULID.sub("0" * 26, _as_read("\n".join(pieces)))
     if not _screen(joined):
         return []
     lines = joined.split("\n")
