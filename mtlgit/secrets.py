@@ -205,7 +205,7 @@ _COMMAND = re.compile(
     r"(?<![\w-])(mysql\w*|mariadb[\w-]*|mongo\w*|sshpass|redis-cli|curl"
     r"|(?:docker|podman|nerdctl|buildah|skopeo|oras|helm[ \t]+registry)[ \t]+login)(?:\.exe)?(?=[ \t])"
 )
-_LONG_PASSWORD = re.compile(r"(?<![\w-])--(?:\w+-)*pass(?:word|wd)?=")
+_LONG_PASSWORD = re.compile(r"(?<![\w-])--(?:\w{1,40}-){0,8}pass(?:word|wd)?=")
 # The variables that libpq, mysql, sshpass -e and redis-cli read a password from.
 _ENV_PASSWORD = re.compile(r"(?<![\w$])(?:PGPASSWORD|MYSQL_PWD|SSHPASS|REDISCLI_AUTH)=")
 # One of these is in every text where one of the three above matches.
@@ -225,6 +225,9 @@ _COMMAND_NEEDLES = (
 # A shell word: plain characters and quoted strings; a space, an operator or a lone quote ends it.
 _SHELL_WORD = re.compile(r"""(?:[^\s'"`|;&]|'[^'\n]*'|"[^"\n]*")+""")
 _NEXT_WORD = re.compile(rf"[ \t]*({_SHELL_WORD.pattern})")
+# How far after a command and after ``--password=`` its words are read: each match costs a bounded amount,
+# however long a line of quotes or commands (a word may span quoted spaces to the end of the line).
+_COMMAND_REACH, _VALUE_REACH = 512, 128
 # Well-known defaults that examples use (``mysql -uroot -proot``, RabbitMQ's guest): no one's secret.
 _DEFAULT_PASSWORDS = frozenset({"root", "toor", "admin", "guest", "test", "postgres", "mysql", "mongo", "redis"})
 
@@ -246,24 +249,34 @@ def _given_password(word: str, colon: bool = False) -> bool:
 def _command_line_passwords(text: str) -> Iterator[int]:
     """Where in ``text`` a command is given a password: ``mysql -pSECRET``, ``sshpass -p SECRET``,
     ``curl -u user:SECRET``, ``--password=SECRET``, ``PGPASSWORD=SECRET psql``."""
+    # A finding names a line: once one is found, the rest of its line is not read.
     for pattern in (_LONG_PASSWORD, _ENV_PASSWORD):
-        for match in pattern.finditer(text):
-            value = _SHELL_WORD.match(text, match.end())
+        at = 0
+        while match := pattern.search(text, at):
+            at = match.end()
+            value = _SHELL_WORD.match(text, at, at + _VALUE_REACH)
             if value and _given_password(value.group()):
                 yield match.start()
-    for match in _COMMAND.finditer(text):
+                at = text.find("\n", at) + 1 or len(text)
+    commands = list(_COMMAND.finditer(text))
+    line_end = 0
+    for number, match in enumerate(commands):
+        if match.start() < line_end:
+            continue
         takes = next(takes for names, takes in _TAKES if match.group(1).startswith(names))
         words: list[str] = []
         at = match.end()
-        # The command's next words, up to the end of the command: a password is among the first options.
+        # The command's next words, up to the end of the command: its options are its first words, and another
+        # command starts a new one (so that a line of commands is read once, not once a command).
+        end = min(at + _COMMAND_REACH, commands[number + 1].start() if number + 1 < len(commands) else len(text))
         while len(words) < 24:
-            found = _NEXT_WORD.match(text, at)
+            found = _NEXT_WORD.match(text, at, end)
             if not found:
                 break
             words.append(found.group(1))
             at = found.end()
-        for number, word in enumerate(words):
-            following = words[number + 1] if number + 1 < len(words) else ""
+        for index, word in enumerate(words):
+            following = words[index + 1] if index + 1 < len(words) else ""
             if word in takes.long or (len(word) == 2 and word[0] == "-" and word[1] in takes.short):
                 given = following if takes.separate and not following.startswith("-") else ""
             elif len(word) > 2 and word[0] == "-" and word[1] in takes.short and not word.startswith("-pass"):
@@ -272,6 +285,8 @@ def _command_line_passwords(text: str) -> Iterator[int]:
                 continue
             if given and _given_password(given, takes.colon):
                 yield match.start()
+                line_end = text.find("\n", match.end()) + 1 or len(text)
+                break
 
 
 # A random-looking value right after a secret-sounding word, in prose or code ("The secret is wJalr...").
