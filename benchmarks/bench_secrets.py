@@ -1,6 +1,7 @@
 """Which secret scanner mtlgit uses, measured: coverage, false alarms and cost of each candidate.
 
     python benchmarks/bench_secrets.py            # the 243 Cursor guides; --all adds the 1,300 cursor-rules files
+    python benchmarks/bench_secrets.py --baseline main --pool /tmp/pool   # cost per text against another commit
 
 Candidates:
 
@@ -44,11 +45,13 @@ guides still flagged show a base64 value in a Kubernetes Secret and ``API_KEY: "
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -138,10 +141,73 @@ def _corpus(folder: Path) -> list[str]:
     return texts
 
 
+def _baseline(rev: str) -> Scan:
+    """``find_secrets`` as mtlgit/secrets.py was at ``rev``, loaded beside the current one."""
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:mtlgit/secrets.py"], check=True, capture_output=True, text=True
+    ).stdout
+    folder = Path(tempfile.mkdtemp(prefix="bench-secrets-"))
+    path = folder / "secrets_baseline.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("secrets_baseline", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return lambda text: bool(module.find_secrets(text))
+
+
+def _compare(rev: str, sets: dict[str, list[str]], rounds: int) -> None:
+    """The scan's cost per text, this tree's against ``rev``'s: each text scanned by both in turn (which goes
+    first alternates), ``rounds`` times; medians and means of each text's fastest round, and the findings."""
+    from mtlgit.secrets import find_secrets
+
+    scans: dict[str, Scan] = {"baseline": _baseline(rev), "current": lambda text: bool(find_secrets(text))}
+    for scan in scans.values():
+        scan("password = Zq8mX2pL9vR4tK")  # rules compiled, detectors loaded
+    print(f"{'texts':28} {'n':>6} {'median us':>20} {'mean us':>20} {'flagged':>15}")
+    print(f"{'':28} {'':>6} {rev[:9]:>9} {'current':>10} {rev[:9]:>9} {'current':>10} {rev[:9]:>7} {'current':>7}")
+    for name, texts in sets.items():
+        best: dict[str, list[float]] = {key: [] for key in scans}
+        flagged = dict.fromkeys(scans, 0)
+        for number, text in enumerate(texts):
+            times: dict[str, float] = {key: float("inf") for key in scans}
+            found: dict[str, bool] = {}
+            order = list(scans) if number % 2 else list(reversed(scans))
+            for _ in range(rounds):
+                for key in order:
+                    started = time.perf_counter()
+                    found[key] = scans[key](text)
+                    times[key] = min(times[key], time.perf_counter() - started)
+            for key in scans:
+                best[key].append(times[key] * 1e6)
+                flagged[key] += found[key]
+        medians = [statistics.median(best[key]) for key in scans]
+        means = [statistics.fmean(best[key]) for key in scans]
+        line = f"{name:28} {len(texts):>6} {medians[0]:>9.1f} {medians[1]:>10.1f} {means[0]:>9.1f} {means[1]:>10.1f}"
+        print(line + f" {flagged['baseline']:>7} {flagged['current']:>7}", flush=True)
+    print(f"import numpy: {_import_seconds('numpy'):.2f} s (the yardstick for the machine's load)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--all", action="store_true", help="also the ~1,300 files of cursor-rules (minutes)")
+    parser.add_argument("--baseline", metavar="REV", help="only compare the scan's cost with mtlgit at REV")
+    parser.add_argument("--pool", type=Path, help="with --baseline: also the memory files under this folder")
+    parser.add_argument("--limit", type=int, default=3000, help="with --pool: this many memory files at most")
+    parser.add_argument("--rounds", type=int, default=3, help="with --baseline: scans of each text by each")
     args = parser.parse_args()
+    if args.baseline:
+        sets = {"shapes": [json.loads(line)["text"] for line in SHAPES.read_text(encoding="utf-8").splitlines()]}
+        if args.pool:
+            files = sorted((args.pool / "memories").rglob("*.md") if (args.pool / "memories").is_dir() else [])
+            sets["pool memories"] = [path.read_text(encoding="utf-8") for path in files[: args.limit]]
+        if GUIDES.is_dir():
+            sets["Cursor guides"] = _corpus(GUIDES)
+        if args.all and RULES.is_dir():
+            sets["cursor-rules files"] = _corpus(RULES)
+        _compare(args.baseline, sets, args.rounds)
+        return
     shapes = [json.loads(line) for line in SHAPES.read_text(encoding="utf-8").splitlines()]
     secret = [s for s in shapes if s["secret"]]
     clean = [s for s in shapes if not s["secret"]]

@@ -23,6 +23,7 @@ line and the kind of secret, never its value. A false positive is allowed by put
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import re
 import unicodedata
@@ -83,6 +84,9 @@ _LOOK_ALIKES = str.maketrans(
     "\u00ad\u200b\u200c\u200d\u2060\ufeff",
 )
 
+_LOOK_ALIKE = re.compile("[" + "".join(map(chr, _LOOK_ALIKES)) + "]")
+_ASCII_BYTES = bytes(range(128))
+
 
 def _as_read(text: str) -> str:
     """``text`` as a reader sees it, for the scan only (the user's text is never rewritten): compatibility
@@ -91,7 +95,25 @@ def _as_read(text: str) -> str:
     keeps its number."""
     if text.isascii():
         return text
-    return unicodedata.normalize("NFKC", text).translate(_LOOK_ALIKES)
+    # Most texts that are not ASCII hold only dashes, quotes and emoji, which the fold leaves alone: its
+    # characters that are not ASCII, picked out in C (~1 ns a character), say so at a tenth of the cost of
+    # splitting the text into lines or of a regular expression's pass over it.
+    rest = text.encode().translate(None, _ASCII_BYTES).decode()
+    if unicodedata.is_normalized("NFKC", rest) and not _LOOK_ALIKE.search(rest):
+        return text
+    # Line by line, and only the lines that are not ASCII: translating costs ~60 ns a character of a text that
+    # is not ASCII.
+    lines = text.split("\n")
+    changed = False
+    for number, line in enumerate(lines):
+        if not line.isascii():
+            read = unicodedata.normalize("NFKC", line)
+            if _LOOK_ALIKE.search(read):
+                read = read.translate(_LOOK_ALIKES)
+            if read != line:
+                lines[number] = read
+                changed = True
+    return "\n".join(lines) if changed else text
 
 
 def _looks_random(value: str) -> bool:
@@ -119,8 +141,6 @@ def _screen(text: str) -> bool:
         return True
     if ("Basic" in text or "Bearer" in text or "Token" in text) and _AUTH_HEADER.search(text):
         return True
-    if any(needle in text for needle in _COMMAND_NEEDLES) and next(_command_line_passwords(text), None) is not None:
-        return True
     for word in [w for w in text.split() if len(w) >= 16]:
         if word.strip(_STRIP).startswith(_PREFIXES):
             return True
@@ -128,14 +148,18 @@ def _screen(text: str) -> bool:
         if _looks_random(value) or _BASE64_WORD.fullmatch(value):
             return True
     lower = text.lower()
+    named = []  # a password's name with a value: PGPASSWORD=..., --password=...
     for keyword in _KEYWORDS:
         at = lower.find(keyword)
         while at != -1:
             match = _ASSIGNED_VALUE.match(text, at + len(keyword))
             if match and not match.group(1).islower():
                 return True
+            if match and keyword in ("pass", "pwd", "auth"):
+                named.append(at)
             at = lower.find(keyword, at + 1)
-    return False
+    # (Where lower-casing changed the text's length, its positions are not the text's.)
+    return next(_command_line_passwords(text, named if len(lower) == len(text) else None), None) is not None
 
 
 # Shapes the rule sets below do not know, each with the group that holds the value (0: the whole match), whether
@@ -201,27 +225,21 @@ _TAKES = (
     (("curl",), _Takes("uU", long=("--user", "--proxy-user"), colon=True)),
     (("docker", "podman", "nerdctl", "buildah", "skopeo", "oras", "helm"), _Takes("p", long=("--password",))),
 )
+# (No look-behind for the start of a word: without one, the search skips to the names' first letters; the
+# character before is checked after.)
 _COMMAND = re.compile(
-    r"(?<![\w-])(mysql\w*|mariadb[\w-]*|mongo\w*|sshpass|redis-cli|curl"
+    r"(mysql\w*|mariadb[\w-]*|mongo\w*|sshpass|redis-cli|curl"
     r"|(?:docker|podman|nerdctl|buildah|skopeo|oras|helm[ \t]+registry)[ \t]+login)(?:\.exe)?(?=[ \t])"
 )
-_LONG_PASSWORD = re.compile(r"(?<![\w-])--(?:\w{1,40}-){0,8}pass(?:word|wd)?=")
+# (The look-behind comes after the dashes, so that the search skips ahead to them.)
+_LONG_PASSWORD = re.compile(r"--(?<![\w-]--)(?:\w{1,40}-){0,8}pass(?:word|wd)?=")
 # The variables that libpq, mysql, sshpass -e and redis-cli read a password from.
 _ENV_PASSWORD = re.compile(r"(?<![\w$])(?:PGPASSWORD|MYSQL_PWD|SSHPASS|REDISCLI_AUTH)=")
-# One of these is in every text where one of the three above matches.
-_COMMAND_NEEDLES = (
-    "mysql",
-    "mariadb",
-    "mongo",
-    "sshpass",
-    "redis-cli",
-    "curl",
-    "login",
-    "-pass",
-    "PASS",
-    "PWD",
-    "AUTH",
-)
+# One of these is in every line where a command is given a password: an option after a space (`` -p``,
+# `` --user``) or a password's name (``--password=``, sshpass, PGPASSWORD, MYSQL_PWD, REDISCLI_AUTH).
+_OPTION_NEEDLE = " -"
+_OPTION_LETTERS = frozenset("puaU")  # the first letters of the options in _TAKES
+_NAME_NEEDLES = ("pass", "PASS", "PWD", "AUTH")
 # A shell word: plain characters and quoted strings; a space, an operator or a lone quote ends it.
 _SHELL_WORD = re.compile(r"""(?:[^\s'"`|;&]|'[^'\n]*'|"[^"\n]*")+""")
 _NEXT_WORD = re.compile(rf"[ \t]*({_SHELL_WORD.pattern})")
@@ -246,31 +264,67 @@ def _given_password(word: str, colon: bool = False) -> bool:
     return not (value.isdigit() and len(value) <= 6) and value.lower() not in _DEFAULT_PASSWORDS
 
 
-def _command_line_passwords(text: str) -> Iterator[int]:
-    """Where in ``text`` a command is given a password: ``mysql -pSECRET``, ``sshpass -p SECRET``,
-    ``curl -u user:SECRET``, ``--password=SECRET``, ``PGPASSWORD=SECRET psql``."""
-    # A finding names a line: once one is found, the rest of its line is not read.
-    for pattern in (_LONG_PASSWORD, _ENV_PASSWORD):
-        at = 0
-        while match := pattern.search(text, at):
-            at = match.end()
-            value = _SHELL_WORD.match(text, at, at + _VALUE_REACH)
-            if value and _given_password(value.group()):
-                yield match.start()
-                at = text.find("\n", at) + 1 or len(text)
-    commands = list(_COMMAND.finditer(text))
-    line_end = 0
+def _command_line_passwords(text: str, named: Iterable[int] | None = None) -> Iterator[int]:
+    """The starts of the lines of ``text`` where a command is given a password: ``mysql -pSECRET``,
+    ``sshpass -p SECRET``, ``curl -u user:SECRET``, ``--password=SECRET``, ``PGPASSWORD=SECRET psql``. Only the
+    lines with an option or a password's name are read, each once (a pass of ``str.find`` over a text costs a
+    small part of a regular expression's).
+
+    :param named: where a password's name is followed by a value, when the caller has looked already.
+    """
+    if named is None:
+        named = [at for needle in _NAME_NEEDLES for at in _find_all(text, needle)]
+    read: set[int] = set()
+    for at in itertools.chain(_options(text), named):
+        start = text.rfind("\n", 0, at) + 1
+        if start not in read:
+            read.add(start)
+            end = text.find("\n", at)
+            end = len(text) if end == -1 else end
+            if _gives_password(text, start, end):
+                yield start
+
+
+def _options(text: str) -> Iterator[int]:
+    """Where an option that can take a password follows a space: ``-p -u -a -U``, ``--password --pass --user
+    --proxy-user`` (not a list's bullet, ``-m``, ``--save-dev``...)."""
+    for at in _find_all(text, _OPTION_NEEDLE):
+        letter = text[at + 3 : at + 4] if text[at + 2 : at + 3] == "-" else text[at + 2 : at + 3]
+        if letter in _OPTION_LETTERS:
+            yield at
+
+
+def _find_all(text: str, needle: str) -> Iterator[int]:
+    at = text.find(needle)
+    while at != -1:
+        yield at
+        at = text.find(needle, at + 1)
+
+
+def _gives_password(text: str, start: int, end: int) -> bool:
+    """Is a command given a password in the line ``text[start:end]``?"""
+    if text.find("=", start, end) != -1:
+        for pattern in (_LONG_PASSWORD, _ENV_PASSWORD):
+            for match in pattern.finditer(text, start, end):
+                value = _SHELL_WORD.match(text, match.end(), min(end, match.end() + _VALUE_REACH))
+                if value and _given_password(value.group()):
+                    return True
+    if text.find(_OPTION_NEEDLE, start, end) == -1:
+        return False
+    commands = [
+        match
+        for match in _COMMAND.finditer(text, start, end)
+        if match.start() == start or not (text[match.start() - 1].isalnum() or text[match.start() - 1] in "_-")
+    ]
     for number, match in enumerate(commands):
-        if match.start() < line_end:
-            continue
         takes = next(takes for names, takes in _TAKES if match.group(1).startswith(names))
         words: list[str] = []
         at = match.end()
         # The command's next words, up to the end of the command: its options are its first words, and another
         # command starts a new one (so that a line of commands is read once, not once a command).
-        end = min(at + _COMMAND_REACH, commands[number + 1].start() if number + 1 < len(commands) else len(text))
+        stop = min(at + _COMMAND_REACH, commands[number + 1].start() if number + 1 < len(commands) else end)
         while len(words) < 24:
-            found = _NEXT_WORD.match(text, at, end)
+            found = _NEXT_WORD.match(text, at, stop)
             if not found:
                 break
             words.append(found.group(1))
@@ -284,9 +338,8 @@ def _command_line_passwords(text: str) -> Iterator[int]:
             else:
                 continue
             if given and _given_password(given, takes.colon):
-                yield match.start()
-                line_end = text.find("\n", match.end()) + 1 or len(text)
-                break
+                return True
+    return False
 
 
 # A random-looking value right after a secret-sounding word, in prose or code ("The secret is wJalr...").
@@ -413,10 +466,8 @@ def _own_findings(lines: list[str]) -> Iterator[Finding]:
         ):
             if _random_value(whole.strip()):
                 yield Finding(number, "private key or certificate body")
-    if any(needle in text for needle in _COMMAND_NEEDLES):
-        starts = _line_starts(text)
-        for at in _command_line_passwords(text):
-            yield Finding(bisect.bisect_right(starts, at), "password on a command line")
+    for start in _command_line_passwords(text):
+        yield Finding(text.count("\n", 0, start) + 1, "password on a command line")
     if "-----BEGIN" in text:
         for match in _SPLIT_PEM.finditer(text):
             yield Finding(text.count("\n", 0, match.start()) + 1, "private key")
