@@ -471,3 +471,9 @@ def test_a_look_alike_key_is_refused_and_the_text_is_never_rewritten(repo: Path,
     assert added.code == 0, added.output
     [path] = (repo / "memories").rglob("*.md")
     assert kept in path.read_text(encoding="utf-8")
+
+
+def test_a_password_variable_is_found_after_letters_that_lower_casing_lengthens() -> None:
+    # "İ".lower() is two characters: the screen's positions in the lower-cased text are not the text's there.
+    text = "\u0130" * 40 + " office.\nPGPASSWORD=hunter" + "22 pg_dump -h db orders\n" + "Then " * 20
+    assert [f.line for f in find_secrets(text)] == [2]
