@@ -165,8 +165,10 @@ def _compare(rev: str, sets: dict[str, list[str]], rounds: int) -> None:
     scans: dict[str, Scan] = {"baseline": _baseline(rev), "current": lambda text: bool(find_secrets(text))}
     for scan in scans.values():
         scan("password = Zq8mX2pL9vR4tK")  # rules compiled, detectors loaded
-    print(f"{'texts':28} {'n':>6} {'median us':>20} {'mean us':>20} {'flagged':>15}")
-    print(f"{'':28} {'':>6} {rev[:9]:>9} {'current':>10} {rev[:9]:>9} {'current':>10} {rev[:9]:>7} {'current':>7}")
+    print(f"{'texts':28} {'n':>6} {'median us':>20} {'mean us':>20} {'ratio':>6} {'flagged':>15}")
+    print(
+        f"{'':28} {'':>6} {rev[:9]:>9} {'current':>10} {rev[:9]:>9} {'current':>10} {'':>6} {rev[:9]:>7} {'current':>7}"
+    )
     for name, texts in sets.items():
         best: dict[str, list[float]] = {key: [] for key in scans}
         flagged = dict.fromkeys(scans, 0)
@@ -184,8 +186,10 @@ def _compare(rev: str, sets: dict[str, list[str]], rounds: int) -> None:
                 flagged[key] += found[key]
         medians = [statistics.median(best[key]) for key in scans]
         means = [statistics.fmean(best[key]) for key in scans]
+        # The median of each text's ratio: what a text costs more or less, whatever its length.
+        ratio = statistics.median(now / then for then, now in zip(best["baseline"], best["current"], strict=True))
         line = f"{name:28} {len(texts):>6} {medians[0]:>9.1f} {medians[1]:>10.1f} {means[0]:>9.1f} {means[1]:>10.1f}"
-        print(line + f" {flagged['baseline']:>7} {flagged['current']:>7}", flush=True)
+        print(line + f" {ratio:>6.3f} {flagged['baseline']:>7} {flagged['current']:>7}", flush=True)
     print(f"import numpy: {_import_seconds('numpy'):.2f} s (the yardstick for the machine's load)")
 
 

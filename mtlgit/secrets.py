@@ -7,9 +7,13 @@ Detection is three layers, each run on text in memory:
   when the value is not a placeholder (``DB_PASS``, ``${PASSWORD}``, ``mysecretpassword``);
 - detect-secrets' token-format plugins and high-entropy strings (its keyword and basic-auth plugins are left out:
   the generic rules above do their work with fewer false alarms, e.g. on zod schemas);
-- a few shapes neither knows: a PEM key whose header is split or missing, a password in a Go DSN or after
-  ``sshpass -p``, a random-looking value right after a secret-sounding word in prose (an AWS secret key), and
-  some issued-token prefixes.
+- a few shapes neither knows: a PEM key whose header is split or missing, a password in a Go DSN or given to
+  a command (``mysql -pX``, ``sshpass -p X``, ``curl -u user:X``, ``--password=X``, ``PGPASSWORD=X``), a
+  random-looking value right after a secret-sounding word in prose (an AWS secret key), and some issued-token
+  prefixes.
+
+All three read the text as a reader sees it: full-width forms in NFKC and Greek and Cyrillic look-alikes as the
+Latin letters they pass for (``pаssword`` with a Cyrillic а), for the scan only.
 
 benchmarks/bench_secrets.py measures the choice. A cheap screen runs first, so the detectors (~0.5 s to load)
 are loaded only for text that could hold a secret.
@@ -332,7 +336,9 @@ def _gives_password(text: str, start: int, end: int) -> bool:
         for index, word in enumerate(words):
             following = words[index + 1] if index + 1 < len(words) else ""
             if word in takes.long or (len(word) == 2 and word[0] == "-" and word[1] in takes.short):
-                given = following if takes.separate and not following.startswith("-") else ""
+                # A lower-case word after the option is prose about it ("docker login -p flag"), not a password.
+                prose = following.isalpha() and following.islower()
+                given = following if takes.separate and not following.startswith("-") and not prose else ""
             elif len(word) > 2 and word[0] == "-" and word[1] in takes.short and not word.startswith("-pass"):
                 given = word[2:]  # mysql reads ``-password`` as -p with "assword": a slip, not a password
             else:

@@ -411,6 +411,7 @@ COMMAND_LINES_WITHOUT_ONE = [
     "curl -u guest:guest http://localhost:15672/api/overview",
     'sshpass -p "$SSHPASS" ssh deploy@10.0.4.12',
     "docker login -u bot --password-stdin registry.example.com",
+    "The docker login -p flag puts the password in the shell's history; mongosh -p alone prompts for it.",
     "PGPASSWORD=$(cat /run/secrets/db) psql -h db",
     'redis-cli -a "${REDIS_PASSWORD}" ping',
     "mkdir -p build && curl -o build/x.tgz https://files.example.com/x.tgz",
