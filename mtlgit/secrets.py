@@ -162,8 +162,11 @@ def _screen(text: str) -> bool:
             if match and keyword in ("pass", "pwd", "auth"):
                 named.append(at)
             at = lower.find(keyword, at + 1)
-    # (Where lower-casing changed the text's length, its positions are not the text's.)
-    return next(_command_line_passwords(text, named if len(lower) == len(text) else None), None) is not None
+    if len(lower) != len(text):  # its positions are not the text's: the names are looked for again
+        return next(_command_line_passwords(text), None) is not None
+    if not named and _OPTION_NEEDLE not in text:  # most texts: no need to set the search up
+        return False
+    return next(_command_line_passwords(text, named), None) is not None
 
 
 # Shapes the rule sets below do not know, each with the group that holds the value (0: the whole match), whether
