@@ -12,27 +12,41 @@ Candidates:
 - the layers of ``mtlgit.secrets`` alone (``own`` patterns, betterleaks with its placeholder filter,
   detect-secrets' token-format plugins) and together (``mtlgit``, what ``find_secrets`` runs).
 
-Coverage is over tests/data/secrets/shapes.jsonl: 23 realistic shapes of issue 12 plus an AWS secret key in
-prose, and 8 look-alikes that are not secrets (zod schemas, commit hashes, env references, a ULID...). False
-alarms are files flagged among the Cursor guides of ../shared/data (real documentation, no real secret). Cost is
-the median time to import each package in a fresh interpreter, the first scan (rules compiled), and the scan of
-one guide, with ``import numpy`` timed in the same run as the yardstick (timings on a shared machine are noisy).
+Coverage is over tests/data/secrets/shapes.jsonl: 23 realistic shapes of issue 12, an AWS secret key in prose,
+passwords given to mysql, curl and pg_dump, and a key spelled with look-alike letters; and 11 look-alikes that
+are not secrets (zod schemas, commit hashes, env references, a ULID, ``mysql -p"$DB_PASS"``, psql's port...).
+False alarms are files flagged among the Cursor guides of ../shared/data (real documentation, no real secret).
+Cost is the median time to import each package in a fresh interpreter, the first scan (rules compiled), and
+the scan of one guide, with ``import numpy`` timed in the same run as the yardstick (timings on a shared machine
+are noisy).
 
-Measured 2026-12-01 (``--all``; 24 shapes, 9 look-alikes, 243 guides, 1,304 cursor-rules files):
+Measured 2026-12-02 (``--all``; 28 shapes, 11 look-alikes, 243 guides, 1,304 cursor-rules files):
 
     candidate                        shapes found  look-alikes flagged  guides flagged  ms/guide  rules flagged
-    detect-secrets                      12 / 24               0 / 9          43 / 243        145.6      5 / 1304
-    betterleaks                         13 / 24               2 / 9          18 / 243          0.6      5 / 1304
-    kingfisher                          10 / 24               0 / 9           7 / 243          0.1      1 / 1304
-    mtlgit: own patterns                12 / 24               0 / 9           2 / 243          8.1      1 / 1304
-    mtlgit: betterleaks, filtered       13 / 24               0 / 9           1 / 243          0.3      1 / 1304
-    mtlgit: detect-secrets tokens       10 / 24               0 / 9           0 / 243         10.9      0 / 1304
-    mtlgit (chosen)                     24 / 24               0 / 9           2 / 243          5.4      2 / 1304
+    detect-secrets                      13 / 28               0 / 11         43 / 243        108.2      5 / 1304
+    betterleaks                         14 / 28               2 / 11         18 / 243          0.7      5 / 1304
+    mtlgit: own patterns                15 / 28               0 / 11          2 / 243          1.0      1 / 1304
+    mtlgit: betterleaks, filtered       14 / 28               0 / 11          1 / 243          0.3      1 / 1304
+    mtlgit: detect-secrets tokens       10 / 28               0 / 11          0 / 243          1.1      0 / 1304
+    mtlgit (chosen)                     28 / 28               0 / 11          2 / 243          0.8      2 / 1304
 
-    import numpy 0.52 s; detect-secrets 1.35 x numpy (load and first scan 0.55 s); betterleaks 0.11 x
-    (0.29 s); kingfisher 0.21 x (1.48 s, and 33 s the first time its rules are compiled on a machine)
+    import numpy 0.24 s; detect-secrets 1.57 x numpy (load and first scan 0.27 s); betterleaks 0.36 x
+    (0.11 s). kingfisher was not installed this time; on 2026-12-01 it found 10 of the first 24 shapes, flagged
+    7 guides and cost 0.21 x numpy to import (1.48 s to load its rules, 33 s the first time on a machine).
 
-Why this choice: no rule set alone finds even 14 of the 24 shapes, and each misses different ones. betterleaks
+(The layers alone scan the text as written; ``find_secrets`` first folds look-alike letters, which is how it
+finds the look-alike key that no layer finds alone.)
+
+``--baseline REV`` compares the cost of ``find_secrets`` per text with REV's, each text scanned by both in turn.
+Against main before passwords on command lines and look-alike letters (``--pool`` a copy of the 100k pool,
+``--limit 3000 --rounds 7 --all``, numpy 0.20 s), in microseconds:
+
+    texts                             n     median main/now      mean main/now  ratio   flagged main/now
+    pool memories                  3000       27.4      28.6       28.9      30.6  1.040        0      0
+    Cursor guides                   243      870.3     951.6     2689.6    2760.4  1.076        2      2
+    cursor-rules files             1304       23.3      25.3      340.1     353.7  1.046        2      2
+
+Why this choice: no rule set alone finds more than 15 of the 28 shapes, and each misses different ones. betterleaks
 carries the gitleaks rules (maintained upstream, the de-facto standard) and is the cheapest to load and run; its
 generic rules need a placeholder filter (raw, they flag 18 guides: ``PASSWORD=mysecretpassword``,
 ``user:pass@localhost``). detect-secrets adds the token formats betterleaks only knows next to a service's name
