@@ -95,8 +95,7 @@ _ASCII_BYTES = bytes(range(128))
 def _as_read(text: str) -> str:
     """``text`` as a reader sees it, for the scan only (the user's text is never rewritten): compatibility
     forms in NFKC (full-width letters and signs) and look-alike letters as the Latin letters they pass for.
-    No character's NFKC form holds a line break (checked over all code points of Unicode 14), so every line
-    keeps its number."""
+    Folded line by line, so that every line keeps its number."""
     if text.isascii():
         return text
     # Most texts that are not ASCII hold only dashes, quotes and emoji, which the fold leaves alone: its
