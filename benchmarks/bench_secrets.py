@@ -160,14 +160,14 @@ def _baseline(rev: str) -> Scan:
     source = subprocess.run(
         ["git", "-C", str(ROOT), "show", f"{rev}:mtlgit/secrets.py"], check=True, capture_output=True, text=True
     ).stdout
-    folder = Path(tempfile.mkdtemp(prefix="bench-secrets-"))
-    path = folder / "secrets_baseline.py"
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("secrets_baseline", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory(prefix="bench-secrets-") as folder:
+        path = Path(folder) / "secrets_baseline.py"
+        path.write_text(source, encoding="utf-8")
+        spec = importlib.util.spec_from_file_location("secrets_baseline", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
     return lambda text: bool(module.find_secrets(text))
 
 
