@@ -1,6 +1,7 @@
 """Which secret scanner mtlgit uses, measured: coverage, false alarms and cost of each candidate.
 
     python benchmarks/bench_secrets.py            # the 243 Cursor guides; --all adds the 1,300 cursor-rules files
+    python benchmarks/bench_secrets.py --baseline main --pool /tmp/pool   # cost per text against another commit
 
 Candidates:
 
@@ -11,27 +12,41 @@ Candidates:
 - the layers of ``mtlgit.secrets`` alone (``own`` patterns, betterleaks with its placeholder filter,
   detect-secrets' token-format plugins) and together (``mtlgit``, what ``find_secrets`` runs).
 
-Coverage is over tests/data/secrets/shapes.jsonl: 23 realistic shapes of issue 12 plus an AWS secret key in
-prose, and 8 look-alikes that are not secrets (zod schemas, commit hashes, env references, a ULID...). False
-alarms are files flagged among the Cursor guides of ../shared/data (real documentation, no real secret). Cost is
-the median time to import each package in a fresh interpreter, the first scan (rules compiled), and the scan of
-one guide, with ``import numpy`` timed in the same run as the yardstick (timings on a shared machine are noisy).
+Coverage is over tests/data/secrets/shapes.jsonl: 23 realistic shapes of issue 12, an AWS secret key in prose,
+passwords given to mysql, curl and pg_dump, and a key spelled with look-alike letters; and 11 look-alikes that
+are not secrets (zod schemas, commit hashes, env references, a ULID, ``mysql -p"$DB_PASS"``, psql's port...).
+False alarms are files flagged among the Cursor guides of ../shared/data (real documentation, no real secret).
+Cost is the median time to import each package in a fresh interpreter, the first scan (rules compiled), and
+the scan of one guide, with ``import numpy`` timed in the same run as the yardstick (timings on a shared machine
+are noisy).
 
-Measured 2026-12-01 (``--all``; 24 shapes, 9 look-alikes, 243 guides, 1,304 cursor-rules files):
+Measured 2026-12-02 (``--all``; 28 shapes, 11 look-alikes, 243 guides, 1,304 cursor-rules files):
 
     candidate                        shapes found  look-alikes flagged  guides flagged  ms/guide  rules flagged
-    detect-secrets                      12 / 24               0 / 9          43 / 243        145.6      5 / 1304
-    betterleaks                         13 / 24               2 / 9          18 / 243          0.6      5 / 1304
-    kingfisher                          10 / 24               0 / 9           7 / 243          0.1      1 / 1304
-    mtlgit: own patterns                12 / 24               0 / 9           2 / 243          8.1      1 / 1304
-    mtlgit: betterleaks, filtered       13 / 24               0 / 9           1 / 243          0.3      1 / 1304
-    mtlgit: detect-secrets tokens       10 / 24               0 / 9           0 / 243         10.9      0 / 1304
-    mtlgit (chosen)                     24 / 24               0 / 9           2 / 243          5.4      2 / 1304
+    detect-secrets                      13 / 28               0 / 11         43 / 243        108.2      5 / 1304
+    betterleaks                         14 / 28               2 / 11         18 / 243          0.7      5 / 1304
+    mtlgit: own patterns                15 / 28               0 / 11          2 / 243          1.0      1 / 1304
+    mtlgit: betterleaks, filtered       14 / 28               0 / 11          1 / 243          0.3      1 / 1304
+    mtlgit: detect-secrets tokens       10 / 28               0 / 11          0 / 243          1.1      0 / 1304
+    mtlgit (chosen)                     28 / 28               0 / 11          2 / 243          0.8      2 / 1304
 
-    import numpy 0.52 s; detect-secrets 1.35 x numpy (load and first scan 0.55 s); betterleaks 0.11 x
-    (0.29 s); kingfisher 0.21 x (1.48 s, and 33 s the first time its rules are compiled on a machine)
+    import numpy 0.24 s; detect-secrets 1.57 x numpy (load and first scan 0.27 s); betterleaks 0.36 x
+    (0.11 s). kingfisher was not installed this time; on 2026-12-01 it found 10 of the first 24 shapes, flagged
+    7 guides and cost 0.21 x numpy to import (1.48 s to load its rules, 33 s the first time on a machine).
 
-Why this choice: no rule set alone finds even 14 of the 24 shapes, and each misses different ones. betterleaks
+(The layers alone scan the text as written; ``find_secrets`` first folds look-alike letters, which is how it
+finds the look-alike key that no layer finds alone.)
+
+``--baseline REV`` compares the cost of ``find_secrets`` per text with REV's, each text scanned by both in turn.
+Against main before passwords on command lines and look-alike letters (``--pool`` a copy of the 100k pool,
+``--limit 3000 --rounds 7 --all``, numpy 0.20 s), in microseconds:
+
+    texts                             n     median main/now      mean main/now  ratio   flagged main/now
+    pool memories                  3000       27.4      28.6       28.9      30.6  1.040        0      0
+    Cursor guides                   243      870.3     951.6     2689.6    2760.4  1.076        2      2
+    cursor-rules files             1304       23.3      25.3      340.1     353.7  1.046        2      2
+
+Why this choice: no rule set alone finds more than 15 of the 28 shapes, and each misses different ones. betterleaks
 carries the gitleaks rules (maintained upstream, the de-facto standard) and is the cheapest to load and run; its
 generic rules need a placeholder filter (raw, they flag 18 guides: ``PASSWORD=mysecretpassword``,
 ``user:pass@localhost``). detect-secrets adds the token formats betterleaks only knows next to a service's name
@@ -44,11 +59,13 @@ guides still flagged show a base64 value in a Kubernetes Secret and ``API_KEY: "
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -138,10 +155,77 @@ def _corpus(folder: Path) -> list[str]:
     return texts
 
 
+def _baseline(rev: str) -> Scan:
+    """``find_secrets`` as mtlgit/secrets.py was at ``rev``, loaded beside the current one."""
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:mtlgit/secrets.py"], check=True, capture_output=True, text=True
+    ).stdout
+    with tempfile.TemporaryDirectory(prefix="bench-secrets-") as folder:
+        path = Path(folder) / "secrets_baseline.py"
+        path.write_text(source, encoding="utf-8")
+        spec = importlib.util.spec_from_file_location("secrets_baseline", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+    return lambda text: bool(module.find_secrets(text))
+
+
+def _compare(rev: str, sets: dict[str, list[str]], rounds: int) -> None:
+    """The scan's cost per text, this tree's against ``rev``'s: each text scanned by both in turn (which goes
+    first alternates), ``rounds`` times; medians and means of each text's fastest round, and the findings."""
+    from mtlgit.secrets import find_secrets
+
+    scans: dict[str, Scan] = {"baseline": _baseline(rev), "current": lambda text: bool(find_secrets(text))}
+    for scan in scans.values():
+        scan("password = Zq8mX2pL9vR4tK")  # rules compiled, detectors loaded
+    print(f"{'texts':28} {'n':>6} {'median us':>20} {'mean us':>20} {'ratio':>6} {'flagged':>15}")
+    print(
+        f"{'':28} {'':>6} {rev[:9]:>9} {'current':>10} {rev[:9]:>9} {'current':>10} {'':>6} {rev[:9]:>7} {'current':>7}"
+    )
+    for name, texts in sets.items():
+        best: dict[str, list[float]] = {key: [] for key in scans}
+        flagged = dict.fromkeys(scans, 0)
+        for number, text in enumerate(texts):
+            times: dict[str, float] = {key: float("inf") for key in scans}
+            found: dict[str, bool] = {}
+            order = list(scans) if number % 2 else list(reversed(scans))
+            for _ in range(rounds):
+                for key in order:
+                    started = time.perf_counter()
+                    found[key] = scans[key](text)
+                    times[key] = min(times[key], time.perf_counter() - started)
+            for key in scans:
+                best[key].append(times[key] * 1e6)
+                flagged[key] += found[key]
+        medians = [statistics.median(best[key]) for key in scans]
+        means = [statistics.fmean(best[key]) for key in scans]
+        # The median of each text's ratio: what a text costs more or less, whatever its length.
+        ratio = statistics.median(now / then for then, now in zip(best["baseline"], best["current"], strict=True))
+        line = f"{name:28} {len(texts):>6} {medians[0]:>9.1f} {medians[1]:>10.1f} {means[0]:>9.1f} {means[1]:>10.1f}"
+        print(line + f" {ratio:>6.3f} {flagged['baseline']:>7} {flagged['current']:>7}", flush=True)
+    print(f"import numpy: {_import_seconds('numpy'):.2f} s (the yardstick for the machine's load)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--all", action="store_true", help="also the ~1,300 files of cursor-rules (minutes)")
+    parser.add_argument("--baseline", metavar="REV", help="only compare the scan's cost with mtlgit at REV")
+    parser.add_argument("--pool", type=Path, help="with --baseline: also the memory files under this folder")
+    parser.add_argument("--limit", type=int, default=3000, help="with --pool: this many memory files at most")
+    parser.add_argument("--rounds", type=int, default=3, help="with --baseline: scans of each text by each")
     args = parser.parse_args()
+    if args.baseline:
+        sets = {"shapes": [json.loads(line)["text"] for line in SHAPES.read_text(encoding="utf-8").splitlines()]}
+        if args.pool:
+            files = sorted((args.pool / "memories").rglob("*.md") if (args.pool / "memories").is_dir() else [])
+            sets["pool memories"] = [path.read_text(encoding="utf-8") for path in files[: args.limit]]
+        if GUIDES.is_dir():
+            sets["Cursor guides"] = _corpus(GUIDES)
+        if args.all and RULES.is_dir():
+            sets["cursor-rules files"] = _corpus(RULES)
+        _compare(args.baseline, sets, args.rounds)
+        return
     shapes = [json.loads(line) for line in SHAPES.read_text(encoding="utf-8").splitlines()]
     secret = [s for s in shapes if s["secret"]]
     clean = [s for s in shapes if not s["secret"]]

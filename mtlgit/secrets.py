@@ -7,9 +7,13 @@ Detection is three layers, each run on text in memory:
   when the value is not a placeholder (``DB_PASS``, ``${PASSWORD}``, ``mysecretpassword``);
 - detect-secrets' token-format plugins and high-entropy strings (its keyword and basic-auth plugins are left out:
   the generic rules above do their work with fewer false alarms, e.g. on zod schemas);
-- a few shapes neither knows: a PEM key whose header is split or missing, a password in a Go DSN or after
-  ``sshpass -p``, a random-looking value right after a secret-sounding word in prose (an AWS secret key), and
-  some issued-token prefixes.
+- a few shapes neither knows: a PEM key whose header is split or missing, a password in a Go DSN or given to
+  a command (``mysql -pX``, ``sshpass -p X``, ``curl -u user:X``, ``--password=X``, ``PGPASSWORD=X``), a
+  random-looking value right after a secret-sounding word in prose (an AWS secret key), and some issued-token
+  prefixes.
+
+All three read the text as a reader sees it: full-width forms in NFKC and Greek and Cyrillic look-alikes as the
+Latin letters they pass for (``pаssword`` with a Cyrillic а), for the scan only.
 
 benchmarks/bench_secrets.py measures the choice. A cheap screen runs first, so the detectors (~0.5 s to load)
 are loaded only for text that could hold a secret.
@@ -23,8 +27,10 @@ line and the kind of secret, never its value. A false positive is allowed by put
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -68,6 +74,51 @@ _STRIP = "\"'`()[]{}<>,;"
 _ULID = re.compile(r"[0-7](?<![0-9A-Za-z][0-7])[0-9A-HJKMNP-TV-Z]{25}(?![0-9A-Za-z])")
 
 
+# Look-alikes of Latin letters in Greek and Cyrillic, as Unicode's confusables table (UTS #39) lists them,
+# where it maps a letter to one ASCII letter (its Greek Iota and Cyrillic I, which it takes for an l, are
+# folded to I), and the invisible characters that can split a word: a reader takes ``pаsswоrd`` (Cyrillic а
+# and о) for ``password``, so the scan must too. Full-width forms (``＝``, ``ＡＷＳ``) are left to NFKC.
+_LOOK_ALIKES = str.maketrans(
+    "\u037f\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03b1"
+    "\u03b3\u03b9\u03bd\u03bf\u03c1\u03c3\u03c5\u03dc\u03f3\u03fa\u0405\u0406\u0408\u0410\u0412"
+    "\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0423\u0425\u042c\u0430\u0433\u0435\u043e\u0440"
+    "\u0441\u0443\u0445\u0455\u0456\u0458\u0461\u0474\u0475\u04ae\u04af\u04bb\u04bd\u04c0\u04cf\u0501"
+    "\u050c\u051b\u051c\u051d",
+    "JABEZHIKMNOPTYXayivopouFjMSIJABEKMHOPCTYXbareopcyxsijwVvYyheIidGqWw",
+    "\u00ad\u200b\u200c\u200d\u2060\ufeff",
+)
+
+_LOOK_ALIKE = re.compile("[" + "".join(map(chr, _LOOK_ALIKES)) + "]")
+_ASCII_BYTES = bytes(range(128))
+
+
+def _as_read(text: str) -> str:
+    """``text`` as a reader sees it, for the scan only (the user's text is never rewritten): compatibility
+    forms in NFKC (full-width letters and signs) and look-alike letters as the Latin letters they pass for.
+    Folded line by line, so that every line keeps its number."""
+    if text.isascii():
+        return text
+    # Most texts that are not ASCII hold only dashes, quotes and emoji, which the fold leaves alone: its
+    # characters that are not ASCII, picked out in C (~1 ns a character), say so at a tenth of the cost of
+    # splitting the text into lines or of a regular expression's pass over it.
+    rest = text.encode().translate(None, _ASCII_BYTES).decode()
+    if unicodedata.is_normalized("NFKC", rest) and not _LOOK_ALIKE.search(rest):
+        return text
+    # Line by line, and only the lines that are not ASCII: translating costs ~60 ns a character of a text that
+    # is not ASCII.
+    lines = text.split("\n")
+    changed = False
+    for number, line in enumerate(lines):
+        if not line.isascii():
+            read = unicodedata.normalize("NFKC", line)
+            if _LOOK_ALIKE.search(read):
+                read = read.translate(_LOOK_ALIKES)
+            if read != line:
+                lines[number] = read
+                changed = True
+    return "\n".join(lines) if changed else text
+
+
 def _looks_random(value: str) -> bool:
     """A run of 16+ letters and digits, mixing both, with high entropy: how keys and tokens look,
     and how words, identifiers and scientific names (short runs joined by - or /) do not."""
@@ -100,14 +151,21 @@ def _screen(text: str) -> bool:
         if _looks_random(value) or _BASE64_WORD.fullmatch(value):
             return True
     lower = text.lower()
+    named = []  # a password's name with a value: PGPASSWORD=..., --password=...
     for keyword in _KEYWORDS:
         at = lower.find(keyword)
         while at != -1:
             match = _ASSIGNED_VALUE.match(text, at + len(keyword))
             if match and not match.group(1).islower():
                 return True
+            if match and keyword in ("pass", "pwd", "auth"):
+                named.append(at)
             at = lower.find(keyword, at + 1)
-    return False
+    if len(lower) != len(text):  # its positions are not the text's: the names are looked for again
+        return next(_command_line_passwords(text), None) is not None
+    if not named and _OPTION_NEEDLE not in text:  # most texts: no need to set the search up
+        return False
+    return next(_command_line_passwords(text, named), None) is not None
 
 
 # Shapes the rule sets below do not know, each with the group that holds the value (0: the whole match), whether
@@ -131,13 +189,6 @@ _EXTRA: tuple[tuple[str, int, bool, tuple[str, ...], re.Pattern[str]], ...] = (
         ("@tcp(", "@udp(", "@unix("),
         re.compile(r"(?<![\w.-])[\w.-]{1,256}+:([^\s:@/'\"]{3,256})@(?:tcp|udp|unix)\("),
     ),
-    (
-        "password on a command line",
-        2,
-        True,
-        ("sshpass", "mysql", "mongo"),
-        re.compile(r"\b(?:sshpass|mysql\w*|mongo\w*)\s+(?:-\w+\s+)*-p\s*(['\"]?)([^\s'\"]{4,})\1"),
-    ),
 )
 # Bounded runs: unbounded ``[A-Z ]*`` next to ``\s*`` backtracked quadratically on a line of spaces.
 _SPLIT_PEM = re.compile(r"-----BEGIN[A-Z ]{0,40}[ \t\r]{0,40}\n[ \t]{0,40}[A-Z ]{0,40}PRIVATE KEY-----")
@@ -152,6 +203,151 @@ def _windows(line: str) -> Iterator[str]:
         return
     for start in range(0, len(line) - _OVERLAP, _WINDOW - _OVERLAP):
         yield line[start : start + _WINDOW]
+
+
+# --- a password given to a command ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Takes:
+    """How a command takes a password: a short option's letters (attached, ``-pSECRET``, and with ``separate``
+    also as the next word) and the long options that take it as the next word; ``colon``: the value is
+    ``user:password`` (alone, a user name, and the password is asked for)."""
+
+    short: str
+    separate: bool = True
+    long: tuple[str, ...] = ()
+    colon: bool = False
+
+
+# From the tools' manuals. mysql's -p and --password take an optional value, so ``mysql -p db`` asks for the
+# password and names a database; psql's, ssh's and docker run's -p are ports and pg_dump's --password only
+# forces the prompt, so those are not listed. ``--password=VALUE`` is a password whatever the command.
+_TAKES = (
+    (("mysql", "mariadb"), _Takes("p", separate=False)),
+    (("mongo",), _Takes("p", long=("--password",))),
+    (("sshpass",), _Takes("p")),
+    (("redis-cli",), _Takes("a", long=("--pass",))),
+    (("curl",), _Takes("uU", long=("--user", "--proxy-user"), colon=True)),
+    (("docker", "podman", "nerdctl", "buildah", "skopeo", "oras", "helm"), _Takes("p", long=("--password",))),
+)
+# (No look-behind for the start of a word: without one, the search skips to the names' first letters; the
+# character before is checked after.)
+_COMMAND = re.compile(
+    r"(mysql\w*|mariadb[\w-]*|mongo\w*|sshpass|redis-cli|curl"
+    r"|(?:docker|podman|nerdctl|buildah|skopeo|oras|helm[ \t]+registry)[ \t]+login)(?:\.exe)?(?=[ \t])"
+)
+# (The look-behind comes after the dashes, so that the search skips ahead to them.)
+_LONG_PASSWORD = re.compile(r"--(?<![\w-]--)(?:\w{1,40}-){0,8}pass(?:word|wd)?=")
+# The variables that libpq, mysql, sshpass -e and redis-cli read a password from.
+_ENV_PASSWORD = re.compile(r"(?<![\w$])(?:PGPASSWORD|MYSQL_PWD|SSHPASS|REDISCLI_AUTH)=")
+# One of these is in every line where a command is given a password: an option after a space (`` -p``,
+# `` --user``) or a password's name (``--password=``, sshpass, PGPASSWORD, MYSQL_PWD, REDISCLI_AUTH).
+_OPTION_NEEDLE = " -"
+_OPTION_LETTERS = frozenset("puaU")  # the first letters of the options in _TAKES
+_NAME_NEEDLES = ("pass", "PASS", "PWD", "AUTH")
+# A shell word: plain characters and quoted strings; a space, an operator or a lone quote ends it.
+_SHELL_WORD = re.compile(r"""(?:[^\s'"`|;&]|'[^'\n]*'|"[^"\n]*")+""")
+_NEXT_WORD = re.compile(rf"[ \t]*({_SHELL_WORD.pattern})")
+# How far after a command and after ``--password=`` its words are read: each match costs a bounded amount,
+# however long a line of quotes or commands (a word may span quoted spaces to the end of the line).
+_COMMAND_REACH, _VALUE_REACH = 512, 128
+# Well-known defaults that examples use (``mysql -uroot -proot``, RabbitMQ's guest): no one's secret.
+_DEFAULT_PASSWORDS = frozenset({"root", "toor", "admin", "guest", "test", "postgres", "mysql", "mongo", "redis"})
+
+
+def _given_password(word: str, colon: bool = False) -> bool:
+    """Does a shell word given as a password hold one? Not a reference to a variable or to a command's output
+    (``"$DB_PASS"``, ``$(pass show db)``, ``%PASSWORD%``), a placeholder (``<password>``, ``***``,
+    ``PASSWORD``, ``your_password``), a number as short as a port, or a well-known default."""
+    value = word.replace("'", "").replace('"', "")
+    if colon:
+        if ":" not in value:
+            return False
+        value = value.split(":", 1)[1]
+    if "$" in value or value.startswith("%") or is_placeholder(value):
+        return False
+    return not (value.isdigit() and len(value) <= 6) and value.lower() not in _DEFAULT_PASSWORDS
+
+
+def _command_line_passwords(text: str, named: Iterable[int] | None = None) -> Iterator[int]:
+    """The starts of the lines of ``text`` where a command is given a password: ``mysql -pSECRET``,
+    ``sshpass -p SECRET``, ``curl -u user:SECRET``, ``--password=SECRET``, ``PGPASSWORD=SECRET psql``. Only the
+    lines with an option or a password's name are read, each once (a pass of ``str.find`` over a text costs a
+    small part of a regular expression's).
+
+    :param named: where a password's name is followed by a value, when the caller has looked already.
+    """
+    if named is None:
+        named = [at for needle in _NAME_NEEDLES for at in _find_all(text, needle)]
+    read: set[int] = set()
+    for at in itertools.chain(_options(text), named):
+        start = text.rfind("\n", 0, at) + 1
+        if start not in read:
+            read.add(start)
+            end = text.find("\n", at)
+            end = len(text) if end == -1 else end
+            if _gives_password(text, start, end):
+                yield start
+
+
+def _options(text: str) -> Iterator[int]:
+    """Where an option that can take a password follows a space: ``-p -u -a -U``, ``--password --pass --user
+    --proxy-user`` (not a list's bullet, ``-m``, ``--save-dev``...)."""
+    for at in _find_all(text, _OPTION_NEEDLE):
+        letter = text[at + 3 : at + 4] if text[at + 2 : at + 3] == "-" else text[at + 2 : at + 3]
+        if letter in _OPTION_LETTERS:
+            yield at
+
+
+def _find_all(text: str, needle: str) -> Iterator[int]:
+    at = text.find(needle)
+    while at != -1:
+        yield at
+        at = text.find(needle, at + 1)
+
+
+def _gives_password(text: str, start: int, end: int) -> bool:
+    """Is a command given a password in the line ``text[start:end]``?"""
+    if text.find("=", start, end) != -1:
+        for pattern in (_LONG_PASSWORD, _ENV_PASSWORD):
+            for match in pattern.finditer(text, start, end):
+                value = _SHELL_WORD.match(text, match.end(), min(end, match.end() + _VALUE_REACH))
+                if value and _given_password(value.group()):
+                    return True
+    if text.find(_OPTION_NEEDLE, start, end) == -1:
+        return False
+    commands = [
+        match
+        for match in _COMMAND.finditer(text, start, end)
+        if match.start() == start or not (text[match.start() - 1].isalnum() or text[match.start() - 1] in "_-")
+    ]
+    for number, match in enumerate(commands):
+        takes = next(takes for names, takes in _TAKES if match.group(1).startswith(names))
+        words: list[str] = []
+        at = match.end()
+        # The command's next words, up to the end of the command: its options are its first words, and another
+        # command starts a new one (so that a line of commands is read once, not once a command).
+        stop = min(at + _COMMAND_REACH, commands[number + 1].start() if number + 1 < len(commands) else end)
+        while len(words) < 24:
+            found = _NEXT_WORD.match(text, at, stop)
+            if not found:
+                break
+            words.append(found.group(1))
+            at = found.end()
+        for index, word in enumerate(words):
+            following = words[index + 1] if index + 1 < len(words) else ""
+            if word in takes.long or (len(word) == 2 and word[0] == "-" and word[1] in takes.short):
+                # A lower-case word after the option is prose about it ("docker login -p flag"), not a password.
+                prose = following.isalpha() and following.islower()
+                given = following if takes.separate and not following.startswith("-") and not prose else ""
+            elif len(word) > 2 and word[0] == "-" and word[1] in takes.short and not word.startswith("-pass"):
+                given = word[2:]  # mysql reads ``-password`` as -p with "assword": a slip, not a password
+            else:
+                continue
+            if given and _given_password(given, takes.colon):
+                return True
+    return False
 
 
 # A random-looking value right after a secret-sounding word, in prose or code ("The secret is wJalr...").
@@ -278,6 +474,8 @@ def _own_findings(lines: list[str]) -> Iterator[Finding]:
         ):
             if _random_value(whole.strip()):
                 yield Finding(number, "private key or certificate body")
+    for start in _command_line_passwords(text):
+        yield Finding(text.count("\n", 0, start) + 1, "password on a command line")
     if "-----BEGIN" in text:
         for match in _SPLIT_PEM.finditer(text):
             yield Finding(text.count("\n", 0, match.start()) + 1, "private key")
@@ -403,7 +601,7 @@ def find_secrets(text: str, extra: Any = None, first_line: int = 1) -> list[Find
     :param first_line: the file line ``text`` starts on, so findings name file lines.
     """
     pieces = [text, *_strings(extra)]
-    joined = _ULID.sub("0" * 26, "\n".join(pieces))
+    joined = _ULID.sub("0" * 26, _as_read("\n".join(pieces)))
     if not _screen(joined):
         return []
     lines = joined.split("\n")

@@ -32,6 +32,8 @@ PLANTED = {
     "api token assignment": "export API_TOKEN=" + "3f9a7c2e8b1d4f6a0c5e9b2d7f1a3c8e",
     "npm token": "//registry.npmjs.org/:_authToken=npm_" + "Ab3Cd5Ef7Gh9Ij1Kl3Mn5Op7Qr9St1Uv3Wx5Y",
     "sendgrid key": "SG." + "ngeVfQFYQlKU0ufo8x5d1A.TwL2iGABf9DHoTf-09kqeF8tAmbihYzrnopKc-1s5cr",
+    "mysql password option": "mysql -u root -p" + "S3cr3tPassw0rd orders",
+    "look-alike key": "p\u0430ssw\u043erd = " + '"S3cr3tPassw0rd"',  # Cyrillic a and o
 }
 ALLOWED_PROSE = [
     "Rotate the API token after every incident and keep passwords in the vault, never in the repository.",
@@ -318,8 +320,11 @@ def test_an_aws_secret_key_in_prose_is_refused_and_fails_review(repo: Path, cli)
         "a." * 16_000 + " x@tcp(",  # a database address's user part from every word start
         "sk-a" * 10_000,  # detect-secrets' token patterns on one long line
         "hvs." * 30_000,  # passes the screen on every word
+        "curl -u " * 30_000,  # a command on every other word, each reading the words after it
+        "mysql -p'" * 30_000,  # a quoted word from every command to the end of the line
+        "PGPASSWORD='" * 30_000,  # the same after every variable
     ],
-    ids=["pem-spaces", "dsn-run", "sk-run", "hvs-run"],
+    ids=["pem-spaces", "dsn-run", "sk-run", "hvs-run", "curl-run", "quote-run", "variable-run"],
 )
 def test_no_crafted_line_makes_the_scan_quadratic(text: str) -> None:
     import time
@@ -362,3 +367,114 @@ def test_add_json_quotes_no_value_of_an_item_with_a_secret(repo: Path) -> None:
     result = run_cli(repo, "add", "--json", "-", input=json.dumps(items))
     assert result.code == 1 and token not in result.output
     assert json.loads(result.out)["rejected"] == 2
+
+
+# --- a password given to a command, and keys spelled with look-alike letters ------------------------------
+
+PASSWORD = "S3cr3t" + "Passw0rd"
+COMMAND_LINE_PASSWORDS = [
+    f"mysql -u root -p{PASSWORD} orders",
+    f"mysql -uroot -phunter{22} app",
+    'Run `mysqldump -u app -p"k8Rt#q2z" orders > orders.sql` nightly.',
+    f"/usr/bin/mysql -uapp -p'{PASSWORD}' orders",
+    f"mongosh -u admin -p {PASSWORD}",
+    f"mongosh --username admin --password '{PASSWORD}' --authenticationDatabase admin",
+    f"sshpass -p{PASSWORD} ssh deploy@10.0.4.12",
+    f"curl -u deploy:{PASSWORD} https://api.example.com/v1/builds",
+    f"curl --user 'deploy:hunter{22}' https://api.example.com",
+    f"PGPASSWORD=hunter{22} psql -h db -U app",
+    f"export PGPASSWORD='hunter{22}'",
+    f"MYSQL_PWD=hunter{22} mysql -u app orders",
+    f"redis-cli -a {PASSWORD} ping",
+    f"docker login -u bot -p {PASSWORD} registry.example.com",
+    f"wget --http-password=hunter{22} https://files.example.com/build.tgz",
+]
+# How memories describe such commands without a password in them.
+COMMAND_LINES_WITHOUT_ONE = [
+    "mysql -u root -p$PASSWORD orders",
+    'mysql -u root -p"$DB_PASS" orders',
+    "mysql -u root -p<password> orders",
+    "mysql --password=*** orders",
+    "mysql -u root -pPASSWORD orders",
+    "mysql -u root -p your_password",
+    "mysql -u root -p orders",  # -p alone asks for the password; orders is the database
+    "mysql -u root -password",  # a slip for --password, which asks for it
+    "mysql -uroot -proot",
+    "mysql -u root -p$(cat ~/.dbpass) orders",
+    "psql -h db -p 5432 -U app",
+    "psql -p5432 -U app orders",
+    "ssh -p 2222 deploy@10.0.4.12",
+    "docker run -p 8080:80 nginx",
+    "mongosh -u admin -p",
+    "curl -u deploy https://api.example.com",
+    'curl -u "$CI_USER:$CI_TOKEN" https://api.example.com',
+    "curl -u guest:guest http://localhost:15672/api/overview",
+    'sshpass -p "$SSHPASS" ssh deploy@10.0.4.12',
+    "docker login -u bot --password-stdin registry.example.com",
+    "The docker login -p flag puts the password in the shell's history; mongosh -p alone prompts for it.",
+    "PGPASSWORD=$(cat /run/secrets/db) psql -h db",
+    'redis-cli -a "${REDIS_PASSWORD}" ping',
+    "mkdir -p build && curl -o build/x.tgz https://files.example.com/x.tgz",
+]
+
+
+@pytest.mark.parametrize("line", COMMAND_LINE_PASSWORDS)
+def test_a_password_given_to_a_command_is_found(line: str) -> None:
+    found = find_secrets(f"Connect to the database.\n\n    {line}\n\nThen run the migrations.")
+    assert [f.line for f in found] == [3], found
+
+
+@pytest.mark.parametrize("line", COMMAND_LINES_WITHOUT_ONE)
+def test_a_command_line_without_a_password_is_not_a_secret(line: str) -> None:
+    assert find_secrets(f"Connect to the database.\n\n    {line}\n") == []
+
+
+LOOK_ALIKE_KEYS = {
+    "cyrillic a": f'p\u0430ssword = "{PASSWORD}"',
+    "cyrillic o and e": 't\u043ek\u0435n = "Zq8mX2pL9vR4tKw"',
+    "cyrillic capital a": f"DB_P\u0410SSWORD: {PASSWORD}",
+    "greek capital alpha": f'\u0391PI_KEY = "{PASSWORD}"',
+    "full-width equals": f'password \uff1d "{PASSWORD}"',
+    "full-width letters and colon": f"\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44\uff1a {PASSWORD}",
+    "full-width aws": f'\uff21\uff37\uff33_SECRET \uff1d "{PASSWORD}"',
+    "zero-width space": f'pass\u200bword = "{PASSWORD}"',
+}
+
+
+@pytest.mark.parametrize("line", LOOK_ALIKE_KEYS.values(), ids=LOOK_ALIKE_KEYS.keys())
+def test_a_key_spelled_with_look_alike_letters_is_found(line: str) -> None:
+    found = find_secrets(f"\u0420\u0443\u0441\u0441\u043a\u0438\u0439 \uff34\uff45\uff58\uff54.\n{line}\nMore.")
+    assert [f.line for f in found] == [2], found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u041f\u0430\u0440\u043e\u043b\u044c \u0445\u0440\u0430\u043d\u0438\u0442\u0441\u044f "
+        "\u0432 vault, \u0430 \u0442\u043e\u043a\u0435\u043d \u2014 \u0432 CI_TOKEN.",  # Russian prose
+        "TNF-\u03b1 and IL-1\u03b2 rose; \u03c1 = 0.42, \u03c3\u00b2 = 1.3 (p < 0.05), 10\u207b\u2076 M.",
+        "Set the key in \uff08config\uff09\uff1a api_key \uff1d ${API_KEY}",
+    ],
+    ids=["russian", "greek-in-science", "full-width-placeholder"],
+)
+def test_text_in_other_scripts_is_not_a_secret(text: str) -> None:
+    assert find_secrets(text) == []
+
+
+def test_a_look_alike_key_is_refused_and_the_text_is_never_rewritten(repo: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """The fold is for the scan only: a memory with look-alike letters and no secret is written as given."""
+    leak = f"Seen in the \uff23\uff29 log:\n\n    {LOOK_ALIKE_KEYS['cyrillic a']}\n"
+    refused = cli("add", "-t", "CI log lesson", "-d", "When the CI fails.", "-c", leak)
+    assert refused.code == 1 and "contains a" in refused.err and "line" in refused.err, refused.output
+    assert PASSWORD not in refused.output
+    kept = "The \uff23\uff29 job reads p\u0430ssword from the vault \uff1a never from a file."
+    added = cli("add", "-t", "CI vault lesson", "-d", "When the CI fails.", "-c", kept)
+    assert added.code == 0, added.output
+    [path] = (repo / "memories").rglob("*.md")
+    assert kept in path.read_text(encoding="utf-8")
+
+
+def test_a_password_variable_is_found_after_letters_that_lower_casing_lengthens() -> None:
+    # "İ".lower() is two characters: the screen's positions in the lower-cased text are not the text's there.
+    text = "\u0130" * 40 + " office.\nPGPASSWORD=hunter" + "22 pg_dump -h db orders\n" + "Then " * 20
+    assert [f.line for f in find_secrets(text)] == [2]
