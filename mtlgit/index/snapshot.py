@@ -313,6 +313,9 @@ class Snapshot:
         None while a segment has no 8-bit copy yet."""
         per_segment = self.segment_rows()
         rows = np.asarray(rows, dtype=np.int64)
+        if len(per_segment) == 1:  # most snapshots: no search for each row's segment
+            found = self.segments[0].tail_bounds(vector, per_segment[0][rows])
+            return None if found is None else (heads + found[0], found[1])
         number = np.searchsorted(self._offsets, rows, side="right") - 1
         approx = np.empty(len(rows), dtype=np.float32)
         bound = np.empty(len(rows), dtype=np.float32)
