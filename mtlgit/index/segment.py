@@ -512,7 +512,7 @@ class Segment:
         (two-stage recall, :func:`mtlgit.recall._two_stage`).
 
         None until the segment keeps its head transposed (:meth:`head_scores`: from a process's second recall on):
-        a one-shot recall reads the float tails; a long-lived process (the MCP server) makes the copy once (~0.2 s
+        a one-shot recall reads the float tails; a long-lived process (the MCP server) makes the copy once (~0.3 s
         at 100k rows) and keeps it (1 byte a value and 4 a row).
         """
         if self._tail_q8 is None:
