@@ -475,8 +475,21 @@ def _ledger_tools(server: MCPServer, recaller: Any, after_reply: _AfterReply) ->
             raise ToolError(str(exc)) from None
         return {key: event[key] for key in ("id", "receipt", "outcome", "used", "hurt")}
 
+    appended = [True]  # whether the last receipt left for after the answer was appended
+
+    def append_later(job: Callable[[], bool]) -> None:
+        def run() -> None:
+            appended[0] = job()
+
+        after_reply.add(run)
+
     def with_receipt(result: Any, data: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        receipt = ledger.record_recall(result, tool="mcp", repo=recaller.repo, later=after_reply.add)
+        # Once an append failed (a full disk, a ledger made unwritable), receipts are appended before the answer
+        # again, so that no answer carries an id that is in no ledger, until one is appended.
+        later = append_later if appended[0] else None
+        receipt = ledger.record_recall(result, tool="mcp", repo=recaller.repo, later=later)
+        if later is None:
+            appended[0] = receipt is not None
         return {**data, "receipt": receipt}, ("\n\n" + ledger.receipt_line(receipt) if receipt else "")
 
     return with_receipt

@@ -543,45 +543,11 @@ def _two_stage(
             for number in numbers:
                 mine = kept_owner == number
                 dense[mine] = sources[number].snapshot.dense_scores(vector, kept_rows[mine], kept_head[mine])
-        score = fused_score(dense, kept_bm25)
-        sure = confidence(kept_bm25, dense, sizes[kept_owner], "hybrid")
-        return (kept_owner, kept_rows, kept_bm25, dense, score), sure
-
-    def fused_score(dense: np.ndarray, kept_bm25: np.ndarray) -> np.ndarray:
         z_dense = (dense - mean_d) / sd_d if sd_d > 1e-12 else np.zeros(len(dense))
         z_bm25 = (kept_bm25 - mean_b) / sd_b if sd_b > 1e-12 else np.zeros_like(kept_bm25)
-        return dense_weight * z_dense + (1.0 - dense_weight) * z_bm25  # type: ignore[no-any-return]
-
-    def bounded(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """The lowest and highest cosine each of ``keep`` may have (Snapshot.dense_bounds), or None while a
-        source has no bounds to give (a one-shot process)."""
-        low, high = np.empty(len(keep)), np.empty(len(keep))
-        for number in numbers:
-            mine = np.flatnonzero(owner[keep] == number) if len(numbers) > 1 else np.arange(len(keep))
-            at = keep[mine]
-            found = sources[number].snapshot.dense_bounds(vector, rows[at], head[at])
-            if found is None:
-                return None
-            approx, bound = found[0].astype(np.float64), found[1].astype(np.float64)
-            low[mine], high[mine] = approx - bound, approx + bound
-        return low, high
-
-    def worth_scoring(keep: np.ndarray) -> np.ndarray:
-        """Those of ``keep`` that may clear the bar and, when k of them surely do, may score as high as the k-th
-        of those at its lowest: the others can be in no answer. The confidence and the fused score both grow
-        with the cosine, so each is bounded by the cosine's bounds."""
-        found = bounded(keep)
-        if found is None:
-            return keep
-        low, high = found
-        kept_bm25, kept_sizes = bm25[keep], sizes[owner[keep]]
-        may = confidence(kept_bm25, high, kept_sizes, "hybrid") >= min_confidence
-        surely = np.flatnonzero(confidence(kept_bm25, low, kept_sizes, "hybrid") >= min_confidence)
-        if len(surely) >= k:
-            lowest = fused_score(low[surely], kept_bm25[surely])
-            kth = np.partition(lowest, len(lowest) - k)[len(lowest) - k]
-            may &= fused_score(high, kept_bm25) >= kth - TIE  # one tied with the k-th is ordered by path
-        return keep[may]
+        score = dense_weight * z_dense + (1.0 - dense_weight) * z_bm25
+        sure = confidence(kept_bm25, dense, sizes[kept_owner], "hybrid")
+        return (kept_owner, kept_rows, kept_bm25, dense, score), sure
 
     fused = _best(
         head,
@@ -595,12 +561,10 @@ def _two_stage(
     chosen[fused] = True
     estimate = _blend(head, w_cosine * slope, bm25, w_bm25 * per_bm25)  # of the confidence's logit
     chosen[_top(estimate, BAR_RESCORE)] = True
-    # When at least k of these surely clear the bar, the ones scored hold k that do: so the wide tier below is
-    # taken exactly when it would be with all of them scored.
-    found, sure = scored(worth_scoring(np.flatnonzero(chosen)))
+    found, sure = scored(np.flatnonzero(chosen))
     if np.count_nonzero(sure >= min_confidence) < k and BAR_RESCORE_WIDE > BAR_RESCORE:
         wide = _top(estimate, BAR_RESCORE_WIDE)
-        more = worth_scoring(np.sort(wide[~chosen[wide]]))  # only those not scored yet
+        more = np.sort(wide[~chosen[wide]])  # only those not scored yet
         if len(more):
             extra, extra_sure = scored(more)
             kept_owner, kept_rows, kept_bm25, dense, score = (np.concatenate(p) for p in zip(found, extra, strict=True))
@@ -609,15 +573,16 @@ def _two_stage(
 
 
 def _ranked(paths: dict[int, str], score: np.ndarray, pools: list[str]) -> list[int]:
-    """The candidates ``paths`` (position: path) best first; scores within :data:`TIE` of the one before are
-    ties, ordered by path, then pool: not by row, which a refresh changes (a memory moves to a new segment),
-    nor by the last digits of a float."""
+    """The candidates ``paths`` (position: path) best first; scores within :data:`TIE` of the best of their run
+    are ties, ordered by path, then pool: not by row, which a refresh changes (a memory moves to a new segment),
+    nor by the last digits of a float. A run is measured from its best, not from the score before: a chain of
+    small steps would span more than TIE, and the answer for k=2 would not start with the answer for k=1."""
     pool_of = dict(zip(paths, pools, strict=True))
     by_score = sorted(paths, key=lambda i: -float(score[i]))
     ranked: list[int] = []
     run: list[int] = []
     for i in by_score:
-        if run and float(score[run[-1]]) - float(score[i]) > TIE:
+        if run and float(score[run[0]]) - float(score[i]) > TIE:
             ranked += sorted(run, key=lambda j: (path_key(paths[j]), pool_of[j]))
             run = []
         run.append(i)

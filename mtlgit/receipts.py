@@ -273,7 +273,7 @@ def record_recall(
     tool: str = "cli",
     agent: str | None = None,
     repo: Repo | None = None,
-    later: Callable[[Callable[[], None]], None] | None = None,
+    later: Callable[[Callable[[], bool]], None] | None = None,
 ) -> str | None:
     """Append a receipt for ``result`` and return its id (``rc-`` and a ULID); None when there was nothing
     recalled or the configuration says ``ledger.record: false``.
@@ -281,8 +281,9 @@ def record_recall(
     :param agent: who asked (default: the ``MTLGIT_AGENT`` environment variable); kept only if it looks like a
         name and not like a secret.
     :param later: given, the receipt is checked and its id returned at once, and the job handed to ``later``
-        appends it (the MCP server runs it right after the answer is sent, while the client reads it: the file
-        work is off the call's time). A receipt that cannot be appended then is said on stderr.
+        appends it and says whether it did (the MCP server runs it right after the answer is sent, while the client
+        reads it: the file work is off the call's time). A receipt that cannot be appended then is said on
+        stderr.
     """
     if not result.hits:
         return None
@@ -316,9 +317,11 @@ def record_recall(
     if later is None:
         return receipt if _append_receipt(repo, event) else None
 
-    def write() -> None:
-        if not _append_receipt(repo, event):
-            print(f"mtlgit: receipt {receipt} could not be written to the ledger", file=sys.stderr)
+    def write() -> bool:
+        if _append_receipt(repo, event):
+            return True
+        print(f"mtlgit: receipt {receipt} could not be written to the ledger", file=sys.stderr)
+        return False
 
     later(write)
     return receipt

@@ -369,6 +369,50 @@ def test_mcp_recall_returns_a_receipt_and_report_outcome_records_it(repo: Path) 
     assert events(repo, "receipts")[0]["tool"] == "mcp"
 
 
+def test_an_mcp_answer_never_carries_a_second_receipt_the_ledger_could_not_take(repo: Path) -> None:
+    """The server appends a receipt after its answer. When that fails (here the receipts folder is a file),
+    the next answers append theirs before answering and carry none while the ledger cannot take it; once it
+    can again, receipts come back and can be reported on."""
+    pytest.importorskip("mcp", reason="the MCP SDK is not installed (pip install 'mtlgit[mcp]')")
+    import os
+    import shlex
+    import shutil
+
+    import anyio
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    receipts = find_repo(repo).state_dir / "ledger" / "receipts"
+    errors = repo.parent / "server-stderr.txt"
+
+    async def session() -> list[str | None]:
+        server = f"exec {shlex.quote(sys.executable)} -m mtlgit mcp 2>{shlex.quote(str(errors))}"
+        params = StdioServerParameters(command="sh", args=["-c", server], cwd=str(repo), env=dict(os.environ))
+        given: list[str | None] = []
+        async with Client(params, read_timeout_seconds=120) as client:
+
+            async def recall() -> None:
+                found = await client.call_tool("recall", {"query": "a test fails after a library upgrade"})
+                given.append(found.structured_content["receipt"])
+
+            await recall()  # appended: the ledger is writable
+            shutil.rmtree(receipts)
+            receipts.write_text("not a folder", encoding="utf-8")
+            await recall()  # answered, then its append fails
+            await recall()  # appended first: fails, so no receipt
+            receipts.unlink()
+            await recall()  # appended first, then answered
+            args = {"receipt": given[-1], "outcome": "success", "used": [1]}
+            assert not (await client.call_tool("report_outcome", args)).is_error
+            await recall()  # after the answer again
+        return given
+
+    given = anyio.run(session)
+    assert all(given[i] for i in (0, 1, 3, 4)) and given[2] is None, given
+    assert f"receipt {given[1]} could not be written" in errors.read_text(encoding="utf-8")
+    assert [event["id"] for event in events(repo, "receipts")] == [given[3], given[4]]
+
+
 # --- the prior -----------------------------------------------------------------------------------------------
 
 

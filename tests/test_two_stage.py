@@ -13,7 +13,7 @@ from mtlgit import recall as recall_module
 from mtlgit.embed import load_model
 from mtlgit.index import segment as segment_module
 from mtlgit.index.worktree import WorktreeIndex
-from mtlgit.recall import Filters, search
+from mtlgit.recall import Filters, Source, search, search_sources
 from mtlgit.repo import find_repo
 from tests.conftest import git, write
 from tests.test_index_segments import in_the_past, memory
@@ -181,68 +181,6 @@ def test_when_fewer_than_k_clear_the_bar_a_wider_set_is_scored(  # type: ignore[
     assert (lost == 0) if wide else lost > 0
 
 
-def test_8_bit_tails_bound_each_tail_product_once_the_head_is_kept(pool: WorktreeIndex, model) -> None:  # type: ignore[no-untyped-def]
-    """A one-shot recall reads the float tails; from a process's second recall on (the head kept transposed),
-    an 8-bit copy bounds each tail product."""
-    segment = pool.fresh().segments[0]
-    split, tails = segment.head_dims, segment.vectors()[:, segment.head_dims :]
-    rows = np.arange(0, segment.n_docs, 3)
-    first = np.asarray(model.encode_query(QUERIES[0]), dtype=np.float32)
-    segment.head_scores(first)
-    assert segment.tail_bounds(first, rows) is None and segment._tail_q8 is None
-    segment.head_scores(first)
-    for query in QUERIES:
-        vector = np.asarray(model.encode_query(query), dtype=np.float32)
-        found = segment.tail_bounds(vector, rows)
-        assert found is not None
-        approx, bound = found
-        off = np.abs(tails[rows] @ vector[split:] - approx)
-        assert (off <= bound).all() and bound.max() < 0.05  # a bound, and one tight enough to leave rows out
-
-
-@pytest.mark.parametrize(("bar", "k"), [(0.3, 10), (0.5, 10), (0.7, 10), (0.0, 3), (0.5, 3)])
-def test_memories_left_unscored_by_those_bounds_are_in_no_answer(  # type: ignore[no-untyped-def]
-    pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch, bar: float, k: int
-) -> None:
-    """A memory whose bounded confidence falls short of the bar, or whose bounded score falls short of k
-    memories that surely clear it, is not scored in full: two-stage recall answers as without the bounds (the
-    same memories in the same order, their scores and confidences to float rounding), and scores fewer
-    memories in full."""
-    snapshot = pool.fresh()
-    monkeypatch.setattr(recall_module, "TWO_STAGE_MIN", 100)
-    monkeypatch.setattr(recall_module, "MIN_MATCHED", 1)
-    monkeypatch.setattr(recall_module, "RESCORE", 60)
-    monkeypatch.setattr(recall_module, "BAR_RESCORE", 2)
-    monkeypatch.setattr(recall_module, "BAR_RESCORE_WIDE", 300)
-    vectors = {query: model.encode_query(query) for query in QUERIES}
-    scored: list[int] = []
-    dense_scores = snapshot.dense_scores
-
-    def counted(vector: np.ndarray, rows: np.ndarray | None = None, heads: np.ndarray | None = None) -> np.ndarray:
-        scored.append(len(rows) if rows is not None else snapshot.n_docs)
-        return dense_scores(vector, rows, heads)
-
-    monkeypatch.setattr(snapshot, "dense_scores", counted)
-
-    def answers() -> list[list[tuple[str, float, float]]]:
-        found = [search(snapshot, q, vectors[q], k=k, min_confidence=bar) for q in QUERIES]
-        return [[(h.path, h.score, h.confidence) for h in hits] for hits in found]
-
-    with monkeypatch.context() as without:
-        without.setattr(segment_module.Segment, "tail_bounds", lambda self, vector, rows: None)
-        exact = answers()
-        exact_scored = sum(scored)
-    assert any(exact)
-    answers()  # the head kept transposed from the second recall on: the 8-bit copy is made
-    scored.clear()
-    bounded = answers()
-    assert [[path for path, _s, _c in hits] for hits in bounded] == [[path for path, _s, _c in hits] for hits in exact]
-    for ours, theirs in zip(bounded, exact, strict=True):  # BLAS rounds a row's last bit by how many rows it gets
-        for one, other in zip(ours, theirs, strict=True):
-            assert one[1:] == pytest.approx(other[1:], abs=1e-6)
-    assert sum(scored) < exact_scored
-
-
 def test_a_query_few_memories_hold_a_word_of_is_scored_in_full(  # type: ignore[no-untyped-def]
     pool: WorktreeIndex, model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -348,3 +286,58 @@ def test_scores_within_float_rounding_are_ties_ordered_by_path() -> None:
     pools = ["local", "local", "local", "team", "local"]
     assert recall_module._ranked(paths, score, pools) == [2, 3, 0, 1, 4]
     assert recall_module._ranked({0: "memories/x.md", 1: "memories/x.md"}, np.array([1.0, 1.0]), ["t", "a"]) == [1, 0]
+
+
+def test_the_first_answer_for_k_2_is_the_answer_for_k_1_when_ties_chain(tmp_path: Path) -> None:
+    """Three equal memories whose scores a prior sets 0.7e-5 apart (each pair within TIE of the next, the
+    first and last 1.4e-5 apart): a run of ties is measured from its best, so the answer for k=1 is the first
+    answer for k=2 (a chain measured step by step took in the third for k=2 only, and put it first by path)."""
+    git(tmp_path, "init", "-q")
+    clock = [time.time_ns() - 3600 * 1_000_000_000]
+    same = "lockfile pinned before upgrading packages".split()
+    for name, memory_id in (("a", "MA"), ("b", "MB"), ("c", "MC")):
+        in_the_past(write(tmp_path / "memories" / f"{name}.md", memory(memory_id, same)), clock)
+    for n in range(20):
+        words = f"unrelated filler note number {n} about cherries".split()
+        in_the_past(write(tmp_path / "memories" / f"z{n:02d}.md", memory(f"Z{n}", words)), clock)
+    snapshot = WorktreeIndex(find_repo(tmp_path)).fresh()
+    terms = recall_module.analyze(recall_module.prepare("lockfile").lexical)
+    spread = float(recall_module.bm25_scores(snapshot, terms).std())
+    # b.md the best, then c.md 0.7e-5 below, then a.md 0.7e-5 below that.
+    gap = {b"MB": 0.0, b"MC": -0.7e-5, b"MA": -1.4e-5}
+
+    def prior(ids: np.ndarray) -> np.ndarray:
+        return np.array([gap.get(bytes(i), -1.0) / spread for i in ids], dtype=np.float64)
+
+    def answer(k: int) -> list[str]:
+        hits = search_sources([Source(snapshot)], "lockfile", None, k=k, mode="bm25", prior=prior)
+        return [hit.path for hit in hits]
+
+    one, two = answer(1), answer(2)
+    assert one == [two[0]], (one, two)
+
+
+def test_the_transposed_head_outlives_a_refresh_that_keeps_the_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh (any memory added or edited) opens a new generation whose segments are new objects: the
+    segment it keeps shares the transposed head a long-lived process made, which is not made again after
+    every write."""
+    monkeypatch.setattr(segment_module, "MOMENTS_MIN_DOCS", 10)
+    git(tmp_path, "init", "-q")
+    clock = [time.time_ns() - 3600 * 1_000_000_000]
+    for n in range(40):
+        words = f"note {n} about retrying the socket after a timeout".split()
+        in_the_past(write(tmp_path / "memories" / f"m{n:02d}.md", memory(f"M{n}", words)), clock)
+    index = WorktreeIndex(find_repo(tmp_path))
+    before = index.fresh()
+    base = before.segments[0]
+    vector = np.zeros(len(base.vectors(np.arange(1))[0]), dtype=np.float32)
+    vector[0] = 1.0
+    base.head_scores(vector)
+    base.head_scores(vector)
+    assert base._head_t is not None  # the copy is made
+    in_the_past(write(tmp_path / "memories" / "new.md", memory("NEW", "one more note".split())), clock)
+    after = index.fresh(before)
+    [same] = [seg for seg in after.segments if seg.name == base.name]
+    assert same is not base and same._head_t is base._head_t

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +45,6 @@ from mtlgit.index.common import (
 # top 10 equalled the exhaustive ones for every query of benchmarks/bench_two_stage.py, and a call took ~15%
 # less CPU than with 64 (46%).
 HEAD_DIMS = 32
-# Added to the bound of an 8-bit tail product (Segment.tail_bounds): float32 rounding of that product and of the
-# exact one is ~2e-5 at most for unit vectors of a few hundred dimensions.
-TAIL_BOUND_MARGIN = 1e-4
 # Below this many memories a segment stores no moments: recall scores it in full (cheaper than 1 MB of moments).
 MOMENTS_MIN_DOCS = 4096
 
@@ -358,6 +356,22 @@ class _Writer:
         self.write = handle.write
 
 
+class _Derived:
+    """What a long-lived process derives from one segment folder, shared by every object open on it: how often
+    its head was asked for and the transposed head (Segment.head_scores)."""
+
+    __slots__ = ("__weakref__", "head_asks", "head_t", "parts")
+
+    def __init__(self, parts: Any) -> None:
+        self.parts = parts  # the folder's files as its manifest records them
+        self.head_asks = 0
+        self.head_t: np.ndarray | None = None
+
+
+# By folder, while a Segment open on it lives (see Segment.__init__).
+_DERIVED: weakref.WeakValueDictionary[str, _Derived] = weakref.WeakValueDictionary()
+
+
 def new_name(prefix: str) -> str:
     return f"{prefix}-{time.time_ns():x}-{os.urandom(2).hex()}"
 
@@ -374,9 +388,7 @@ class Segment:
         self._arrays: dict[str, np.ndarray] = {}
         self._blobs: dict[str, bytes] | None = None
         self._paths: list[str] | None = None
-        self._head_asks = 0
-        self._head_t: np.ndarray | None = None
-        self._tail_q8: tuple[np.ndarray, np.ndarray] | None = None
+        self._derived = _Derived(None)
         if data is not None:
             arrays, blobs, self.manifest = segment_parts(data)
             self._arrays = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
@@ -384,6 +396,29 @@ class Segment:
             return
         self.manifest = read_manifest(folder)
         check_parts(folder, self.manifest.get("parts"), full=False)
+        # A segment folder never changes: a refresh opens the segments it keeps as new objects, which share the
+        # transposed head a long-lived process made of them (~10 ms at 100k), not make it again.
+        derived = _DERIVED.get(str(folder))
+        if derived is None or derived.parts != self.manifest.get("parts"):
+            derived = _Derived(self.manifest.get("parts"))
+            _DERIVED[str(folder)] = derived
+        self._derived = derived
+
+    @property
+    def _head_asks(self) -> int:
+        return self._derived.head_asks
+
+    @_head_asks.setter
+    def _head_asks(self, value: int) -> None:
+        self._derived.head_asks = value
+
+    @property
+    def _head_t(self) -> np.ndarray | None:
+        return self._derived.head_t
+
+    @_head_t.setter
+    def _head_t(self, value: np.ndarray | None) -> None:
+        self._derived.head_t = value
 
     @property
     def saved(self) -> bool:
@@ -502,40 +537,6 @@ class Segment:
             self._head_t = np.ascontiguousarray(self.array("vectors.head").T)
         scores: np.ndarray = q_head @ self._head_t
         return scores
-
-    def tail_bounds(self, vector: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """For each of ``rows``: its tail's product with the tail of the float32 unit ``vector`` to within a bound,
-        and the bound, from an 8-bit copy of the tails (a scale a row; each value off by at most half its
-        scale, so the product by at most half the scale times the sum of the query's absolute values, plus a
-        margin for float rounding). A quarter of the bytes of the tails: 1,800 random rows of 100k in 0.9 ms
-        against 1.4 ms (cold caches, a busy machine), and the bounds spare most rows the exact product
-        (two-stage recall, :func:`mtlgit.recall._two_stage`).
-
-        None until the segment keeps its head transposed (:meth:`head_scores`: from a process's second recall on):
-        a one-shot recall reads the float tails; a long-lived process (the MCP server) makes the copy once (~0.3 s
-        at 100k rows) and keeps it (1 byte a value and 4 a row).
-        """
-        if self._tail_q8 is None:
-            if self._head_t is None:
-                return None
-            tail = self.array("vectors.tail")
-            scale = np.ones(len(tail), dtype=np.float32)  # 1 for an all-zero tail: any scale gives zeros
-            quantised = np.empty(tail.shape, dtype=np.int8)
-            for begin in range(0, len(tail), 8192):  # in blocks: an 11 MB float temporary at most
-                block = np.abs(tail[begin : begin + 8192])
-                top = block.max(axis=1) / np.float32(127) if block.shape[1] else np.zeros(len(block), np.float32)
-                part = scale[begin : begin + 8192]
-                part[top > 0] = top[top > 0]
-                np.divide(tail[begin : begin + 8192], part[:, None], out=block)
-                np.rint(block, out=block)
-                quantised[begin : begin + 8192] = block
-            self._tail_q8 = (quantised, scale)
-        quantised, scale = self._tail_q8
-        q_tail = np.ascontiguousarray(vector[self.head_dims :], dtype=np.float32)
-        kept = scale[rows]
-        approx = (np.take(quantised, rows, axis=0).astype(np.float32) @ q_tail) * kept
-        bound = kept * np.float32(0.5 * float(np.abs(q_tail).sum())) + np.float32(TAIL_BOUND_MARGIN)
-        return approx, bound
 
     def dense(self, vector: np.ndarray, rows: np.ndarray | None = None, heads: np.ndarray | None = None) -> np.ndarray:
         """Cosine of ``rows`` (default: all) with the float32 unit ``vector``, in blocks of 32768 rows. ``heads``,

@@ -305,29 +305,6 @@ class Snapshot:
             start += len(live)
         return out
 
-    def dense_bounds(
-        self, vector: np.ndarray, rows: np.ndarray, heads: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """The cosine of each memory ``rows`` with ``vector`` to within a bound, and the bound, from the head
-        products ``heads`` (:meth:`dense_stage`) and each segment's 8-bit tails (:meth:`Segment.tail_bounds`);
-        None while a segment has no 8-bit copy yet."""
-        per_segment = self.segment_rows()
-        rows = np.asarray(rows, dtype=np.int64)
-        if len(per_segment) == 1:  # most snapshots: no search for each row's segment
-            found = self.segments[0].tail_bounds(vector, per_segment[0][rows])
-            return None if found is None else (heads + found[0], found[1])
-        number = np.searchsorted(self._offsets, rows, side="right") - 1
-        approx = np.empty(len(rows), dtype=np.float32)
-        bound = np.empty(len(rows), dtype=np.float32)
-        for n in np.unique(number).tolist():
-            mine = number == n
-            found = self.segments[n].tail_bounds(vector, per_segment[n][rows[mine] - self._offsets[n]])
-            if found is None:
-                return None
-            approx[mine] = heads[mine] + found[0]
-            bound[mine] = found[1]
-        return approx, bound
-
     def dense_stage(self, vector: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The first stage of a two-stage dense score over the memories ``mask`` (a boolean mask over rows):
         the cosine of each of them with the head of ``vector`` only, and the exact sums over them of the head
