@@ -213,3 +213,17 @@ def test_the_memories_of_a_folder_that_could_not_be_listed_come_back_once_it_can
     finally:
         folder.chmod(0o755)  # changes no mtime, of the folder or of its parent
     assert TITLE in _titles(bound("recall", QUERY, "--json"))
+
+
+def test_list_counts_a_memory_the_index_could_not_read(repo: Path) -> None:
+    """`mtlgit list` reads the pool from the index: a memory file listed but never read (here a broken symlink)
+    is in no row of it, and is counted from the manifest's list, as `mtlgit index` and recall count it."""
+    write(repo / "memories" / "insight" / "other.md", OTHER)
+    link = repo / "memories" / "insight" / "x.md"
+    link.symlink_to("../../elsewhere/x.md")
+    assert "1 unreadable" in run_cli(repo, "index").out
+    listed = run_cli(repo, "list")
+    assert listed.code == 0 and "1 file(s) could not be read" in listed.err, listed.output
+    (repo / "elsewhere").mkdir()
+    write(repo / "elsewhere" / "x.md", VALID)
+    assert "could not be read" not in run_cli(repo, "list").err

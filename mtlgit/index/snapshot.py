@@ -23,6 +23,8 @@ from mtlgit.index.common import ATTRS, IndexCorrupt, check_parts, note, path_key
 from mtlgit.index.manifest import Manifest
 from mtlgit.index.segment import Segment, vector_moments
 
+# The problem of a memory file the index could not read, or a memory folder it could not list (Manifest.unreadable).
+UNREAD = "could not be read (no permission, a broken symlink): tried again at every recall; `mtlgit lint` says why"
 _COLUMNS = {name: (column, values) for column, (name, values) in enumerate(ATTRS)}
 
 
@@ -383,6 +385,12 @@ class Snapshot:
         """Every problem of the live files, file by file in the working tree's order."""
         found = [p for number, seg in enumerate(self.segments) for i, p in seg.problems() if self._live[number][i]]
         found += self.dup_problems()
+        named = {str(p.get("path", "")) for p in found}
+        found += [  # listed but not read (a broken symlink, no permission), or a folder not listed: no row holds them
+            {"path": rel, "line": 0, "severity": "error", "code": "unreadable", "message": UNREAD}
+            for rel in self.manifest.unreadable
+            if rel not in named
+        ]
         return sorted(found, key=lambda p: path_key(str(p.get("path", ""))))
 
     def dup_problems(self) -> list[dict[str, Any]]:
